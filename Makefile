@@ -1,0 +1,34 @@
+# One entry point for set-up, the main job and the tests. Every target builds the venv if missing.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+GRID ?= default
+STAMP := $(VENV)/.installed
+
+.PHONY: venv bench test data perf clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	# learn2learn 0.2.0's C files need regenerating on Python 3.11: build_ext makes setup.py re-run Cython.
+	PIP_CONFIG_SETTINGS=--build-option=build_ext $(BIN)/pip install --use-pep517 \
+	    "torch==2.14.1" "torchvision==0.29.1" "numpy==1.26.4" "learn2learn==0.2.0"
+	$(BIN)/pip install -e .
+	$(BIN)/python -c "import torch, learn2learn, pyarrow, pandas, scipy, rich; print('venv ok')"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+data: $(STAMP)
+	$(BIN)/python -m bench data synth --name xuetangx-synth --if-missing
+
+bench: data
+	$(BIN)/python -m bench run --grid $(GRID)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+perf: $(STAMP)
+	$(BIN)/python -m bench perf
+
+clean:
+	rm -rf $(VENV)

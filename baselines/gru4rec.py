@@ -1,0 +1,203 @@
+"""GRU4Rec: the global GRURecommender trained on every train-split pair, cached per (dataset, config, seed).
+
+Adam, cross-entropy over the whole catalogue, batches of prefixes bucketed by length, early stopping
+on the val-split pairs' loss (the best-by-val weights are kept). Defaults are the seed's baseline.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from baselines.batching import pad_prefixes
+from baselines.model import GRURecommender, ModelConfig
+
+GRU4REC_DEFAULTS: dict = {
+    "embed_dim": 64,
+    "hidden_dim": 128,
+    "n_layers": 1,
+    "dropout": 0.2,
+    "lr": 1e-3,
+    "batch_size": 256,
+    "max_epochs": 10,
+    "patience": 2,  # epochs without a better val loss before stopping
+    "max_prefix": 50,  # keep the last max_prefix items of each prefix
+}
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+@contextmanager
+def seeded_rng(seed: int, device="cpu") -> Iterator[None]:
+    """Torch's global RNG (weight init, dropout) seeded with ``seed`` inside, restored after."""
+    device = torch.device(device)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
+
+
+def gru4rec_params(params: dict) -> dict:
+    """The GRU4Rec training config out of a method's params (defaults filled in, other keys dropped)."""
+    return {key: params.get(key, default) for key, default in GRU4REC_DEFAULTS.items()}
+
+
+def model_config(n_items: int, params: dict) -> ModelConfig:
+    p = gru4rec_params(params)
+    return ModelConfig(n_items, int(p["embed_dim"]), int(p["hidden_dim"]), int(p["n_layers"]), float(p["dropout"]))
+
+
+def length_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+    """Index batches of similar-length prefixes; shuffled within lengths and in batch order if ``generator``."""
+    order = torch.randperm(len(lengths), generator=generator) if generator is not None else torch.arange(len(lengths))
+    order = order[torch.argsort(lengths[order], stable=True)]
+    batches = list(torch.split(order, batch_size))
+    if generator is not None:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches
+
+
+class PairTensors:
+    """All pairs of one split, padded once: prefixes [N, T], lengths [N], labels [N]."""
+
+    def __init__(self, pairs: pd.DataFrame, max_prefix: int):
+        prefixes = [list(p)[-max_prefix:] for p in pairs["prefix"]]
+        self.prefixes, self.lengths = pad_prefixes(prefixes)
+        self.labels = torch.as_tensor(pairs["label"].to_numpy(), dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, index: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lengths = self.lengths[index]
+        prefixes = self.prefixes[index, : int(lengths.max())]
+        return prefixes.to(device), lengths.to(device), self.labels[index].to(device)
+
+
+@torch.no_grad()
+def evaluate_pairs(model: GRURecommender, pairs: PairTensors, batch_size: int, device) -> tuple[float, float]:
+    """(mean cross-entropy, Acc@1 with the padding column excluded) over all pairs, dropout off."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for index in length_batches(pairs.lengths, batch_size, None):
+        prefixes, lengths, labels = pairs.batch(index, device)
+        logits = model(prefixes, lengths)
+        loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+        correct += int((logits[:, 1:].argmax(dim=1) + 1 == labels).sum())
+    return loss_sum / len(pairs), correct / len(pairs)
+
+
+def train_gru4rec(dataset, params: dict, seed: int, progress: Progress = _no_progress, device="cpu") -> tuple[dict, dict]:
+    """Train GRU4Rec on ``dataset.pairs("train")``; return (best-by-val state_dict on CPU, info).
+
+    Deterministic for a given seed and device: weight init and dropout draw from a forked RNG
+    seeded with ``seed``, and batch order from a generator seeded with ``seed``.
+    """
+    p = gru4rec_params(params)
+    start = time.perf_counter()
+    train = PairTensors(dataset.pairs("train"), int(p["max_prefix"]))
+    val = PairTensors(dataset.pairs("val"), int(p["max_prefix"]))
+    batch_size = int(p["batch_size"])
+    generator = torch.Generator().manual_seed(seed)
+    epochs: list[dict] = []
+    with seeded_rng(seed, device):
+        model = GRURecommender(model_config(dataset.n_items, p)).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(p["lr"]))
+        best_loss, best_state, best_epoch = math.inf, copy.deepcopy(model.state_dict()), 0
+        total_steps = int(p["max_epochs"]) * math.ceil(len(train) / batch_size)
+        steps = 0
+        for epoch in range(1, int(p["max_epochs"]) + 1):
+            model.train()
+            loss_sum = 0.0
+            for index in length_batches(train.lengths, batch_size, generator):
+                prefixes, lengths, labels = train.batch(index, device)
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(prefixes, lengths), labels)
+                loss.backward()
+                optimizer.step()
+                loss_sum += float(loss.detach()) * len(index)
+                steps += 1
+                progress("gru4rec", steps, total_steps)
+            val_loss, val_acc = evaluate_pairs(model, val, batch_size, device)
+            epochs.append({"iteration": epoch, "train_loss": loss_sum / len(train), "val_loss": val_loss, "val_acc@1": val_acc})
+            if val_loss < best_loss:
+                best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
+            elif epoch - best_epoch >= int(p["patience"]):
+                break
+    state = {key: tensor.detach().cpu() for key, tensor in best_state.items()}
+    info = {
+        "curve": epochs,
+        "best_epoch": best_epoch,
+        "best_val_loss": best_loss,
+        "train_seconds": time.perf_counter() - start,
+        "n_train_pairs": len(train),
+        "n_val_pairs": len(val),
+        "params": p,
+        "seed": seed,
+        "device": str(device),
+    }
+    return state, info
+
+
+def cache_key(content_hash: str, params: dict, seed: int) -> str:
+    blob = json.dumps({"dataset": content_hash, "params": gru4rec_params(params), "seed": seed}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_or_train_gru4rec(ctx) -> tuple[GRURecommender, dict]:
+    """GRU4Rec for (ctx.dataset, ctx.params, ctx.seed): from ``cache_dir/gru4rec/<sha256>/`` or trained
+    once and cached. A file lock makes parallel processes wait for one training instead of repeating it."""
+    folder = Path(ctx.cache_dir) / "gru4rec" / cache_key(ctx.dataset.content_hash, ctx.params, ctx.seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path, info_path = folder / "model.pt", folder / "info.json"
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if model_path.is_file() and info_path.is_file():
+                info = json.loads(info_path.read_text())
+                info["cached"] = True
+                state = torch.load(model_path, map_location="cpu", weights_only=True)
+            else:
+                state, info = train_gru4rec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device)
+                # info first: model.pt's presence marks a complete entry
+                _write_atomic(info_path, lambda tmp: tmp.write_text(json.dumps(info, indent=1)))
+                _write_atomic(model_path, lambda tmp: torch.save(state, tmp))
+                info = {**info, "cached": False}
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    model = GRURecommender(model_config(ctx.dataset.n_items, ctx.params))
+    model.load_state_dict(state)
+    return model.to(ctx.device), info
+
+
+def pretrained_gru4rec(ctx) -> GRURecommender:
+    """The trained (cached) GRU4Rec for this run's dataset, GRU4Rec params and seed."""
+    return load_or_train_gru4rec(ctx)[0]

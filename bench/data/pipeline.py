@@ -1,0 +1,448 @@
+"""One pipeline for every source: interactions -> sessions -> pairs -> user split -> episodes.
+
+Interactions are a DataFrame ``user, item, timestamp, session`` (raw ids as strings, timestamp in
+epoch seconds). Everything on disk is written deterministically (same input, same bytes) into a
+temporary folder that is renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from bench.errors import BenchError
+
+SPLITS = ("train", "val", "test")
+MANIFEST = "dataset.json"
+SCHEMA_VERSION = 1
+
+PAIRS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("session_id", pa.string()),
+        ("prefix", pa.list_(pa.int64())),
+        ("label", pa.int64()),
+        ("timestamp", pa.int64()),
+    ]
+)
+EPISODE_COLUMNS = ("user_id", "support_prefixes", "support_labels", "query_prefixes", "query_labels")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """The pipeline's parameters; all of them are recorded in dataset.json."""
+
+    max_prefix: int = 50
+    split_seed: int = 20260107
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    K: int = 5
+    Q: int = 10
+    stride: int = 1
+
+    def __post_init__(self):
+        if self.K < 1 or self.Q < 1:
+            raise BenchError(f"K={self.K} and Q={self.Q} must both be at least 1", "pass --K 5 --Q 10 or similar")
+        if self.stride < 1:
+            raise BenchError(f"stride {self.stride} must be at least 1", "pass --stride 1")
+        if self.max_prefix < 1:
+            raise BenchError(f"max_prefix {self.max_prefix} must be at least 1", "pass --max-prefix 50")
+
+    def to_json(self) -> dict:
+        return {
+            "max_prefix": self.max_prefix,
+            "split_seed": self.split_seed,
+            "split_fractions": list(self.split_fractions),
+            "K": self.K,
+            "Q": self.Q,
+            "stride": self.stride,
+        }
+
+
+EPISODE_RULES = {
+    "train": "sliding windows of K+Q consecutive time-ordered pairs per user, step `stride`",
+    "val": "one episode per user: the user's last K+Q time-ordered pairs",
+    "test": "one episode per user: the user's last K+Q time-ordered pairs",
+    "order": "pairs sorted by label timestamp, ties by session id then position; first K are support",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Files: deterministic parquet, hashes, atomic folders
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write ``table`` so that the same table always gives the same bytes; atomic (temp + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table.replace_schema_metadata(None), tmp, compression="zstd", compression_level=3)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(obj, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_hash(files: dict[str, str]) -> str:
+    """sha256 over the (relative path, file sha256) list, sorted by path."""
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(f"{rel}\0{files[rel]}\n".encode())
+    return digest.hexdigest()
+
+
+def processed_dir(data_dir) -> Path:
+    from bench.cli import default_data_dir
+
+    return Path(data_dir if data_dir is not None else default_data_dir()) / "processed"
+
+
+@contextmanager
+def atomic_dataset_dir(name: str, data_dir, force: bool = False):
+    """Yield a temporary folder; on success it replaces ``<data-dir>/processed/<name>``, on error it is removed."""
+    if not name or "/" in name or name.startswith("."):
+        raise BenchError(f"dataset name {name!r} is not a plain folder name", "pick a name like xuetangx-synth")
+    base = processed_dir(data_dir)
+    final = base / name
+    if final.exists() and not force:
+        raise BenchError(f"dataset {name!r} already exists at {final}", "pass --force to rebuild it or pick another --name")
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".tmp-{name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists():
+            old = base / f".old-{name}-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Interactions -> sessions -> pairs
+
+
+def normalise_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Check and coerce ``user, item, timestamp, session``; drop rows with a missing value."""
+    missing = [c for c in ("user", "item", "timestamp", "session") if c not in interactions.columns]
+    if missing:
+        raise ValueError(f"interactions lack columns {missing}")
+    df = interactions[["user", "item", "timestamp", "session"]].dropna()
+    if len(df) == 0:
+        raise BenchError("no interactions left after filtering", "check the input file, the column choice and the filters")
+    return pd.DataFrame(
+        {
+            "user": df["user"].astype(str).to_numpy(dtype=object),
+            "item": df["item"].astype(str).to_numpy(dtype=object),
+            "timestamp": df["timestamp"].to_numpy(dtype=np.int64),
+            "session": df["session"].astype(str).to_numpy(dtype=object),
+        }
+    )
+
+
+def collapse_sessions(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Sort each (user, session) by time (stable) and drop consecutive repeats of the same item."""
+    df = normalise_interactions(interactions)
+    user_codes, _ = pd.factorize(df["user"], sort=True)
+    session_codes, _ = pd.factorize(df["user"] + "\x1f" + df["session"], sort=True)
+    order = np.lexsort((np.arange(len(df)), df["timestamp"].to_numpy(), session_codes))
+    df = df.iloc[order].reset_index(drop=True)
+    session_codes = session_codes[order]
+    items = df["item"].to_numpy()
+    keep = np.ones(len(df), dtype=bool)
+    keep[1:] = (session_codes[1:] != session_codes[:-1]) | (items[1:] != items[:-1])
+    return df[keep].reset_index(drop=True)
+
+
+def build_vocab(items) -> dict[str, int]:
+    """Raw item id -> 1..N in sorted raw-id order; 0 stays free for padding."""
+    unique = sorted(set(str(i) for i in items))
+    return {raw: index + 1 for index, raw in enumerate(unique)}
+
+
+def _list_array(offsets: np.ndarray, values) -> pa.ListArray:
+    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), values)
+
+
+def make_pairs(collapsed: pd.DataFrame, vocab: dict[str, int], max_prefix: int) -> pa.Table:
+    """Pairs from collapsed sessions, ordered by user, label time, session, position.
+
+    Position t >= 1 of a session gives (prefix = the up to ``max_prefix`` items before t, label = item t).
+    """
+    n = len(collapsed)
+    session_key = (collapsed["user"] + "\x1f" + collapsed["session"]).to_numpy()
+    session_codes, _ = pd.factorize(session_key, sort=True)
+    new_session = np.ones(n, dtype=bool)
+    new_session[1:] = session_codes[1:] != session_codes[:-1]
+    session_start = np.maximum.accumulate(np.where(new_session, np.arange(n), 0))
+    position = np.arange(n) - session_start
+    item_ids = collapsed["item"].map(vocab).to_numpy(dtype=np.int64)
+    if (item_ids < 1).any():
+        raise AssertionError("a real item got id 0")
+
+    rows = np.flatnonzero(position >= 1)
+    starts = np.maximum(session_start[rows], rows - max_prefix)
+    lengths = rows - starts
+    user_codes, _ = pd.factorize(collapsed["user"].to_numpy(), sort=True)
+    timestamps = collapsed["timestamp"].to_numpy(dtype=np.int64)
+    order = np.lexsort((position[rows], session_codes[rows], timestamps[rows], user_codes[rows]))
+    rows, starts, lengths = rows[order], starts[order], lengths[order]
+
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    prefix = _list_array(offsets.astype(np.int32), pa.array(item_ids[flat], type=pa.int64()))
+    return pa.Table.from_arrays(
+        [
+            pa.array(collapsed["user"].to_numpy()[rows], type=pa.string()),
+            pa.array(collapsed["session"].to_numpy()[rows], type=pa.string()),
+            prefix,
+            pa.array(item_ids[rows], type=pa.int64()),
+            pa.array(timestamps[rows], type=pa.int64()),
+        ],
+        schema=PAIRS_SCHEMA,
+    )
+
+
+def split_users(users, seed: int, fractions=(0.8, 0.1, 0.1)) -> dict[str, list[str]]:
+    """Disjoint seeded user split: sorted ids, one permutation, first 80% train, next 10% val, rest test."""
+    users = sorted(set(users))
+    perm = np.random.default_rng(seed).permutation(len(users))
+    n_train = int(fractions[0] * len(users))
+    n_val = int(fractions[1] * len(users))
+    shuffled = [users[i] for i in perm]
+    return {
+        "train": sorted(shuffled[:n_train]),
+        "val": sorted(shuffled[n_train : n_train + n_val]),
+        "test": sorted(shuffled[n_train + n_val :]),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Pairs -> episodes
+
+
+def order_pairs(pairs: pa.Table) -> pa.Table:
+    """Stable sort by user, then label timestamp (the file order already breaks ties by session/position)."""
+    users = pairs.column("user_id").to_numpy(zero_copy_only=False)
+    user_codes, _ = pd.factorize(users, sort=True)
+    ts = pairs.column("timestamp").to_numpy()
+    order = np.lexsort((np.arange(len(ts)), ts, user_codes))
+    if (order == np.arange(len(order))).all():
+        return pairs
+    return pairs.take(pa.array(order))
+
+
+def pair_counts(pairs: pa.Table) -> pd.Series:
+    """Number of pairs per user (index sorted by user id)."""
+    users = pairs.column("user_id").to_numpy(zero_copy_only=False)
+    return pd.Series(users).value_counts().sort_index()
+
+
+def build_episodes(pairs: pa.Table, split: str, K: int, Q: int, stride: int = 1) -> pa.Table:
+    """Episodes of K support then Q query pairs, time-ordered; see EPISODE_RULES.
+
+    Raises BenchError when no user of the split has K+Q pairs, naming the largest K+Q allowed.
+    """
+    pairs = order_pairs(pairs)
+    length = K + Q
+    users = pairs.column("user_id").to_numpy(zero_copy_only=False)
+    n = len(users)
+    if n == 0:
+        raise BenchError(f"the {split} split has no pairs", "rebuild the dataset from a larger input")
+    change = np.ones(n, dtype=bool)
+    change[1:] = users[1:] != users[:-1]
+    user_start = np.flatnonzero(change)
+    user_len = np.diff(np.append(user_start, n))
+    if user_len.max() < length:
+        raise BenchError(
+            f"K+Q={length} is larger than any {split} user allows (the most pairs a {split} user has is {int(user_len.max())})",
+            f"pick K+Q <= {int(user_len.max())}",
+        )
+    eligible = user_len >= length
+    if split == "train":
+        windows = np.where(eligible, (user_len - length) // stride + 1, 0)
+        first = np.repeat(user_start, windows)
+        within = np.arange(windows.sum()) - np.repeat(np.cumsum(windows) - windows, windows)
+        starts = first + stride * within
+    else:
+        starts = (user_start + user_len - length)[eligible]
+    E = len(starts)
+    support_idx = (starts[:, None] + np.arange(K)[None, :]).ravel()
+    query_idx = (starts[:, None] + K + np.arange(Q)[None, :]).ravel()
+    prefix = pairs.column("prefix").combine_chunks()
+    label = pairs.column("label").combine_chunks()
+    ts = pairs.column("timestamp").combine_chunks()
+
+    def nest(column, idx, size):
+        return _list_array(np.arange(0, E * size + 1, size, dtype=np.int32), column.take(pa.array(idx)))
+
+    return pa.Table.from_arrays(
+        [
+            pa.array(users[starts], type=pa.string()),
+            nest(prefix, support_idx, K),
+            nest(label, support_idx, K),
+            nest(prefix, query_idx, Q),
+            nest(label, query_idx, Q),
+            nest(ts, support_idx, K),
+            nest(ts, query_idx, Q),
+        ],
+        names=list(EPISODE_COLUMNS) + ["support_timestamps", "query_timestamps"],
+    )
+
+
+def episodes_relpath(split: str, K: int, Q: int) -> str:
+    return f"episodes/episodes_{split}_K{K}_Q{Q}.parquet"
+
+
+# ----------------------------------------------------------------------------------------------
+# Summaries and the whole build
+
+
+def _quantiles(values: np.ndarray) -> dict:
+    if len(values) == 0:
+        return {}
+    q = np.percentile(values, [0, 25, 50, 75, 90, 100])
+    return {
+        "mean": round(float(np.mean(values)), 4),
+        **{k: float(v) for k, v in zip(("min", "p25", "median", "p75", "p90", "max"), q)},
+    }
+
+
+def summarise(pairs_by_split: dict[str, pa.Table], n_items: int, max_prefix: int) -> dict:
+    """Prefix-length and label-popularity summaries over all pairs."""
+    all_pairs = pa.concat_tables(pairs_by_split.values())
+    lengths = pc.list_value_length(all_pairs.column("prefix")).to_numpy()
+    labels = all_pairs.column("label").to_numpy()
+    counts = np.sort(np.bincount(labels, minlength=n_items + 1)[1:])[::-1]
+    total = max(int(counts.sum()), 1)
+    cum = np.cumsum(counts)
+    ascending = np.sort(counts).astype(np.float64)
+    m = len(ascending)
+    # Gini coefficient of label counts over all items (0 = uniform, near 1 = concentrated)
+    gini = float(2 * np.sum(np.arange(1, m + 1) * ascending) / (m * total) - (m + 1) / m) if m else 0.0
+    return {
+        "prefix_length": {**_quantiles(lengths), "share_truncated": round(float(np.mean(lengths >= max_prefix)), 6)},
+        "label_popularity": {
+            "items_seen_as_label": int((counts > 0).sum()),
+            "top1_share": round(float(cum[0] / total), 6) if len(cum) else 0.0,
+            "top10_share": round(float(cum[min(9, len(cum) - 1)] / total), 6) if len(cum) else 0.0,
+            "top1pct_items_share": round(float(cum[max(0, int(0.01 * len(cum)) - 1)] / total), 6) if len(cum) else 0.0,
+            "gini": round(gini, 6),
+        },
+    }
+
+
+def build_dataset(
+    interactions: pd.DataFrame,
+    *,
+    name: str,
+    data_dir=None,
+    source: dict,
+    config: PipelineConfig = PipelineConfig(),
+    force: bool = False,
+    progress=None,
+):
+    """Run the whole pipeline on raw interactions and write ``<data-dir>/processed/<name>`` atomically.
+
+    Returns the opened ``Dataset``. Raises BenchError on empty results or K+Q too large.
+    """
+    say = progress or (lambda message: None)
+    with atomic_dataset_dir(name, data_dir, force=force) as tmp:
+        n_raw = len(interactions)
+        collapsed = collapse_sessions(interactions)
+        del interactions
+        vocab = build_vocab(collapsed["item"].unique())
+        say(f"{n_raw:,} interactions -> {len(collapsed):,} after removing consecutive repeats; {len(vocab):,} items")
+        pairs = make_pairs(collapsed, vocab, config.max_prefix)
+        if pairs.num_rows == 0:
+            raise BenchError(
+                "no pairs: every session holds a single distinct item",
+                "choose a session column or a longer --session-gap so sessions hold several items",
+            )
+        n_sessions = int(pd.Series(collapsed["user"] + "\x1f" + collapsed["session"]).nunique())
+        n_users = int(collapsed["user"].nunique())
+        del collapsed
+        split = split_users(pairs.column("user_id").to_pylist(), config.split_seed, config.split_fractions)
+        write_json(vocab, tmp / "vocab" / "course2id.json")
+        users_col = pairs.column("user_id")
+        pairs_by_split = {}
+        counts_split = {}
+        for name_split in SPLITS:
+            mask = pc.is_in(users_col, value_set=pa.array(split[name_split], type=pa.string()))
+            part = pairs.filter(mask)
+            pairs_by_split[name_split] = part
+            write_parquet(part, tmp / "pairs" / f"pairs_{name_split}.parquet")
+            episodes = build_episodes(part, name_split, config.K, config.Q, config.stride)
+            write_parquet(episodes, tmp / episodes_relpath(name_split, config.K, config.Q))
+            per_user = pair_counts(part)
+            counts_split[name_split] = {
+                "users": len(split[name_split]),
+                "pairs": part.num_rows,
+                "episodes": episodes.num_rows,
+                "episode_users": int((per_user >= config.K + config.Q).sum()),
+                "users_dropped_too_few_pairs": int((per_user < config.K + config.Q).sum()),
+            }
+            say(f"{name_split}: {counts_split[name_split]}")
+        files = {}
+        for path in sorted(tmp.rglob("*")):
+            if path.is_file():
+                files[path.relative_to(tmp).as_posix()] = sha256_file(path)
+        manifest = {
+            "schema": SCHEMA_VERSION,
+            "name": name,
+            "source": source,
+            "pipeline": {**config.to_json(), "episode_rules": EPISODE_RULES},
+            "counts": {
+                "interactions": n_raw,
+                "users": n_users,
+                "users_with_pairs": sum(len(v) for v in split.values()),
+                "items": len(vocab),
+                "sessions": n_sessions,
+                "pairs": pairs.num_rows,
+                "K": config.K,
+                "Q": config.Q,
+                "splits": counts_split,
+            },
+            "summaries": summarise(pairs_by_split, len(vocab), config.max_prefix),
+            "files": files,
+            "content_hash": content_hash(files),
+        }
+        write_json(manifest, tmp / MANIFEST)
+    from bench.data.store import open_dataset
+
+    return open_dataset(name, data_dir)

@@ -1,0 +1,217 @@
+"""Runs a grid: skips complete runs, redoes incomplete ones, runs independent runs in parallel.
+
+Each run: open the dataset, build the method from the registry, fit, score the test episodes in
+each of the method's modes through the single evaluator, and store everything atomically.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+import random
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.grid import RunConfig
+from bench.store import Store
+
+Progress = Callable[[str, str, int, int], None]  # (run hash, phase, done, total)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int, device: str, progress: Progress | None = None) -> dict:
+    """Fit and evaluate one run, write it to the store, return its run.json record."""
+    import torch
+
+    from bench import provenance
+    from bench.data.store import open_dataset
+    from bench.methods import METHODS, RunContext, evaluate_method
+    from bench.threads import configure_threads
+
+    configure_threads(threads)
+    store = Store(results_dir)
+    report = progress or (lambda *_: None)
+    started, wall0, cpu0 = _now(), time.perf_counter(), time.process_time()
+
+    dataset = open_dataset(config.dataset, data_dir)
+    if dataset.content_hash != config.dataset_hash:
+        raise BenchError(f"dataset {config.dataset!r} changed while the grid was running", "run the grid again")
+    record = {
+        "hash": config.hash,
+        "cell": config.cell,
+        "config": {**config.identity(), "engine": config.params_dict.get("engine")},
+        "git": provenance.git_state(),
+        "versions": provenance.versions(),
+        "device": provenance.device_description(device),
+        "threads": threads,
+        "started": started,
+    }
+    store.start_run(config.hash, record)
+
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    spec = METHODS[config.method]
+    context = RunContext(
+        dataset=dataset,
+        seed=config.seed,
+        K=config.K,
+        Q=config.Q,
+        params=config.params_dict,
+        init=config.init,
+        cache_dir=store.cache_dir,
+        device=torch.device(device),
+        progress=lambda phase, done, total: report(config.hash, phase, done, total),
+    )
+    method = spec.build(context)
+    train0 = time.perf_counter()
+    fit_info = dict(method.fit(context) or {})
+    train_seconds = time.perf_counter() - train0
+
+    test = dataset.episodes("test", config.K, config.Q)
+    frames = []
+    eval0 = time.perf_counter()
+    for mode in spec.modes:
+        report(config.hash, f"eval {mode}", 0, len(test))
+        rows = pd.DataFrame(evaluate_method(method, test, mode))
+        rows.insert(0, "mode", mode)
+        rows.insert(0, "user_id", test["user_id"].astype(str).to_numpy())
+        rows.insert(0, "episode", np.arange(len(test)))
+        frames.append(rows)
+        report(config.hash, f"eval {mode}", len(test), len(test))
+    curve = pd.DataFrame(fit_info.pop("curve", []), columns=None)
+    if curve.empty:
+        curve = pd.DataFrame({"iteration": pd.Series(dtype="int64")})
+    record.update(
+        finished=_now(),
+        wall_seconds=time.perf_counter() - wall0,
+        cpu_seconds=time.process_time() - cpu0,
+        train_seconds=fit_info.pop("train_seconds", train_seconds),
+        eval_seconds=time.perf_counter() - eval0,
+        n_test_episodes=len(test),
+        modes=list(spec.modes),
+        fit={k: v for k, v in fit_info.items() if isinstance(v, (int, float, str, bool, list, dict, type(None)))},
+    )
+    store.finish_run(config.hash, record, pd.concat(frames, ignore_index=True), curve)
+    return record
+
+
+# --- parallel execution -------------------------------------------------------------------------
+
+_queue = None
+_parent = None
+
+
+def _worker_init(queue, parent_pid: int) -> None:
+    global _queue, _parent
+    _queue, _parent = queue, parent_pid
+
+
+def _worker_progress(run_hash: str, phase: str, done: int, total: int) -> None:
+    if os.getppid() != _parent:  # the grid process died (even by kill -9): stop, leave the run incomplete
+        os._exit(1)
+    _queue.put((run_hash, phase, done, total))
+
+
+def _worker_run(config: RunConfig, data_dir: str, results_dir: str, threads: int, device: str) -> dict:
+    return execute_run(config, data_dir, results_dir, threads, device, _worker_progress)
+
+
+@dataclass
+class Outcome:
+    config: RunConfig
+    record: dict | None
+    error: str | None = None
+
+
+class StoreLock:
+    """One grid process per results folder at a time (released by the kernel even on kill -9)."""
+
+    def __init__(self, store: Store):
+        self.path = store.root / ".lock"
+
+    def __enter__(self):
+        self.handle = open(self.path, "w")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise BenchError(f"another bench run is writing to {self.path.parent}", "wait for it to finish or use another --results folder") from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def run_grid(
+    runs: list[RunConfig],
+    data_dir: str,
+    store: Store,
+    jobs: int = 1,
+    device: str = "cpu",
+    on_start: Callable[[RunConfig], None] = lambda c: None,
+    on_progress: Progress = lambda *a: None,
+    on_done: Callable[[Outcome], None] = lambda o: None,
+    poll: Callable[[], None] = lambda: None,
+) -> list[Outcome]:
+    """Run every incomplete run; complete ones are skipped. Returns the outcomes of those run."""
+    todo = [r for r in runs if not store.is_complete(r.hash)]
+    cores = os.cpu_count() or 1
+    jobs = max(1, min(jobs, len(todo) or 1))
+    threads = max(1, cores // jobs)
+    outcomes: list[Outcome] = []
+
+    def finish(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        on_done(outcome)
+
+    if jobs == 1:
+        for config in todo:
+            on_start(config)
+            try:
+                finish(Outcome(config, execute_run(config, data_dir, str(store.root), threads, device, on_progress)))
+            except BenchError:
+                raise
+            except Exception:
+                finish(Outcome(config, None, traceback.format_exc()))
+        return outcomes
+
+    context = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
+    manager = context.Manager()
+    queue = manager.Queue()
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init, initargs=(queue, os.getpid())) as pool:
+        pending = {}
+        waiting = list(todo)
+        while waiting or pending:
+            while waiting and len(pending) < jobs:
+                config = waiting.pop(0)
+                on_start(config)
+                pending[pool.submit(_worker_run, config, data_dir, str(store.root), threads, device)] = config
+            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            while not queue.empty():
+                on_progress(*queue.get())
+            poll()
+            for future in done:
+                config = pending.pop(future)
+                try:
+                    finish(Outcome(config, future.result()))
+                except BenchError:
+                    raise
+                except Exception:
+                    finish(Outcome(config, None, traceback.format_exc()))
+    manager.shutdown()
+    return outcomes

@@ -1,0 +1,149 @@
+"""The result store: one folder per run, named by the run's config hash, written atomically.
+
+Layout::
+
+    <results>/store.json                 {"schema": SCHEMA}
+    <results>/runs/<hash>/run.json       config, provenance, timings, status
+    <results>/runs/<hash>/episodes.parquet   one row per test episode and mode, every metric
+    <results>/runs/<hash>/curve.parquet      meta-training curve (iteration, train_loss, val_acc@1)
+    <results>/cache/                     shared prerequisites (GRU4Rec weights), never results
+
+A run is complete only when its run.json says ``"status": "complete"``; run.json is written
+last, by rename, so a process killed at any moment leaves either a complete run or one that
+``run`` redoes from scratch. Reports read only complete runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.metrics import METRICS
+
+SCHEMA = 1
+EPISODE_COLUMNS = ("episode", "user_id", "mode", *METRICS)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class Store:
+    """A results folder. Opening it checks (or creates) its schema marker."""
+
+    def __init__(self, root: str | Path, create: bool = True):
+        self.root = Path(root)
+        marker = self.root / "store.json"
+        if marker.is_file():
+            try:
+                schema = json.loads(marker.read_text()).get("schema")
+            except (json.JSONDecodeError, AttributeError):
+                schema = None
+            if schema != SCHEMA:
+                raise BenchError(
+                    f"results folder {self.root} was written by store schema {schema!r}, this bench writes schema {SCHEMA}",
+                    "use another --results folder or move the old one away; results of different schemas are never mixed",
+                )
+        elif create:
+            (self.root / "runs").mkdir(parents=True, exist_ok=True)
+            atomic_write_json(marker, {"schema": SCHEMA})
+        else:
+            raise BenchError(f"no results in {self.root} (no store.json)", "run `python -m bench run --grid NAME` first or pass --results DIR")
+        self.runs_dir = self.root / "runs"
+        self.cache_dir = self.root / "cache"
+
+    def run_dir(self, run_hash: str) -> Path:
+        return self.runs_dir / run_hash
+
+    def read_run(self, run_hash: str) -> dict | None:
+        path = self.run_dir(run_hash) / "run.json"
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def is_complete(self, run_hash: str) -> bool:
+        record = self.read_run(run_hash)
+        return bool(record) and record.get("status") == "complete" and record.get("schema") == SCHEMA
+
+    def start_run(self, run_hash: str, record: dict) -> None:
+        """Mark a run as started: clear any leftovers of an interrupted attempt, write run.json (running)."""
+        folder = self.run_dir(run_hash)
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        atomic_write_json(folder / "run.json", {**record, "schema": SCHEMA, "status": "running"})
+
+    def finish_run(self, run_hash: str, record: dict, episodes: pd.DataFrame, curve: pd.DataFrame) -> None:
+        """Write the run's tables, then run.json with status complete (last, atomically)."""
+        missing = [c for c in EPISODE_COLUMNS if c not in episodes.columns]
+        if missing:
+            raise ValueError(f"episode table lacks columns {missing}")
+        folder = self.run_dir(run_hash)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_parquet(folder / "episodes.parquet", episodes.loc[:, list(EPISODE_COLUMNS)])
+        atomic_write_parquet(folder / "curve.parquet", curve)
+        atomic_write_json(folder / "run.json", {**record, "schema": SCHEMA, "status": "complete"})
+
+    def complete_runs(self) -> list[dict]:
+        """run.json of every complete run, sorted by hash."""
+        if not self.runs_dir.is_dir():
+            return []
+        records = []
+        for path in sorted(self.runs_dir.glob("*/run.json")):
+            record = self.read_run(path.parent.name)
+            if record and record.get("status") == "complete":
+                if record.get("schema") != SCHEMA:
+                    raise BenchError(
+                        f"run {path.parent.name} in {self.root} has schema {record.get('schema')!r}, expected {SCHEMA}",
+                        "use another --results folder; results of different schemas are never mixed",
+                    )
+                records.append(record)
+        return records
+
+
+@dataclass(frozen=True)
+class Results:
+    runs: list[dict]
+    episodes: pd.DataFrame  # one row per run x test episode x mode, with the run's identity columns
+
+
+def load_results(results_dir: str | Path, dataset: str | None = None) -> Results:
+    """Every complete run in a store (optionally one dataset's), with per-episode metrics in long form."""
+    store = Store(results_dir, create=False)
+    runs = [r for r in store.complete_runs() if dataset is None or r["config"]["dataset"] == dataset]
+    if not runs:
+        where = f" for dataset {dataset!r}" if dataset else ""
+        raise BenchError(f"no complete runs in {store.root}{where}", "run `python -m bench run --grid NAME` first, or check --results/--dataset")
+    frames = []
+    for record in runs:
+        config = record["config"]
+        frame = pd.read_parquet(store.run_dir(record["hash"]) / "episodes.parquet")
+        frame.insert(0, "run", record["hash"])
+        for column in ("dataset", "method", "init", "seed", "K", "Q"):
+            frame[column] = config[column]
+        frame["cell"] = record["cell"]
+        frames.append(frame)
+    return Results(runs=runs, episodes=pd.concat(frames, ignore_index=True))

@@ -1,0 +1,152 @@
+"""The MAML-family method: learn2learn's first-order MAML around the GRURecommender.
+
+One class serves every variant: the init (``random``: vanilla MAML, ``gru4rec``: warm start,
+``gru4rec-frozen-embed``) picks the starting weights; ``meta_iterations=0`` gives plain fine-tuning
+(``gru4rec-finetune``) or, scored zero-shot, the global GRU4Rec itself.
+
+Meta-training: Adam on the meta parameters (those that require grad), gradient clipping, meta-batches
+sampled from a generator seeded with the run's seed, dropout active. Validation every ``val_every``
+iterations (and before the first) by few-shot Acc@1 on val episodes; the best-by-val weights are
+kept (the initial weights are a candidate). Scoring is deterministic (see meta/per_task.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+
+import learn2learn as l2l
+import numpy as np
+import pandas as pd
+import torch
+
+from baselines.gru4rec import GRU4REC_DEFAULTS, load_or_train_gru4rec, seeded_rng
+from baselines.model import GRURecommender, mask_padding
+from baselines.simple import CHUNK, check_mode
+from bench.metrics import evaluate_scores
+from meta.engines import get_engine
+from meta.inits import build_init, get_init
+from meta.tasks import tasks_from_episodes
+
+INNER_DEFAULTS: dict = {"inner_lr": 0.01, "inner_steps": 5, "engine": "per-task"}
+MAML_DEFAULTS: dict = {
+    **GRU4REC_DEFAULTS,  # the architecture (and, for the gru4rec inits, how its weights were trained)
+    **INNER_DEFAULTS,
+    "meta_batch": 32,
+    "outer_lr": 1e-3,
+    "meta_iterations": 3000,
+    "val_every": 100,
+    "val_episodes": None,  # cap on val episodes used for validation; None: all
+    "grad_clip": 10.0,
+}
+
+
+def mean_acc1(score_chunks, episodes: pd.DataFrame) -> float:
+    rows = evaluate_scores(score_chunks, list(episodes["query_labels"]))
+    return float(np.mean([row["acc@1"] for row in rows]))
+
+
+class MAMLMethod:
+    """fit(ctx) builds the init, meta-trains it (if ``meta_iterations`` > 0); score() adapts and scores."""
+
+    def __init__(self, ctx, name: str, init: str, modes: tuple[str, ...], params: dict):
+        self.name, self.init, self.modes = name, init, modes
+        self.params = params
+        self.seed = ctx.seed
+        self.device = torch.device(ctx.device)
+        self.engine = get_engine(params.get("engine", "per-task"))
+        self.maml = None
+
+    def build_model(self, ctx) -> GRURecommender:
+        return build_init(self.init, ctx)
+
+    def fit(self, ctx) -> dict:
+        p = self.params
+        start = time.perf_counter()
+        model = self.build_model(ctx)
+        init_seconds = time.perf_counter() - start
+        self.maml = l2l.algorithms.MAML(
+            model, lr=float(p["inner_lr"]), first_order=True, allow_nograd=get_init(self.init).frozen_embedding
+        )
+        info = {"curve": [], "init_seconds": init_seconds, "train_seconds": 0.0}
+        if int(p.get("meta_iterations", 0)) > 0:
+            info.update(self.meta_train(ctx))
+        info["train_seconds"] = time.perf_counter() - start
+        return info
+
+    def meta_train(self, ctx) -> dict:
+        p, maml, engine = self.params, self.maml, self.engine
+        train = ctx.dataset.episodes("train", ctx.K, ctx.Q)
+        val = ctx.dataset.episodes("val", ctx.K, ctx.Q)
+        if p["val_episodes"] is not None:
+            val = val.iloc[: int(p["val_episodes"])]
+        trainable = [param for param in maml.parameters() if param.requires_grad]
+        optimizer = torch.optim.Adam(trainable, lr=float(p["outer_lr"]))
+        rng = np.random.default_rng(self.seed)
+        iterations, inner_steps = int(p["meta_iterations"]), int(p["inner_steps"])
+        meta_batch = min(int(p["meta_batch"]), len(train))
+
+        def validate() -> float:
+            return mean_acc1(self.score(val, "few-shot", check=False), val)
+
+        best_acc, best_iteration = validate(), 0
+        best_state = copy.deepcopy(maml.module.state_dict())
+        curve = [{"iteration": 0, "train_loss": None, "val_acc@1": best_acc}]
+        losses: list[float] = []
+        train_start = time.perf_counter()
+        maml.train()
+        with seeded_rng(self.seed, self.device):  # dropout draws
+            for iteration in range(1, iterations + 1):
+                batch = train.iloc[rng.choice(len(train), size=meta_batch, replace=False)]
+                tasks = tasks_from_episodes(batch, self.device)
+                optimizer.zero_grad()
+                losses.append(engine.meta_gradient(maml, tasks, inner_steps))
+                torch.nn.utils.clip_grad_norm_(trainable, float(p["grad_clip"]))
+                optimizer.step()
+                ctx.progress("meta-train", iteration, iterations)
+                if iteration % int(p["val_every"]) == 0 or iteration == iterations:
+                    acc = validate()
+                    curve.append({"iteration": iteration, "train_loss": float(np.mean(losses)), "val_acc@1": acc})
+                    losses = []
+                    if acc > best_acc:
+                        best_acc, best_iteration = acc, iteration
+                        best_state = copy.deepcopy(maml.module.state_dict())
+        meta_seconds = time.perf_counter() - train_start
+        maml.module.load_state_dict(best_state)
+        return {
+            "curve": curve,
+            "best_iteration": best_iteration,
+            "best_val_acc@1": best_acc,
+            "meta_seconds": meta_seconds,
+            "n_train_episodes": len(train),
+            "n_val_episodes": len(val),
+        }
+
+    def score(self, episodes: pd.DataFrame, mode: str, check: bool = True) -> Iterator[torch.Tensor]:
+        """Scores [n, Q, n_items + 1] per chunk of episodes; few-shot adapts on each support set first."""
+        if check:
+            check_mode(mode, self.modes, self.name)
+        if self.maml is None:
+            raise RuntimeError(f"{self.name} scored before fit()")
+        inner_steps = int(self.params["inner_steps"]) if mode == "few-shot" else 0
+        for start in range(0, len(episodes), CHUNK):
+            tasks = tasks_from_episodes(episodes.iloc[start : start + CHUNK], self.device)
+            yield mask_padding(self.engine.query_scores(self.maml, tasks, inner_steps)).cpu()
+
+
+class GRU4RecMethod(MAMLMethod):
+    """The global GRU4Rec (zero-shot) or GRU4Rec fine-tuned on each support set (few-shot), no
+    meta-training: the same model and adaptation code as MAML with ``meta_iterations=0``."""
+
+    def __init__(self, ctx, name: str, modes: tuple[str, ...], params: dict):
+        super().__init__(ctx, name, "gru4rec", modes, {**INNER_DEFAULTS, **params, "meta_iterations": 0})
+        self.gru4rec_info: dict = {}
+
+    def build_model(self, ctx) -> GRURecommender:
+        model, self.gru4rec_info = load_or_train_gru4rec(ctx)
+        return model
+
+    def fit(self, ctx) -> dict:
+        info = super().fit(ctx)
+        return {**info, "curve": self.gru4rec_info["curve"], "gru4rec": self.gru4rec_info}

@@ -1,0 +1,83 @@
+"""The per-task engine: learn2learn's MAML.clone()/adapt(), one task at a time (the reference).
+
+Meta-training (`meta_gradient`) runs the model as it is (train mode, dropout active). Evaluation
+(`query_scores`) is deterministic: adaptation runs with the model in train mode (cuDNN RNN backward
+refuses eval mode) but every Dropout module in eval mode and the GRU's inter-layer dropout set to 0,
+so the same weights and support set always give the same scores.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from meta.tasks import Task
+
+# learn2learn re-flattens nn.GRU weights on clone()/adapt(), touching .grad of non-leaf tensors: harmless.
+GRAD_WARNING = "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed"
+
+
+def adapt(maml, task: Task, inner_steps: int):
+    """A clone of ``maml`` after ``inner_steps`` gradient steps on the task's support loss."""
+    learner = maml.clone()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=GRAD_WARNING)
+        for _ in range(inner_steps):
+            support_logits = learner(task.support_prefixes, task.support_lengths)
+            learner.adapt(F.cross_entropy(support_logits, task.support_labels))
+    return learner
+
+
+@contextmanager
+def deterministic(module: nn.Module) -> Iterator[None]:
+    """Train mode with every dropout off (Dropout modules in eval, RNN inter-layer dropout 0)."""
+    was_training = module.training
+    rnn_dropout = {rnn: rnn.dropout for rnn in module.modules() if isinstance(rnn, nn.RNNBase)}
+    module.train()
+    for child in module.modules():
+        if isinstance(child, nn.modules.dropout._DropoutNd):
+            child.eval()
+    for rnn in rnn_dropout:
+        rnn.dropout = 0.0
+    try:
+        yield
+    finally:
+        for rnn, p in rnn_dropout.items():
+            rnn.dropout = p
+        module.train(was_training)
+
+
+class PerTaskEngine:
+    name = "per-task"
+
+    def meta_gradient(self, maml, tasks: Sequence[Task], inner_steps: int) -> float:
+        """Add d(mean query loss after adaptation)/d(meta parameters) into .grad; return the mean query loss.
+
+        With ``first_order=True`` this is the query-loss gradient at the adapted weights.
+        """
+        total = 0.0
+        for task in tasks:
+            learner = adapt(maml, task, inner_steps)
+            query_logits = learner(task.query_prefixes, task.query_lengths)
+            query_loss = F.cross_entropy(query_logits, task.query_labels)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=GRAD_WARNING)
+                (query_loss / len(tasks)).backward()  # per task, so each task's graph is freed at once
+            total += float(query_loss.detach())
+        return total / len(tasks)
+
+    def query_scores(self, maml, tasks: Sequence[Task], inner_steps: int) -> torch.Tensor:
+        """Detached logits [n, Q, n_items + 1] for each task's queries after ``inner_steps`` adaptation
+        steps on its support set (0: zero-shot). Dropout off; ``maml``'s own weights are untouched."""
+        scores = []
+        with deterministic(maml.module):
+            for task in tasks:
+                learner = adapt(maml, task, inner_steps) if inner_steps > 0 else maml
+                with torch.no_grad():
+                    scores.append(learner(task.query_prefixes, task.query_lengths))
+        return torch.stack(scores)

@@ -1,0 +1,115 @@
+"""Result store atomicity/schema and grid expansion (no training here)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from bench.errors import BenchError
+from bench.grid import RunConfig, available_grids, expand, load_grid, parse_sets
+from bench.metrics import METRICS
+from bench.store import SCHEMA, Store, load_results
+
+
+def _episodes(n=3):
+    frame = pd.DataFrame({"episode": range(n), "user_id": [f"u{i}" for i in range(n)], "mode": "zero-shot"})
+    for i, metric in enumerate(METRICS):
+        frame[metric] = 0.1 * (i + 1)
+    return frame
+
+
+def _record(run_hash, dataset="d"):
+    return {"hash": run_hash, "cell": "gru4rec", "config": {"dataset": dataset, "method": "gru4rec", "init": None, "seed": 0, "K": 5, "Q": 10}}
+
+
+def test_store_only_reports_complete_runs(tmp_path):
+    store = Store(tmp_path / "r")
+    store.start_run("aaa", _record("aaa"))
+    assert not store.is_complete("aaa")
+    store.start_run("bbb", _record("bbb"))
+    store.finish_run("bbb", _record("bbb"), _episodes(), pd.DataFrame({"iteration": [1]}))
+    assert store.is_complete("bbb") and not store.is_complete("aaa")
+    results = load_results(tmp_path / "r")
+    assert [r["hash"] for r in results.runs] == ["bbb"]
+    assert len(results.episodes) == 3 and set(results.episodes["run"]) == {"bbb"}
+    assert set(results.episodes["cell"]) == {"gru4rec"}
+
+
+def test_restarting_a_run_clears_leftovers(tmp_path):
+    store = Store(tmp_path / "r")
+    store.start_run("aaa", _record("aaa"))
+    (store.run_dir("aaa") / "episodes.parquet").write_bytes(b"half-written")
+    store.start_run("aaa", _record("aaa"))
+    assert sorted(p.name for p in store.run_dir("aaa").iterdir()) == ["run.json"]
+
+
+def test_store_refuses_other_schema(tmp_path):
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "store.json").write_text(json.dumps({"schema": SCHEMA + 1}))
+    with pytest.raises(BenchError, match="schema"):
+        Store(root)
+
+
+def test_load_results_without_runs_is_a_clear_error(tmp_path):
+    with pytest.raises(BenchError, match="no results"):
+        load_results(tmp_path / "nothing")
+    Store(tmp_path / "empty")
+    with pytest.raises(BenchError, match="no complete runs"):
+        load_results(tmp_path / "empty")
+
+
+def test_presets_exist_and_load():
+    assert {"smoke", "default", "full", "shots"} <= set(available_grids())
+    full = load_grid("full")
+    assert full.seeds == (0, 1, 2) and full.shots == ((5, 10),)
+    assert load_grid("shots").shots == ((1, 10), (3, 10), (5, 10), (10, 10))
+
+
+def test_unknown_grid_lists_presets():
+    with pytest.raises(BenchError, match="smoke"):
+        load_grid("nope")
+
+
+def test_full_grid_uses_the_seed_settings():
+    runs = expand(load_grid("full"), {"xuetangx-synth": "h"})
+    maml = [r for r in runs if r.method == "maml"]
+    assert {r.init for r in maml} == {"random", "gru4rec", "gru4rec-frozen-embed"}
+    assert {r.seed for r in maml} == {0, 1, 2}
+    params = maml[0].params_dict
+    assert params["meta_iterations"] == 3000 and params["meta_batch"] == 32
+    assert params["inner_lr"] == 0.01 and params["inner_steps"] == 5 and params["outer_lr"] == 1e-3
+    gru = [r for r in runs if r.method == "gru4rec"][0].params_dict
+    assert (gru["embed_dim"], gru["hidden_dim"], gru["dropout"], gru["lr"], gru["batch_size"], gru["max_epochs"]) == (64, 128, 0.2, 1e-3, 256, 10)
+
+
+def test_expand_hashes_are_stable_and_distinct():
+    grid = load_grid("smoke")
+    first = expand(grid, {"d": "h1"})
+    again = expand(grid, {"d": "h1"})
+    assert [r.hash for r in first] == [r.hash for r in again]
+    assert len({r.hash for r in first}) == len(first)
+    other_data = expand(grid, {"d": "h2"})
+    assert not {r.hash for r in first} & {r.hash for r in other_data}
+
+
+def test_set_overrides_and_refuses_unknown_keys():
+    grid = load_grid("smoke")
+    runs = expand(grid, {"d": "h"}, seeds=[3, 4], overrides=parse_sets(["meta_iterations=7", "K=3"]))
+    maml = [r for r in runs if r.method == "maml"]
+    assert all(r.params_dict["meta_iterations"] == 7 for r in maml)
+    assert {r.K for r in runs} == {3} and {r.seed for r in runs} == {3, 4}
+    with pytest.raises(BenchError, match="unknown parameter 'no_such_knob'"):
+        expand(grid, {"d": "h"}, overrides={"no_such_knob": 1})
+
+
+def test_set_values_parse_as_toml_scalars():
+    assert parse_sets(["a=1", "b=0.5", "c=true", "d=batched"]) == {"a": 1, "b": 0.5, "c": True, "d": "batched"}
+    with pytest.raises(BenchError):
+        parse_sets(["novalue"])
+
+
+def test_run_config_identity_excludes_label():
+    a = RunConfig("d", "h", "maml", "random", 0, 5, 10, (("x", 1),), cell="one")
+    b = RunConfig("d", "h", "maml", "random", 0, 5, 10, (("x", 1),), cell="two")
+    assert a.hash == b.hash
