@@ -45,10 +45,10 @@ def _open_datasets(names: list[str], data_dir: str, console: Console) -> dict:
         except BenchError:
             if name != BUILTIN_DATASET:
                 raise
-            from bench.data.synth import make_synthetic_dataset
+            from bench.data.synth import build_synthetic
 
             console.print(f"building the built-in dataset {name} in {data_dir} ...")
-            datasets[name] = make_synthetic_dataset(data_dir, name=name)
+            datasets[name] = build_synthetic(name, data_dir)
     return datasets
 
 

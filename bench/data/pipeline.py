@@ -118,6 +118,17 @@ def content_hash(files: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+def write_manifest(folder: Path, manifest: dict) -> dict:
+    """Add ``files`` (sha256 of every file so far) and ``content_hash``, then write dataset.json."""
+    files = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            files[path.relative_to(folder).as_posix()] = sha256_file(path)
+    manifest = {**manifest, "files": files, "content_hash": content_hash(files)}
+    write_json(manifest, Path(folder) / MANIFEST)
+    return manifest
+
+
 def processed_dir(data_dir) -> Path:
     from bench.cli import default_data_dir
 
@@ -177,7 +188,6 @@ def normalise_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
 def collapse_sessions(interactions: pd.DataFrame) -> pd.DataFrame:
     """Sort each (user, session) by time (stable) and drop consecutive repeats of the same item."""
     df = normalise_interactions(interactions)
-    user_codes, _ = pd.factorize(df["user"], sort=True)
     session_codes, _ = pd.factorize(df["user"] + "\x1f" + df["session"], sort=True)
     order = np.lexsort((np.arange(len(df)), df["timestamp"].to_numpy(), session_codes))
     df = df.iloc[order].reset_index(drop=True)
@@ -418,10 +428,6 @@ def build_dataset(
                 "users_dropped_too_few_pairs": int((per_user < config.K + config.Q).sum()),
             }
             say(f"{name_split}: {counts_split[name_split]}")
-        files = {}
-        for path in sorted(tmp.rglob("*")):
-            if path.is_file():
-                files[path.relative_to(tmp).as_posix()] = sha256_file(path)
         manifest = {
             "schema": SCHEMA_VERSION,
             "name": name,
@@ -439,10 +445,8 @@ def build_dataset(
                 "splits": counts_split,
             },
             "summaries": summarise(pairs_by_split, len(vocab), config.max_prefix),
-            "files": files,
-            "content_hash": content_hash(files),
         }
-        write_json(manifest, tmp / MANIFEST)
+        write_manifest(tmp, manifest)
     from bench.data.store import open_dataset
 
     return open_dataset(name, data_dir)

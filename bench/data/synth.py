@@ -5,7 +5,8 @@ have a prerequisite-like order (a session tends to move on to the next course of
 course popularity is Zipf-like; the number of sessions per user is heavy-tailed (discrete Pareto);
 each visit to a course logs a few events (the consecutive repeats the pipeline removes).
 Users differ in their topic mix: ``personalisation`` = 0 gives every user the global mix,
-1 gives every user their own sparse Dirichlet mix; in between is a blend of the two.
+1 gives every user their own Dirichlet mix, centred on the global one but concentrated on a few
+topics (``user_topic_alpha``, smaller = fewer); in between is a blend of the two.
 Nothing here is tuned to favour any method; every knob is recorded in dataset.json.
 """
 
@@ -34,7 +35,7 @@ class SynthConfig:
     personalisation: float = 0.7  # 0: one global topic mix; 1: each user's own mix
     user_topic_alpha: float = 0.1  # Dirichlet concentration of a user's own mix (small = few topics)
     sessions_tail: float = 1.1  # discrete Pareto tail index of sessions per user (smaller = heavier)
-    max_sessions: int = 300
+    max_sessions: int = 150
     mean_visits: float = 2.5  # course visits per session (1 + geometric)
     follow_order: float = 0.6  # chance the next visit is the next course of the topic's order
     off_topic: float = 0.1  # chance a visit goes to a course drawn from global popularity
@@ -57,10 +58,10 @@ class SynthConfig:
 
 
 def _segment_cumsum(values: np.ndarray, segment_start: np.ndarray) -> np.ndarray:
-    """Cumulative sum restarting at each True of ``segment_start``."""
-    total = np.cumsum(values)
+    """Integer cumulative sum restarting at each True of ``segment_start`` (whose first entry is True)."""
+    total = np.cumsum(values, dtype=np.int64)
     before = total - values
-    return total - np.maximum.accumulate(np.where(segment_start, before, -np.inf if values.dtype.kind == "f" else np.iinfo(np.int64).min))
+    return total - np.maximum.accumulate(np.where(segment_start, before, np.iinfo(np.int64).min))
 
 
 def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
@@ -83,7 +84,8 @@ def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
     topic_pop = np.array([popularity[m].sum() for m in topic_members])
 
     # Users: a blend of the global topic mix and a sparse personal one.
-    personal = rng.dirichlet(np.full(T, config.user_topic_alpha), size=U)
+    # a personal mix favours a few topics, drawn in proportion to their global popularity
+    personal = rng.dirichlet(np.maximum(config.user_topic_alpha * T * topic_pop, 1e-3), size=U)
     mix = (1 - config.personalisation) * topic_pop[None, :] + config.personalisation * personal
     mix_cdf = np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1)
 
@@ -137,7 +139,7 @@ def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
     gap = (rng.exponential(config.mean_gap_days * 86400, size=S)).astype(np.int64) + 3600
     user_start = (rng.random(U) * 120 * 86400).astype(np.int64)
     session_time = START_EPOCH + user_start[session_user] + _segment_cumsum(np.where(first_session, 0, gap), first_session)
-    timestamp = session_time[event_session] + within.astype(np.int64)
+    timestamp = session_time[event_session] + within
 
     user_names = np.array([f"u{i:06d}" for i in range(U)], dtype=object)
     session_names = np.array([f"s{i:07d}" for i in range(S)], dtype=object)

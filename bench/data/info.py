@@ -1,0 +1,90 @@
+"""``python -m bench data info NAME``: a dataset's counts and summaries, as rich tables or JSON."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.data import pipeline
+from bench.data.store import open_dataset
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def cached_episode_counts(dataset) -> dict[str, int]:
+    """Episode rows of every cached episodes file, keyed ``{split}_K{K}_Q{Q}`` (read from parquet footers)."""
+    import pyarrow.parquet as pq
+
+    counts = {}
+    for path in sorted((dataset.root / "episodes").glob("episodes_*_K*_Q*.parquet")):
+        counts[path.stem.removeprefix("episodes_")] = pq.ParquetFile(path).metadata.num_rows
+    return counts
+
+
+def info_dict(name: str, data_dir=None) -> dict:
+    dataset = open_dataset(name, data_dir)
+    m = dataset.manifest
+    return {
+        "name": dataset.name,
+        "root": str(dataset.root),
+        "source": m["source"].get("kind"),
+        "content_hash": dataset.content_hash,
+        "pipeline": {k: v for k, v in m["pipeline"].items() if k != "episode_rules"},
+        "counts": m["counts"],
+        "cached_episodes": cached_episode_counts(dataset),
+        "summaries": m.get("summaries", {}),
+    }
+
+
+def show_info(name: str, data_dir=None, as_json: bool = False, console: Console | None = None) -> dict:
+    info = info_dict(name, data_dir)
+    console = console or Console()
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return info
+    counts = info["counts"]
+    head = Table(title=f"dataset {info['name']} ({info['source']}, hash {info['content_hash'][:12]})", show_header=False)
+    head.add_column("what")
+    head.add_column("value", justify="right")
+    for key in ("interactions", "users", "users_with_pairs", "items", "sessions", "pairs"):
+        head.add_row(key.replace("_", " "), _fmt(counts.get(key)))
+    p = info["pipeline"]
+    head.add_row("pipeline", f"max_prefix={p.get('max_prefix')} split_seed={p.get('split_seed')} K={p.get('K')} Q={p.get('Q')} stride={p.get('stride')}")
+    console.print(head)
+
+    K, Q = counts["K"], counts["Q"]
+    splits = Table(title=f"splits (episodes at K={K}, Q={Q})")
+    for column in ("split", "users", "pairs", "episodes", "episode users", f"users dropped (< {K + Q} pairs)"):
+        splits.add_column(column, justify="right" if column != "split" else "left")
+    for split in pipeline.SPLITS:
+        c = counts["splits"][split]
+        splits.add_row(split, *(_fmt(c.get(k)) for k in ("users", "pairs", "episodes", "episode_users", "users_dropped_too_few_pairs")))
+    console.print(splits)
+
+    cached = Table(title="episode files present")
+    cached.add_column("file")
+    cached.add_column("episodes", justify="right")
+    for key, n in info["cached_episodes"].items():
+        cached.add_row(key, _fmt(n))
+    console.print(cached)
+
+    summaries = info["summaries"]
+    if summaries:
+        table = Table(title="prefix length and label popularity (all pairs)")
+        table.add_column("summary")
+        table.add_column("value", justify="right")
+        for group, values in summaries.items():
+            for key, value in values.items():
+                table.add_row(f"{group.replace('_', ' ')}: {key.replace('_', ' ')}", _fmt(value))
+        console.print(table)
+    return info
