@@ -86,14 +86,15 @@ def run_command(args: argparse.Namespace) -> int:
     for outcome in failed:
         console.print(f"[red]run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}) failed:[/red]\n{outcome.error}")
 
-    from bench.report import print_leaderboards
-    from bench.store import load_results, Results
+    from bench.report import leaderboard, print_report
+    from bench.store import Results, load_results
 
     results = load_results(store.root)
     wanted = {r.hash for r in runs}
     grid_runs = [r for r in results.runs if r["hash"] in wanted]
     if grid_runs:
-        print_leaderboards(Results(grid_runs, results.episodes[results.episodes["run"].isin(wanted)]), console=console)
+        subset = Results(grid_runs, results.episodes[results.episodes["run"].isin(wanted)].reset_index(drop=True))
+        print_report(leaderboard(subset), console=console)
     return 1 if failed else 0
 
 

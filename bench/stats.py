@@ -15,6 +15,7 @@ No I/O, no printing, no torch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,22 +82,50 @@ def _chunk_rows(n_columns: int) -> int:
 
 
 def bootstrap_means(values: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0) -> np.ndarray:
-    """Means of ``n_resamples`` bootstrap resamples (with replacement, size n) of 1-D ``values``.
+    """Means of ``n_resamples`` bootstrap resamples (with replacement, size n) of ``values``.
 
-    Vectorised: a seeded [chunk, n] index matrix per chunk; deterministic for a given seed.
+    ``values`` is [n] -> [n_resamples], or [k, n] -> [k, n_resamples] where the k rows are resampled
+    jointly (the same resampled indices for every row: k metrics of the same n episodes).
+    Vectorised: a seeded [chunk, n] index matrix per chunk; the indices depend only on n, the seed
+    and ``n_resamples``, so a row gets the same bootstrap means alone or with others.
     """
-    values = _as_1d(values)
+    array = np.asarray(values, dtype=np.float64)
+    rows = _as_1d(array)[None, :] if array.ndim == 1 else array
+    if rows.ndim != 2 or rows.shape[1] == 0 or not np.all(np.isfinite(rows)):
+        raise ValueError(f"values must be a finite [n] or [k, n] array, got shape {array.shape}")
     if n_resamples < 1:
         raise ValueError("n_resamples must be at least 1")
-    n = values.size
+    n = rows.shape[1]
     rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples, dtype=np.float64)
+    means = np.empty((rows.shape[0], n_resamples), dtype=np.float64)
     step = _chunk_rows(n)
     for start in range(0, n_resamples, step):
         stop = min(start + step, n_resamples)
         indices = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = values[indices].mean(axis=1)
-    return means
+        for row, out in zip(rows, means):
+            out[start:stop] = row[indices].mean(axis=1)
+    return means[0] if array.ndim == 1 else means
+
+
+def _interval(values: np.ndarray, boot_means: np.ndarray, confidence: float, method: CIMethod) -> tuple[float, float]:
+    """Percentile or BCa interval of one sample from its bootstrap means."""
+    mean = float(values.mean())
+    if np.ptp(values) == 0.0:
+        return mean, mean
+    tail = (1.0 - confidence) / 2.0
+    if method == "percentile":
+        levels = np.array([tail, 1.0 - tail])
+    else:
+        levels = _bca_levels(values, boot_means, tail)
+    low, high = np.quantile(boot_means, levels)
+    return float(low), float(high)
+
+
+def _check_ci_args(confidence: float, method: str) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError("confidence must lie strictly between 0 and 1")
+    if method not in ("percentile", "bca"):
+        raise ValueError(f"unknown CI method {method!r}; use 'percentile' or 'bca'")
 
 
 def bootstrap_ci(
@@ -116,27 +145,17 @@ def bootstrap_ci(
     A constant sample gives the degenerate interval (mean, mean).
     """
     values = _as_1d(values)
-    if not 0.0 < confidence < 1.0:
-        raise ValueError("confidence must lie strictly between 0 and 1")
-    mean = float(values.mean())
+    _check_ci_args(confidence, method)
     if np.ptp(values) == 0.0:
-        return mean, mean
-    means = bootstrap_means(values, n_resamples=n_resamples, seed=seed)
-    tail = (1.0 - confidence) / 2.0
-    if method == "percentile":
-        levels = np.array([tail, 1.0 - tail])
-    elif method == "bca":
-        levels = _bca_levels(values, means, tail)
-    else:
-        raise ValueError(f"unknown CI method {method!r}; use 'percentile' or 'bca'")
-    low, high = np.quantile(means, levels)
-    return float(low), float(high)
+        return float(values.mean()), float(values.mean())
+    return _interval(values, bootstrap_means(values, n_resamples, seed), confidence, method)
 
 
 def _bca_levels(values: np.ndarray, boot_means: np.ndarray, tail: float) -> np.ndarray:
     """BCa-adjusted quantile levels for the mean (Efron & Tibshirani 1993, 14.3)."""
-    n = values.size
-    z0 = ndtri(np.mean(boot_means < values.mean()))
+    n, b = values.size, boot_means.size
+    # clipped so that a bootstrap distribution entirely on one side of the mean stays finite
+    z0 = ndtri(np.clip(np.mean(boot_means < values.mean()), 1 / (b + 1), b / (b + 1)))
     jackknife = (values.sum() - values) / (n - 1)
     deviations = jackknife.mean() - jackknife
     denominator = 6.0 * np.sum(deviations**2) ** 1.5
@@ -157,6 +176,39 @@ def seed_mean_episodes(values: np.ndarray) -> np.ndarray:
     return _as_1d(array.mean(axis=0))
 
 
+def summarize_cells(
+    values: Mapping[str, np.ndarray],
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    method: CIMethod = "percentile",
+) -> dict[str, CellSummary]:
+    """:func:`summarize_cell` for several metrics of one cell on the same episodes (name -> array),
+    resampling the episodes jointly (one index matrix for all metrics); each metric's result is
+    identical to :func:`summarize_cell` on it alone."""
+    _check_ci_args(confidence, method)
+    per_seed = {name: np.atleast_2d(np.asarray(array, dtype=np.float64)) for name, array in values.items()}
+    if len({array.shape for array in per_seed.values()}) > 1:
+        raise ValueError("every metric must cover the same seeds and episodes")
+    episodes = {name: seed_mean_episodes(array) for name, array in per_seed.items()}
+    if not episodes:
+        return {}
+    boot = bootstrap_means(np.stack(list(episodes.values())), n_resamples, seed)
+    summaries = {}
+    for (name, array), boot_means in zip(per_seed.items(), boot):
+        low, high = _interval(episodes[name], boot_means, confidence, method)
+        n_seeds = array.shape[0]
+        summaries[name] = CellSummary(
+            mean=float(episodes[name].mean()),
+            ci_low=low,
+            ci_high=high,
+            n_episodes=int(episodes[name].size),
+            n_seeds=int(n_seeds),
+            seed_std=float(array.mean(axis=1).std(ddof=1)) if n_seeds > 1 else float("nan"),
+        )
+    return summaries
+
+
 def summarize_cell(
     values: np.ndarray,
     confidence: float = CONFIDENCE,
@@ -170,20 +222,7 @@ def summarize_cell(
     are averaged over seeds per episode, then resampled over episodes (percentile method by
     default; see :func:`bootstrap_ci`). ``seed_std`` is the std (ddof=1) of the per-seed means.
     """
-    array = np.asarray(values, dtype=np.float64)
-    per_seed = array[None, :] if array.ndim == 1 else array
-    episodes = seed_mean_episodes(per_seed)
-    low, high = bootstrap_ci(episodes, confidence, n_resamples, seed, method)
-    n_seeds = per_seed.shape[0]
-    seed_std = float(per_seed.mean(axis=1).std(ddof=1)) if n_seeds > 1 else float("nan")
-    return CellSummary(
-        mean=float(episodes.mean()),
-        ci_low=low,
-        ci_high=high,
-        n_episodes=int(episodes.size),
-        n_seeds=int(n_seeds),
-        seed_std=seed_std,
-    )
+    return summarize_cells({"": values}, confidence, n_resamples, seed, method)[""]
 
 
 def paired_differences(candidate: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -231,8 +270,8 @@ def sign_flip_test(
         step = _chunk_rows(n)
         for start in range(0, patterns.size, step):
             bits = (patterns[start : start + step, None] >> np.arange(n)) & 1
-            stats = np.abs((1 - 2 * bits) @ d) / n
-            extreme += int(np.count_nonzero(stats >= threshold))
+            null = np.abs((1 - 2 * bits) @ d) / n
+            extreme += int(np.count_nonzero(null >= threshold))
         return min(1.0, extreme / 2**n)
     rng = np.random.default_rng(seed)
     extreme = 0
@@ -240,8 +279,8 @@ def sign_flip_test(
     for start in range(0, n_resamples, step):
         rows = min(step, n_resamples - start)
         signs = rng.integers(0, 2, size=(rows, n), dtype=np.int8) * 2 - 1
-        stats = np.abs(signs @ d) / n
-        extreme += int(np.count_nonzero(stats >= threshold))
+        null = np.abs(signs @ d) / n
+        extreme += int(np.count_nonzero(null >= threshold))
     return (extreme + 1) / (n_resamples + 1)
 
 

@@ -113,6 +113,20 @@ def test_summarize_cell_averages_seeds_per_episode_then_bootstraps():
     assert summary.seed_std == pytest.approx(per_seed.mean(axis=1).std(ddof=1))
 
 
+def test_summarize_cells_resamples_metrics_jointly_and_matches_one_at_a_time():
+    rng = np.random.default_rng(6)
+    metrics = {"acc@1": rng.random((2, 40)), "mrr": rng.random((2, 40)), "const": np.full((2, 40), 0.5)}
+    joint = stats.summarize_cells(metrics, n_resamples=1_000, seed=2)
+    assert list(joint) == ["acc@1", "mrr", "const"]
+    for name, values in metrics.items():
+        assert joint[name] == stats.summarize_cell(values, n_resamples=1_000, seed=2)
+    assert (joint["const"].ci_low, joint["const"].ci_high) == (0.5, 0.5)
+    both = stats.bootstrap_means(np.stack([metrics["acc@1"][0], metrics["mrr"][0]]), n_resamples=500, seed=1)
+    np.testing.assert_array_equal(both[1], stats.bootstrap_means(metrics["mrr"][0], n_resamples=500, seed=1))
+    with pytest.raises(ValueError, match="same seeds and episodes"):
+        stats.summarize_cells({"a": np.ones((2, 5)), "b": np.ones((2, 6))})
+
+
 def test_summarize_cell_single_seed_has_nan_seed_std_and_rejects_ragged_seeds():
     summary = stats.summarize_cell(np.linspace(0, 1, 20), n_resamples=500)
     assert summary.n_seeds == 1 and np.isnan(summary.seed_std)

@@ -1,0 +1,407 @@
+"""Leaderboard tables and their renderers (terminal, LaTeX, markdown, CSV), and the CLI on a real store."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import report, stats
+from bench.cli import main
+from bench.errors import BenchError
+from bench.metrics import METRICS
+from bench.store import Store
+
+N_EPISODES = 50
+POP = "pop_{top}&50%#"  # a cell name full of LaTeX specials
+
+# (cell, mode) -> per-episode shift of every metric from the reference gru4rec:zero-shot
+_EP = np.arange(N_EPISODES)
+SHIFTS = {
+    ("gru4rec", "zero-shot"): np.zeros(N_EPISODES),
+    ("gru4rec", "few-shot"): np.where(_EP < 25, 0.011, -0.01),  # ~0 on average: not significant
+    ("maml[random]", "zero-shot"): np.where(_EP % 10 == 0, 0.0, 0.2),  # 45 wins, 5 ties
+    ("maml[random]", "few-shot"): np.full(N_EPISODES, 0.3),  # 50 wins
+    (POP, "zero-shot"): np.full(N_EPISODES, -0.1),  # 50 losses
+    (POP, "few-shot"): np.where(_EP < 3, -0.005, 0.0),  # 3 losses, 47 ties: p = 0.25, not significant
+}
+EXPECTED_ORDER = [
+    ("maml[random]", "few-shot"),
+    ("maml[random]", "zero-shot"),
+    ("gru4rec", "few-shot"),
+    ("gru4rec", "zero-shot"),
+    (POP, "few-shot"),
+    (POP, "zero-shot"),
+]
+SIGNIFICANT = {("maml[random]", "few-shot"), ("maml[random]", "zero-shot"), (POP, "zero-shot")}
+WTL = {
+    ("gru4rec", "few-shot"): (25, 0, 25),
+    ("maml[random]", "zero-shot"): (45, 5, 0),
+    ("maml[random]", "few-shot"): (50, 0, 0),
+    (POP, "zero-shot"): (0, 0, 50),
+    (POP, "few-shot"): (0, 47, 3),
+}
+TRAIN_SECONDS = {"gru4rec": 10.0, "maml[random]": 100.0, POP: 1.0}
+
+
+def _metric_values(cell: str, mode: str, seed: int) -> dict[str, np.ndarray]:
+    base = 0.1 + 0.05 * (_EP % 10)
+    value = base + SHIFTS[(cell, mode)]
+    value = value + (0.01 if seed == 0 else -0.01) * np.where(_EP % 2 == 0, 1.0, -1.0)  # seeds average out
+    return {
+        "acc@1": value,
+        "recall@5": value + 0.1,
+        "recall@10": value + 0.2,
+        "mrr": value + (0.5 if cell == POP else 0.0),  # sorting by MRR puts POP first
+        "ndcg@10": value + 0.05,
+    }
+
+
+def _run_hash(cell: str, seed: int) -> str:
+    return f"run{list(TRAIN_SECONDS).index(cell)}s{seed}"
+
+
+def _run_record(cell: str, seed: int, dataset: str = "xuetangx-synth") -> dict:
+    method, _, init = cell.partition("[")
+    return {
+        "hash": _run_hash(cell, seed),
+        "cell": cell,
+        "status": "complete",
+        "train_seconds": TRAIN_SECONDS[cell] + seed,
+        "config": {"dataset": dataset, "dataset_hash": "d1", "method": method, "init": init.rstrip("]") or None,
+                   "seed": seed, "K": 5, "Q": 10, "params": {}, "engine": None},
+    }
+
+
+def _run_episodes(cell: str, seed: int) -> pd.DataFrame:
+    frames = []
+    for mode in ("zero-shot", "few-shot"):
+        frame = pd.DataFrame({"episode": _EP, "user_id": [f"u{i}" for i in _EP], "mode": mode})
+        for metric, values in _metric_values(cell, mode, seed).items():
+            frame[metric] = values
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+class _Results:
+    def __init__(self, runs, episodes):
+        self.runs, self.episodes = runs, episodes
+
+
+def _results(cells=tuple(TRAIN_SECONDS), seeds=(0, 1), dataset="xuetangx-synth") -> _Results:
+    runs, frames = [], []
+    for cell in cells:
+        for seed in seeds:
+            record = _run_record(cell, seed, dataset)
+            frame = _run_episodes(cell, seed)
+            frame.insert(0, "run", record["hash"])
+            for key in ("dataset", "method", "init", "seed", "K", "Q"):
+                frame[key] = record["config"][key]
+            frame["cell"] = cell
+            runs.append(record)
+            frames.append(frame)
+    return _Results(runs, pd.concat(frames, ignore_index=True))
+
+
+@pytest.fixture(scope="module")
+def table() -> report.LeaderboardTable:
+    (only,) = report.leaderboard(_results(), n_resamples=2_000)
+    return only
+
+
+def _key(row) -> tuple[str, str]:
+    return (row["cell"], row["mode"])
+
+
+# ---------------------------------------------------------------- the table
+
+
+def test_rows_are_sorted_by_the_metric_with_ranks(table):
+    rows = table.rows
+    assert [_key(r) for _, r in rows.iterrows()] == EXPECTED_ORDER
+    assert list(rows["rank"]) == list(range(1, 7))
+    assert rows["acc@1_mean"].is_monotonic_decreasing
+    (by_mrr,) = report.leaderboard(_results(), metric="mrr", n_resamples=500)
+    assert [_key(r) for _, r in by_mrr.rows.iterrows()][:3] == [(POP, "few-shot"), (POP, "zero-shot"), ("maml[random]", "few-shot")]
+    assert by_mrr.metric == "mrr"
+
+
+def test_ci_columns_come_from_seed_averaged_episodes(table):
+    for _, row in table.rows.iterrows():
+        per_seed = np.stack([_metric_values(row["cell"], row["mode"], s)["acc@1"] for s in (0, 1)])
+        summary = stats.summarize_cell(per_seed, n_resamples=2_000, seed=0)
+        assert row["acc@1_mean"] == pytest.approx(summary.mean)
+        assert (row["acc@1_ci_low"], row["acc@1_ci_high"]) == pytest.approx((summary.ci_low, summary.ci_high))
+        assert row["acc@1_seed_std"] == pytest.approx(summary.seed_std)
+        for metric in METRICS:
+            assert row[f"{metric}_ci_low"] <= row[f"{metric}_mean"] <= row[f"{metric}_ci_high"]
+        assert row["n_episodes"] == N_EPISODES and row["n_seeds"] == 2
+        assert row["train_seconds"] == pytest.approx(TRAIN_SECONDS[row["cell"]] + 0.5)
+
+
+def test_comparisons_significance_and_win_tie_loss(table):
+    assert table.has_reference and table.reference == "gru4rec:zero-shot"
+    rows = table.rows.set_index(["cell", "mode"])
+    reference = rows.loc[("gru4rec", "zero-shot")]
+    assert reference["is_reference"] and np.isnan(reference["diff_mean"]) and pd.isna(reference["wins"])
+    compared = rows.drop(index=("gru4rec", "zero-shot"))
+    assert {k for k, r in compared.iterrows() if r["significant"]} == SIGNIFICANT
+    for key, row in compared.iterrows():
+        assert (row["wins"], row["ties"], row["losses"]) == WTL[key]
+        assert row["diff_mean"] == pytest.approx(SHIFTS[key].mean(), abs=1e-12)
+        assert row["diff_ci_low"] <= row["diff_mean"] <= row["diff_ci_high"]
+    np.testing.assert_allclose(compared["p_holm"], stats.holm(compared["p_value"].to_numpy()))
+    assert compared.loc[(POP, "few-shot"), "p_value"] == pytest.approx(0.25, abs=0.03)  # 3 equal losses: 2/8
+    assert any("Holm" in note for note in table.notes)
+
+
+def test_missing_default_reference_means_no_comparison_columns():
+    (table,) = report.leaderboard(_results(cells=("maml[random]", POP)), n_resamples=500)
+    assert not table.has_reference
+    assert table.rows["diff_mean"].isna().all() and not table.rows["significant"].any()
+    assert any("No comparison columns" in note and "gru4rec:zero-shot" in note for note in table.notes)
+    headers = [h for h, _ in report._headers(table)]
+    assert not any("Δ" in h or "Holm" in h for h in headers)
+    assert "Holm" not in report.to_latex([table]).split(r"\toprule")[1]
+
+
+def test_other_reference_and_errors_list_the_choices():
+    results = _results()
+    (table,) = report.leaderboard(results, reference=f"{POP}:zero-shot", n_resamples=500)
+    assert table.rows.set_index(["cell", "mode"]).loc[("maml[random]", "few-shot"), "wins"] == 50
+    with pytest.raises(BenchError, match=r"choose one of: .*gru4rec:few-shot"):
+        report.leaderboard(results, reference="gru4rec:few-shoot", require_reference=True)
+    with pytest.raises(BenchError, match="CELL:MODE"):
+        report.leaderboard(results, reference="gru4rec")
+    with pytest.raises(BenchError, match=r"acc@1, recall@5, recall@10, mrr, ndcg@10"):
+        report.leaderboard(results, metric="hit@1")
+    with pytest.raises(BenchError, match="choose one of: xuetangx-synth"):
+        report.leaderboard(results, dataset="movielens")
+
+
+def test_one_table_per_dataset_and_shots():
+    a = _results(cells=("gru4rec",), dataset="a")
+    b = _results(cells=("gru4rec",), dataset="b")
+    b.episodes["K"] = 3
+    merged = _Results(a.runs + b.runs, pd.concat([a.episodes, b.episodes], ignore_index=True))
+    tables = report.leaderboard(merged, n_resamples=200)
+    assert [(t.dataset, t.K, t.Q) for t in tables] == [("a", 5, 10), ("b", 3, 10)]
+    assert [t.dataset for t in report.leaderboard(merged, dataset="b", n_resamples=200)] == ["b"]
+
+
+def test_same_cell_with_different_settings_becomes_separate_rows():
+    results = _results(cells=("gru4rec",), seeds=(0,))
+    clone = _results(cells=("gru4rec",), seeds=(0,))
+    clone.runs[0] = {**clone.runs[0], "hash": "other", "config": {**clone.runs[0]["config"], "params": {"lr": 0.1}}}
+    clone.episodes["run"] = "other"
+    merged = _Results(results.runs + clone.runs, pd.concat([results.episodes, clone.episodes], ignore_index=True))
+    (table,) = report.leaderboard(merged, n_resamples=200)
+    assert len(table.rows) == 4 and table.rows["cell"].str.startswith("gru4rec #").all()
+    assert any("different settings" in note for note in table.notes)
+    # without run.json configs the duplicates cannot be told apart: a clear error, not a silent average
+    with pytest.raises(BenchError, match="more than one result per seed"):
+        report.leaderboard(merged.episodes, n_resamples=200)
+
+
+def test_episodes_missing_in_one_seed_are_left_out_with_a_note():
+    results = _results(cells=("gru4rec",))
+    drop = (results.episodes["seed"] == 1) & (results.episodes["episode"] == 7)
+    (table,) = report.leaderboard(_Results(results.runs, results.episodes[~drop]), n_resamples=200)
+    assert set(table.rows["n_episodes"]) == {N_EPISODES - 1}
+    assert any("1 episode(s) not covered by every seed" in note for note in table.notes)
+
+
+def test_incomplete_runs_are_ignored():
+    results = _results(cells=("gru4rec", "maml[random]"))
+    runs = [{**r, "status": "running"} if r["cell"] == "maml[random]" else r for r in results.runs]
+    (table,) = report.leaderboard(_Results(runs, results.episodes), n_resamples=200)
+    assert set(table.rows["cell"]) == {"gru4rec"}
+
+
+# ---------------------------------------------------------------- renderers
+
+
+def _latex_cells(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)&", line.removesuffix(r"\\").strip())]
+
+
+def test_latex_structure(table):
+    tex = report.to_latex([table], caption="Main results", label="tab:main")
+    lines = tex.splitlines()
+    assert lines[0] == r"% \usepackage{booktabs}"
+    assert r"\caption{Main results}" in tex and r"\label{tab:main}" in tex
+    top, mid, bottom = (lines.index(rule) for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+    assert top < mid < bottom and mid == top + 2
+    spec = re.search(r"\\begin\{tabular\}\{([lrc]+)\}", tex).group(1)
+    header = _latex_cells(lines[top + 1])
+    body = [_latex_cells(line) for line in lines[mid + 1 : bottom]]
+    assert len(body) == 6 and len(header) == len(spec) == 15
+    assert all(len(row) == len(header) for row in body)
+    assert all(line.endswith(r"\\") for line in lines[top + 1 : bottom] if line != r"\midrule")
+
+    # balanced braces, ignoring escaped ones
+    depth = 0
+    for ch in re.sub(r"\\[{}]", "", tex):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        assert depth >= 0
+    assert depth == 0
+
+    # special characters in names are escaped
+    assert r"pop\_\{top\}\&50\%\#" in tex
+    assert "pop_{" not in tex
+
+    col = {name: header.index(name) for name in header}
+    acc = col[r"Acc@1 \% (95\% CI)"]
+    mrr = col["MRR"]
+    delta = next(i for i, h in enumerate(header) if h.startswith(r"$\Delta$"))
+    keys = [(row[1].replace(r"\_", "_").replace(r"\{", "{").replace(r"\}", "}").replace(r"\&", "&").replace(r"\%", "%").replace(r"\#", "#"), row[2]) for row in body]
+    assert keys == EXPECTED_ORDER
+    assert body[0][acc].startswith(r"\textbf{") and body[1][acc].startswith(r"\underline{")
+    assert not any(row[acc].startswith(("\\textbf", "\\underline")) for row in body[2:])
+    assert "[" in body[0][acc] and r"{\scriptsize" in body[0][acc]  # mean with its CI
+    assert body[4][mrr].startswith(r"\textbf{") and body[5][mrr].startswith(r"\underline{")  # POP leads MRR
+    for key, row in zip(keys, body):
+        assert (r"$^\dagger$" in row[delta]) == (key in SIGNIFICANT)
+    assert body[3][delta] == "reference"
+
+
+def test_latex_without_caption_describes_the_table_and_suffixes_labels():
+    tables = report.leaderboard(
+        _Results(*(lambda a, b: (a.runs + b.runs, pd.concat([a.episodes, b.episodes])))(
+            _results(cells=("gru4rec",), dataset="a_1"), _results(cells=("gru4rec",), dataset="b"))),
+        n_resamples=200,
+    )
+    tex = report.to_latex(tables, label="tab:r")
+    assert tex.count(r"\begin{table}") == 2 and tex.count(r"\toprule") == 2
+    assert r"\label{tab:r:a-1-K5-Q10}" in tex and r"\label{tab:r:b-K5-Q10}" in tex
+    assert r"a\_1, $K=5$, $Q=10$" in tex and "percentile bootstrap" in tex
+
+
+def test_markdown_rendering(table):
+    text = report.to_markdown([table])
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header, align, body = lines[0], lines[1], lines[2:]
+    n_columns = header.count(" | ") + 1
+    assert len(body) == 6 and set(align.strip("|").split("|")) <= {"---:", ":---"}
+    assert all(row.count(" | ") + 1 == n_columns for row in body)
+    assert "### xuetangx-synth · K=5 · Q=10" in text
+    assert body[0].split(" | ")[3].startswith("**") and "<u>" in body[1].split(" | ")[3]
+    for key, row in zip(EXPECTED_ORDER, body):
+        assert ("†" in row) == (key in SIGNIFICANT)
+    assert "| 4 | gru4rec | zero-shot |" in body[3]
+    assert "No comparison" not in text and "Holm" in text
+
+
+def test_csv_has_numeric_columns_per_metric(table):
+    frame = pd.read_csv(io.StringIO(report.to_csv([table])))
+    for metric in METRICS:
+        for suffix in ("mean", "ci_low", "ci_high", "seed_std"):
+            assert pd.api.types.is_float_dtype(frame[f"{metric}_{suffix}"])
+    for column in ("rank", "dataset", "K", "Q", "cell", "mode", "n_episodes", "n_seeds", "train_seconds",
+                   "diff_mean", "diff_ci_low", "diff_ci_high", "p_value", "p_holm", "significant", "wins", "ties", "losses",
+                   "sort_metric", "reference"):
+        assert column in frame.columns
+    assert list(zip(frame["cell"], frame["mode"])) == EXPECTED_ORDER
+    assert frame["acc@1_mean"].to_numpy() == pytest.approx(table.rows["acc@1_mean"].to_numpy())
+    assert set(frame["reference"]) == {"gru4rec:zero-shot"}
+
+
+def test_terminal_table_shows_the_same_numbers(table):
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=250, color_system=None)
+    report.print_report([table], console)
+    text = console.file.getvalue()
+    first = table.rows.iloc[0]
+    assert report.format_value("acc@1", first["acc@1_mean"]) in text
+    assert f"[{report.format_value('acc@1', first['acc@1_ci_low'])}, {report.format_value('acc@1', first['acc@1_ci_high'])}]" in text
+    assert text.count("†") == len(SIGNIFICANT) + 1  # one per significant row, one in the notes
+    assert "50/0/0" in text and "0/47/3" in text
+
+
+def test_formatting():
+    assert report.format_value("acc@1", 0.33549) == "33.55"
+    assert report.format_value("mrr", 0.123456) == "0.1235"
+    assert report.format_diff("recall@5", -0.0123) == "-1.23"
+    assert report.format_diff("mrr", 0.0123) == "+0.0123"
+    assert report.format_diff("mrr", -0.00002) == "0.0000" and report.format_diff("acc@1", 0.0) == "0.00"
+    assert report.format_p(0.00001) == "<0.0001" and report.format_p(float("nan")) == "—"
+    assert report.latex_escape("a_b&c%d$e#f{g}h~i^j\\") == (
+        r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}"
+    )
+
+
+def test_write_atomic_replaces_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "sub" / "table.tex"
+    report.write_atomic(target, "one")
+    report.write_atomic(target, "two")
+    assert target.read_text() == "two"
+    assert [p.name for p in target.parent.iterdir()] == ["table.tex"]
+
+
+# ---------------------------------------------------------------- CLI on a real store
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    store = Store(root)
+    for cell in TRAIN_SECONDS:
+        for seed in (0, 1):
+            record = _run_record(cell, seed)
+            store.start_run(record["hash"], record)
+            store.finish_run(record["hash"], record, _run_episodes(cell, seed), pd.DataFrame({"iteration": [1]}))
+    return root
+
+
+def test_cli_report(store_dir, capsys):
+    assert main(["report", "--results", str(store_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "xuetangx-synth · K=5 · Q=10" in out and "maml[random]" in out and "†" in out
+    assert out.index("maml[random]") < out.index("gru4rec")
+
+
+def test_cli_exports(store_dir, tmp_path, capsys):
+    tex = tmp_path / "table.tex"
+    assert main(["export", "latex", "--results", str(store_dir), "--out", str(tex), "--caption", "Main", "--label", "tab:m"]) == 0
+    assert tex.read_text().startswith(r"% \usepackage{booktabs}") and r"\label{tab:m}" in tex.read_text()
+    csv = tmp_path / "table.csv"
+    assert main(["export", "csv", "--results", str(store_dir), "--out", str(csv), "--metric", "mrr"]) == 0
+    frame = pd.read_csv(csv)
+    assert frame["cell"].iloc[0] == POP and set(frame["sort_metric"]) == {"mrr"}
+    assert frame["train_seconds"].iloc[0] == pytest.approx(1.5)
+    capsys.readouterr()
+    assert main(["export", "markdown", "--results", str(store_dir), "--out", "-", "--reference", f"{POP}:few-shot"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("### xuetangx-synth") and f"{POP}:few-shot" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["report", "--metric", "hit@1"], "choose one of: acc@1"),
+        (["report", "--reference", "gru4rec:one-shot"], "choose one of: gru4rec:few-shot"),
+        (["report", "--dataset", "nope"], "choose one of: xuetangx-synth"),
+        (["export", "csv", "--reference", "gru4rec"], "CELL:MODE"),
+    ],
+)
+def test_cli_errors_name_the_choices(store_dir, capsys, argv, message):
+    assert main([*argv, "--results", str(store_dir)]) == BenchError.exit_code
+    assert message in capsys.readouterr().err
+
+
+def test_cli_help_renders(capsys):
+    # argparse %-formats help strings: a bare "%" in one breaks `python -m bench --help`
+    for argv in (["--help"], ["report", "--help"], ["export", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    assert "--reference CELL:MODE" in capsys.readouterr().out
+
+
+def test_cli_without_results(tmp_path, capsys):
+    assert main(["report", "--results", str(tmp_path / "none")]) == BenchError.exit_code
+    assert "no results" in capsys.readouterr().err
