@@ -80,7 +80,7 @@ class PairTensors:
     def __init__(self, pairs: pd.DataFrame, max_prefix: int):
         prefixes = [list(p)[-max_prefix:] for p in pairs["prefix"]]
         self.prefixes, self.lengths = pad_prefixes(prefixes)
-        self.labels = torch.as_tensor(pairs["label"].to_numpy(), dtype=torch.long)
+        self.labels = torch.tensor(pairs["label"].to_numpy(), dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -122,7 +122,7 @@ def _inits(cell: dict, spec) -> list[str | None]:
         if cell.get("init") is not None:
             raise BenchError(f"method {spec.name!r} takes no init", "remove init from its cell")
         return [None]
-    inits = cell.get("init", spec.defaults.get("init", "random"))
+    inits = cell.get("init", spec.default_init or "random")
     inits = [inits] if isinstance(inits, str) else list(inits)
     for init in inits:
         if init not in INITS:

@@ -13,6 +13,7 @@ kept (the initial weights are a candidate). Scoring is deterministic (see meta/p
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -37,7 +38,7 @@ MAML_DEFAULTS: dict = {
     "outer_lr": 1e-3,
     "meta_iterations": 3000,
     "val_every": 100,
-    "val_episodes": None,  # cap on val episodes used for validation; None: all
+    "val_episodes": None,  # cap on val episodes used for validation; None or 0: all
     "grad_clip": 10.0,
 }
 
@@ -62,6 +63,7 @@ class MAMLMethod:
         return build_init(self.init, ctx)
 
     def fit(self, ctx) -> dict:
+        ctx = dataclasses.replace(ctx, params=self.params, init=self.init)  # the resolved ones, whatever ctx says
         p = self.params
         start = time.perf_counter()
         model = self.build_model(ctx)
@@ -79,7 +81,7 @@ class MAMLMethod:
         p, maml, engine = self.params, self.maml, self.engine
         train = ctx.dataset.episodes("train", ctx.K, ctx.Q)
         val = ctx.dataset.episodes("val", ctx.K, ctx.Q)
-        if p["val_episodes"] is not None:
+        if p["val_episodes"]:  # None or 0: all
             val = val.iloc[: int(p["val_episodes"])]
         trainable = [param for param in maml.parameters() if param.requires_grad]
         optimizer = torch.optim.Adam(trainable, lr=float(p["outer_lr"]))
@@ -87,14 +89,20 @@ class MAMLMethod:
         iterations, inner_steps = int(p["meta_iterations"]), int(p["inner_steps"])
         meta_batch = min(int(p["meta_batch"]), len(train))
 
-        def validate() -> float:
-            return mean_acc1(self.score(val, "few-shot", check=False), val)
+        val_seconds = 0.0
 
+        def validate() -> float:
+            nonlocal val_seconds
+            val_start = time.perf_counter()
+            acc = mean_acc1(self.score(val, "few-shot", check=False), val)
+            val_seconds += time.perf_counter() - val_start
+            return acc
+
+        train_start = time.perf_counter()
         best_acc, best_iteration = validate(), 0
         best_state = copy.deepcopy(maml.module.state_dict())
         curve = [{"iteration": 0, "train_loss": None, "val_acc@1": best_acc}]
         losses: list[float] = []
-        train_start = time.perf_counter()
         maml.train()
         with seeded_rng(self.seed, self.device):  # dropout draws
             for iteration in range(1, iterations + 1):
@@ -119,6 +127,8 @@ class MAMLMethod:
             "best_iteration": best_iteration,
             "best_val_acc@1": best_acc,
             "meta_seconds": meta_seconds,
+            "val_seconds": val_seconds,
+            "seconds_per_iteration": (meta_seconds - val_seconds) / iterations,
             "n_train_episodes": len(train),
             "n_val_episodes": len(val),
         }

@@ -24,9 +24,9 @@ GRAD_WARNING = "The .grad attribute of a Tensor that is not a leaf Tensor is bei
 
 def adapt(maml, task: Task, inner_steps: int):
     """A clone of ``maml`` after ``inner_steps`` gradient steps on the task's support loss."""
-    learner = maml.clone()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=GRAD_WARNING)
+        learner = maml.clone()
         for _ in range(inner_steps):
             support_logits = learner(task.support_prefixes, task.support_lengths)
             learner.adapt(F.cross_entropy(support_logits, task.support_labels))
@@ -65,9 +65,7 @@ class PerTaskEngine:
             learner = adapt(maml, task, inner_steps)
             query_logits = learner(task.query_prefixes, task.query_lengths)
             query_loss = F.cross_entropy(query_logits, task.query_labels)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=GRAD_WARNING)
-                (query_loss / len(tasks)).backward()  # per task, so each task's graph is freed at once
+            (query_loss / len(tasks)).backward()  # per task, so each task's graph is freed at once
             total += float(query_loss.detach())
         return total / len(tasks)
 

@@ -1,0 +1,27 @@
+"""Shared fixtures: one thread for torch, a small generated dataset, small GRU4Rec params."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+# Tests share 2 cores with other processes: one torch thread each (set at import, before any work).
+torch.set_num_threads(1)
+
+# A GRU4Rec small enough to train in about a second on the tiny dataset (3 epochs).
+SMALL_GRU4REC = {"embed_dim": 16, "hidden_dim": 32, "max_epochs": 3}
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """1,000 generated users over 100 courses through the real pipeline (about 17k train pairs,
+    13k train episodes, 16 val and 16 test episodes at K=5, Q=10)."""
+    from bench.data.synth import make_synthetic_dataset
+
+    return make_synthetic_dataset(tmp_path_factory.mktemp("tiny-data"), name="tiny", users=1000, seed=0, n_courses=100, n_topics=10)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    """One cache_dir for the whole session, so GRU4Rec is trained once per (dataset, params, seed)."""
+    return tmp_path_factory.mktemp("model-cache")
