@@ -172,7 +172,7 @@ def run_grid(
     todo = [r for r in runs if not store.is_complete(r.hash)]
     cores = os.cpu_count() or 1
     jobs = max(1, min(jobs, len(todo) or 1))
-    threads = max(1, cores // jobs)
+    threads = int(os.environ.get("BENCH_THREADS", "0")) or max(1, cores // jobs)  # never oversubscribe
     outcomes: list[Outcome] = []
 
     def finish(outcome: Outcome) -> None:

@@ -111,7 +111,8 @@ def test_kill_dash_nine_then_resume_loses_and_duplicates_nothing(tiny_data, tmp_
     partial = _snapshot(results)
     assert 2 <= len(partial) < 5, "the kill should land mid-grid"
 
-    resumed = subprocess.run(_cli(data_dir, grid, results), env=_env(), capture_output=True, text=True)
+    # resume in two parallel workers: the parallel path must give the same numbers
+    resumed = subprocess.run(_cli(data_dir, grid, results) + ["--jobs", "2"], env=_env(), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{len(partial)} of 5 runs already complete" in resumed.stdout
     final = _snapshot(results)
