@@ -94,7 +94,7 @@ def run_command(args: argparse.Namespace) -> int:
     grid_runs = [r for r in results.runs if r["hash"] in wanted]
     if grid_runs:
         subset = Results(grid_runs, results.episodes[results.episodes["run"].isin(wanted)].reset_index(drop=True))
-        print_report(leaderboard(subset), console=console)
+        print_report(leaderboard(subset), console=console if console.is_terminal else None)
     return 1 if failed else 0
 
 

@@ -9,20 +9,28 @@ first_order=True)``: gradients are taken without ``create_graph``, so the adapte
 meta-parameters plus constants and the query loss's gradient flows back to the meta-parameters
 through the stacking (expand backward = sum over tasks).
 
-Where the time went, and what this module does about it (profiled with torch.profiler):
+Where the time went, and what this module does about it (torch.profiler, E=H=64, V=1519, 32 tasks,
+one thread; first cut about 1.7x per-task learn2learn, now about 5x):
 - Embedding: one lookup into a flat table of only the rows each task uses (keys
   ``task * vocab + item``, made unique once per meta-batch), gathered from the meta embedding, so
   no dense [tasks, items, E] table or gradient is ever built. A row a task does not use would
   never change in the per-task path either (its gradient is zero), so this is exact.
-- GRU: written with batched matrix products; input projections for all time steps in one bmm,
-  then one small bmm per step; length masks hold each sequence's state after its end (what a
-  packed ``nn.GRU`` does). Padding positions get exactly zero gradient through the mask.
-- Output layer: [tasks, V, H] per task (dense; every logit enters the softmax), one baddbmm.
+- Output layer: a dense per-task [tasks, V, H] weight cost most: ``maml_update``'s
+  ``p + (-lr * g)`` allocates two fresh 12 MB tensors per step, and fresh large allocations
+  page-fault (~10 ms per update here). A first-order step changes it by a rank-B product, so it
+  is kept as the meta weight plus factors (StackedParams).
+- GRU: batched matrix products; input projections for all steps in one bmm; the recurrence is a
+  custom autograd Function (MaskedGRURecurrence) whose backward forms dW_hh in one bmm instead of
+  one tiny bmm per step, and whose per-step work is limited to the sequences still running:
+  tasks and rows are sorted longest first and steps are packed (StackedBatch), so tensors scale
+  with the true lengths (mean ~10) rather than the longest prefix (50). Length masks hold each
+  sequence's state after its end (what a packed ``nn.GRU`` does); padding gets zero gradient.
 Dropout (meta-training, model in train mode) is applied to the last hidden state as in
-``GRURecommender.forward``, with the module's p, but masks are drawn for the whole stacked batch,
-so they are not the per-task path's masks bit for bit; with p = 0 or at evaluation (dropout off)
-the two engines agree to float rounding (tests/test_batched.py).
-Multi-layer GRUs get inter-layer dropout in train mode, as ``nn.GRU`` does.
+``GRURecommender.forward``, with the module's p (and the GRU's inter-layer p between layers), but
+masks are drawn for the whole stacked batch, so they are not the per-task path's masks bit for
+bit: the same distribution, not the same draws. With p = 0 or at evaluation (dropout off) the two
+engines agree to float rounding (tests/test_batched.py). Works on CUDA unchanged (devices follow
+the inputs); stacking reads the lengths on the host once per meta-batch.
 """
 
 from __future__ import annotations
@@ -34,95 +42,230 @@ import torch.nn.functional as F
 from learn2learn.algorithms.maml import maml_update
 from torch import nn
 
-# Tasks adapted together at evaluation: bounds memory (the stacked output layer is
-# tasks x V x H floats, and a few copies live at once).
+# Tasks adapted together at evaluation: bounds memory (logit gradients are tasks x steps*K x V).
 EVAL_CHUNK = 64
 
 
 class StackedBatch(NamedTuple):
-    """A meta-batch's inputs, stacked over tasks and mapped to flat embedding rows."""
+    """A meta-batch's inputs, stacked over tasks, packed by step, mapped to flat embedding rows.
 
-    support_rows: torch.Tensor  # [n, K, Ts] index into the flat row table
-    support_mask: torch.Tensor  # [Ts, n, K, 1] bool: position inside the true length
+    Tasks are stacked longest support prefix first, and each task's prefixes longest first, so the
+    sequences still running at step t form a leading block [:a_t, :b_t]. Steps are packed along
+    one axis of length M = sum_t b_t: step t's rows sit at columns off_t .. off_t + b_t, so every
+    [n, M, .] tensor (embeddings, projections, gate buffers) skips most of the padding of a
+    [n, B, T, .] layout (lengths are skewed short). ``task_order`` and ``query_order`` map the
+    stacked order back to the callers'.
+    """
+
+    task_order: torch.Tensor  # [n] stacked task i is tasks[task_order[i]]
+    support_rows: torch.Tensor  # [n, Ms] flat embedding row of each packed position
+    support_mask: torch.Tensor  # [n, Ms, 1] bool: position inside the true length
     support_labels: torch.Tensor  # [n, K]
-    query_rows: torch.Tensor  # [n, Q, Tq]
-    query_mask: torch.Tensor  # [Tq, n, Q, 1]
+    support_steps: tuple  # per step t: (a_t tasks, b_t rows, off_t column) of the running block
+    query_rows: torch.Tensor  # [n, Mq]
+    query_mask: torch.Tensor  # [n, Mq, 1]
     query_labels: torch.Tensor  # [n, Q]
+    query_steps: tuple
+    query_order: torch.Tensor  # [n, Q] stacked query j of stacked task i is its query_order[i, j]
     row_items: torch.Tensor  # [R] item id of each flat row (gathered from the meta embedding)
 
 
-def _pad_stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    width = max(int(t.shape[-1]) for t in tensors)
-    return torch.stack([F.pad(t, (0, width - int(t.shape[-1]))) for t in tensors])
+def step_blocks(lengths: list[list[int]]) -> tuple[tuple, list[int]]:
+    """Per-step running blocks (a_t, b_t, off_t) and packed positions (row * T + t) for lengths
+    [n][B] whose rows are sorted longest first within each task."""
+    width = max(max(row) for row in lengths)
+    maxima = [max(row) for row in lengths]
+    steps, positions, offset = [], [], 0
+    for step in range(width):
+        tasks = max(index for index, longest in enumerate(maxima) if longest > step) + 1
+        rows = max(sum(1 for n in row if n > step) for row in lengths)
+        steps.append((tasks, rows, offset))
+        positions.extend(row * width + step for row in range(rows))
+        offset += rows
+    return tuple(steps), positions
 
 
-def _step_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
-    steps = torch.arange(width, device=lengths.device)
-    return (steps.view(width, 1, 1) < lengths.unsqueeze(0)).unsqueeze(-1)
+def pack_steps(values: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """[n, B, T, ...] -> [n, M, ...] at the packed positions."""
+    n, batch, width = values.shape[:3]
+    index = torch.tensor(positions, dtype=torch.long, device=values.device)
+    return values.reshape(n, batch * width, *values.shape[3:])[:, index]
+
+
+def _sorted_side(tasks: Sequence, order: list[int], prefixes: str, lengths: str, labels: str):
+    """Packed prefixes [n, M], mask [n, M, 1], labels [n, B] and row order [n, B] (each task's
+    longest first), and the step blocks, for one side (support or query) of the stacked tasks."""
+    lists = [getattr(tasks[i], lengths).tolist() for i in order]
+    perms = [sorted(range(len(ls)), key=lambda j, ls=ls: -ls[j]) for ls in lists]
+    width = max(max(ls) for ls in lists)
+    device = getattr(tasks[0], prefixes).device
+    perm_tensor = torch.tensor(perms, dtype=torch.long, device=device)
+    stacked = torch.stack([F.pad(getattr(tasks[i], prefixes)[:, :width], (0, width - min(width, getattr(tasks[i], prefixes).shape[-1]))) for i in order])
+    stacked = torch.gather(stacked, 1, perm_tensor.unsqueeze(-1).expand_as(stacked))
+    lengths_tensor = torch.gather(torch.stack([getattr(tasks[i], lengths) for i in order]).to(device), 1, perm_tensor)
+    labels_tensor = torch.gather(torch.stack([getattr(tasks[i], labels) for i in order]), 1, perm_tensor)
+    steps, positions = step_blocks([sorted(ls, reverse=True) for ls in lists])
+    mask = (torch.arange(width, device=device) < lengths_tensor.unsqueeze(-1)).unsqueeze(-1)
+    return pack_steps(stacked, positions), pack_steps(mask, positions), labels_tensor, perm_tensor, steps
 
 
 def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
     """Stack tasks (all with the same K and Q) and map (task, item) pairs to flat table rows."""
     if len({int(t.support_labels.shape[0]) for t in tasks}) != 1 or len({int(t.query_labels.shape[0]) for t in tasks}) != 1:
         raise ValueError("task-batched adaptation needs the same K and Q in every task of a batch")
-    support = _pad_stack([t.support_prefixes for t in tasks])
-    query = _pad_stack([t.query_prefixes for t in tasks])
-    support_lengths = torch.stack([t.support_lengths for t in tasks]).to(support.device)
-    query_lengths = torch.stack([t.query_lengths for t in tasks]).to(query.device)
+    longest = [int(t.support_lengths.max()) for t in tasks]
+    order = sorted(range(len(tasks)), key=lambda i: -longest[i])
+    support, support_mask, support_labels, _, support_steps = _sorted_side(tasks, order, "support_prefixes", "support_lengths", "support_labels")
+    query, query_mask, query_labels, query_order, query_steps = _sorted_side(tasks, order, "query_prefixes", "query_lengths", "query_labels")
     n = support.shape[0]
-    offsets = torch.arange(n, device=support.device).view(n, 1, 1) * vocab_size
+    offsets = torch.arange(n, device=support.device).view(n, 1) * vocab_size
     keys = torch.cat([(support + offsets).flatten(), (query + offsets).flatten()])
     unique_keys, inverse = torch.unique(keys, return_inverse=True)
     split = support.numel()
     return StackedBatch(
+        task_order=torch.tensor(order, dtype=torch.long, device=support.device),
         support_rows=inverse[:split].view_as(support),
-        support_mask=_step_mask(support_lengths, support.shape[-1]),
-        support_labels=torch.stack([t.support_labels for t in tasks]),
+        support_mask=support_mask,
+        support_labels=support_labels,
+        support_steps=support_steps,
         query_rows=inverse[split:].view_as(query),
-        query_mask=_step_mask(query_lengths, query.shape[-1]),
-        query_labels=torch.stack([t.query_labels for t in tasks]),
+        query_mask=query_mask,
+        query_labels=query_labels,
+        query_steps=query_steps,
+        query_order=query_order,
         row_items=unique_keys % vocab_size,
     )
+
+
+def unstack_scores(batch: StackedBatch, scores: torch.Tensor) -> torch.Tensor:
+    """Stacked query scores [n, Q, V] back in the callers' task and query order."""
+    restored = torch.empty_like(scores)
+    restored[batch.task_order.unsqueeze(1), batch.query_order] = scores
+    return restored
+
+
+class MaskedGRURecurrence(torch.autograd.Function):
+    """The GRU recurrence over precomputed, step-packed input projections, hand-written backward.
+
+    Autograd through the step loop builds ~20 graph nodes per step, a tiny weight-gradient bmm per
+    step (a slow shape) and a cat per step. Here the forward writes gates and states into [n, M, .]
+    buffers, the gate derivatives are formed for all steps at once, the backward's step loop carries
+    only the state gradient, and dW_hh is one bmm over all steps. Step t touches only its block
+    [:a_t, :b_t] (columns off_t..off_t + b_t of the packed axis); inside it the mask holds finished
+    sequences. Buffer entries outside the blocks are never read (the previous-state buffer is
+    zeroed, as the dW_hh product reads it whole against zero gradients).
+    Inputs: projected [n, M, 3H] (x W_ih^T + b_ih), mask [n, M, 1] bool, weight_hh [n, 3H, H],
+    bias_hh [n, 3H], steps, needs_backward. Output: the state at each sequence's true end [n, B, H].
+    First-order only (no double backward), which is all the batched engine needs.
+    """
+
+    @staticmethod
+    def forward(ctx, projected, mask, weight_hh, bias_hh, steps, needs_backward):
+        n, packed, gates = projected.shape
+        hidden = gates // 3
+        weight_hh_t = weight_hh.transpose(1, 2)
+        bias = bias_hh.unsqueeze(1)
+        state = projected.new_zeros(n, steps[0][1], hidden)
+        previous_states = projected.new_zeros(n, packed, hidden)
+        reset_update = projected.new_empty(n, packed, 2 * hidden)
+        candidates = projected.new_empty(n, packed, hidden)
+        hidden_n = projected.new_empty(n, packed, hidden)
+        for tasks, rows, offset in steps:
+            columns = slice(offset, offset + rows)
+            previous = state[:tasks, :rows]
+            previous_states[:tasks, columns] = previous
+            gates_x = projected[:tasks, columns]
+            gates_h = torch.baddbmm(bias[:tasks], previous, weight_hh_t[:tasks])
+            rz = reset_update[:tasks, columns]
+            torch.sigmoid(torch.add(gates_x[..., : 2 * hidden], gates_h[..., : 2 * hidden]), out=rz)
+            hn = hidden_n[:tasks, columns]
+            hn.copy_(gates_h[..., 2 * hidden :])
+            candidate = candidates[:tasks, columns]
+            torch.tanh(torch.addcmul(gates_x[..., 2 * hidden :], rz[..., :hidden], hn), out=candidate)
+            new_state = torch.addcmul(candidate, rz[..., hidden:], previous - candidate)
+            state[:tasks, :rows] = torch.where(mask[:tasks, columns], new_state, previous)
+        if needs_backward:  # (skipped for scoring under no_grad)
+            # d(new state)/d(pre-activations), all steps at once: update (z), candidate (n), reset (r).
+            reset, update = reset_update[..., :hidden], reset_update[..., hidden:]
+            one_minus_update = 1 - update
+            factor_candidate = one_minus_update * (1 - candidates * candidates)
+            factor_update = (previous_states - candidates) * update * one_minus_update
+            factor_reset = hidden_n * reset * (1 - reset)
+            ctx.save_for_backward(mask, weight_hh, previous_states, reset, update, factor_candidate, factor_update, factor_reset)
+            ctx.steps = steps
+        return state
+
+    @staticmethod
+    def backward(ctx, grad_state):
+        mask, weight_hh, previous_states, reset, update, factor_candidate, factor_update, factor_reset = ctx.saved_tensors
+        n, packed, hidden = previous_states.shape
+        # Gate gradients at every packed position: input-projection side (reset, update,
+        # candidate) and W_hh side (reset, update, reset * candidate); zero outside the blocks.
+        grad_gates_x = grad_state.new_zeros(n, packed, 3 * hidden)
+        grad_gates_h = grad_state.new_zeros(n, packed, 3 * hidden)
+        grad = grad_state.clone()
+        for tasks, rows, offset in reversed(ctx.steps):
+            columns = slice(offset, offset + rows)
+            block = grad[:tasks, :rows]
+            grad_new = block * mask[:tasks, columns]  # the new state was kept only inside the length
+            grad_x = grad_gates_x[:tasks, columns]
+            grad_h = grad_gates_h[:tasks, columns]
+            grad_candidate = grad_x[..., 2 * hidden :]
+            torch.mul(grad_new, factor_candidate[:tasks, columns], out=grad_candidate)
+            torch.mul(grad_new, factor_update[:tasks, columns], out=grad_x[..., hidden : 2 * hidden])
+            torch.mul(grad_candidate, factor_reset[:tasks, columns], out=grad_x[..., :hidden])
+            grad_h[..., : 2 * hidden] = grad_x[..., : 2 * hidden]
+            torch.mul(grad_candidate, reset[:tasks, columns], out=grad_h[..., 2 * hidden :])
+            kept = torch.addcmul(block - grad_new, grad_new, update[:tasks, columns])
+            grad[:tasks, :rows] = torch.baddbmm(kept, grad_h, weight_hh[:tasks])
+        grad_weight = torch.bmm(grad_gates_h.transpose(1, 2), previous_states) if ctx.needs_input_grad[2] else None
+        grad_bias = grad_gates_h.sum(1) if ctx.needs_input_grad[3] else None
+        return grad_gates_x, None, grad_weight, grad_bias, None, None
 
 
 def batched_gru_layer(
     inputs: torch.Tensor,
     mask: torch.Tensor,
+    steps: tuple,
     weight_ih: torch.Tensor,
     weight_hh: torch.Tensor,
     bias_ih: torch.Tensor,
     bias_hh: torch.Tensor,
     keep_outputs: bool = False,
 ):
-    """One GRU layer over [n, B, T, In] with per-task weights [n, 3H, In], [n, 3H, H], [n, 3H].
+    """One GRU layer over step-packed inputs [n, M, In] with per-task weights [n, 3H, In], [n, 3H, H], [n, 3H].
 
     Same equations as ``nn.GRU`` (r, z, n gate order; the reset gate scales W_hn h + b_hn).
-    ``mask`` [T, n, B, 1] holds each sequence's state once its length is reached, so the result
-    is the state at the true end, as with a packed sequence. Returns the last state [n, B, H]
-    (and the per-step outputs [n, B, T, H] when ``keep_outputs``).
+    ``steps`` and ``mask`` [n, M, 1] come from ``step_blocks``/``pack_steps``; the mask holds each
+    sequence's state once its length is reached, so the result is the state at the true end, as
+    with a packed sequence. Returns the last state [n, B, H], or with ``keep_outputs`` (a lower
+    layer of a stacked GRU) also the state after every step, packed [n, M, H] (then plain
+    autograd, not the hand-written backward).
     """
-    n, batch, width, in_dim = inputs.shape
+    n, packed, in_dim = inputs.shape
     hidden = weight_hh.shape[-1]
-    # All time steps' input projections in one bmm; time-major so each step's slice is contiguous.
-    projected = torch.baddbmm(bias_ih.unsqueeze(1), inputs.reshape(n, batch * width, in_dim), weight_ih.transpose(1, 2))
-    projected = projected.view(n, batch, width, 3 * hidden).permute(2, 0, 1, 3).contiguous()
+    # All time steps' input projections in one bmm.
+    projected = torch.baddbmm(bias_ih.unsqueeze(1), inputs, weight_ih.transpose(1, 2))
+    if not keep_outputs:
+        needs_backward = torch.is_grad_enabled() and any(t.requires_grad for t in (projected, weight_hh, bias_hh))
+        return MaskedGRURecurrence.apply(projected, mask, weight_hh, bias_hh, steps, needs_backward)
     weight_hh_t = weight_hh.transpose(1, 2)
-    bias_hh = bias_hh.unsqueeze(1)
-    state = inputs.new_zeros(n, batch, hidden)
+    bias = bias_hh.unsqueeze(1)
+    state = inputs.new_zeros(n, steps[0][1], hidden)
     outputs = []
-    for step in range(width):
-        gates_x = projected[step]
-        gates_h = torch.baddbmm(bias_hh, state, weight_hh_t)
+    for tasks, rows, offset in steps:
+        columns = slice(offset, offset + rows)
+        previous = state[:tasks, :rows]
+        gates_x = projected[:tasks, columns]
+        gates_h = torch.baddbmm(bias[:tasks], previous, weight_hh_t[:tasks])
         reset_update = torch.sigmoid(gates_x[..., : 2 * hidden] + gates_h[..., : 2 * hidden])
         reset, update = reset_update[..., :hidden], reset_update[..., hidden:]
         candidate = torch.tanh(gates_x[..., 2 * hidden :] + reset * gates_h[..., 2 * hidden :])
-        new_state = candidate + update * (state - candidate)
-        state = torch.where(mask[step], new_state, state)
-        if keep_outputs:
-            outputs.append(state)
-    if keep_outputs:
-        return state, torch.stack(outputs, dim=2)
-    return state
+        block = torch.where(mask[:tasks, columns], candidate + update * (previous - candidate), previous)
+        state = state.clone()  # earlier states stay in the graph
+        state[:tasks, :rows] = block
+        outputs.append(F.pad(block, (0, 0, 0, 0, 0, n - tasks)))
+    return state, torch.cat(outputs, dim=1)
 
 
 class StackedParams(nn.Module):
@@ -130,22 +273,39 @@ class StackedParams(nn.Module):
 
     The tensors are not leaf Parameters (they carry the graph back to the meta-parameters), so they
     are placed in ``_parameters`` directly, the way learn2learn's own ``update_module`` does.
+
+    The output weight is the exception: per task it would be a dense [n, V, H] tensor, and
+    ``maml_update``'s ``p + (-lr * g)`` allocates two fresh ones per step (on CPU those large
+    allocations page-fault: ~10 ms each at V=1519, the largest cost in the first profile). A
+    first-order step changes it by ``-lr * G^T h`` (G: the task's logit gradients [B, V], h: its
+    final states [B, H]), a rank-B update, so it is kept as the shared meta weight W0 [V, H] plus
+    the steps' factors: ``h W_t^T = h W0^T - lr * (h Hs^T) Gs``. The same numbers up to rounding,
+    and the meta weight's gradient (first-order: the factors are constants) is the usual one.
     """
 
-    def __init__(self, tensors: dict[str, torch.Tensor], n_layers: int):
+    def __init__(self, tensors: dict[str, torch.Tensor], output_weight: torch.Tensor, n_layers: int, lr: float, layer_dropout: float = 0.0):
         super().__init__()
         self.n_layers = n_layers
+        self.layer_dropout = layer_dropout  # nn.GRU's inter-layer dropout p (n_layers > 1)
+        self.lr = lr
+        # [V, H] shared meta weight; kept out of _parameters (assigning an nn.Parameter would
+        # register it, and maml_update would then update it densely as well).
+        self.__dict__["output_weight"] = output_weight
+        self.step_states: torch.Tensor | None = None  # [n, steps * B, H] final states of past steps
+        self.step_logit_grads: torch.Tensor | None = None  # [n, steps * B, V] their logit gradients
         for name, tensor in tensors.items():
             self._parameters[name] = tensor
 
-    def forward(self, rows: torch.Tensor, mask: torch.Tensor, dropout: float, training: bool) -> torch.Tensor:
-        """Logits [n, B, V] for prefixes given as flat embedding rows [n, B, T]."""
+    def forward(self, rows: torch.Tensor, mask: torch.Tensor, steps: tuple, dropout: float, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [n, B, V], the output layer's input [n, B, H]) for step-packed prefixes as flat
+        embedding rows [n, M] (see StackedBatch)."""
         layer_input = F.embedding(rows, self._parameters["embedding_rows"])
         for layer in range(self.n_layers):
             last = layer == self.n_layers - 1
             result = batched_gru_layer(
                 layer_input,
                 mask,
+                steps,
                 self._parameters[f"weight_ih_l{layer}"],
                 self._parameters[f"weight_hh_l{layer}"],
                 self._parameters[f"bias_ih_l{layer}"],
@@ -155,10 +315,31 @@ class StackedParams(nn.Module):
             if last:
                 state = result
             else:
-                layer_input = F.dropout(result[1], dropout, training)
-        state = F.dropout(state, dropout, training)
-        weight = self._parameters["output_weight"]
-        return torch.baddbmm(self._parameters["output_bias"].unsqueeze(1), state, weight.transpose(1, 2))
+                layer_input = F.dropout(result[1], self.layer_dropout, training)
+        features = F.dropout(state, dropout, training)
+        n, batch, hidden = features.shape
+        logits = (features.reshape(n * batch, hidden) @ self.output_weight.t()).view(n, batch, -1)
+        logits = logits + self._parameters["output_bias"].unsqueeze(1)
+        if self.step_states is not None:
+            logits = torch.baddbmm(logits, torch.bmm(features, self.step_states.transpose(1, 2)), self.step_logit_grads, alpha=-self.lr)
+        return logits, features
+
+    def record_output_step(self, features: torch.Tensor, logit_grads: torch.Tensor) -> None:
+        """Add one step's output-weight update -lr * logit_grads^T features (per task), as factors."""
+        features, logit_grads = features.detach(), logit_grads.detach()
+        if self.step_states is None:
+            self.step_states, self.step_logit_grads = features, logit_grads
+        else:
+            self.step_states = torch.cat([self.step_states, features], dim=1)
+            self.step_logit_grads = torch.cat([self.step_logit_grads, logit_grads], dim=1)
+
+    def dense_output_weight(self) -> torch.Tensor:
+        """The per-task output weights [n, V, H] (for tests and inspection)."""
+        n = self._parameters["output_bias"].shape[0]
+        weight = self.output_weight.expand(n, *self.output_weight.shape)
+        if self.step_states is None:
+            return weight
+        return weight - self.lr * torch.bmm(self.step_logit_grads.transpose(1, 2), self.step_states)
 
 
 def _task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -172,7 +353,7 @@ class BatchedEngine:
 
     name = "batched"
 
-    def _stacked(self, model: nn.Module, batch: StackedBatch, n: int, detach: bool) -> StackedParams:
+    def _stacked(self, model: nn.Module, batch: StackedBatch, n: int, detach: bool, lr: float) -> StackedParams:
         """Per-task copies as expanded views of the meta-parameters (no copy until the first update)."""
 
         def source(tensor: torch.Tensor) -> torch.Tensor:
@@ -189,19 +370,28 @@ class BatchedEngine:
             for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 meta = source(getattr(gru, f"{kind}_l{layer}"))
                 tensors[f"{kind}_l{layer}"] = meta.expand(n, *meta.shape)
-        for kind in ("weight", "bias"):
-            meta = source(getattr(model.output, kind))
-            tensors[f"output_{kind}"] = meta.expand(n, *meta.shape)
-        return StackedParams(tensors, n_layers)
+        bias = source(model.output.bias)
+        tensors["output_bias"] = bias.expand(n, *bias.shape)
+        return StackedParams(tensors, source(model.output.weight), n_layers, lr, float(gru.dropout))
 
     @staticmethod
     def _adapt(stacked: StackedParams, batch: StackedBatch, lr: float, inner_steps: int, dropout: float, training: bool) -> StackedParams:
-        """``inner_steps`` first-order steps on the support sets, all tasks at once (l2l's maml_update)."""
+        """``inner_steps`` first-order steps on the support sets, all tasks at once.
+
+        Gradients without create_graph (first-order, as l2l's adapt with first_order=True), then
+        l2l's ``maml_update`` (p <- p + (-lr * g)) on the stacked tensors; the output weight's
+        step is recorded as factors (see StackedParams).
+        """
         for _ in range(inner_steps):
-            loss = _task_loss(stacked(batch.support_rows, batch.support_mask, dropout, training), batch.support_labels)
+            logits, features = stacked(batch.support_rows, batch.support_mask, batch.support_steps, dropout, training)
+            loss = _task_loss(logits, batch.support_labels)
             params = list(stacked.parameters())
             differentiable = [p for p in params if p.requires_grad]
-            grads = iter(torch.autograd.grad(loss, differentiable))
+            output_trained = stacked.output_weight.requires_grad
+            grads = torch.autograd.grad(loss, differentiable + ([logits] if output_trained else []))
+            if output_trained:
+                stacked.record_output_step(features, grads[-1])
+            grads = iter(grads)
             # Frozen tensors (requires_grad False) get None: left unchanged, as with allow_nograd.
             stacked = maml_update(stacked, lr, [next(grads) if p.requires_grad else None for p in params])
         return stacked
@@ -212,9 +402,9 @@ class BatchedEngine:
         batch = stack_tasks(tasks, model.embedding.num_embeddings)
         n = len(tasks)
         dropout = float(model.dropout.p) if model.training else 0.0
-        stacked = self._stacked(model, batch, n, detach=False)
+        stacked = self._stacked(model, batch, n, detach=False, lr=maml.lr)
         stacked = self._adapt(stacked, batch, maml.lr, inner_steps, dropout, model.training)
-        query_loss = _task_loss(stacked(batch.query_rows, batch.query_mask, dropout, model.training), batch.query_labels) / n
+        query_loss = _task_loss(stacked(batch.query_rows, batch.query_mask, batch.query_steps, dropout, model.training)[0], batch.query_labels) / n
         query_loss.backward()
         return float(query_loss.detach())
 
@@ -227,8 +417,8 @@ class BatchedEngine:
             part = tasks[start : start + EVAL_CHUNK]
             batch = stack_tasks(part, vocab)
             with torch.enable_grad():
-                stacked = self._stacked(model, batch, len(part), detach=True)
+                stacked = self._stacked(model, batch, len(part), detach=True, lr=maml.lr)
                 stacked = self._adapt(stacked, batch, maml.lr, inner_steps, 0.0, False)
             with torch.no_grad():
-                chunks.append(stacked(batch.query_rows, batch.query_mask, 0.0, False).detach())
+                chunks.append(unstack_scores(batch, stacked(batch.query_rows, batch.query_mask, batch.query_steps, 0.0, False)[0].detach()))
         return torch.cat(chunks)

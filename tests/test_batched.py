@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.model import GRURecommender, ModelConfig
-from meta.batched import BatchedEngine, StackedParams, batched_gru_layer, stack_tasks
+from meta.batched import BatchedEngine, batched_gru_layer, pack_steps, stack_tasks, step_blocks
 from meta.per_task import PerTaskEngine, adapt
 from meta.tasks import Task
 
@@ -77,11 +77,12 @@ def test_batched_gru_equals_nn_gru(lengths_max):
     n, batch, E, H = 3, 6, 8, 16
     weights = []
     refs = []
-    lengths = torch.randint(1, lengths_max + 1, (n, batch))
+    # Each task's rows longest first (the engine's stacking order); lengths 1..lengths_max.
+    lengths = torch.randint(1, lengths_max + 1, (n, batch)).sort(dim=1, descending=True).values
     lengths[0, 0] = lengths_max
     width = int(lengths.max())
     inputs = torch.randn(n, batch, width, E)
-    for task in range(n):  # random weights per task (std 0.5: gates far from their linear range)
+    for task in range(n):  # random weights per task (std 0.5: the gates far from their linear range)
         gru = nn.GRU(E, H, batch_first=True)
         for p in gru.parameters():
             nn.init.normal_(p, std=0.5)
@@ -89,13 +90,21 @@ def test_batched_gru_equals_nn_gru(lengths_max):
         packed = nn.utils.rnn.pack_padded_sequence(inputs[task], lengths[task], batch_first=True, enforce_sorted=False)
         refs.append(gru(packed)[1][-1])
     stacked = [torch.stack(ws) for ws in zip(*weights)]
-    mask = (torch.arange(width).view(width, 1, 1) < lengths).unsqueeze(-1)
-    out = batched_gru_layer(inputs, mask, *stacked)
+    steps, positions = step_blocks(lengths.tolist())
+    mask = pack_steps((torch.arange(width) < lengths.unsqueeze(-1)).unsqueeze(-1), positions)
+    out = batched_gru_layer(pack_steps(inputs, positions), mask, steps, *stacked)
     assert_close(out, torch.stack(refs), "last hidden state")
+    # Gradients too (the hand-written backward) against autograd through nn.GRU.
+    grads_ref = torch.autograd.grad(torch.stack(refs).pow(2).sum(), [w for ws in weights for w in ws])
+    grads = torch.autograd.grad(out.pow(2).sum(), stacked)
+    for index, grad in enumerate(grads):
+        assert_close(grad, torch.stack(grads_ref[index::4]), f"gradient of GRU tensor {index}")
     # Padding must not leak: garbage after each sequence's end changes nothing.
     noisy = inputs.clone()
     noisy[torch.arange(width).view(1, 1, width).expand(n, batch, width) >= lengths.unsqueeze(-1)] = 7.0
-    assert_close(batched_gru_layer(noisy, mask, *stacked), out, "state with garbage padding")
+    assert_close(batched_gru_layer(pack_steps(noisy, positions), mask, steps, *stacked), out, "state with garbage padding")
+    # The autograd path (lower layers of a stacked GRU) gives the same last state.
+    assert_close(batched_gru_layer(pack_steps(inputs, positions), mask, steps, *stacked, keep_outputs=True)[0], out, "autograd path")
 
 
 @pytest.mark.parametrize("frozen_embedding", [False, True])
@@ -106,21 +115,21 @@ def test_adapted_parameters_equal_l2l(frozen_embedding):
     inner_steps = 3
     engine = BatchedEngine()
     batch = stack_tasks(tasks, model.embedding.num_embeddings)
-    stacked = engine._stacked(model, batch, len(tasks), detach=False)
+    stacked = engine._stacked(model, batch, len(tasks), detach=False, lr=maml.lr)
     stacked = engine._adapt(stacked, batch, maml.lr, inner_steps, 0.0, False)
     rows = stacked._parameters["embedding_rows"]
-    for index, task in enumerate(tasks):
-        learner = adapt(maml, task, inner_steps)
+    for index, original in enumerate(batch.task_order.tolist()):  # stacked index -> caller's task
+        learner = adapt(maml, tasks[original], inner_steps)
         adapted = dict(learner.module.named_parameters())
         for layer_name, stacked_name in [
             ("gru.weight_ih_l0", "weight_ih_l0"),
             ("gru.weight_hh_l0", "weight_hh_l0"),
             ("gru.bias_ih_l0", "bias_ih_l0"),
             ("gru.bias_hh_l0", "bias_hh_l0"),
-            ("output.weight", "output_weight"),
             ("output.bias", "output_bias"),
         ]:
             assert_close(stacked._parameters[stacked_name][index], adapted[layer_name], layer_name)
+        assert_close(stacked.dense_output_weight()[index], adapted["output.weight"], "output.weight")
         # The task's embedding rows equal the l2l clone's table at those items; others unchanged.
         vocab = model.embedding.num_embeddings
         mine = torch.unique(torch.cat([batch.support_rows[index].flatten(), batch.query_rows[index].flatten()]))
@@ -178,14 +187,31 @@ def test_query_scores_equal_per_task(inner_steps):
     assert all(p.grad is None for p in maml.parameters())
 
 
-def test_stack_tasks_rows_map_back_to_items():
-    tasks = make_tasks(3, K=2, Q=2, n_items=N_ITEMS, seed=10)
+def test_stack_tasks_sorts_and_maps_back():
+    tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=10)
     batch = stack_tasks(tasks, N_ITEMS + 1)
-    for index, task in enumerate(tasks):
-        K, T = task.support_prefixes.shape
-        assert torch.equal(batch.row_items[batch.support_rows[index, :, :T]], task.support_prefixes)
-        assert torch.equal(batch.support_labels[index], task.support_labels)
-    assert isinstance(StackedParams({}, 1), nn.Module)
+    longest = [int(tasks[i].support_lengths.max()) for i in batch.task_order.tolist()]
+    assert longest == sorted(longest, reverse=True)
+    for side in ("support", "query"):
+        rows, mask, steps = getattr(batch, f"{side}_rows"), getattr(batch, f"{side}_mask"), getattr(batch, f"{side}_steps")
+        for index, original in enumerate(batch.task_order.tolist()):
+            task = tasks[original]
+            prefixes, lengths = getattr(task, f"{side}_prefixes"), getattr(task, f"{side}_lengths")
+            # Rebuild each stacked row's prefix from the packed positions inside its length.
+            rebuilt: dict[int, list[int]] = {}
+            for tasks_running, rows_running, offset in steps:
+                for row in range(rows_running):
+                    if index < tasks_running and bool(mask[index, offset + row, 0]):
+                        rebuilt.setdefault(row, []).append(int(batch.row_items[rows[index, offset + row]]))
+            mine = sorted(tuple(v) for v in rebuilt.values())
+            theirs = sorted(tuple(p[:n].tolist()) for p, n in zip(prefixes, lengths.tolist()))
+            assert mine == theirs, side
+        # No running position lies outside its step's block.
+        for step, (tasks_running, rows_running, offset) in enumerate(steps):
+            assert int(mask[tasks_running:, offset : offset + rows_running].sum()) == 0
+    for index, original in enumerate(batch.task_order.tolist()):
+        for row, source in enumerate(batch.query_order[index].tolist()):
+            assert int(batch.query_labels[index, row]) == int(tasks[original].query_labels[source])
 
 
 def test_dropout_is_applied_in_training():
@@ -199,3 +225,20 @@ def test_dropout_is_applied_in_training():
     assert first != second  # masks drawn: the loss depends on the draw
     maml.module.eval()
     assert BatchedEngine().meta_gradient(maml, tasks, 1) == BatchedEngine().meta_gradient(maml, tasks, 1)
+
+
+def test_perf_command_smoke(tmp_path):
+    """`bench perf` runs end to end on a tiny config and writes its figures (not a timing test)."""
+    import json
+
+    from bench.cli import main
+
+    out = tmp_path / "perf.json"
+    argv = ["perf", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
+            "--eval-episodes", "3", "--repeats", "1", "--train-iterations", "1", "--inner-steps", "1",
+            "--rss-iterations", "2", "--json", str(out)]
+    assert main(argv) == 0
+    figures = json.loads(out.read_text())
+    assert set(figures["engines"]) == {"per-task", "batched", "notebook"}
+    assert figures["threads"] == 1 and figures["matmul_gflops"] > 0 and figures["gru4rec_pairs_per_s"] > 0
+    assert figures["grid_projection"]["batched"]["wall_s"] > 0
