@@ -3,6 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 GRID ?= default
+JOBS ?= 2
 STAMP := $(VENV)/.installed
 
 .PHONY: venv bench test data perf clean
@@ -22,7 +23,7 @@ data: $(STAMP)
 	$(BIN)/python -m bench data synth --name xuetangx-synth --if-missing
 
 bench: data
-	$(BIN)/python -m bench run --grid $(GRID)
+	$(BIN)/python -m bench run --grid $(GRID) --jobs $(JOBS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

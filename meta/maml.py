@@ -6,8 +6,10 @@ One class serves every variant: the init (``random``: vanilla MAML, ``gru4rec``:
 
 Meta-training: Adam on the meta parameters (those that require grad), gradient clipping, meta-batches
 sampled from a generator seeded with the run's seed, dropout active. Validation every ``val_every``
-iterations (and before the first) by few-shot Acc@1 on val episodes; the best-by-val weights are
-kept (the initial weights are a candidate). Scoring is deterministic (see meta/per_task.py).
+iterations (and before the first, for the curve) by few-shot Acc@1 on val episodes; the best-by-val
+meta-trained checkpoint is kept, as in the seed's protocol. The initial weights are a candidate only
+with ``select_init=True``: otherwise warm-start MAML could return GRU4Rec unchanged, and the row
+would no longer measure meta-training. Scoring is deterministic (see meta/per_task.py).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ MAML_DEFAULTS: dict = {
     "val_every": 100,
     "val_episodes": None,  # cap on val episodes used for validation; None or 0: all
     "grad_clip": 10.0,
+    "select_init": False,  # may best-by-val return the un-meta-trained initial weights?
 }
 
 
@@ -99,9 +102,10 @@ class MAMLMethod:
             return acc
 
         train_start = time.perf_counter()
-        best_acc, best_iteration = validate(), 0
+        initial_acc = validate()
+        best_acc, best_iteration = (initial_acc, 0) if p["select_init"] else (float("-inf"), None)
         best_state = copy.deepcopy(maml.module.state_dict())
-        curve = [{"iteration": 0, "train_loss": None, "val_acc@1": best_acc}]
+        curve = [{"iteration": 0, "train_loss": None, "val_acc@1": initial_acc}]
         losses: list[float] = []
         maml.train()
         with seeded_rng(self.seed, self.device):  # dropout draws

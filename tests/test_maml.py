@@ -175,6 +175,19 @@ def test_meta_training_records_curve_and_keeps_the_best_by_val(tiny_dataset, mod
     info = method.fit(ctx)
     assert [row["iteration"] for row in info["curve"]] == [0, 2, 4, 6]
     assert calls[-1] == ("meta-train", 6, 6)
-    best = max(info["curve"], key=lambda row: row["val_acc@1"])  # first of the ties, as fit keeps it
+    best = max(info["curve"][1:], key=lambda row: row["val_acc@1"])  # first of the ties, as fit keeps it
     assert info["best_iteration"] == best["iteration"] and info["best_val_acc@1"] == best["val_acc@1"]
+    assert info["best_iteration"] > 0  # the seed's rule: only meta-trained checkpoints are candidates
     assert info["curve"][-1]["train_loss"] < info["curve"][1]["train_loss"]  # it learns something
+
+
+def test_select_init_decides_whether_the_initial_weights_may_win(tiny_dataset, model_cache):
+    spec = METHODS["maml"]
+    wrecking = {**SHORT_MAML, "meta_iterations": 2, "val_every": 1, "outer_lr": 10.0}  # meta-training ruins the warm start
+    picked = {}
+    for select_init in (True, False):
+        ctx = spec.prepare(RunContext(tiny_dataset, seed=0, params={**wrecking, "select_init": select_init}, init="gru4rec", cache_dir=model_cache))
+        info = spec.build(ctx).fit(ctx)
+        assert info["curve"][0]["val_acc@1"] > max(row["val_acc@1"] for row in info["curve"][1:])
+        picked[select_init] = info["best_iteration"]
+    assert picked == {True: 0, False: 1}

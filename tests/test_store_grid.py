@@ -60,7 +60,7 @@ def test_load_results_without_runs_is_a_clear_error(tmp_path):
 
 
 def test_presets_exist_and_load():
-    assert {"smoke", "default", "full", "shots"} <= set(available_grids())
+    assert {"smoke", "default", "full", "shots", "notebook"} <= set(available_grids())
     full = load_grid("full")
     assert full.seeds == (0, 1, 2) and full.shots == ((5, 10),)
     assert load_grid("shots").shots == ((1, 10), (3, 10), (5, 10), (10, 10))
