@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import re
 
 import numpy as np
@@ -405,3 +407,17 @@ def test_cli_help_renders(capsys):
 def test_cli_without_results(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path / "none")]) == BenchError.exit_code
     assert "no results" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine here; test_latex_structure checks the structure")
+def test_latex_compiles_with_pdflatex(table, tmp_path):
+    (tmp_path / "table.tex").write_text(report.to_latex([table], caption="Warm start vs GRU4Rec, $K=5$", label="tab:x"))
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage[margin=1cm,landscape]{geometry}\n"
+        "\\begin{document}\n\\input{table.tex}\n\\end{document}\n"
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 0
