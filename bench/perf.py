@@ -421,7 +421,7 @@ def perf_command(args: argparse.Namespace) -> int:
         )
         if "wall_with_notebook_runs_s" in projection:
             console.print(
-                f"PROJECTION (not measured) the same plus the grid's 3 maml-notebook runs (notebook loop, "
+                f"PROJECTION (not measured) the same plus the `notebook` grid's 3 maml-notebook runs (notebook loop, "
                 f"{projection['notebook_run_s'] / 60:.0f} min each), engine {name}: {projection['wall_with_notebook_runs_s'] / 3600:.2f} h"
             )
 

@@ -7,6 +7,7 @@ import sys
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench.errors import BenchError
@@ -77,14 +78,14 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         for run in runs:
             state = "complete" if store.is_complete(run.hash) else "to run"
-            console.print(f"{run.hash}  {run.dataset}  K={run.K} Q={run.Q}  seed={run.seed}  {run.cell}  [{state}]")
+            console.print(escape(f"{run.hash}  {run.dataset}  K={run.K} Q={run.Q}  seed={run.seed}  {run.cell}  [{state}]"))
         return 0
 
     with StoreLock(store):
         outcomes = _run_with_display(runs, args, store, console)
     failed = [o for o in outcomes if o.error]
     for outcome in failed:
-        console.print(f"[red]run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}) failed:[/red]\n{outcome.error}")
+        console.print(f"[red]run {outcome.config.hash} ({escape(outcome.config.cell)}, seed {outcome.config.seed}) failed:[/red]\n{escape(outcome.error)}")
 
     from bench.report import leaderboard, print_report
     from bench.store import Results, load_results
@@ -100,6 +101,11 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _describe(config: RunConfig) -> str:
     return f"{config.cell} seed={config.seed} K={config.K}"
+
+
+def _markup(config: RunConfig) -> str:
+    """``_describe`` safe inside rich markup (cell labels such as ``maml[random]`` look like tags)."""
+    return escape(_describe(config))
 
 
 def _run_with_display(runs: list[RunConfig], args, store: Store, console: Console) -> list[Outcome]:
@@ -137,11 +143,11 @@ def _run_with_display(runs: list[RunConfig], args, store: Store, console: Consol
             tasks: dict[str, int] = {}
 
             def on_start(config):
-                tasks[config.hash] = progress.add_task(f"  {_describe(config)}: starting", total=None)
+                tasks[config.hash] = progress.add_task(f"  {_markup(config)}: starting", total=None)
 
             def on_progress(run_hash, phase, done, total_steps):
                 if run_hash in tasks:
-                    progress.update(tasks[run_hash], description=f"  {_describe(by_hash[run_hash])}: {phase}", completed=done, total=total_steps or None)
+                    progress.update(tasks[run_hash], description=f"  {_markup(by_hash[run_hash])}: {phase}", completed=done, total=total_steps or None)
 
             def on_done(outcome):
                 task = tasks.pop(outcome.config.hash, None)
@@ -149,7 +155,7 @@ def _run_with_display(runs: list[RunConfig], args, store: Store, console: Consol
                     progress.remove_task(task)
                 progress.advance(overall)
                 status = "[red]failed[/red]" if outcome.error else f"{outcome.record['wall_seconds']:.1f} s"
-                progress.console.print(f"done {_describe(outcome.config)}: {status}")
+                progress.console.print(f"done {_markup(outcome.config)}: {status}")
 
             outcomes = run_grid(runs, args.data_dir, store, args.jobs, args.device, on_start, on_progress, on_done)
     console.print(f"grid {args.grid}: {len(outcomes)} runs in {time.perf_counter() - t0:.1f} s")

@@ -113,3 +113,15 @@ def test_run_config_identity_excludes_label():
     a = RunConfig("d", "h", "maml", "random", 0, 5, 10, (("x", 1),), cell="one")
     b = RunConfig("d", "h", "maml", "random", 0, 5, 10, (("x", 1),), cell="two")
     assert a.hash == b.hash
+
+
+def test_live_display_keeps_bracketed_cell_labels():
+    # rich reads "[random]" as a markup tag; the progress lines must show the label as written
+    from rich.console import Console
+
+    from bench.run_cli import _markup
+
+    console = Console(record=True, force_terminal=True, width=120)
+    config = RunConfig("d", "h", "maml", "random", 0, 5, 10, (), cell="maml[random]")
+    console.print(f"done {_markup(config)}: 1.0 s")
+    assert "done maml[random] seed=0 K=5: 1.0 s" in console.export_text()
