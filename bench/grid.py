@@ -200,3 +200,13 @@ def expand(
     if len(set(hashes)) != len(hashes):
         raise BenchError(f"grid {grid.name!r} declares the same run twice", "remove the duplicate cell")
     return runs
+
+
+def grid_run_hashes(grid: Grid, runs: list[dict]) -> set[str]:
+    """Hashes of the runs ``grid`` declares, for every version of its datasets found among ``runs``
+    (run.json records); used to show one grid's runs from a shared store."""
+    versions = {(r["config"]["dataset"], r["config"]["dataset_hash"]) for r in runs}
+    hashes: set[str] = set()
+    for dataset, dataset_hash in versions:
+        hashes |= {run.hash for run in expand(grid, {dataset: dataset_hash})}
+    return hashes

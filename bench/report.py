@@ -594,6 +594,12 @@ def _tables_from_args(args: argparse.Namespace) -> list[LeaderboardTable]:
     if args.reference is not None:
         parse_reference(args.reference)
     results = load_results(args.results)
+    if args.grid:
+        from bench.grid import grid_run_hashes, load_grid
+
+        results = results.only(grid_run_hashes(load_grid(args.grid), results.runs))
+        if not results.runs:
+            raise BenchError(f"no complete runs of grid {args.grid!r} in {args.results}", f"run `python -m bench run --grid {args.grid}` first")
     return leaderboard(
         results,
         reference=args.reference or DEFAULT_REFERENCE,
@@ -628,6 +634,7 @@ def register(subparsers) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default {DEFAULT_RESULTS}/)")
     common.add_argument("--dataset", default=None, help="only this dataset (default: every dataset)")
+    common.add_argument("--grid", default=None, help="only the runs this grid declares (preset name or .toml path; default: every run)")
     common.add_argument(
         "--reference", default=None, metavar="CELL:MODE",
         help=f"row the others are compared with (default {DEFAULT_REFERENCE}; a table without it has no comparison columns)",

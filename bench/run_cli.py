@@ -88,13 +88,10 @@ def run_command(args: argparse.Namespace) -> int:
         console.print(f"[red]run {outcome.config.hash} ({escape(outcome.config.cell)}, seed {outcome.config.seed}) failed:[/red]\n{escape(outcome.error)}")
 
     from bench.report import leaderboard, print_report
-    from bench.store import Results, load_results
+    from bench.store import load_results
 
-    results = load_results(store.root)
-    wanted = {r.hash for r in runs}
-    grid_runs = [r for r in results.runs if r["hash"] in wanted]
-    if grid_runs:
-        subset = Results(grid_runs, results.episodes[results.episodes["run"].isin(wanted)].reset_index(drop=True))
+    subset = load_results(store.root).only({r.hash for r in runs})
+    if subset.runs:
         print_report(leaderboard(subset), console=console if console.is_terminal else None)
     return 1 if failed else 0
 

@@ -129,6 +129,11 @@ class Results:
     runs: list[dict]
     episodes: pd.DataFrame  # one row per run x test episode x mode, with the run's identity columns
 
+    def only(self, run_hashes: set[str]) -> "Results":
+        """The subset made of the given runs (e.g. one grid's)."""
+        runs = [r for r in self.runs if r["hash"] in run_hashes]
+        return Results(runs, self.episodes[self.episodes["run"].isin(run_hashes)].reset_index(drop=True))
+
 
 def load_results(results_dir: str | Path, dataset: str | None = None) -> Results:
     """Every complete run in a store (optionally one dataset's), with per-episode metrics in long form."""

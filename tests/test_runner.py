@@ -94,6 +94,15 @@ def test_grid_runs_and_skips_complete_runs(tiny_data, tmp_path, capsys):
     assert "5 of 5 runs already complete" in capsys.readouterr().out
     assert _snapshot(results) == before
 
+    # report --grid shows only the runs a grid declares, from a store shared by several grids
+    other = grid.with_name("other.toml")
+    other.write_text(GRID.replace('init = ["random", "gru4rec"]', 'init = "random"'))
+    capsys.readouterr()
+    assert main(["report", "--results", str(results), "--grid", str(other)]) == 0
+    shown = capsys.readouterr().out
+    assert "maml[random]" in shown and "maml[gru4rec]" not in shown
+    assert main(["report", "--results", str(results), "--grid", "full"]) == 2
+
 
 def test_kill_dash_nine_then_resume_loses_and_duplicates_nothing(tiny_data, tmp_path):
     data_dir, grid = tiny_data
