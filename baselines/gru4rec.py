@@ -11,8 +11,6 @@ import fcntl
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
+from bench.atomic import atomic_write
 from baselines.model import GRURecommender, ModelConfig
 
 GRU4REC_DEFAULTS: dict = {
@@ -161,17 +160,6 @@ def cache_key(content_hash: str, params: dict, seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def load_or_train_gru4rec(ctx) -> tuple[GRURecommender, dict]:
     """GRU4Rec for (ctx.dataset, ctx.params, ctx.seed): from ``cache_dir/gru4rec/<sha256>/`` or trained
     once and cached. A file lock makes parallel processes wait for one training instead of repeating it."""
@@ -188,8 +176,8 @@ def load_or_train_gru4rec(ctx) -> tuple[GRURecommender, dict]:
             else:
                 state, info = train_gru4rec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device)
                 # info first: model.pt's presence marks a complete entry
-                _write_atomic(info_path, lambda tmp: tmp.write_text(json.dumps(info, indent=1)))
-                _write_atomic(model_path, lambda tmp: torch.save(state, tmp))
+                atomic_write(info_path, lambda tmp: tmp.write_text(json.dumps(info, indent=1)))
+                atomic_write(model_path, lambda tmp: torch.save(state, tmp))
                 info = {**info, "cached": False}
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

@@ -14,10 +14,8 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.atomic import atomic_write_text
 from bench.errors import BenchError
 from bench.metrics import METRICS
 
@@ -566,23 +565,6 @@ def to_csv(tables: list[LeaderboardTable]) -> str:
     return buffer.getvalue()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 # ---------------------------------------------------------------------------------------------
 # CLI
 
@@ -625,7 +607,7 @@ def _export_command(args: argparse.Namespace) -> int:
     if args.out in (None, "-"):
         sys.stdout.write(text)
     else:
-        write_atomic(Path(args.out), text)
+        atomic_write_text(Path(args.out), text)
         print(f"wrote {args.out} ({len(tables)} table(s), {args.format})")
     return 0
 

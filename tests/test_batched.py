@@ -10,7 +10,6 @@ from __future__ import annotations
 import learn2learn as l2l
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from baselines.model import GRURecommender, ModelConfig

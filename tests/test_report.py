@@ -336,11 +336,22 @@ def test_formatting():
     )
 
 
-def test_write_atomic_replaces_and_leaves_no_temp(tmp_path):
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    from bench.atomic import atomic_write, atomic_write_text
+
     target = tmp_path / "sub" / "table.tex"
-    report.write_atomic(target, "one")
-    report.write_atomic(target, "two")
+    atomic_write_text(target, "one")
+    atomic_write_text(target, "two")
     assert target.read_text() == "two"
+    assert [p.name for p in target.parent.iterdir()] == ["table.tex"]
+
+    def fails(tmp):
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(target, fails)
+    assert target.read_text() == "two"  # the old file survives a failed write, no temp is left
     assert [p.name for p in target.parent.iterdir()] == ["table.tex"]
 
 

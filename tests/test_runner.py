@@ -149,7 +149,7 @@ def test_kill_at_random_moments_always_resumes_to_the_same_store(tiny_data, tmp_
     done = subprocess.run(_cli(data_dir, grid, results), env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(_snapshot(results)) == 5
-    leftovers = [p for p in (results / "runs").rglob("*") if ".tmp-" in p.name]
+    leftovers = [p for p in (results / "runs").rglob("*") if p.name.endswith(".tmp")]
     assert not leftovers
 
 

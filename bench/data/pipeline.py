@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bench.atomic import atomic_write, atomic_write_text
 from bench.errors import BenchError
 
 SPLITS = ("train", "val", "test")
@@ -83,23 +84,11 @@ EPISODE_RULES = {
 
 def write_parquet(table: pa.Table, path: Path) -> None:
     """Write ``table`` so that the same table always gives the same bytes; atomic (temp + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table.replace_schema_metadata(None), tmp, compression="zstd", compression_level=3)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: pq.write_table(table.replace_schema_metadata(None), tmp, compression="zstd", compression_level=3))
 
 
 def write_json(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def sha256_file(path: Path) -> str:
