@@ -25,3 +25,12 @@ def tiny_dataset(tmp_path_factory):
 def model_cache(tmp_path_factory):
     """One cache_dir for the whole session, so GRU4Rec is trained once per (dataset, params, seed)."""
     return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test runs on one torch thread, whatever an earlier test (e.g. perf's) set."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -21,14 +21,6 @@ TOL = 1e-5
 N_ITEMS = 60
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_tasks(n: int, K: int, Q: int, n_items: int, seed: int, max_len: int = 50) -> list[Task]:
     generator = torch.Generator().manual_seed(seed)
 

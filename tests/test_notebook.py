@@ -7,7 +7,6 @@ runs over the zero-filled padding; meta-training builds the second-order graph.
 from __future__ import annotations
 
 import learn2learn as l2l
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,14 +17,6 @@ from meta.tasks import Task
 
 N_ITEMS = 40
 TOL = 1e-5
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def make_model(seed: int = 0, scale: float = 3.0) -> GRURecommender:

@@ -210,6 +210,17 @@ class JsonStream:
             if not self._read():
                 self.fail(context, truncated=True)
 
+    def closes(self, close: str, context: str, between: str) -> bool:
+        """After an element: consume ``close`` (True) or ',' (False); anything else is an error."""
+        sep = self.peek(context)
+        self.pos += 1
+        if sep == close:
+            return True
+        if sep != ",":
+            self.pos -= 1
+            self.fail(f"expected ',' or '{close}' between {between}, found {sep!r}")
+        return False
+
     def expect(self, char: str, context: str) -> None:
         found = self.peek(context)
         if found != char:
@@ -258,21 +269,11 @@ def iter_activity(handle, label: str, chunk_chars: int = 1 << 20):
                 if not isinstance(sessions, dict):
                     stream.fail(f"user {user!r} must map to an object of sessions")
                 yield str(course), user, sessions
-                sep = stream.peek("inside a course's users")
-                stream.pos += 1
-                if sep == "}":
+                if stream.closes("}", "inside a course's users", "users"):
                     break
-                if sep != ",":
-                    stream.pos -= 1
-                    stream.fail(f"expected ',' or '}}' between users, found {sep!r}")
         stream.expect("]", "where a course element should close")
-        sep = stream.peek("inside the top-level array")
-        stream.pos += 1
-        if sep == "]":
+        if stream.closes("]", "inside the top-level array", "course elements"):
             break
-        if sep != ",":
-            stream.pos -= 1
-            stream.fail(f"expected ',' or ']' between course elements, found {sep!r}")
     # only whitespace may follow the array
     while stream.pos < len(stream.buf) or stream._read():
         rest = stream.buf[stream.pos :].strip()
