@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
 from bench.atomic import atomic_write
+from bench.metrics import ranks_from_scores
 from baselines.model import GRURecommender, ModelConfig
 
 GRU4REC_DEFAULTS: dict = {
@@ -92,14 +93,14 @@ class PairTensors:
 
 @torch.no_grad()
 def evaluate_pairs(model: GRURecommender, pairs: PairTensors, batch_size: int, device) -> tuple[float, float]:
-    """(mean cross-entropy, Acc@1 with the padding column excluded) over all pairs, dropout off."""
+    """(mean cross-entropy, Acc@1 by bench.metrics' ranking: padding excluded, ties against the model) over all pairs, dropout off."""
     model.eval()
     loss_sum, correct = 0.0, 0
     for index in length_batches(pairs.lengths, batch_size, None):
         prefixes, lengths, labels = pairs.batch(index, device)
         logits = model(prefixes, lengths)
         loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-        correct += int((logits[:, 1:].argmax(dim=1) + 1 == labels).sum())
+        correct += int((ranks_from_scores(logits, labels) == 1).sum())  # the suite's one ranking rule
     return loss_sum / len(pairs), correct / len(pairs)
 
 

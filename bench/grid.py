@@ -116,18 +116,10 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def _inits(cell: dict, spec) -> list[str | None]:
-    from meta.inits import INITS
-
-    if not spec.uses_init:
-        if cell.get("init") is not None:
-            raise BenchError(f"method {spec.name!r} takes no init", "remove init from its cell")
-        return [None]
-    inits = cell.get("init", spec.default_init or "random")
-    inits = [inits] if isinstance(inits, str) else list(inits)
-    for init in inits:
-        if init not in INITS:
-            raise BenchError(f"unknown init {init!r}", f"choose one of {', '.join(INITS)}")
-    return inits
+    """The cell's init(s), each checked by the method's own spec (unknown init, init on a method without)."""
+    inits = cell.get("init")
+    inits = [inits] if inits is None or isinstance(inits, str) else list(inits)
+    return [spec.resolve_init(init) for init in inits]
 
 
 def cell_label(method: str, init: str | None, swept: dict[str, Any]) -> str:
@@ -148,7 +140,7 @@ def expand(
     ``overrides`` (from --set) replace parameters in every method that has them; K and Q replace
     the grid's shots. A key no method in the grid knows is refused.
     """
-    from bench.methods import METHODS
+    from bench.methods import get_method
 
     overrides = dict(overrides or {})
     shots = list(grid.shots)
@@ -156,13 +148,8 @@ def expand(
         K = int(overrides.pop("K", shots[0][0]))
         Q = int(overrides.pop("Q", shots[0][1]))
         shots = [(K, Q)]
-    specs = []
-    for cell in grid.cells:
-        name = cell.get("method")
-        if name not in METHODS:
-            raise BenchError(f"unknown method {name!r} in grid {grid.name!r}", f"choose one of {', '.join(METHODS)}")
-        specs.append((cell, METHODS[name]))
-    known = set().union(*(spec.defaults for _, spec in specs)) - {"init"}
+    specs = [(cell, get_method(cell.get("method"))) for cell in grid.cells]
+    known = set().union(*(spec.defaults for _, spec in specs))
     for key in list(grid.params) + list(overrides):
         if key not in known:
             raise BenchError(f"unknown parameter {key!r}", f"parameters of this grid's methods: {', '.join(sorted(known))}")
@@ -170,14 +157,12 @@ def expand(
     runs: list[RunConfig] = []
     for dataset, (K, Q), (cell, spec) in itertools.product(dataset_hashes, shots, specs):
         sweep = dict(cell.get("sweep", {}))
-        for key in list(cell.get("params", {})) + list(sweep):
-            if key not in spec.defaults:
-                raise BenchError(f"method {spec.name!r} has no parameter {key!r}", f"its parameters: {', '.join(sorted(spec.defaults))}")
+        spec.resolve_params({**cell.get("params", {}), **sweep})  # refuses a key the method does not have
         sweep_keys = sorted(sweep)
         for init in _inits(cell, spec):
             for values in itertools.product(*(sweep[k] for k in sweep_keys)):
                 swept = dict(zip(sweep_keys, values))
-                params = {k: v for k, v in spec.defaults.items() if k != "init"}
+                params = dict(spec.defaults)
                 params.update({k: v for k, v in grid.params.items() if k in params})
                 params.update(cell.get("params", {}))
                 params.update(swept)

@@ -77,7 +77,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         for run in runs:
             state = "complete" if store.is_complete(run.hash) else "to run"
-            console.print(escape(f"{run.hash}  {run.dataset}  K={run.K} Q={run.Q}  seed={run.seed}  {run.cell}  [{state}]"))
+            console.print(f"{run.hash}  {run.dataset}  K={run.K} Q={run.Q}  seed={run.seed}  {run.cell}  ({state})", markup=False, soft_wrap=True)
         return 0
 
     with StoreLock(store):

@@ -121,7 +121,8 @@ def test_live_display_keeps_bracketed_cell_labels():
 
     from bench.run_cli import _markup
 
-    console = Console(record=True, force_terminal=True, width=120)
-    config = RunConfig("d", "h", "maml", "random", 0, 5, 10, (), cell="maml[random]")
-    console.print(f"done {_markup(config)}: 1.0 s")
-    assert "done maml[random] seed=0 K=5: 1.0 s" in console.export_text()
+    for label in ("maml[random]", "maml[gru4rec-frozen-embed]"):
+        console = Console(record=True, force_terminal=True, width=120)
+        config = RunConfig("d", "h", "maml", "random", 0, 5, 10, (), cell=label)
+        console.print(f"done {_markup(config)}: 1.0 s")
+        assert f"done {label} seed=0 K=5: 1.0 s" in console.export_text()
