@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from baselines.batching import pad_prefixes
 from bench.atomic import atomic_write
 from bench.metrics import ranks_from_scores
+from bench.provenance import code_fingerprint
 from baselines.model import GRURecommender, ModelConfig
 
 GRU4REC_DEFAULTS: dict = {
@@ -157,7 +158,10 @@ def train_gru4rec(dataset, params: dict, seed: int, progress: Progress = _no_pro
 
 
 def cache_key(content_hash: str, params: dict, seed: int) -> str:
-    blob = json.dumps({"dataset": content_hash, "params": gru4rec_params(params), "seed": seed}, sort_keys=True)
+    """Names the cached weights: dataset version, training config, seed and the code fingerprint,
+    so weights trained by code since changed are never reused."""
+    identity = {"dataset": content_hash, "params": gru4rec_params(params), "seed": seed, "code": code_fingerprint()}
+    blob = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

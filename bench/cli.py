@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except BenchError as err:
-        print(f"error: {err}", file=sys.stderr)
+        for line in str(err).splitlines():  # BenchErrors: one line per problem
+            print(f"error: {line}", file=sys.stderr)
         return BenchError.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -9,3 +9,11 @@ class BenchError(Exception):
     def __init__(self, problem: str, fix: str | None = None):
         message = problem if fix is None else f"{problem} ({fix})"
         super().__init__(message.replace("\n", " "))
+
+
+class BenchErrors(BenchError):
+    """Several bad inputs found in one check (e.g. every bad value of a grid): one line each."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = [line.replace("\n", " ") for line in lines]
+        Exception.__init__(self, "\n".join(self.lines))

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, BenchErrors
+from bench.provenance import code_fingerprint
 
 GRID_DIR = Path(__file__).parent / "grids"
 
@@ -34,13 +35,14 @@ class RunConfig:
     Q: int
     params: tuple[tuple[str, Any], ...]
     cell: str = field(compare=False)  # display label, derived; not part of the identity
+    code: str = field(default_factory=lambda: code_fingerprint())  # bench.provenance.code_fingerprint
 
     @property
     def params_dict(self) -> dict[str, Any]:
         return dict(self.params)
 
     def identity(self) -> dict[str, Any]:
-        return {
+        identity = {
             "dataset": self.dataset,
             "dataset_hash": self.dataset_hash,
             "method": self.method,
@@ -50,6 +52,9 @@ class RunConfig:
             "Q": self.Q,
             "params": self.params_dict,
         }
+        if self.code:  # runs stored before fingerprints existed keep their hash (code "")
+            identity["code"] = self.code
+        return identity
 
     @property
     def hash(self) -> str:
@@ -66,14 +71,75 @@ class Grid:
     shots: tuple[tuple[int, int], ...]
     params: dict
     cells: tuple[dict, ...]
+    source: str = ""  # where error messages say a value came from: grids/NAME.toml or the path given
+
+    @property
+    def where(self) -> str:
+        return self.source or f"grid {self.name}"
+
+
+CELL_KEYS = ("method", "init", "params", "sweep")  # what a [[cells]] entry may declare
 
 
 def available_grids() -> list[str]:
     return sorted(p.stem for p in GRID_DIR.glob("*.toml"))
 
 
+def _source(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(GRID_DIR.parent.resolve()).as_posix()  # grids/NAME.toml
+    except ValueError:
+        return str(path)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _grid_problems(raw: dict, where: str) -> list[str]:
+    """One line per structural problem of a grid file: a key missing, an empty seed list, a K or Q
+    below 1, a cell with an unknown key, no method, or a sweep that is not lists of values."""
+    problems = [f"{where} lacks {key!r} (declare datasets, seeds, shots and cells)" for key in ("datasets", "seeds", "shots", "cells") if key not in raw]
+    if "datasets" in raw and (not isinstance(raw["datasets"], list) or not raw["datasets"] or not all(isinstance(d, str) for d in raw["datasets"])):
+        problems.append(f"{where}: datasets = {raw['datasets']!r} must be a non-empty list of dataset names")
+    if "seeds" in raw and (not isinstance(raw["seeds"], list) or not raw["seeds"] or not all(map(_is_int, raw["seeds"]))):
+        problems.append(f"{where}: seeds = {raw['seeds']!r} must be a non-empty list of integers")
+    if "shots" in raw:
+        shots = raw["shots"] if isinstance(raw["shots"], list) else [None]
+        if not shots:
+            problems.append(f"{where}: shots is empty (declare e.g. shots = [{{ K = 5, Q = 10 }}])")
+        for n, shot in enumerate(shots, 1):
+            if not isinstance(shot, dict) or set(shot) != {"K", "Q"}:
+                problems.append(f"{where}: shots entry {n} = {shot!r} must be {{ K = ..., Q = ... }}")
+                continue
+            for key in ("K", "Q"):
+                if not _is_int(shot[key]) or shot[key] < 1:
+                    problems.append(f"{where}: shots entry {n}: {key} = {shot[key]!r} must be an integer >= 1")
+    if "params" in raw and not isinstance(raw["params"], dict):
+        problems.append(f"{where}: [params] must be a table of key = value")
+    cells = raw.get("cells", [])
+    if not isinstance(cells, list) or not cells:
+        problems.append(f"{where}: cells must be a non-empty list of [[cells]] tables")
+        cells = []
+    for n, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict):
+            problems.append(f"{where} cell {n} is not a table")
+            continue
+        for key in sorted(set(cell) - set(CELL_KEYS)):
+            problems.append(f"{where} cell {n}: unknown key {key!r} (a cell may declare {', '.join(CELL_KEYS)})")
+        if "method" not in cell:
+            problems.append(f"{where} cell {n} names no method")
+        if not isinstance(cell.get("params", {}), dict):
+            problems.append(f"{where} cell {n}: params must be a table")
+        sweep = cell.get("sweep", {})
+        if not isinstance(sweep, dict) or not all(isinstance(values, list) and values for values in sweep.values()):
+            problems.append(f"{where} cell {n}: sweep must map each key to a non-empty list of values")
+    return problems
+
+
 def load_grid(name: str) -> Grid:
-    """A grid by preset name (bench/grids/NAME.toml) or by path to a TOML file."""
+    """A grid by preset name (bench/grids/NAME.toml) or by path to a TOML file; its structure is
+    checked here (every problem one line), its values by ``expand``."""
     path = Path(name)
     if not (path.suffix == ".toml" and path.is_file()):
         path = GRID_DIR / f"{name}.toml"
@@ -83,18 +149,20 @@ def load_grid(name: str) -> Grid:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise BenchError(f"grid file {path} is not valid TOML: {err}", "fix the file") from None
-    try:
-        return Grid(
-            name=raw.get("name", path.stem),
-            description=raw.get("description", ""),
-            datasets=tuple(raw["datasets"]),
-            seeds=tuple(int(s) for s in raw["seeds"]),
-            shots=tuple((int(s["K"]), int(s["Q"])) for s in raw["shots"]),
-            params=dict(raw.get("params", {})),
-            cells=tuple(raw["cells"]),
-        )
-    except KeyError as err:
-        raise BenchError(f"grid file {path} lacks {err.args[0]!r}", "declare datasets, seeds, shots and cells") from None
+    where = _source(path)
+    problems = _grid_problems(raw, where)
+    if problems:
+        raise BenchErrors(problems)
+    return Grid(
+        name=raw.get("name", path.stem),
+        description=raw.get("description", ""),
+        datasets=tuple(raw["datasets"]),
+        seeds=tuple(raw["seeds"]),
+        shots=tuple((s["K"], s["Q"]) for s in raw["shots"]),
+        params=dict(raw.get("params", {})),
+        cells=tuple(raw["cells"]),
+        source=where,
+    )
 
 
 def parse_value(text: str) -> Any:
@@ -129,69 +197,109 @@ def cell_label(method: str, init: str | None, swept: dict[str, Any]) -> str:
     return label
 
 
+def _shots(grid: Grid, overrides: dict[str, Any]) -> tuple[list[tuple[int, int]], list[str]]:
+    """The grid's shots, or the one (K, Q) of --set K/Q; problems as lines."""
+    shots, problems = list(grid.shots), []
+    if "K" not in overrides and "Q" not in overrides:
+        return shots, problems
+    K, Q = overrides.pop("K", shots[0][0]), overrides.pop("Q", shots[0][1])
+    for key, value in (("K", K), ("Q", Q)):
+        if not _is_int(value) or value < 1:
+            problems.append(f"{key} = {value!r} (from --set): must be an integer >= 1")
+    return [(K, Q)], problems
+
+
 def expand(
     grid: Grid,
     dataset_hashes: dict[str, str],
     seeds: list[int] | None = None,
     overrides: dict[str, Any] | None = None,
+    code: str | None = None,
 ) -> list[RunConfig]:
     """Every run of a grid, for the datasets given (name -> content hash), in a stable order.
 
     ``overrides`` (from --set) replace parameters in every method that has them; K and Q replace
-    the grid's shots. A key no method in the grid knows is refused.
+    the grid's shots. A key no method in the grid knows is refused; every resolved value is parsed
+    by its declared type (bench.methods.PARAMS) and checked against its range before any run
+    exists: all bad values at once, one line each naming where the value came from. ``code`` is
+    the code fingerprint the runs carry (default: this checkout's).
     """
     from bench.methods import get_method
 
     overrides = dict(overrides or {})
-    shots = list(grid.shots)
-    if "K" in overrides or "Q" in overrides:
-        K = int(overrides.pop("K", shots[0][0]))
-        Q = int(overrides.pop("Q", shots[0][1]))
-        shots = [(K, Q)]
-    specs = [(cell, get_method(cell.get("method"))) for cell in grid.cells]
-    known = set().union(*(spec.defaults for _, spec in specs))
+    shots, problems = _shots(grid, overrides)
+    if seeds is not None and not seeds:
+        problems.append("--seeds lists no seed: give at least one, e.g. --seeds 0")
+    specs = [(n, cell, get_method(cell.get("method"))) for n, cell in enumerate(grid.cells, 1)]
+    known = set().union(*(spec.defaults for _, _, spec in specs))
     for key in list(grid.params) + list(overrides):
         if key not in known:
             raise BenchError(f"unknown parameter {key!r}", f"parameters of this grid's methods: {', '.join(sorted(known))}")
 
-    runs: list[RunConfig] = []
-    for dataset, (K, Q), (cell, spec) in itertools.product(dataset_hashes, shots, specs):
+    resolved_cells = []  # per cell: (spec, [(init, swept, params)])
+    for n, cell, spec in specs:
         sweep = dict(cell.get("sweep", {}))
-        spec.resolve_params({**cell.get("params", {}), **sweep})  # refuses a key the method does not have
+        unknown = sorted((set(cell.get("params", {})) | set(sweep)) - set(spec.defaults))
+        if unknown:
+            problems.append(f"{grid.where} cell {n}: method {spec.name!r} has no param {', '.join(map(repr, unknown))} (its params are {', '.join(spec.defaults) or '(none)'})")
+            continue
         sweep_keys = sorted(sweep)
+        variants = []
         for init in _inits(cell, spec):
             for values in itertools.product(*(sweep[k] for k in sweep_keys)):
                 swept = dict(zip(sweep_keys, values))
-                params = dict(spec.defaults)
-                params.update({k: v for k, v in grid.params.items() if k in params})
-                params.update(cell.get("params", {}))
-                params.update(swept)
-                params.update({k: v for k, v in overrides.items() if k in params})
-                for seed in seeds if seeds is not None else grid.seeds:
-                    runs.append(
-                        RunConfig(
-                            dataset=dataset,
-                            dataset_hash=dataset_hashes[dataset],
-                            method=spec.name,
-                            init=init,
-                            seed=int(seed),
-                            K=K,
-                            Q=Q,
-                            params=tuple(sorted(params.items())),
-                            cell=cell_label(spec.name, init, swept),
-                        )
+                # each value with where it came from, lowest precedence first
+                layers = [
+                    (spec.defaults, f"default of method {spec.name}"),
+                    ({k: v for k, v in grid.params.items() if k in spec.defaults}, f"{grid.where} [params]"),
+                    (cell.get("params", {}), f"{grid.where} cell {n}"),
+                    (swept, f"{grid.where} cell {n} sweep"),
+                    ({k: v for k, v in overrides.items() if k in spec.defaults}, "--set"),
+                ]
+                sourced = {key: (value, where) for layer, where in layers for key, value in layer.items()}
+                params = {}
+                for key, (value, where) in sourced.items():
+                    try:
+                        params[key] = spec.parse_param(key, value)
+                    except ValueError as err:
+                        problems.append(f"{key} = {value!r} (from {where}): {err}")
+                swept = {k: params.get(k, v) for k, v in swept.items()}
+                variants.append((init, swept, params))
+        resolved_cells.append((spec, variants))
+    if problems:
+        raise BenchErrors(list(dict.fromkeys(problems)))  # a value shared by several cells: said once
+
+    runs: list[RunConfig] = []
+    for dataset, (K, Q), (spec, variants) in itertools.product(dataset_hashes, shots, resolved_cells):
+        for init, swept, params in variants:
+            for seed in seeds if seeds is not None else grid.seeds:
+                runs.append(
+                    RunConfig(
+                        dataset=dataset,
+                        dataset_hash=dataset_hashes[dataset],
+                        method=spec.name,
+                        init=init,
+                        seed=int(seed),
+                        K=K,
+                        Q=Q,
+                        params=tuple(sorted(params.items())),
+                        cell=cell_label(spec.name, init, swept),
+                        **({} if code is None else {"code": code}),
                     )
+                )
     hashes = [r.hash for r in runs]
     if len(set(hashes)) != len(hashes):
         raise BenchError(f"grid {grid.name!r} declares the same run twice", "remove the duplicate cell")
     return runs
 
 
-def grid_run_hashes(grid: Grid, runs: list[dict]) -> set[str]:
+def grid_run_hashes(grid: Grid, runs: list[dict], any_code: bool = False) -> set[str]:
     """Hashes of the runs ``grid`` declares, for every version of its datasets found among ``runs``
-    (run.json records); used to show one grid's runs from a shared store."""
+    (run.json records); used to show one grid's runs from a shared store. Only the current code's
+    runs, unless ``any_code``: then those of every code fingerprint found too."""
     versions = {(r["config"]["dataset"], r["config"]["dataset_hash"]) for r in runs}
+    codes = {r["config"].get("code", "") for r in runs} if any_code else {code_fingerprint()}
     hashes: set[str] = set()
-    for dataset, dataset_hash in versions:
-        hashes |= {run.hash for run in expand(grid, {dataset: dataset_hash})}
+    for (dataset, dataset_hash), code in itertools.product(versions, codes):
+        hashes |= {run.hash for run in expand(grid, {dataset: dataset_hash}, code=code)}
     return hashes

@@ -2,8 +2,9 @@
 
 Each method produces, for every query prefix of an episode, scores over the whole catalogue;
 ``evaluate_method`` hands them to the single evaluator (bench/metrics.py). Adding a method is one
-entry in ``METHODS``. Params are the method's ``defaults`` overridden by the grid; an unknown param
-or init is refused with the valid names.
+entry in ``METHODS``. Params are the method's ``defaults`` overridden by the grid; each param's type
+and valid range is declared once in ``PARAMS``; an unknown param or init, or a value out of its
+declared range, is refused with what is allowed.
 """
 
 from __future__ import annotations
@@ -21,10 +22,49 @@ from baselines.gru4rec import GRU4REC_DEFAULTS
 from baselines.simple import PopularityMethod, RandomMethod
 from bench.errors import BenchError
 from bench.metrics import evaluate_scores
+from bench.params import Param
+from meta.engines import ENGINES
 from meta.inits import INITS
 from meta.maml import INNER_DEFAULTS, MAML_DEFAULTS, GRU4RecMethod, MAMLMethod
 
 ZERO_SHOT, FEW_SHOT = "zero-shot", "few-shot"
+
+
+# Every method param's type and range, by name (a name means the same thing in every method). A new
+# param is one line here; tests/test_methods.py checks every registered method's defaults have one.
+PARAMS: dict[str, Param] = {
+    # GRU4Rec (baselines/gru4rec.py)
+    "embed_dim": Param.int(ge=1),
+    "hidden_dim": Param.int(ge=1),
+    "n_layers": Param.int(ge=1),
+    "dropout": Param.float(ge=0, lt=1),
+    "lr": Param.float(gt=0),
+    "batch_size": Param.int(ge=1),
+    "max_epochs": Param.int(ge=1),
+    "patience": Param.int(ge=1),
+    "max_prefix": Param.int(ge=1),
+    # inner loop and meta-training (meta/maml.py)
+    "inner_lr": Param.float(gt=0),
+    "inner_steps": Param.int(ge=0),
+    "engine": Param.choice(*ENGINES),
+    "meta_batch": Param.int(ge=1),
+    "outer_lr": Param.float(gt=0),
+    "meta_iterations": Param.int(ge=0),
+    "val_every": Param.int(ge=1),
+    "val_episodes": Param.int(ge=0, optional=True),
+    "grad_clip": Param.float(gt=0),
+    "select_init": Param.bool(),
+}
+
+
+def param_spec(method: str, key: str) -> Param:
+    """The declared type and range of ``method``'s param ``key`` (``PARAMS``)."""
+    if key not in PARAMS:
+        raise BenchError(
+            f"method {method!r} has param {key!r} without a declared type and range",
+            f"add a line to PARAMS in bench/methods.py, e.g. {key!r}: Param.int(ge=1),",
+        )
+    return PARAMS[key]
 
 
 def no_progress(phase: str, done: int, total: int) -> None:
@@ -65,7 +105,8 @@ class MethodSpec:
     default_init: str | None = None
 
     def resolve_params(self, overrides: dict | None) -> dict:
-        """The defaults overridden by ``overrides``; a key the method does not know is refused."""
+        """The defaults overridden by ``overrides``, each parsed by its declared type; a key the
+        method does not know, or a value outside its declared range, is refused."""
         overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - set(self.defaults))
         if unknown:
@@ -73,7 +114,17 @@ class MethodSpec:
                 f"method {self.name!r} has no param {', '.join(map(repr, unknown))}",
                 f"its params are {', '.join(self.defaults) or '(none)'}",
             )
-        return {**self.defaults, **overrides}
+        resolved = {}
+        for key, value in {**self.defaults, **overrides}.items():
+            try:
+                resolved[key] = self.parse_param(key, value)
+            except ValueError as err:
+                raise BenchError(f"{self.name} param {key} = {value!r}: {err}") from None
+        return resolved
+
+    def parse_param(self, key: str, value: Any) -> Any:
+        """``value`` parsed by param ``key``'s declared type; ValueError saying what is allowed."""
+        return param_spec(self.name, key).parse(value)
 
     def resolve_init(self, init: str | None) -> str | None:
         if not self.uses_init:

@@ -1,7 +1,8 @@
 """The single evaluator: every method's scores over the whole catalogue become metrics here.
 
 Per query: the rank of the true item among all real items (column 0, padding, is excluded), with
-ties counted against the model (rank = 1 + #items scoring >= the true item, other than itself).
+ties counted against the model (rank = 1 + #items scoring >= the true item, other than itself),
+and a NaN score counted against the model wherever it is.
 Per episode: the mean over its queries of each metric. Every summary is computed from these.
 """
 
@@ -19,17 +20,22 @@ def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     """Rank (1 = best) of each target among real items; ties count against the model.
 
     ``scores`` [N, n_items + 1] (column 0 is padding and never competes), ``targets`` [N] in 1..n_items.
-    A NaN score for the target ranks it last.
+    A NaN counts against the model wherever it is: a NaN on the target ranks it last, a NaN on
+    another item ranks that item above the target.
     """
     if scores.dim() != 2 or targets.dim() != 1 or scores.shape[0] != targets.shape[0]:
         raise ValueError(f"scores {tuple(scores.shape)} and targets {tuple(targets.shape)} do not match")
     if int(targets.min()) < 1 or int(targets.max()) >= scores.shape[1]:
         raise ValueError("targets must be real item ids 1..n_items")
     real = scores[:, 1:].float()
+    n_items = real.shape[1]
     target_scores = real.gather(1, (targets - 1).unsqueeze(1))
-    at_least = (real >= target_scores).sum(dim=1)  # includes the target itself unless it is NaN
-    ranks = at_least + torch.isnan(target_scores.squeeze(1)).long() * real.shape[1]
-    return ranks.clamp(min=1, max=real.shape[1]).long()
+    # items other than the target that beat or tie it; NaN compares False, so it is added explicitly
+    beaten = (real >= target_scores) | torch.isnan(real)
+    beaten.scatter_(1, (targets - 1).unsqueeze(1), False)
+    ranks = 1 + beaten.sum(dim=1)
+    ranks = torch.where(torch.isnan(target_scores.squeeze(1)), torch.full_like(ranks, n_items), ranks)
+    return ranks.long()
 
 
 def query_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:

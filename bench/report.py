@@ -91,8 +91,13 @@ def _variant(config: dict) -> str:
     return json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True, default=str)
 
 
-def _episodes_with_identity(results: Any) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """The complete runs' episode rows, with ``dataset_hash`` and ``variant`` from each run.json."""
+def _episodes_with_identity(results: Any, allow_mixed_code: bool = False) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The complete runs' episode rows, with ``dataset_hash``, ``variant`` and ``code`` (the code
+    fingerprint, "" for runs stored before fingerprints) from each run.json.
+
+    Runs of one cell made by different code are refused, unless ``allow_mixed_code``: then they
+    pool, and where one seed was run by several code versions only its newest run is kept.
+    """
     if isinstance(results, pd.DataFrame):
         episodes, runs = results, []
     else:
@@ -109,8 +114,33 @@ def _episodes_with_identity(results: Any) -> tuple[pd.DataFrame, dict[str, dict]
         episodes = episodes[~episodes["run"].isin(incomplete)]
     configs = {h: runs_by_hash.get(h, {}).get("config", {}) for h in episodes["run"].unique()}
     episodes["dataset_hash"] = episodes["run"].map({h: str(c.get("dataset_hash") or "") for h, c in configs.items()})
-    episodes["variant"] = episodes["run"].map({h: _variant(c) if c else "" for h, c in configs.items()})
+    # the code is not a setting: runs differing only by it are the same cell, made by other code
+    episodes["variant"] = episodes["run"].map({h: _variant({k: v for k, v in c.items() if k != "code"}) if c else "" for h, c in configs.items()})
+    episodes["code"] = episodes["run"].map({h: str(c.get("code") or "") for h, c in configs.items()})
+    cell_key = ["dataset", "dataset_hash", "K", "Q", "cell", "variant"]
+    codes = episodes.groupby(cell_key, sort=True)["code"].unique()
+    mixed = codes[codes.map(len) > 1]
+    if len(mixed) and not allow_mixed_code:
+        (dataset, _, K, _, cell, _), found = next(iter(mixed.items()))
+        shown = ", ".join(sorted(code or "none recorded" for code in found))
+        raise BenchError(
+            f"cell {cell} ({dataset}, K={K}) has runs made by {len(found)} versions of the code (fingerprints {shown}); they cannot be pooled",
+            "show only the current code's runs with --grid NAME after rerunning it, remove the old runs from results/runs/, or pass --allow-mixed-code",
+        )
+    if len(mixed):  # one run per seed: the newest
+        finished = episodes["run"].map({h: str(runs_by_hash.get(h, {}).get("finished") or "") for h in configs})
+        newest = episodes.assign(_finished=finished).groupby([*cell_key, "seed"])["_finished"].transform("max")
+        episodes = episodes[finished == newest]
     return episodes, runs_by_hash
+
+
+def _mixed_code_note(group: pd.DataFrame) -> str | None:
+    """The table note for cells pooled over several code versions (--allow-mixed-code)."""
+    codes = group.groupby(["cell", "variant"], sort=True)["code"].nunique()
+    cells = sorted({cell for (cell, _), n in codes.items() if n > 1})
+    if not cells:
+        return None
+    return f"--allow-mixed-code: {', '.join(cells)} pool runs made by different versions of the code (fingerprints differ)."
 
 
 def _train_seconds(run: dict) -> float | None:
@@ -254,17 +284,19 @@ def leaderboard(
     confidence: float = stats.CONFIDENCE,
     seed: int = 0,
     alpha: float = ALPHA,
+    allow_mixed_code: bool = False,
 ) -> list[LeaderboardTable]:
     """Leaderboard tables from ``results`` (``bench.store.Results`` or its episodes DataFrame).
 
     One table per (dataset, data version, K, Q), rows (cell, mode) sorted by ``metric``; each row
     compared with ``reference`` ("CELL:MODE"; None: no comparisons) where that row exists. With
     ``require_reference`` a reference found in no table is an error (an explicit --reference);
-    otherwise such a table simply has no comparison columns and says so in its notes.
+    otherwise such a table simply has no comparison columns and says so in its notes. Runs of one
+    cell made by different code are refused unless ``allow_mixed_code`` (then noted in the table).
     """
     check_metric(metric)
     ref_key = parse_reference(reference) if reference is not None else None
-    episodes, runs_by_hash = _episodes_with_identity(results)
+    episodes, runs_by_hash = _episodes_with_identity(results, allow_mixed_code)
     if episodes.empty:
         raise BenchError("no complete runs in the results", "run `python -m bench run --grid NAME` first, or check --results")
     datasets = sorted(episodes["dataset"].astype(str).unique())
@@ -282,6 +314,9 @@ def leaderboard(
             continue
         if versions[name] > 1:
             table = _with_version_note(table)
+        mixed_note = _mixed_code_note(group)
+        if mixed_note:
+            table = dataclasses.replace(table, notes=(*table.notes, mixed_note))
         tables.append(table)
     if not tables:
         raise BenchError("no test episode is covered by every seed of any cell", "rerun the incomplete runs")
@@ -579,7 +614,7 @@ def _tables_from_args(args: argparse.Namespace) -> list[LeaderboardTable]:
     if args.grid:
         from bench.grid import grid_run_hashes, load_grid
 
-        results = results.only(grid_run_hashes(load_grid(args.grid), results.runs))
+        results = results.only(grid_run_hashes(load_grid(args.grid), results.runs, any_code=args.allow_mixed_code))
         if not results.runs:
             raise BenchError(f"no complete runs of grid {args.grid!r} in {args.results}", f"run `python -m bench run --grid {args.grid}` first")
     return leaderboard(
@@ -588,6 +623,7 @@ def _tables_from_args(args: argparse.Namespace) -> list[LeaderboardTable]:
         metric=metric,
         dataset=args.dataset,
         require_reference=args.reference is not None,
+        allow_mixed_code=args.allow_mixed_code,
     )
 
 
@@ -620,6 +656,10 @@ def register(subparsers) -> None:
     common.add_argument(
         "--reference", default=None, metavar="CELL:MODE",
         help=f"row the others are compared with (default {DEFAULT_REFERENCE}; a table without it has no comparison columns)",
+    )
+    common.add_argument(
+        "--allow-mixed-code", action="store_true",
+        help="pool runs of one cell made by different code versions (refused by default; noted in the table)",
     )
     common.add_argument("--metric", default=DEFAULT_METRIC, help=f"sort and compare by ({', '.join(METRICS)}; default {DEFAULT_METRIC})")
 

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench.errors import BenchError
 from bench.grid import RunConfig, available_grids, expand, load_grid, parse_sets
-from bench.runner import Outcome, StoreLock, run_grid
+from bench.runner import ERROR_FILE, Outcome, StoreLock, run_grid
 from bench.store import Store
 
 BUILTIN_DATASET = "xuetangx-synth"
@@ -66,7 +66,9 @@ def run_command(args: argparse.Namespace) -> int:
             raise BenchError(f"--seeds {args.seeds!r} is not a comma-separated list of integers", "write e.g. --seeds 0,1,2") from None
     if args.jobs < 1:
         raise BenchError(f"--jobs {args.jobs} must be at least 1", "write e.g. --jobs 2")
-    datasets = _open_datasets(args.dataset or list(grid.datasets), args.data_dir, console)
+    names = args.dataset or list(grid.datasets)
+    expand(grid, dict.fromkeys(names, ""), seeds, overrides)  # every value checked before a dataset is opened or built
+    datasets = _open_datasets(names, args.data_dir, console)
     runs = expand(grid, {name: ds.content_hash for name, ds in datasets.items()}, seeds, overrides)
     for name, ds in datasets.items():  # refuse impossible K/Q before any run starts
         for K, Q in sorted({(r.K, r.Q) for r in runs if r.dataset == name}):
@@ -83,8 +85,12 @@ def run_command(args: argparse.Namespace) -> int:
     with StoreLock(store):
         outcomes = _run_with_display(runs, args, store, console)
     failed = [o for o in outcomes if o.error]
-    for outcome in failed:
-        console.print(f"[red]run {outcome.config.hash} ({escape(outcome.config.cell)}, seed {outcome.config.seed}) failed:[/red]\n{escape(outcome.error)}")
+    for outcome in failed:  # one line each; the traceback is in the run's error.txt
+        details = store.run_dir(outcome.config.hash) / ERROR_FILE
+        console.print(
+            f"run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}) failed: {outcome.error}; details in {details}",
+            markup=False, soft_wrap=True, style="red",
+        )
 
     from bench.report import leaderboard, print_report
     from bench.store import load_results

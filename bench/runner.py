@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from bench.atomic import atomic_write_text
 from bench.errors import BenchError
 from bench.grid import RunConfig
 from bench.store import Store
@@ -31,8 +32,24 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+ERROR_FILE = "error.txt"  # in the run's folder: the traceback of a run that failed at run time
+
+
 def execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int, device: str, progress: Progress | None = None) -> dict:
-    """Fit and evaluate one run, write it to the store, return its run.json record."""
+    """Fit and evaluate one run, write it to the store, return its run.json record. A failure no
+    check could foresee leaves its traceback in ``runs/HASH/error.txt`` (the run stays incomplete)."""
+    try:
+        return _execute_run(config, data_dir, results_dir, threads, device, progress)
+    except BenchError:
+        raise
+    except Exception:
+        folder = Store(results_dir).run_dir(config.hash)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
+        raise
+
+
+def _execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int, device: str, progress: Progress | None) -> dict:
     import torch
 
     from bench import provenance
@@ -48,6 +65,8 @@ def execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int
     dataset = open_dataset(config.dataset, data_dir)
     if dataset.content_hash != config.dataset_hash:
         raise BenchError(f"dataset {config.dataset!r} changed while the grid was running", "run the grid again")
+    if config.code and config.code != provenance.code_fingerprint():
+        raise BenchError("the code changed while the grid was running (its fingerprint differs)", "run the grid again")
     record = {
         "hash": config.hash,
         "cell": config.cell,
@@ -133,7 +152,12 @@ def _worker_run(config: RunConfig, data_dir: str, results_dir: str, threads: int
 class Outcome:
     config: RunConfig
     record: dict | None
-    error: str | None = None
+    error: str | None = None  # one line, e.g. "ValueError: ..."; the traceback is in runs/HASH/error.txt
+
+
+def _one_line(err: Exception) -> str:
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 class StoreLock:
@@ -185,8 +209,8 @@ def run_grid(
                 finish(Outcome(config, execute_run(config, data_dir, str(store.root), threads, device, on_progress)))
             except BenchError:
                 raise
-            except Exception:
-                finish(Outcome(config, None, traceback.format_exc()))
+            except Exception as err:
+                finish(Outcome(config, None, _one_line(err)))
         return outcomes
 
     context = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
@@ -210,7 +234,7 @@ def run_grid(
                     finish(Outcome(config, future.result()))
                 except BenchError:
                     raise
-                except Exception:
-                    finish(Outcome(config, None, traceback.format_exc()))
+                except Exception as err:
+                    finish(Outcome(config, None, _one_line(err)))
     manager.shutdown()
     return outcomes

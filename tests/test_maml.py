@@ -191,3 +191,26 @@ def test_select_init_decides_whether_the_initial_weights_may_win(tiny_dataset, m
         assert info["curve"][0]["val_acc@1"] > max(row["val_acc@1"] for row in info["curve"][1:])
         picked[select_init] = info["best_iteration"]
     assert picked == {True: 0, False: 1}
+
+
+def test_fit_returns_the_best_by_val_checkpoint_not_the_last_iteration(tiny_dataset, model_cache, monkeypatch):
+    """Validation says iteration 2 is best of 0, 2, 4: the weights fit leaves are those after the
+    second outer step, not the fourth."""
+    import meta.maml
+
+    accuracies = iter([0.1, 0.9, 0.2])  # iterations 0, 2, 4
+    monkeypatch.setattr(meta.maml, "mean_acc1", lambda chunks, episodes: next(accuracies))
+    spec = METHODS["maml"]
+    after_step = {}  # weights after each outer step (progress is called right after optimizer.step)
+
+    def progress(phase, done, total):
+        after_step[done] = copy.deepcopy(method.maml.module.state_dict())
+
+    params = {**SHORT_MAML, "meta_iterations": 4, "val_every": 2, "outer_lr": 0.01}
+    ctx = spec.prepare(RunContext(tiny_dataset, seed=0, params=params, init="random", cache_dir=model_cache, progress=progress))
+    method = spec.build(ctx)
+    info = method.fit(ctx)
+    assert info["best_iteration"] == 2
+    final = method.maml.module.state_dict()
+    assert all(torch.equal(final[key], after_step[2][key]) for key in final)
+    assert not all(torch.equal(final[key], after_step[4][key]) for key in final)

@@ -131,3 +131,19 @@ def test_gru4rec_is_trained_once_and_cached(tiny_dataset, tmp_path, monkeypatch)
     # a method param that is not a GRU4Rec param (the inner lr) shares the cached model
     gru4rec_module.load_or_train_gru4rec(RunContext(tiny_dataset, seed=0, params={**ctx.params, "inner_lr": 0.5}, cache_dir=tmp_path))
     assert len(trainings) == 1
+
+
+def test_every_default_of_every_method_has_a_declared_type_and_range():
+    from bench.methods import PARAMS
+
+    missing = sorted({(name, key) for name, spec in METHODS.items() for key in spec.defaults if key not in PARAMS})
+    assert not missing, f"add each to PARAMS in bench/methods.py (e.g. 'key': Param.int(ge=1),): {missing}"
+    for name, spec in METHODS.items():  # and every default is valid by its own declaration
+        assert spec.resolve_params({}) == spec.defaults, name
+
+
+def test_a_param_without_a_declared_type_is_a_clear_error(monkeypatch):
+    from bench.methods import param_spec
+
+    with pytest.raises(BenchError, match=r"without a declared type.*PARAMS in bench/methods.py"):
+        param_spec("sasrec", "max_len")
