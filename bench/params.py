@@ -22,7 +22,7 @@ class Param:
     le: float | None = None
     lt: float | None = None
     choices: tuple = ()
-    optional: bool = False  # None allowed (a default only: TOML cannot write None)
+    optional: bool = False  # None allowed (written "none": TOML has no null)
     exists: bool = False  # for paths: must exist when the grid is expanded
 
     @classmethod
@@ -67,7 +67,7 @@ class Param:
 
     def parse(self, value: Any) -> Any:
         """``value`` in the declared type, checked against the range or choices; else ValueError."""
-        if value is None and self.optional:
+        if self.optional and (value is None or value == "none"):  # TOML has no null: --set key=none
             return None
         parsed = self._convert(value)
         if parsed is None or not self._in_range(parsed):

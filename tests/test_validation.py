@@ -135,7 +135,7 @@ def test_values_parse_by_type_so_one_value_is_one_run():
 
 def test_declared_params_describe_what_they_allow():
     assert Param.float(ge=0, lt=1).allowed() == "a float in [0, 1)"
-    assert Param.int(ge=0, optional=True).parse(None) is None
+    assert Param.int(ge=0, optional=True).parse(None) is None and Param.int(ge=0, optional=True).parse("none") is None
     assert Param.int(ge=1).parse(1e3) == 1000 and isinstance(Param.int(ge=1).parse(1e3), int)
     for param, bad in [(Param.int(ge=1), 2.5), (Param.int(ge=1), True), (Param.float(gt=0), float("inf")), (Param.path(), "/no/such/path")]:
         with pytest.raises(ValueError, match="must be"):
