@@ -34,6 +34,11 @@ class RunConfig:
     Q: int
     params: tuple[tuple[str, Any], ...]
     cell: str = field(compare=False)  # display label, derived; not part of the identity
+    population_K: int | None = None  # val/test learners are those eligible at population_K+Q (None: K)
+
+    def __post_init__(self):
+        if self.population_K is not None and int(self.population_K) == self.K:
+            object.__setattr__(self, "population_K", None)  # one spelling, so equal runs compare equal
 
     @property
     def params_dict(self) -> dict[str, Any]:
@@ -49,6 +54,8 @@ class RunConfig:
             "K": self.K,
             "Q": self.Q,
             "params": self.params_dict,
+            # only when it differs from K, so single-K runs keep the hashes they had before it existed
+            **({"population_K": self.population_K} if self.population_K is not None else {}),
         }
 
     @property
@@ -129,6 +136,15 @@ def cell_label(method: str, init: str | None, swept: dict[str, Any]) -> str:
     return label
 
 
+def population_ks(shots) -> dict[int, int]:
+    """Q -> the largest K of the shots at that Q: every K at one Q is scored on the learners eligible
+    at that K+Q, on the same query pairs, so a curve over K holds the population fixed."""
+    population: dict[int, int] = {}
+    for K, Q in shots:
+        population[Q] = max(population.get(Q, K), K)
+    return population
+
+
 def expand(
     grid: Grid,
     dataset_hashes: dict[str, str],
@@ -154,6 +170,7 @@ def expand(
         if key not in known:
             raise BenchError(f"unknown parameter {key!r}", f"parameters of this grid's methods: {', '.join(sorted(known))}")
 
+    population = population_ks(shots)
     runs: list[RunConfig] = []
     for dataset, (K, Q), (cell, spec) in itertools.product(dataset_hashes, shots, specs):
         sweep = dict(cell.get("sweep", {}))
@@ -179,6 +196,7 @@ def expand(
                             Q=Q,
                             params=tuple(sorted(params.items())),
                             cell=cell_label(spec.name, init, swept),
+                            population_K=population[Q],
                         )
                     )
     hashes = [r.hash for r in runs]

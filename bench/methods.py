@@ -37,6 +37,7 @@ class RunContext:
     seed: int
     K: int = 5
     Q: int = 10
+    population_K: int | None = None  # val/test: the learners eligible at population_K+Q (None: K); see Dataset.episodes
     params: dict = field(default_factory=dict)  # method defaults overridden by the grid
     init: str | None = None
     cache_dir: Path = Path("results/cache")  # shared prerequisites (GRU4Rec weights)

@@ -69,6 +69,7 @@ def execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int
         seed=config.seed,
         K=config.K,
         Q=config.Q,
+        population_K=config.population_K,
         params=config.params_dict,
         init=config.init,
         cache_dir=store.cache_dir,
@@ -80,7 +81,7 @@ def execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int
     fit_info = dict(method.fit(context) or {})
     train_seconds = time.perf_counter() - train0
 
-    test = dataset.episodes("test", config.K, config.Q)
+    test = dataset.episodes("test", config.K, config.Q, config.population_K)
     frames = []
     eval0 = time.perf_counter()
     for mode in spec.modes:

@@ -31,12 +31,23 @@ def _add_build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=int, default=d.stride, help="step between train windows (default 1)")
     parser.add_argument("--max-prefix", type=int, default=d.max_prefix, help="prefix truncation (default 50)")
     parser.add_argument("--split-seed", type=int, default=d.split_seed, help=f"user split seed (default {d.split_seed})")
+    _add_episodes_per_user(parser)
+
+
+def _add_episodes_per_user(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--test-episodes-per-user", type=int, default=1, metavar="N",
+        help="val/test episodes per learner, taken backwards from their last pairs with disjoint query sets (default 1: the seed's protocol)",
+    )
 
 
 def _pipeline_config(args):
     from bench.data.pipeline import PipelineConfig
 
-    return PipelineConfig(max_prefix=args.max_prefix, split_seed=args.split_seed, K=args.K, Q=args.Q, stride=args.stride)
+    return PipelineConfig(
+        max_prefix=args.max_prefix, split_seed=args.split_seed, K=args.K, Q=args.Q, stride=args.stride,
+        test_episodes_per_user=args.test_episodes_per_user,
+    )
 
 
 def _report(dataset, started: float) -> int:
@@ -91,7 +102,10 @@ def _import_seed(args) -> int:
     from bench.data import importers
 
     started = time.perf_counter()
-    dataset = importers.import_seed_episodes(args.dir, name=args.name, data_dir=args.data_dir, force=args.force, progress=_progress)
+    dataset = importers.import_seed_episodes(
+        args.dir, name=args.name, data_dir=args.data_dir, force=args.force, progress=_progress,
+        test_episodes_per_user=args.test_episodes_per_user,
+    )
     repair = dataset.manifest["source"].get("repair")
     if repair:
         print(f"repaired: {repair['reason']}")
@@ -154,6 +168,7 @@ def register(subparsers) -> None:
     _add_common(seed)
     seed.add_argument("--name", required=True)
     seed.add_argument("--force", action="store_true")
+    _add_episodes_per_user(seed)
     seed.set_defaults(func=_import_seed)
 
     info = commands.add_parser("info", help="counts and summaries of a dataset")

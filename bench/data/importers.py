@@ -468,9 +468,15 @@ def _merge_user_sequences(users: list[str], episodes: list[list[tuple]]) -> dict
     return merged
 
 
-def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = False, progress=None):
-    """The seed's episodes + course2id.json -> dataset; id 0 for a real course is repaired by +1 on every id."""
+def import_seed_episodes(
+    folder, *, name: str, data_dir=None, force: bool = False, progress=None, test_episodes_per_user: int = 1
+):
+    """The seed's episodes + course2id.json -> dataset; id 0 for a real course is repaired by +1 on every id.
+
+    ``test_episodes_per_user`` shapes only val/test episodes built later from the derived pairs (other
+    K/Q); the seed's own files are kept as they are."""
     say = progress or (lambda message: None)
+    pipeline.check_episodes_per_user(test_episodes_per_user)
     folder = Path(folder)
     if not folder.is_dir():
         raise BenchError(f"no such folder: {folder}", "pass the seed's data/processed/<name> folder")
@@ -487,6 +493,8 @@ def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = Fals
     found: dict[tuple[int, int], dict[str, Path]] = {}
     for path in sorted((root / "episodes").glob("episodes_*_K*_Q*.parquet")):
         parts = path.stem.split("_")
+        if len(parts) != 4:  # e.g. our own _P<population K> files: not the seed's
+            continue
         try:
             split, K, Q = parts[1], int(parts[2][1:]), int(parts[3][1:])
         except (IndexError, ValueError):
@@ -598,7 +606,10 @@ def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = Fals
                     "timestamp = the pair's position in the user's sequence, session_id = 'unknown'" % primary
                 ),
             },
-            "pipeline": {"max_prefix": None, "split_seed": None, "K": K, "Q": Q, "stride": 1, "episode_rules": pipeline.EPISODE_RULES},
+            "pipeline": {
+                "max_prefix": None, "split_seed": None, "K": K, "Q": Q, "stride": 1,
+                "test_episodes_per_user": test_episodes_per_user, "episode_rules": pipeline.EPISODE_RULES,
+            },
             "counts": {
                 "interactions": None,
                 "users": len(all_users),
