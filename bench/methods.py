@@ -33,7 +33,7 @@ def no_progress(phase: str, done: int, total: int) -> None:
 
 @dataclass
 class RunContext:
-    dataset: Any  # bench.data.store.Dataset (n_items, content_hash, pairs(split), episodes(split, K, Q))
+    dataset: Any  # bench.data.store.Dataset (n_items, content_hash, pairs(split), episodes(split, K, Q, population_K))
     seed: int
     K: int = 5
     Q: int = 10

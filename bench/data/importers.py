@@ -32,7 +32,7 @@ DROP_REASONS = {  # reason -> words, in the order rows are checked: a row counts
     "event_kind_not_kept": "event of a kind not kept",
     "duplicate": "exact duplicate of an earlier row",
 }
-STRICT_FIX = "fix or remove that row, or import without --strict (dropped rows are then counted in dataset.json under source.rows)"
+STRICT_FIX = "fix or remove that row, or import without --strict to drop such rows and count them in dataset.json"
 
 
 class RowAccount:
@@ -46,7 +46,7 @@ class RowAccount:
     def drop(self, reason: str, where: str, n: int = 1) -> None:
         """Count ``n`` rows dropped for ``reason``; ``where`` names the first of them (for --strict)."""
         if self.strict and n:
-            raise BenchError(f"--strict: {where} would be dropped ({DROP_REASONS[reason]})", STRICT_FIX)
+            raise BenchError(f"--strict refuses {where}: {DROP_REASONS[reason]}", STRICT_FIX)
         self.dropped[reason] += n
 
     def drop_rows(self, checks: list[tuple[str, np.ndarray]], where) -> np.ndarray:
