@@ -36,6 +36,11 @@ class RunConfig:
     params: tuple[tuple[str, Any], ...]
     cell: str = field(compare=False)  # display label, derived; not part of the identity
     code: str = field(default_factory=lambda: code_fingerprint())  # bench.provenance.code_fingerprint
+    population_K: int | None = None  # val/test learners are those eligible at population_K+Q (None: K)
+
+    def __post_init__(self):
+        if self.population_K is not None and int(self.population_K) == self.K:
+            object.__setattr__(self, "population_K", None)  # one spelling, so equal runs compare equal
 
     @property
     def params_dict(self) -> dict[str, Any]:
@@ -51,6 +56,8 @@ class RunConfig:
             "K": self.K,
             "Q": self.Q,
             "params": self.params_dict,
+            # only when it differs from K, so single-K runs keep the hashes they had before it existed
+            **({"population_K": self.population_K} if self.population_K is not None else {}),
         }
         if self.code:  # runs stored before fingerprints existed keep their hash (code "")
             identity["code"] = self.code
@@ -209,6 +216,15 @@ def _shots(grid: Grid, overrides: dict[str, Any]) -> tuple[list[tuple[int, int]]
     return [(K, Q)], problems
 
 
+def population_ks(shots) -> dict[int, int]:
+    """Q -> the largest K of the shots at that Q: every K at one Q is scored on the learners eligible
+    at that K+Q, on the same query pairs, so a curve over K holds the population fixed."""
+    population: dict[int, int] = {}
+    for K, Q in shots:
+        population[Q] = max(population.get(Q, K), K)
+    return population
+
+
 def expand(
     grid: Grid,
     dataset_hashes: dict[str, str],
@@ -236,6 +252,7 @@ def expand(
         if key not in known:
             raise BenchError(f"unknown parameter {key!r}", f"parameters of this grid's methods: {', '.join(sorted(known))}")
 
+    population = population_ks(shots)
     resolved_cells = []  # per cell: (spec, [(init, swept, params)])
     for n, cell, spec in specs:
         sweep = dict(cell.get("sweep", {}))
@@ -285,6 +302,7 @@ def expand(
                         params=tuple(sorted(params.items())),
                         cell=cell_label(spec.name, init, swept),
                         **({} if code is None else {"code": code}),
+                        population_K=population[Q],
                     )
                 )
     hashes = [r.hash for r in runs]

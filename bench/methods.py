@@ -73,10 +73,11 @@ def no_progress(phase: str, done: int, total: int) -> None:
 
 @dataclass
 class RunContext:
-    dataset: Any  # bench.data.store.Dataset (n_items, content_hash, pairs(split), episodes(split, K, Q))
+    dataset: Any  # bench.data.store.Dataset (n_items, content_hash, pairs(split), episodes(split, K, Q, population_K))
     seed: int
     K: int = 5
     Q: int = 10
+    population_K: int | None = None  # val/test: the learners eligible at population_K+Q (None: K); see Dataset.episodes
     params: dict = field(default_factory=dict)  # method defaults overridden by the grid
     init: str | None = None
     cache_dir: Path = Path("results/cache")  # shared prerequisites (GRU4Rec weights)

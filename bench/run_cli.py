@@ -71,9 +71,12 @@ def run_command(args: argparse.Namespace) -> int:
     datasets = _open_datasets(names, args.data_dir, console)
     runs = expand(grid, {name: ds.content_hash for name, ds in datasets.items()}, seeds, overrides)
     for name, ds in datasets.items():  # refuse impossible K/Q before any run starts
-        for K, Q in sorted({(r.K, r.Q) for r in runs if r.dataset == name}):
+        shots = sorted({(r.K, r.Q, r.population_K) for r in runs if r.dataset == name}, key=lambda s: (s[1], s[0]))
+        for K, Q, population_K in shots:
             for split in ("train", "val", "test"):
-                ds.episodes(split, K, Q)
+                ds.episodes(split, K, Q, population_K)
+        for line in population_lines(name, ds, shots):
+            console.print(line, markup=False, soft_wrap=True)
     store = Store(args.results)  # created only once the grid is known to be runnable
 
     if args.dry_run:
@@ -99,6 +102,22 @@ def run_command(args: argparse.Namespace) -> int:
     if subset.runs:
         print_report(leaderboard(subset), console=console if console.is_terminal else None)
     return 1 if failed else 0
+
+
+def population_lines(name: str, dataset, shots: list[tuple[int, int, int | None]]) -> list[str]:
+    """One line per (Q, population K): the test episodes and learners that every K at that Q is scored on."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for K, Q, population_K in shots:
+        groups.setdefault((Q, population_K or K), []).append(K)
+    lines = []
+    for (Q, population_K), ks in sorted(groups.items()):
+        test = dataset.episodes("test", ks[0], Q, population_K)
+        same = f"the same for K = {', '.join(map(str, sorted(ks)))}" if len(ks) > 1 else f"K = {ks[0]}"
+        lines.append(
+            f"{name}: {len(test):,} test episodes from {test['user_id'].nunique():,} learners "
+            f"(those with >= {population_K + Q} pairs) at Q={Q}, {same}"
+        )
+    return lines
 
 
 def _describe(config: RunConfig) -> str:

@@ -88,6 +88,7 @@ def _execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: in
         seed=config.seed,
         K=config.K,
         Q=config.Q,
+        population_K=config.population_K,
         params=config.params_dict,
         init=config.init,
         cache_dir=store.cache_dir,
@@ -99,7 +100,7 @@ def _execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: in
     fit_info = dict(method.fit(context) or {})
     train_seconds = time.perf_counter() - train0
 
-    test = dataset.episodes("test", config.K, config.Q)
+    test = dataset.episodes("test", config.K, config.Q, config.population_K)
     frames = []
     eval0 = time.perf_counter()
     for mode in spec.modes:

@@ -83,7 +83,7 @@ class MAMLMethod:
     def meta_train(self, ctx) -> dict:
         p, maml, engine = self.params, self.maml, self.engine
         train = ctx.dataset.episodes("train", ctx.K, ctx.Q)
-        val = ctx.dataset.episodes("val", ctx.K, ctx.Q)
+        val = ctx.dataset.episodes("val", ctx.K, ctx.Q, ctx.population_K)
         if p["val_episodes"]:  # None or 0: all
             val = val.iloc[: int(p["val_episodes"])]
         trainable = [param for param in maml.parameters() if param.requires_grad]

@@ -165,7 +165,8 @@ def test_activity_json_streams_to_episodes(tmp_path):
     ds = importers.import_xuetangx_activity(
         path, name="xt", data_dir=tmp_path, config=pipeline.PipelineConfig(K=1, Q=2), flush_rows=17, bucket_bytes=2000
     )
-    assert ds.manifest["source"]["events_kept"] < ds.manifest["source"]["events_read"]
+    rows = ds.manifest["source"]["rows"]
+    assert rows["kept"] < rows["read"] and rows["dropped"]["event_kind_not_kept"] == rows["read"] - rows["kept"]
     assert ds.n_items == 12 and min(ds.vocab.values()) == 1
     pairs = pd.concat([ds.pairs(s) for s in pipeline.SPLITS])
     alice = pairs[pairs["user_id"] == "alice"]

@@ -31,17 +31,40 @@ def _add_build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=int, default=d.stride, help="step between train windows (default 1)")
     parser.add_argument("--max-prefix", type=int, default=d.max_prefix, help="prefix truncation (default 50)")
     parser.add_argument("--split-seed", type=int, default=d.split_seed, help=f"user split seed (default {d.split_seed})")
+    _add_episodes_per_user(parser)
+
+
+def _add_episodes_per_user(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--test-episodes-per-user", type=int, default=1, metavar="N",
+        help="val/test episodes per learner, taken backwards from their last pairs with disjoint query sets (default 1: the seed's protocol)",
+    )
+
+
+def _add_strict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--strict", action="store_true",
+        help="refuse the import (exit 2, naming the first such row) instead of dropping rows with a missing field, duplicates or unkept kinds",
+    )
 
 
 def _pipeline_config(args):
     from bench.data.pipeline import PipelineConfig
 
-    return PipelineConfig(max_prefix=args.max_prefix, split_seed=args.split_seed, K=args.K, Q=args.Q, stride=args.stride)
+    return PipelineConfig(
+        max_prefix=args.max_prefix, split_seed=args.split_seed, K=args.K, Q=args.Q, stride=args.stride,
+        test_episodes_per_user=args.test_episodes_per_user,
+    )
 
 
 def _report(dataset, started: float) -> int:
+    from bench.data.importers import rows_line
+
     c = dataset.manifest["counts"]
     s = c["splits"]
+    rows = dataset.manifest["source"].get("rows")
+    if rows:
+        print(f"input: {rows_line(rows)}")
     print(
         f"dataset {dataset.name} at {dataset.root}: {c['items']:,} items, {c['users_with_pairs']:,} users with pairs, "
         f"episodes train/val/test {s['train']['episodes']:,}/{s['val']['episodes']:,}/{s['test']['episodes']:,} "
@@ -72,7 +95,7 @@ def _import_interactions(args) -> int:
     dataset = importers.import_interactions(
         args.file, name=args.name, user=args.user, item=args.item, time=args.time, session=args.session,
         session_gap=args.session_gap, sep=args.sep, data_dir=args.data_dir, config=_pipeline_config(args),
-        force=args.force, progress=_progress,
+        force=args.force, progress=_progress, strict=args.strict,
     )
     return _report(dataset, started)
 
@@ -82,7 +105,8 @@ def _import_activity(args) -> int:
 
     started = time.perf_counter()
     dataset = importers.import_xuetangx_activity(
-        args.file, name=args.name, data_dir=args.data_dir, config=_pipeline_config(args), force=args.force, progress=_progress
+        args.file, name=args.name, data_dir=args.data_dir, config=_pipeline_config(args), force=args.force, progress=_progress,
+        strict=args.strict,
     )
     return _report(dataset, started)
 
@@ -91,7 +115,10 @@ def _import_seed(args) -> int:
     from bench.data import importers
 
     started = time.perf_counter()
-    dataset = importers.import_seed_episodes(args.dir, name=args.name, data_dir=args.data_dir, force=args.force, progress=_progress)
+    dataset = importers.import_seed_episodes(
+        args.dir, name=args.name, data_dir=args.data_dir, force=args.force, progress=_progress,
+        test_episodes_per_user=args.test_episodes_per_user, strict=args.strict,
+    )
     repair = dataset.manifest["source"].get("repair")
     if repair:
         print(f"repaired: {repair['reason']}")
@@ -142,11 +169,13 @@ def register(subparsers) -> None:
     group.add_argument("--session", default=None, help="session column")
     group.add_argument("--session-gap", type=float, default=None, help="minutes of inactivity that start a new session (default 30)")
     inter.add_argument("--sep", default=None, help="field separator (default from the extension: , or tab)")
+    _add_strict(inter)
     inter.set_defaults(func=_import_interactions)
 
     activity = sources.add_parser("xuetangx-activity", help="the seed's raw XuetangX activity JSON (streamed)")
     activity.add_argument("file")
     _add_build(activity)
+    _add_strict(activity)
     activity.set_defaults(func=_import_activity)
 
     seed = sources.add_parser("seed-episodes", help="the seed's processed episodes and course2id.json")
@@ -154,6 +183,8 @@ def register(subparsers) -> None:
     _add_common(seed)
     seed.add_argument("--name", required=True)
     seed.add_argument("--force", action="store_true")
+    _add_episodes_per_user(seed)
+    _add_strict(seed)
     seed.set_defaults(func=_import_seed)
 
     info = commands.add_parser("info", help="counts and summaries of a dataset")

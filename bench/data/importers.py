@@ -22,6 +22,69 @@ from bench.data import pipeline
 from bench.errors import BenchError
 
 # ----------------------------------------------------------------------------------------------
+# Accounting for every input row
+
+DROP_REASONS = {  # reason -> words, in the order rows are checked: a row counts under its first reason
+    "missing_user": "missing user",
+    "missing_item": "missing item",
+    "missing_time": "missing time",
+    "missing_session": "missing session",
+    "event_kind_not_kept": "event of a kind not kept",
+    "duplicate": "exact duplicate of an earlier row",
+}
+STRICT_FIX = "fix or remove that row, or import without --strict to drop such rows and count them in dataset.json"
+
+
+class RowAccount:
+    """Input rows read and dropped by reason (dropped + kept = read), recorded as ``source.rows``;
+    with ``strict`` the first row that would be dropped refuses the import instead."""
+
+    def __init__(self, unit: str, reasons: tuple[str, ...], strict: bool = False):
+        self.unit, self.strict, self.read = unit, strict, 0
+        self.dropped = {reason: 0 for reason in reasons}
+
+    def drop(self, reason: str, where: str, n: int = 1) -> None:
+        """Count ``n`` rows dropped for ``reason``; ``where`` names the first of them (for --strict)."""
+        if self.strict and n:
+            raise BenchError(f"--strict refuses {where}: {DROP_REASONS[reason]}", STRICT_FIX)
+        self.dropped[reason] += n
+
+    def drop_rows(self, checks: list[tuple[str, np.ndarray]], where) -> np.ndarray:
+        """Vectorised: ``checks`` are (reason, mask over the rows) in order; returns the mask of kept rows.
+        ``where(i)`` names row i (0-based) for --strict, which refuses at the first row dropped."""
+        n = len(checks[0][1]) if checks else 0
+        self.read += n
+        reason_of = np.full(n, -1)
+        for code, (_, mask) in reversed(list(enumerate(checks))):  # the first matching check wins
+            reason_of[np.asarray(mask, dtype=bool)] = code
+        dropped = np.flatnonzero(reason_of >= 0)
+        if self.strict and len(dropped):
+            first = int(dropped[0])
+            self.drop(checks[reason_of[first]][0], where(first))
+        for code, (reason, _) in enumerate(checks):
+            self.dropped[reason] += int((reason_of == code).sum())
+        return reason_of < 0
+
+    def to_json(self) -> dict:
+        return {"unit": self.unit, "read": self.read, "kept": self.read - sum(self.dropped.values()), "dropped": dict(self.dropped)}
+
+
+def rows_line(rows: dict) -> str:
+    """One line for ``source.rows``: '15,842 rows read, 15,841 kept; dropped: 1 missing item'."""
+    dropped = {reason: n for reason, n in rows["dropped"].items() if n}
+    unit = rows.get("unit", "row")
+    text = f"{rows['read']:,} {unit}s read, {rows['kept']:,} kept"
+    if not dropped:
+        return text + "; none dropped"
+    return text + "; dropped: " + ", ".join(f"{n:,} {DROP_REASONS.get(reason, reason)}" for reason, n in dropped.items())
+
+
+def _missing(values: pd.Series) -> np.ndarray:
+    """Null, or text that is empty once stripped."""
+    return (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+
+
+# ----------------------------------------------------------------------------------------------
 # Timestamps and sessions
 
 
@@ -107,8 +170,12 @@ def import_interactions(
     config: pipeline.PipelineConfig = pipeline.PipelineConfig(),
     force: bool = False,
     progress=None,
+    strict: bool = False,
 ):
-    """A CSV/TSV/parquet log -> dataset. Without --session or --session-gap, sessions split at 30 idle minutes."""
+    """A CSV/TSV/parquet log -> dataset. Without --session or --session-gap, sessions split at 30 idle minutes.
+
+    Rows are dropped, and counted, for a missing user, item, time (or session column), then as exact
+    duplicates (every column equal to an earlier kept row's); ``strict`` refuses the first instead."""
     path = Path(file)
     if not path.is_file():
         raise BenchError(f"no such file: {path}", "check the path")
@@ -126,10 +193,18 @@ def import_interactions(
                 f"unknown column {column!r} for {flag} in {path.name}",
                 f"the columns are: {', '.join(map(str, raw.columns))}",
             )
-    n_read = len(raw)
+    reasons = ("missing_user", "missing_item", "missing_time") + (("missing_session",) if session is not None else ()) + ("duplicate",)
+    account = RowAccount("row", reasons, strict)
+    checks = [("missing_user", _missing(raw[user])), ("missing_item", _missing(raw[item])), ("missing_time", _missing(raw[time]))]
+    if session is not None:
+        checks.append(("missing_session", _missing(raw[session])))
+    complete = ~np.logical_or.reduce([mask for _, mask in checks])
+    duplicate = np.zeros(len(raw), dtype=bool)
+    duplicate[complete] = raw[complete].duplicated(keep="first").to_numpy()
+    checks.append(("duplicate", duplicate))
+    kept = account.drop_rows(checks, lambda i: f"row {i + 1:,} of {path.name} (data rows counted from 1)")
     columns = [user, item, time] + ([session] if session is not None else [])
-    raw = raw[columns].dropna()
-    raw = raw[(raw[user].astype(str) != "") & (raw[item].astype(str) != "")]
+    raw = raw.loc[kept, columns]
     if len(raw) == 0:
         raise BenchError(f"no rows with a user, an item and a time in {path.name}", "check the column choice")
     timestamps = parse_timestamps(raw[time], f"column {time!r}")
@@ -150,8 +225,7 @@ def import_interactions(
         "file_sha256": pipeline.sha256_file(path),
         "columns": {"user": user, "item": item, "time": time},
         "sessions": session_rule,
-        "rows_read": n_read,
-        "rows_kept": len(interactions),
+        "rows": account.to_json(),
     }
     return pipeline.build_dataset(
         interactions, name=name, data_dir=data_dir, source=source, config=config, force=force, progress=progress
@@ -337,9 +411,13 @@ def import_xuetangx_activity(
     progress=None,
     flush_rows: int = 2_000_000,
     bucket_bytes: int = 256 << 20,
+    strict: bool = False,
 ):
     """The seed's raw activity JSON -> dataset, streamed: memory is bounded by the kept events of one
-    bucket (events are spilled to disk by user) plus the largest single user-in-course value."""
+    bucket (events are spilled to disk by user) plus the largest single user-in-course value.
+
+    Events are dropped, and counted, for an empty user id, course id or time, a kind not kept, then as
+    exact duplicates of an earlier event of the same (course, user, session); ``strict`` refuses the first."""
     path = Path(file)
     if not path.is_file():
         raise BenchError(f"no such file: {path}", "check the path to 20170201-20170801-raw_user_activity.json")
@@ -353,7 +431,8 @@ def import_xuetangx_activity(
     scratch.mkdir(parents=True)
     n_buckets = max(1, math.ceil(path.stat().st_size / bucket_bytes))
     buckets = _Buckets(scratch, n_buckets, flush_rows, path.name)
-    n_events = n_kept = n_courses = 0
+    account = RowAccount("event", ("missing_user", "missing_item", "missing_time", "event_kind_not_kept", "duplicate"), strict)
+    n_courses = 0
     last_course = None
     try:
         with open(path, "r", encoding="utf-8") as handle:
@@ -362,23 +441,38 @@ def import_xuetangx_activity(
                     n_courses += 1
                     last_course = course
                     if n_courses % 100 == 0:
-                        say(f"{n_courses:,} courses, {n_kept:,} of {n_events:,} events kept")
+                        say(f"{n_courses:,} courses, {account.to_json()['kept']:,} of {account.read:,} events kept")
+                missing_user, missing_course = not user.strip(), not str(course).strip()
                 for session, events in sessions.items():
                     if not isinstance(events, list):
                         raise BenchError(
                             f"malformed activity in {path.name}: session {session!r} of user {user!r} is not a list",
                             "each session must be a list of [event_type, iso_timestamp]",
                         )
+                    seen = set()
                     for event in events:
-                        n_events += 1
+                        account.read += 1
                         if not (isinstance(event, list) and len(event) >= 2 and isinstance(event[0], str)):
                             raise BenchError(
                                 f"malformed event {event!r} in {path.name} (user {user!r}, course {course!r})",
                                 "each event must be [event_type, iso_timestamp]",
                             )
-                        if event[0].startswith(KEPT_EVENT_PREFIXES):
-                            n_kept += 1
-                            buckets.add(user, course, session, event[1])
+                        when = event[1]
+                        if missing_user:
+                            reason = "missing_user"
+                        elif missing_course:
+                            reason = "missing_item"
+                        elif when is None or not str(when).strip():
+                            reason = "missing_time"
+                        elif not event[0].startswith(KEPT_EVENT_PREFIXES):
+                            reason = "event_kind_not_kept"
+                        elif repr(event) in seen:
+                            reason = "duplicate"
+                        else:
+                            seen.add(repr(event))
+                            buckets.add(user, course, session, when)
+                            continue
+                        account.drop(reason, f"event {account.read:,} of {path.name} (user {user!r}, course {course!r})")
         buckets.flush()
         interactions = buckets.collapsed()
     finally:
@@ -388,12 +482,11 @@ def import_xuetangx_activity(
         "file": path.name,
         "file_bytes": path.stat().st_size,
         "kept_event_prefixes": list(KEPT_EVENT_PREFIXES),
-        "events_read": n_events,
-        "events_kept": n_kept,
+        "rows": account.to_json(),
         "courses_in_file": n_courses,
         "interaction": "one kept event of (user, session hash, course); sessions are (user, session hash) across courses",
     }
-    say(f"{n_kept:,} of {n_events:,} events kept; {len(interactions):,} after removing consecutive repeats")
+    say(f"{rows_line(source['rows'])}; {len(interactions):,} interactions after removing consecutive repeats")
     return pipeline.build_dataset(
         interactions, name=name, data_dir=data_dir, source=source, config=config, force=force, progress=progress
     )
@@ -468,9 +561,48 @@ def _merge_user_sequences(users: list[str], episodes: list[list[tuple]]) -> dict
     return merged
 
 
-def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = False, progress=None):
-    """The seed's episodes + course2id.json -> dataset; id 0 for a real course is repaired by +1 on every id."""
+def _rows_with_null(values: pa.Array, depth: int) -> np.ndarray:
+    """Per row of a list (depth 1) or list-of-lists (depth 2) column: is the row, an inner list or a value null?"""
+    bad = pc.is_null(values).to_numpy(zero_copy_only=False).copy()
+    parent = np.arange(len(values))
+    for _ in range(depth):
+        parent = parent[pc.list_parent_indices(values).to_numpy()]
+        values = pc.list_flatten(values)
+        bad[parent[pc.is_null(values).to_numpy(zero_copy_only=False)]] = True
+    return bad
+
+
+def _seed_row_checks(table: pa.Table, user_ids: pa.Array, needed: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
+    """Drop checks for one seed episode file: missing user id, a missing id in any list, exact duplicate rows."""
+    missing_user = _missing(pd.Series(user_ids.to_pandas()))
+    missing_item = np.logical_or.reduce(
+        [_rows_with_null(table.column(c).combine_chunks(), 2 if c.endswith("prefixes") else 1) for c in needed]
+    )
+    duplicate = np.zeros(table.num_rows, dtype=bool)
+    seen = set()
+    columns = [user_ids.to_pylist()] + [table.column(c).to_pylist() for c in needed]
+    for i, row in enumerate(zip(*columns)):
+        if missing_user[i] or missing_item[i]:
+            continue
+        key = repr(row)
+        duplicate[i] = key in seen
+        seen.add(key)
+    return [("missing_user", missing_user), ("missing_item", missing_item), ("duplicate", duplicate)]
+
+
+def import_seed_episodes(
+    folder, *, name: str, data_dir=None, force: bool = False, progress=None, test_episodes_per_user: int = 1,
+    strict: bool = False,
+):
+    """The seed's episodes + course2id.json -> dataset; id 0 for a real course is repaired by +1 on every id.
+
+    Episode rows are dropped, and counted, for a missing user id, a missing (null) id in a list, then as
+    exact duplicates of an earlier row of the same file; ``strict`` refuses the first instead.
+
+    ``test_episodes_per_user`` shapes only val/test episodes built later from the derived pairs (other
+    K/Q); the seed's own files are kept as they are."""
     say = progress or (lambda message: None)
+    pipeline.check_episodes_per_user(test_episodes_per_user)
     folder = Path(folder)
     if not folder.is_dir():
         raise BenchError(f"no such folder: {folder}", "pass the seed's data/processed/<name> folder")
@@ -487,6 +619,8 @@ def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = Fals
     found: dict[tuple[int, int], dict[str, Path]] = {}
     for path in sorted((root / "episodes").glob("episodes_*_K*_Q*.parquet")):
         parts = path.stem.split("_")
+        if len(parts) != 4:  # e.g. our own _P<population K> files: not the seed's
+            continue
         try:
             split, K, Q = parts[1], int(parts[2][1:]), int(parts[3][1:])
         except (IndexError, ValueError):
@@ -502,6 +636,7 @@ def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = Fals
     primary = (5, 10) if (5, 10) in complete else sorted(complete)[0]
     needed = ("support_prefixes", "support_labels", "query_prefixes", "query_labels")
     tables: dict[tuple[int, int], dict[str, pa.Table]] = {}
+    account = RowAccount("episode row", ("missing_user", "missing_item", "duplicate"), strict)
     for kq, files in sorted(complete.items()):
         for split, path in files.items():
             try:
@@ -515,6 +650,11 @@ def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = Fals
                 user_ids = table.column("user_id").cast(pa.string())
             else:
                 user_ids = pa.array([f"{split}-episode-{i}" for i in range(table.num_rows)], type=pa.string())
+            kept = account.drop_rows(_seed_row_checks(table, user_ids, needed), lambda i: f"row {i + 1:,} of {path.name}")
+            if not kept.all():
+                table, user_ids = table.filter(pa.array(kept)), user_ids.filter(pa.array(kept))
+            if table.num_rows == 0:
+                raise BenchError(f"no episode rows left in {path.name} after dropping incomplete and duplicate rows", "copy the file again")
             columns = [user_ids]
             for column in needed:
                 depth = 2 if column.endswith("prefixes") else 1
@@ -583,6 +723,7 @@ def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = Fals
                 "kind": "seed-episodes",
                 "folder": str(root),
                 "episode_files": {f"K{k}_Q{q}": sorted(files) for (k, q), files in complete.items()},
+                "rows": account.to_json(),
                 "original_files": {
                     p.relative_to(root).as_posix(): pipeline.sha256_file(p)
                     for p in [vocab_path, *(f for files in complete.values() for f in files.values())]
@@ -598,7 +739,10 @@ def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = Fals
                     "timestamp = the pair's position in the user's sequence, session_id = 'unknown'" % primary
                 ),
             },
-            "pipeline": {"max_prefix": None, "split_seed": None, "K": K, "Q": Q, "stride": 1, "episode_rules": pipeline.EPISODE_RULES},
+            "pipeline": {
+                "max_prefix": None, "split_seed": None, "K": K, "Q": Q, "stride": 1,
+                "test_episodes_per_user": test_episodes_per_user, "episode_rules": pipeline.EPISODE_RULES,
+            },
             "counts": {
                 "interactions": None,
                 "users": len(all_users),

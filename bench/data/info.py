@@ -38,6 +38,7 @@ def info_dict(name: str, data_dir=None) -> dict:
         "name": dataset.name,
         "root": str(dataset.root),
         "source": m["source"].get("kind"),
+        "source_rows": m["source"].get("rows"),  # input rows read, kept, dropped by reason (importers)
         "content_hash": dataset.content_hash,
         "pipeline": {k: v for k, v in m["pipeline"].items() if k != "episode_rules"},
         "counts": m["counts"],
@@ -56,10 +57,14 @@ def show_info(name: str, data_dir=None, as_json: bool = False, console: Console 
     head = Table(title=f"dataset {info['name']} ({info['source']}, hash {info['content_hash'][:12]})", show_header=False)
     head.add_column("what")
     head.add_column("value", justify="right")
+    if info["source_rows"]:
+        from bench.data.importers import rows_line
+
+        head.add_row("input", rows_line(info["source_rows"]))
     for key in ("interactions", "users", "users_with_pairs", "items", "sessions", "pairs"):
         head.add_row(key.replace("_", " "), _fmt(counts.get(key)))
     p = info["pipeline"]
-    head.add_row("pipeline", f"max_prefix={p.get('max_prefix')} split_seed={p.get('split_seed')} K={p.get('K')} Q={p.get('Q')} stride={p.get('stride')}")
+    head.add_row("pipeline", f"max_prefix={p.get('max_prefix')} split_seed={p.get('split_seed')} K={p.get('K')} Q={p.get('Q')} stride={p.get('stride')} test_episodes_per_user={p.get('test_episodes_per_user', 1)}")
     console.print(head)
 
     K, Q = counts["K"], counts["Q"]

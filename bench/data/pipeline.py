@@ -50,12 +50,14 @@ class PipelineConfig:
     K: int = 5
     Q: int = 10
     stride: int = 1
+    test_episodes_per_user: int = 1  # val/test episodes per learner; 1 is the seed notebook's protocol
 
     def __post_init__(self):
         if self.K < 1 or self.Q < 1:
             raise BenchError(f"K={self.K} and Q={self.Q} must both be at least 1", "pass --K 5 --Q 10 or similar")
         if self.stride < 1:
             raise BenchError(f"stride {self.stride} must be at least 1", "pass --stride 1")
+        check_episodes_per_user(self.test_episodes_per_user)
         if self.max_prefix < 1:
             raise BenchError(f"max_prefix {self.max_prefix} must be at least 1", "pass --max-prefix 50")
 
@@ -67,13 +69,27 @@ class PipelineConfig:
             "K": self.K,
             "Q": self.Q,
             "stride": self.stride,
+            "test_episodes_per_user": self.test_episodes_per_user,
         }
 
 
+def check_episodes_per_user(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise BenchError(f"test_episodes_per_user {n!r} must be a whole number >= 1", "pass --test-episodes-per-user 1 (the seed's protocol) or more")
+    return n
+
+
+_HELD_OUT_RULE = (
+    "up to N = test_episodes_per_user episodes per user, taken backwards from the user's L time-ordered pairs: "
+    "episode j = 0..N-1 has query = pairs [L-(j+1)Q, L-jQ) and support = the K pairs just before them; it exists "
+    "when L >= P+(j+1)Q, where P = the population K (the largest K of the grid at this Q, else K), so every K of a "
+    "grid scores the same users on the same query pairs; query sets of one user are disjoint; rows ordered by user, "
+    "then oldest episode first. N=1 and P=K: one episode per user, the user's last K+Q pairs"
+)
 EPISODE_RULES = {
     "train": "sliding windows of K+Q consecutive time-ordered pairs per user, step `stride`",
-    "val": "one episode per user: the user's last K+Q time-ordered pairs",
-    "test": "one episode per user: the user's last K+Q time-ordered pairs",
+    "val": _HELD_OUT_RULE,
+    "test": _HELD_OUT_RULE,
     "order": "pairs sorted by label timestamp, ties by session id then position; first K are support",
 }
 
@@ -272,13 +288,28 @@ def pair_counts(pairs: pa.Table) -> pd.Series:
     return pd.Series(users).value_counts().sort_index()
 
 
-def build_episodes(pairs: pa.Table, split: str, K: int, Q: int, stride: int = 1) -> pa.Table:
+def held_out_starts(user_start: np.ndarray, user_len: np.ndarray, K: int, Q: int, population_K: int, per_user: int) -> np.ndarray:
+    """First pair of every val/test episode (EPISODE_RULES["test"]): per user, oldest episode first."""
+    ends = user_start + user_len  # one past each user's last pair
+    offsets = np.arange(per_user - 1, -1, -1)  # j, oldest (largest) first
+    query_start = ends[:, None] - (offsets[None, :] + 1) * Q
+    exists = user_len[:, None] >= population_K + (offsets[None, :] + 1) * Q
+    return (query_start - K)[exists]  # row-major: by user, then oldest first
+
+
+def build_episodes(
+    pairs: pa.Table, split: str, K: int, Q: int, stride: int = 1, population_K: int | None = None, per_user: int = 1
+) -> pa.Table:
     """Episodes of K support then Q query pairs, time-ordered; see EPISODE_RULES.
 
-    Raises BenchError when no user of the split has K+Q pairs, naming the largest K+Q allowed.
+    ``population_K`` (>= K) and ``per_user`` shape val/test only; train is always sliding windows.
+    Raises BenchError when no user of the split has enough pairs, naming the largest K+Q allowed.
     """
     pairs = order_pairs(pairs)
-    length = K + Q
+    population_K = K if population_K is None or split == "train" else int(population_K)
+    if population_K < K:
+        raise BenchError(f"population K {population_K} is smaller than K={K}", "the population K is the largest K scored; pass one >= K")
+    length = population_K + Q
     users = pairs.column("user_id").to_numpy(zero_copy_only=False)
     n = len(users)
     if n == 0:
@@ -288,8 +319,9 @@ def build_episodes(pairs: pa.Table, split: str, K: int, Q: int, stride: int = 1)
     user_start = np.flatnonzero(change)
     user_len = np.diff(np.append(user_start, n))
     if user_len.max() < length:
+        what = f"K+Q={length}" if population_K == K else f"K+Q={length} (population K {population_K}, Q {Q})"
         raise BenchError(
-            f"K+Q={length} is larger than any {split} user allows (the most pairs a {split} user has is {int(user_len.max())})",
+            f"{what} is larger than any {split} user allows (the most pairs a {split} user has is {int(user_len.max())})",
             f"pick K+Q <= {int(user_len.max())}",
         )
     eligible = user_len >= length
@@ -299,7 +331,7 @@ def build_episodes(pairs: pa.Table, split: str, K: int, Q: int, stride: int = 1)
         within = np.arange(windows.sum()) - np.repeat(np.cumsum(windows) - windows, windows)
         starts = first + stride * within
     else:
-        starts = (user_start + user_len - length)[eligible]
+        starts = held_out_starts(user_start, user_len, K, Q, population_K, per_user)
     E = len(starts)
     support_idx = (starts[:, None] + np.arange(K)[None, :]).ravel()
     query_idx = (starts[:, None] + K + np.arange(Q)[None, :]).ravel()
@@ -324,8 +356,10 @@ def build_episodes(pairs: pa.Table, split: str, K: int, Q: int, stride: int = 1)
     )
 
 
-def episodes_relpath(split: str, K: int, Q: int) -> str:
-    return f"episodes/episodes_{split}_K{K}_Q{Q}.parquet"
+def episodes_relpath(split: str, K: int, Q: int, population_K: int | None = None) -> str:
+    """The cached file; ``_P{population_K}`` is added only when the population K differs from K."""
+    suffix = "" if population_K is None or int(population_K) == int(K) or split == "train" else f"_P{int(population_K)}"
+    return f"episodes/episodes_{split}_K{K}_Q{Q}{suffix}.parquet"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -406,7 +440,7 @@ def build_dataset(
             part = pairs.filter(mask)
             pairs_by_split[name_split] = part
             write_parquet(part, tmp / "pairs" / f"pairs_{name_split}.parquet")
-            episodes = build_episodes(part, name_split, config.K, config.Q, config.stride)
+            episodes = build_episodes(part, name_split, config.K, config.Q, config.stride, per_user=config.test_episodes_per_user)
             write_parquet(episodes, tmp / episodes_relpath(name_split, config.K, config.Q))
             per_user = pair_counts(part)
             counts_split[name_split] = {

@@ -80,19 +80,28 @@ class Dataset:
         self._check_split(split)
         return read_parquet(self.root / "pairs" / f"pairs_{split}.parquet")
 
-    def episodes_path(self, split: str, K: int, Q: int) -> Path:
-        return self.root / pipeline.episodes_relpath(split, int(K), int(Q))
+    @property
+    def test_episodes_per_user(self) -> int:
+        """Val/test episodes per learner (dataset option; datasets built before it have 1)."""
+        return int(self.manifest.get("pipeline", {}).get("test_episodes_per_user", 1))
 
-    def episodes(self, split: str, K: int, Q: int) -> pd.DataFrame:
+    def episodes_path(self, split: str, K: int, Q: int, population_K: int | None = None) -> Path:
+        return self.root / pipeline.episodes_relpath(split, int(K), int(Q), population_K)
+
+    def episodes(self, split: str, K: int, Q: int, population_K: int | None = None) -> pd.DataFrame:
         """``user_id, support_prefixes, support_labels, query_prefixes, query_labels`` (list cells).
 
-        A missing K/Q file is built from the pairs with the recorded episode rules and cached atomically.
+        ``population_K`` (val/test; >= K): score the users eligible at population_K+Q on their last Q
+        pairs, so every K of a grid sees the same learners and query pairs; ignored for train.
+        A missing file is built from the pairs with the recorded episode rules and cached atomically.
         """
         self._check_split(split)
-        path = self.episodes_path(split, K, Q)
+        path = self.episodes_path(split, K, Q, population_K)
         if not path.is_file():
             stride = int(self.manifest.get("pipeline", {}).get("stride", 1))
             table = pq.read_table(self.root / "pairs" / f"pairs_{split}.parquet")
-            episodes = pipeline.build_episodes(table, split, int(K), int(Q), stride)
+            episodes = pipeline.build_episodes(
+                table, split, int(K), int(Q), stride, population_K=population_K, per_user=self.test_episodes_per_user
+            )
             pipeline.write_parquet(episodes, path)
         return read_parquet(path)
