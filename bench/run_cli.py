@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--engine", choices=["per-task", "batched", "notebook"], help="inner-loop engine for MAML methods (same as --set engine=...)")
     parser.add_argument("--data-dir", default=default_data_dir(), help="data folder (default: data/ or $BENCH_DATA_DIR)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool (default) or Ray tasks")
+    parser.add_argument("--ray-address", help="join a running Ray cluster (e.g. 10.0.0.1:6379); default: start a local Ray instance")
     parser.add_argument("--quiet", action="store_true", help="one line per finished run, no progress display")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and whether each is complete, run nothing")
     parser.set_defaults(func=run_command)
@@ -64,6 +66,8 @@ def run_command(args: argparse.Namespace) -> int:
             seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         except ValueError:
             raise BenchError(f"--seeds {args.seeds!r} is not a comma-separated list of integers", "write e.g. --seeds 0,1,2") from None
+    if args.ray_address and args.executor != "ray":
+        raise BenchError("--ray-address is only used with --executor ray", "add --executor ray")
     if args.jobs < 1:
         raise BenchError(f"--jobs {args.jobs} must be at least 1", "write e.g. --jobs 2")
     names = args.dataset or list(grid.datasets)
@@ -156,7 +160,7 @@ def _run_with_display(runs: list[RunConfig], args, store: Store, console: Consol
             status = "failed" if outcome.error else f"done in {outcome.record['wall_seconds']:.1f} s"
             print(f"[{counter[0]}/{total}] {outcome.config.hash} {_describe(outcome.config)}: {status}", flush=True)
 
-        outcomes = run_grid(runs, args.data_dir, store, args.jobs, args.device, on_start, on_progress, on_done)
+        outcomes = run_grid(runs, args.data_dir, store, args.jobs, args.device, on_start, on_progress, on_done, executor=args.executor, ray_address=args.ray_address)
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=False) as progress:
@@ -178,6 +182,6 @@ def _run_with_display(runs: list[RunConfig], args, store: Store, console: Consol
                 status = "[red]failed[/red]" if outcome.error else f"{outcome.record['wall_seconds']:.1f} s"
                 progress.console.print(f"done {_markup(outcome.config)}: {status}")
 
-            outcomes = run_grid(runs, args.data_dir, store, args.jobs, args.device, on_start, on_progress, on_done)
+            outcomes = run_grid(runs, args.data_dir, store, args.jobs, args.device, on_start, on_progress, on_done, executor=args.executor, ray_address=args.ray_address)
     console.print(f"grid {args.grid}: {len(outcomes)} runs in {time.perf_counter() - t0:.1f} s")
     return outcomes

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import platform
 import random
 import time
 import traceback
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,21 +37,35 @@ def _now() -> str:
 ERROR_FILE = "error.txt"  # in the run's folder: the traceback of a run that failed at run time
 
 
-def execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int, device: str, progress: Progress | None = None) -> dict:
-    """Fit and evaluate one run, write it to the store, return its run.json record. A failure no
-    check could foresee leaves its traceback in ``runs/HASH/error.txt`` (the run stays incomplete)."""
-    try:
-        return _execute_run(config, data_dir, results_dir, threads, device, progress)
-    except BenchError:
-        raise
-    except Exception:
-        folder = Store(results_dir).run_dir(config.hash)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / ERROR_FILE, traceback.format_exc())
-        raise
+@dataclass
+class RunResult:
+    """What one run produces: its run.json record, per-episode metrics and meta-training curve."""
+
+    record: dict
+    episodes: pd.DataFrame
+    curve: pd.DataFrame
 
 
-def _execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int, device: str, progress: Progress | None) -> dict:
+def start_record(config: RunConfig, threads: int) -> dict:
+    """The run.json fields known before the run starts (written with status "running")."""
+    from bench import provenance
+
+    return {
+        "hash": config.hash,
+        "cell": config.cell,
+        "config": {**config.identity(), "engine": config.params_dict.get("engine")},
+        "git": provenance.git_state(),
+        "threads": threads,
+        "started": _now(),
+    }
+
+
+def compute_run(config: RunConfig, data_dir: str, cache_dir, threads: int, device: str, record: dict, progress: Progress | None = None) -> RunResult:
+    """Fit and evaluate one run; writes nothing but shared prerequisites under ``cache_dir``.
+
+    The local runner writes the result to the store itself; the Ray executor ships it back to
+    the driver, which writes it (workers need no shared filesystem).
+    """
     import torch
 
     from bench import provenance
@@ -58,26 +74,18 @@ def _execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: in
     from bench.threads import configure_threads
 
     configure_threads(threads)
-    store = Store(results_dir)
     report = progress or (lambda *_: None)
-    started, wall0, cpu0 = _now(), time.perf_counter(), time.process_time()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    # Fault injection for the executor tests: a run of this cell label raises like a broken method.
+    if os.environ.get("BENCH_FAIL_CELL") and os.environ["BENCH_FAIL_CELL"] == config.cell:
+        raise RuntimeError(f"injected failure for cell {config.cell} (BENCH_FAIL_CELL)")
 
     dataset = open_dataset(config.dataset, data_dir)
     if dataset.content_hash != config.dataset_hash:
         raise BenchError(f"dataset {config.dataset!r} changed while the grid was running", "run the grid again")
     if config.code and config.code != provenance.code_fingerprint():
         raise BenchError("the code changed while the grid was running (its fingerprint differs)", "run the grid again")
-    record = {
-        "hash": config.hash,
-        "cell": config.cell,
-        "config": {**config.identity(), "engine": config.params_dict.get("engine")},
-        "git": provenance.git_state(),
-        "versions": provenance.versions(),
-        "device": provenance.device_description(device),
-        "threads": threads,
-        "started": started,
-    }
-    store.start_run(config.hash, record)
+    record = {**record, "versions": provenance.versions(), "device": provenance.device_description(device), "host": platform.node()}
 
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -91,7 +99,7 @@ def _execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: in
         population_K=config.population_K,
         params=config.params_dict,
         init=config.init,
-        cache_dir=store.cache_dir,
+        cache_dir=Path(cache_dir),
         device=torch.device(device),
         progress=lambda phase, done, total: report(config.hash, phase, done, total),
     )
@@ -124,8 +132,31 @@ def _execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: in
         modes=list(spec.modes),
         fit={k: v for k, v in fit_info.items() if isinstance(v, (int, float, str, bool, list, dict, type(None)))},
     )
-    store.finish_run(config.hash, record, pd.concat(frames, ignore_index=True), curve)
-    return record
+    return RunResult(record, pd.concat(frames, ignore_index=True), curve)
+
+
+def write_error(store: Store, run_hash: str, text: str) -> None:
+    """The traceback of a run that failed at run time, in ``runs/HASH/error.txt`` (the run stays incomplete)."""
+    folder = store.run_dir(run_hash)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / ERROR_FILE, text)
+
+
+def execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int, device: str, progress: Progress | None = None) -> dict:
+    """Fit and evaluate one run, write it to the store, return its run.json record. A failure no
+    check could foresee leaves its traceback in ``runs/HASH/error.txt`` (the run stays incomplete)."""
+    store = Store(results_dir)
+    record = start_record(config, threads)
+    store.start_run(config.hash, record)
+    try:
+        result = compute_run(config, data_dir, store.cache_dir, threads, device, record, progress)
+    except BenchError:
+        raise
+    except Exception:
+        write_error(store, config.hash, traceback.format_exc())
+        raise
+    store.finish_run(config.hash, result.record, result.episodes, result.curve)
+    return result.record
 
 
 # --- parallel execution -------------------------------------------------------------------------
@@ -191,13 +222,23 @@ def run_grid(
     on_progress: Progress = lambda *a: None,
     on_done: Callable[[Outcome], None] = lambda o: None,
     poll: Callable[[], None] = lambda: None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> list[Outcome]:
-    """Run every incomplete run; complete ones are skipped. Returns the outcomes of those run."""
+    """Run every incomplete run; complete ones are skipped. Returns the outcomes of those run.
+
+    ``executor="ray"`` runs them as Ray tasks (bench/ray_executor.py): on a local Ray instance with
+    ``jobs`` runs at a time, or on the cluster at ``ray_address``; the store is written the same way.
+    """
     todo = [r for r in runs if not store.is_complete(r.hash)]
     cores = os.cpu_count() or 1
     jobs = max(1, min(jobs, len(todo) or 1))
     threads = int(os.environ.get("BENCH_THREADS", "0")) or max(1, cores // jobs)  # never oversubscribe
     outcomes: list[Outcome] = []
+    if executor == "ray":
+        from bench.ray_executor import run_grid_ray
+
+        return run_grid_ray(todo, data_dir, store, threads, device, ray_address, jobs * threads, on_start, on_progress, on_done, poll)
 
     def finish(outcome: Outcome) -> None:
         outcomes.append(outcome)
