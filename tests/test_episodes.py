@@ -138,19 +138,19 @@ DATASET_HASH = "h" * 8
 
 
 def test_single_K_grids_keep_their_run_hashes(tmp_path):
-    runs = expand(load_grid(_grid(tmp_path, "{ K = 5, Q = 10 }")), {"d": DATASET_HASH})
+    runs = expand(load_grid(_grid(tmp_path, "{ K = 5, Q = 10 }")), {"d": DATASET_HASH}, code="")  # no fingerprint: main's identity
     assert {(r.K, r.seed): r.hash for r in runs} == {k: v for k, v in MAIN_RUN_HASHES.items() if k[0] == 5}
     assert all(r.population_K is None and "population_K" not in r.identity() for r in runs)
 
 
 def test_several_K_share_the_population_of_the_largest_K_at_each_Q(tmp_path):
     shots = "{ K = 1, Q = 10 }, { K = 5, Q = 10 }, { K = 10, Q = 10 }, { K = 2, Q = 3 }"
-    runs = expand(load_grid(_grid(tmp_path, shots)), {"d": DATASET_HASH})
+    runs = expand(load_grid(_grid(tmp_path, shots)), {"d": DATASET_HASH}, code="")
     assert {(r.K, r.Q): r.population_K for r in runs} == {(1, 10): 10, (5, 10): 10, (10, 10): None, (2, 3): None}
     hashes = {(r.K, r.seed): r.hash for r in runs if r.Q == 10}
     assert hashes[(10, 0)] == MAIN_RUN_HASHES[(10, 0)] and hashes[(10, 1)] == MAIN_RUN_HASHES[(10, 1)]
     assert hashes[(5, 0)] != MAIN_RUN_HASHES[(5, 0)]  # a K=5 run scored on another population is another run
-    assert RunConfig("d", DATASET_HASH, "random", None, 0, 5, 10, (), "random", population_K=5).hash == MAIN_RUN_HASHES[(5, 0)]
+    assert RunConfig("d", DATASET_HASH, "random", None, 0, 5, 10, (), "random", code="", population_K=5).hash == MAIN_RUN_HASHES[(5, 0)]
     shots_grid = expand(load_grid("shots"), {"xuetangx-synth": DATASET_HASH})
     assert {r.population_K or r.K for r in shots_grid} == {10}
 
