@@ -8,6 +8,7 @@ optional ``params`` (fixed) and ``sweep`` (key -> list of values, one cell per v
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -66,6 +67,7 @@ class Grid:
     shots: tuple[tuple[int, int], ...]
     params: dict
     cells: tuple[dict, ...]
+    compare: tuple = ()  # tuple[bench.questions.Question, ...]: the declared family of questions
 
 
 def available_grids() -> list[str]:
@@ -84,7 +86,7 @@ def load_grid(name: str) -> Grid:
     except tomllib.TOMLDecodeError as err:
         raise BenchError(f"grid file {path} is not valid TOML: {err}", "fix the file") from None
     try:
-        return Grid(
+        grid = Grid(
             name=raw.get("name", path.stem),
             description=raw.get("description", ""),
             datasets=tuple(raw["datasets"]),
@@ -95,6 +97,9 @@ def load_grid(name: str) -> Grid:
         )
     except KeyError as err:
         raise BenchError(f"grid file {path} lacks {err.args[0]!r}", "declare datasets, seeds, shots and cells") from None
+    from bench.questions import parse_compare
+
+    return dataclasses.replace(grid, compare=parse_compare(raw.get("compare", []), grid, path))
 
 
 def parse_value(text: str) -> Any:

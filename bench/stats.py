@@ -1,21 +1,26 @@
 """Statistics over per-episode metrics: small pure functions on arrays (numpy/scipy only).
 
 Conventions shared by every function here:
-- The unit of resampling is the test episode. Several seeds of one cell are evaluated on the same
-  test episodes, so per-episode values are averaged over seeds first, then resampled over episodes.
+- A cell's results are a [n_seeds, n_episodes] array: every seed (one trained model each) is scored
+  on the same test episodes. Point estimates average over seeds and episodes.
+- With one seed and one episode per learner, the unit of resampling is the test episode (the
+  classic paired bootstrap and sign-flip permutation test below). Otherwise intervals come from the
+  *two-stage bootstrap* (:func:`two_stage_means`): resample seeds, then learners (all the episodes
+  of a drawn learner come together, a cluster bootstrap), so intervals cover both the training
+  randomness and the sampling of learners.
 - Confidence intervals are 95% bootstrap intervals by the *percentile method* (Efron) unless
-  ``method="bca"`` (bias-corrected and accelerated, jackknife acceleration) is asked for; the
-  resampling draws a seeded index matrix in chunks, so results are reproducible for a given seed.
+  ``method="bca"`` (bias-corrected and accelerated, jackknife acceleration; one seed only) is asked
+  for; the resampling draws seeded index matrices in chunks, so results are reproducible.
 - Paired comparisons use the same episodes for both arms: the paired bootstrap resamples episode
   differences; the paired permutation test flips the sign of each difference (two-sided).
-- Holm's step-down procedure adjusts the p-values of all comparisons in one table.
+- Holm's step-down procedure adjusts the p-values of one declared family of comparisons.
 
 No I/O, no printing, no torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -176,16 +181,131 @@ def seed_mean_episodes(values: np.ndarray) -> np.ndarray:
     return _as_1d(array.mean(axis=0))
 
 
+# ---------------------------------------------------------------------------------------------
+# Two-stage (hierarchical) bootstrap: seeds, then learners
+
+
+def cluster_codes(clusters: np.ndarray | Sequence | None, n_episodes: int) -> np.ndarray | None:
+    """Integer learner codes (0..n_learners-1) per episode, or None when every learner has one
+    episode (then learners and episodes are the same unit)."""
+    if clusters is None:
+        return None
+    labels = np.asarray(clusters)
+    if labels.shape != (n_episodes,):
+        raise ValueError(f"clusters must give one learner per episode ({n_episodes}), got shape {labels.shape}")
+    _, codes = np.unique(labels, return_inverse=True)
+    return None if codes.max() + 1 == n_episodes else codes.astype(np.int64)
+
+
+def _draw_counts(rng: np.random.Generator, n_units: int, rows: int) -> np.ndarray:
+    """[rows, n_units] multiplicities: each row draws n_units units with replacement."""
+    draws = rng.integers(0, n_units, size=(rows, n_units)) + (np.arange(rows) * n_units)[:, None]
+    return np.bincount(draws.ravel(), minlength=rows * n_units).reshape(rows, n_units).astype(np.float64)
+
+
+def two_stage_means(
+    cells: Sequence[np.ndarray],
+    clusters: np.ndarray | None = None,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Two-stage bootstrap means of cells scored on the same test episodes.
+
+    Each cell is [k, n_seeds, n_episodes] (k statistics of one cell, e.g. metrics, sharing its
+    seeds) -> [k, n_resamples]. One resample draws the learners once (``clusters``: integer learner
+    code per episode from :func:`cluster_codes`; None: one episode per learner) with replacement,
+    shared by every cell (the episodes are paired), and each cell's seeds with replacement,
+    independently per cell. Seeds and episodes are crossed (every seed is scored on every episode),
+    so the statistic is the mean over the drawn seeds x the drawn learners' episodes.
+
+    The seed stage resamples each seed's deviation from the cell mean rescaled by sqrt(S/(S-1))
+    (Rao & Wu 1988's rescaling), so its bootstrap variance estimates the between-seed variance of
+    the mean without the (S-1)/S shrinkage of a plain bootstrap of S values (a third too small at
+    S = 3). With one seed the seed stage is void and this is the (cluster) bootstrap of episodes.
+    Seeded: the learner draws come from stream 0 of ``seed``, cell i's seed draws from stream i+1.
+    """
+    if n_resamples < 1:
+        raise ValueError("n_resamples must be at least 1")
+    arrays = [np.asarray(c, dtype=np.float64) for c in cells]
+    if not arrays or any(a.ndim != 3 for a in arrays):
+        raise ValueError("each cell must be a [k, n_seeds, n_episodes] array")
+    n = arrays[0].shape[2]
+    if n == 0 or any(a.shape[2] != n or a.shape[1] == 0 for a in arrays) or not all(np.all(np.isfinite(a)) for a in arrays):
+        raise ValueError("cells must be finite and cover the same episodes")
+    codes = np.arange(n) if clusters is None else np.asarray(clusters, dtype=np.int64)
+    n_clusters = int(codes.max()) + 1
+    prepared = []
+    for a in arrays:
+        deviation = a.mean(axis=2) - a.mean(axis=(1, 2))[:, None]  # [k, S]: each seed's offset
+        n_seeds = a.shape[1]
+        scale = np.sqrt(n_seeds / (n_seeds - 1)) if n_seeds > 1 else 0.0
+        prepared.append((a - deviation[:, :, None], deviation, scale, n_seeds))
+    learner_rng = np.random.default_rng([seed, 0])
+    seed_rngs = [np.random.default_rng([seed, i + 1]) for i in range(len(arrays))]
+    out = [np.empty((a.shape[0], n_resamples)) for a in arrays]
+    step = _chunk_rows(n)
+    for start in range(0, n_resamples, step):
+        rows = min(step, n_resamples - start)
+        weights = _draw_counts(learner_rng, n_clusters, rows)[:, codes]  # [rows, n] episode multiplicities
+        weights /= weights.sum(axis=1, keepdims=True)
+        for (centred, deviation, scale, n_seeds), rng, result in zip(prepared, seed_rngs, out):
+            seed_weights = _draw_counts(rng, n_seeds, rows) / n_seeds if n_seeds > 1 else np.ones((rows, 1))
+            k = centred.shape[0]
+            # one matrix product: every (statistic, seed) row's mean over the drawn episodes, [k, S, rows]
+            seed_means = (centred.reshape(k * n_seeds, n) @ weights.T).reshape(k, n_seeds, rows)
+            result[:, start : start + rows] = np.einsum("ksr,rs->kr", seed_means, seed_weights) + scale * (deviation @ seed_weights.T)
+    return out
+
+
+def two_stage_ci(
+    values: np.ndarray,
+    clusters: np.ndarray | Sequence | None = None,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of the two-stage bootstrap for the mean of [n_seeds, n_episodes] values."""
+    array = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    _check_ci_args(confidence, "percentile")
+    (boot,) = two_stage_means([array[None]], cluster_codes(clusters, array.shape[1]), n_resamples, seed)
+    return _interval(array.mean(axis=0), boot[0], confidence, "percentile")
+
+
+def bootstrap_p_value(boot_diffs: np.ndarray) -> float:
+    """Two-sided bootstrap test of mean difference = 0 from a bootstrap distribution of it.
+
+    p = min(1, 2 min(1 + #{D* <= 0}, 1 + #{D* >= 0}) / (1 + B)): the level at which the
+    percentile interval would just reach 0 (test by inverting the interval; Davison & Hinkley 1997,
+    4.4), so p < alpha exactly when the (1 - alpha) percentile interval excludes 0 (up to the +1).
+    """
+    d = np.asarray(boot_diffs, dtype=np.float64)
+    below, above = int(np.count_nonzero(d <= 0)), int(np.count_nonzero(d >= 0))
+    return min(1.0, 2.0 * (min(below, above) + 1) / (d.size + 1))
+
+
+def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Smallest |mean difference| a two-sided level-``alpha`` test detects with probability ``power``.
+
+    Normal approximation for a paired mean: MDE = (z_{1-alpha/2} + z_{power}) * sd / sqrt(n), with
+    ``sd`` the sd of the paired differences (one seed, one episode per learner) or the effective sd
+    sqrt(n) * SE of a two-stage bootstrap. At alpha = 0.05 and 80% power the factor is 2.80.
+    """
+    if n < 1 or not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError("need n >= 1, 0 < alpha < 1 and 0 < power < 1")
+    return float((ndtri(1 - alpha / 2) + ndtri(power)) * sd / np.sqrt(n))
+
+
 def summarize_cells(
     values: Mapping[str, np.ndarray],
     confidence: float = CONFIDENCE,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
     method: CIMethod = "percentile",
+    clusters: np.ndarray | None = None,
 ) -> dict[str, CellSummary]:
     """:func:`summarize_cell` for several metrics of one cell on the same episodes (name -> array),
-    resampling the episodes jointly (one index matrix for all metrics); each metric's result is
-    identical to :func:`summarize_cell` on it alone."""
+    resampling the seeds and episodes jointly (one set of draws for all metrics); each metric's
+    result is identical to :func:`summarize_cell` on it alone."""
     _check_ci_args(confidence, method)
     per_seed = {name: np.atleast_2d(np.asarray(array, dtype=np.float64)) for name, array in values.items()}
     if len({array.shape for array in per_seed.values()}) > 1:
@@ -193,16 +313,22 @@ def summarize_cells(
     episodes = {name: seed_mean_episodes(array) for name, array in per_seed.items()}
     if not episodes:
         return {}
-    boot = bootstrap_means(np.stack(list(episodes.values())), n_resamples, seed)
+    n_seeds, n_episodes = next(iter(per_seed.values())).shape
+    codes = cluster_codes(clusters, n_episodes)
+    if n_seeds == 1 and codes is None:
+        boot = bootstrap_means(np.stack(list(episodes.values())), n_resamples, seed)
+    else:
+        if method != "percentile":
+            raise ValueError("the two-stage bootstrap (several seeds or learners) gives percentile intervals only")
+        (boot,) = two_stage_means([np.stack(list(per_seed.values()))], codes, n_resamples, seed)
     summaries = {}
     for (name, array), boot_means in zip(per_seed.items(), boot):
         low, high = _interval(episodes[name], boot_means, confidence, method)
-        n_seeds = array.shape[0]
         summaries[name] = CellSummary(
             mean=float(episodes[name].mean()),
             ci_low=low,
             ci_high=high,
-            n_episodes=int(episodes[name].size),
+            n_episodes=int(n_episodes),
             n_seeds=int(n_seeds),
             seed_std=float(array.mean(axis=1).std(ddof=1)) if n_seeds > 1 else float("nan"),
         )
@@ -215,14 +341,17 @@ def summarize_cell(
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
     method: CIMethod = "percentile",
+    clusters: np.ndarray | None = None,
 ) -> CellSummary:
-    """Mean and bootstrap CI over episodes for one cell.
+    """Mean and bootstrap CI for one cell.
 
-    ``values`` is [n_episodes] (one seed) or [n_seeds, n_episodes] (same episodes per seed): values
-    are averaged over seeds per episode, then resampled over episodes (percentile method by
-    default; see :func:`bootstrap_ci`). ``seed_std`` is the std (ddof=1) of the per-seed means.
+    ``values`` is [n_episodes] (one seed) or [n_seeds, n_episodes] (same episodes per seed); the
+    mean is over seeds and episodes. One seed, one episode per learner: the episode bootstrap
+    (:func:`bootstrap_ci`). Several seeds, or ``clusters`` (the learner of each episode) with a
+    learner holding several episodes: the two-stage bootstrap (:func:`two_stage_means`), percentile
+    interval. ``seed_std`` is the std (ddof=1) of the per-seed means.
     """
-    return summarize_cells({"": values}, confidence, n_resamples, seed, method)[""]
+    return summarize_cells({"": values}, confidence, n_resamples, seed, method, clusters)[""]
 
 
 def paired_differences(candidate: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -317,23 +446,122 @@ def compare_paired(
     )
 
 
-def holm(pvalues: np.ndarray) -> np.ndarray:
+def holm(pvalues: np.ndarray, family_size: int | None = None) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control), in the input order.
 
-    With the m finite p-values sorted ascending p_(1) <= ... <= p_(m):
-    adj_(i) = min(1, max_{j <= i} (m - j + 1) p_(j)). NaN entries stay NaN and do not count in m.
+    With the finite p-values sorted ascending p_(1) <= ... <= p_(k) and m the family size:
+    adj_(i) = min(1, max_{j <= i} (m - j + 1) p_(j)). NaN entries (questions that could not be
+    tested) stay NaN. ``family_size`` (default: the number of finite p-values) fixes m to the
+    declared family: an untested member keeps its place as if its p were 1, so a missing run never
+    loosens the other questions' thresholds.
     """
     p = np.asarray(pvalues, dtype=np.float64)
     if p.ndim != 1:
         raise ValueError(f"pvalues must be 1-D, got shape {p.shape}")
     adjusted = np.full_like(p, np.nan)
     finite = np.flatnonzero(~np.isnan(p))
+    m = finite.size if family_size is None else int(family_size)
+    if m < finite.size:
+        raise ValueError(f"family_size {m} is smaller than the {finite.size} p-values given")
     if finite.size == 0:
         return adjusted
     if np.any((p[finite] < 0) | (p[finite] > 1)):
         raise ValueError("p-values must lie in [0, 1]")
     order = finite[np.argsort(p[finite], kind="stable")]
-    m = order.size
-    scaled = (m - np.arange(m)) * p[order]
+    scaled = (m - np.arange(order.size)) * p[order]
     adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
     return adjusted
+
+
+# ---------------------------------------------------------------------------------------------
+# One declared question: A minus B, with seed variance
+
+
+@dataclass(frozen=True)
+class SeededComparison:
+    """A minus B on the same test episodes, each cell [n_seeds, n_episodes].
+
+    ``se``: the standard error of ``mean_diff`` (sd of the paired differences / sqrt(n) with one
+    seed and one episode per learner, else the sd of the two-stage bootstrap distribution);
+    ``test``: "sign-flip" or "two-stage bootstrap"; ``per_seed_diffs``: mean A - B per seed
+    (paired seeds) or per seed index (independent seeds, up to the smaller seed count).
+    """
+
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    se: float
+    wins: int
+    ties: int
+    losses: int
+    n_episodes: int
+    n_learners: int
+    n_seeds: int
+    paired_seeds: bool
+    per_seed_diffs: tuple[float, ...]
+    test: str
+
+
+def compare_seeded(
+    a: np.ndarray,
+    b: np.ndarray,
+    paired_seeds: bool,
+    clusters: np.ndarray | Sequence | None = None,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> SeededComparison:
+    """A vs B ([n_seeds, n_episodes] each, same episodes) with seed variance in the interval and test.
+
+    - One seed each, one episode per learner: the paired episode bootstrap CI and the exact/random
+      sign-flip permutation test (:func:`compare_paired`): the claim is about these two trained models.
+    - One seed each, learners with several episodes: the cluster bootstrap CI; the sign-flip test
+      flips each learner's summed difference (A and B exchangeable within a learner under H0).
+    - Two or more seeds on a side: the two-stage bootstrap (:func:`two_stage_means`) of the mean
+      difference, seeds resampled jointly when ``paired_seeds`` (seed s of A and B share a
+      prerequisite, e.g. the same GRU4Rec weights; then D = A - B per seed is resampled) and
+      independently otherwise; the test is the bootstrap test dual to that interval
+      (:func:`bootstrap_p_value`). Its null is "the expected A - B over trained models (seeds) and
+      learners is 0", the claim a method comparison makes; a sign-flip test on seed-averaged
+      episodes would only test these particular models and ignore the between-seed variance.
+    """
+    a2 = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b2 = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a2.shape[1] != b2.shape[1]:
+        raise ValueError(f"paired arrays cover different episodes: {a2.shape[1]} vs {b2.shape[1]}")
+    if paired_seeds and a2.shape[0] != b2.shape[0]:
+        raise ValueError("paired seeds need the same seeds on both sides")
+    d = seed_mean_episodes(a2) - seed_mean_episodes(b2)
+    n = d.size
+    codes = cluster_codes(clusters, n)
+    n_learners = n if codes is None else int(codes.max()) + 1
+    wins, ties, losses = win_tie_loss(a2, b2)
+    if paired_seeds:
+        per_seed = tuple(float(x) for x in (a2 - b2).mean(axis=1))
+    else:
+        k = min(a2.shape[0], b2.shape[0])
+        per_seed = tuple(float(x) for x in a2[:k].mean(axis=1) - b2[:k].mean(axis=1))
+    n_seeds = max(a2.shape[0], b2.shape[0])
+    if n_seeds == 1 and codes is None:
+        low, high = bootstrap_ci(d, confidence, n_resamples, seed)
+        p, se, test = sign_flip_test(d, n_resamples, seed), float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0, "sign-flip"
+    else:
+        _check_ci_args(confidence, "percentile")
+        if paired_seeds:
+            (boot,) = two_stage_means([(a2 - b2)[None]], codes, n_resamples, seed)
+            boot = boot[0]
+        else:
+            boot_a, boot_b = two_stage_means([a2[None], b2[None]], codes, n_resamples, seed)
+            boot = boot_a[0] - boot_b[0]
+        low, high = _interval(d, boot, confidence, "percentile")
+        se = float(boot.std(ddof=1))
+        if n_seeds == 1:
+            p, test = sign_flip_test(np.bincount(codes, weights=d), n_resamples, seed), "sign-flip by learner"
+        else:
+            p, test = bootstrap_p_value(boot), "two-stage bootstrap"
+    return SeededComparison(
+        mean_diff=float(d.mean()), ci_low=low, ci_high=high, p_value=float(p), se=se,
+        wins=wins, ties=ties, losses=losses, n_episodes=int(n), n_learners=n_learners, n_seeds=int(n_seeds),
+        paired_seeds=bool(paired_seeds), per_seed_diffs=per_seed, test=test,
+    )
