@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr, ndtri, stdtr, stdtrit
 
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
@@ -203,26 +203,41 @@ def _draw_counts(rng: np.random.Generator, n_units: int, rows: int) -> np.ndarra
     return np.bincount(draws.ravel(), minlength=rows * n_units).reshape(rows, n_units).astype(np.float64)
 
 
+def seed_variance(values: np.ndarray) -> float:
+    """Between-seed variance of a cell's mean: var(per-seed means, ddof=1) / S for [S, n] values.
+
+    It estimates var(a)/S + var(e)/(nS) for x_se = mu + a_s + b_e + e_se: the seed effect plus the
+    seed-by-episode noise each seed's mean carries. That noise is also in the learner stage, so it is
+    counted twice (a term of order 1/(nS), small beside the seed and learner terms); subtracting it
+    (the ANOVA estimate) is unbiased but truncates at 0 and, known from S - 1 df, makes intervals
+    too narrow too often with 3 seeds. 0 with one seed.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    n_seeds = x.shape[0]
+    return float(x.mean(axis=1).var(ddof=1)) / n_seeds if n_seeds > 1 else 0.0
+
+
 def two_stage_means(
     cells: Sequence[np.ndarray],
     clusters: np.ndarray | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
 ) -> list[np.ndarray]:
-    """Two-stage bootstrap means of cells scored on the same test episodes.
+    """Two-stage bootstrap means of cells scored on the same test episodes (seeds crossed with episodes).
 
     Each cell is [k, n_seeds, n_episodes] (k statistics of one cell, e.g. metrics, sharing its
-    seeds) -> [k, n_resamples]. One resample draws the learners once (``clusters``: integer learner
-    code per episode from :func:`cluster_codes`; None: one episode per learner) with replacement,
-    shared by every cell (the episodes are paired), and each cell's seeds with replacement,
-    independently per cell. Seeds and episodes are crossed (every seed is scored on every episode),
-    so the statistic is the mean over the drawn seeds x the drawn learners' episodes.
+    seeds) -> [k, n_resamples]. One resample draws (1) the learners with replacement (``clusters``:
+    integer learner code per episode from :func:`cluster_codes`; None: one episode per learner),
+    the same learners for every cell (the episodes are paired), and takes the mean of the
+    seed-averaged episodes of the drawn learners; and (2) each cell's seeds with replacement,
+    independently per cell, adding the mean of the drawn seeds' deviations from the cell mean.
 
-    The seed stage resamples each seed's deviation from the cell mean rescaled by sqrt(S/(S-1))
-    (Rao & Wu 1988's rescaling), so its bootstrap variance estimates the between-seed variance of
-    the mean without the (S-1)/S shrinkage of a plain bootstrap of S values (a third too small at
-    S = 3). With one seed the seed stage is void and this is the (cluster) bootstrap of episodes.
-    Seeded: the learner draws come from stream 0 of ``seed``, cell i's seed draws from stream i+1.
+    The seed deviations are rescaled by sqrt(S/(S-1)) (Rao & Wu 1988) so that the seed stage's
+    bootstrap variance is :func:`seed_variance`, var(per-seed means, ddof=1) / S: a plain bootstrap
+    of S values shrinks it by (S-1)/S (a third at S = 3). Resampling seeds and episodes of the raw
+    matrix instead would count the seed-by-episode noise three times (Owen 2007); here it is
+    counted twice. With one seed this is the (cluster) bootstrap of episodes. Seeded: the learner draws come from stream 0 of ``seed``, cell i's seed draws from
+    stream i+1.
     """
     if n_resamples < 1:
         raise ValueError("n_resamples must be at least 1")
@@ -236,10 +251,13 @@ def two_stage_means(
     n_clusters = int(codes.max()) + 1
     prepared = []
     for a in arrays:
-        deviation = a.mean(axis=2) - a.mean(axis=(1, 2))[:, None]  # [k, S]: each seed's offset
         n_seeds = a.shape[1]
-        scale = np.sqrt(n_seeds / (n_seeds - 1)) if n_seeds > 1 else 0.0
-        prepared.append((a - deviation[:, :, None], deviation, scale, n_seeds))
+        deviation = a.mean(axis=2) - a.mean(axis=(1, 2))[:, None]  # [k, S]: each seed's offset
+        # scale so that the seed stage's variance, mean(d^2) scale^2 / S, is seed_variance(a[j])
+        spread = np.mean(deviation**2, axis=1)
+        target = np.array([seed_variance(x) for x in a]) * n_seeds
+        scale = np.sqrt(np.divide(target, spread, out=np.zeros_like(spread), where=spread > 0))
+        prepared.append((a.mean(axis=1), deviation * scale[:, None], n_seeds))
     learner_rng = np.random.default_rng([seed, 0])
     seed_rngs = [np.random.default_rng([seed, i + 1]) for i in range(len(arrays))]
     out = [np.empty((a.shape[0], n_resamples)) for a in arrays]
@@ -248,51 +266,65 @@ def two_stage_means(
         rows = min(step, n_resamples - start)
         weights = _draw_counts(learner_rng, n_clusters, rows)[:, codes]  # [rows, n] episode multiplicities
         weights /= weights.sum(axis=1, keepdims=True)
-        for (centred, deviation, scale, n_seeds), rng, result in zip(prepared, seed_rngs, out):
-            seed_weights = _draw_counts(rng, n_seeds, rows) / n_seeds if n_seeds > 1 else np.ones((rows, 1))
-            k = centred.shape[0]
-            # one matrix product: every (statistic, seed) row's mean over the drawn episodes, [k, S, rows]
-            seed_means = (centred.reshape(k * n_seeds, n) @ weights.T).reshape(k, n_seeds, rows)
-            result[:, start : start + rows] = np.einsum("ksr,rs->kr", seed_means, seed_weights) + scale * (deviation @ seed_weights.T)
+        for (episode_means, deviation, n_seeds), rng, result in zip(prepared, seed_rngs, out):
+            result[:, start : start + rows] = episode_means @ weights.T  # [k, rows]
+            if n_seeds > 1:
+                result[:, start : start + rows] += deviation @ (_draw_counts(rng, n_seeds, rows) / n_seeds).T
     return out
 
 
-def two_stage_ci(
-    values: np.ndarray,
-    clusters: np.ndarray | Sequence | None = None,
+def satterthwaite_df(components: Sequence[tuple[float, float]]) -> float:
+    """Welch-Satterthwaite effective degrees of freedom of a sum of variance estimates.
+
+    ``components`` are (variance, df) pairs: df = (sum v)^2 / sum(v^2 / df); inf when no component
+    with finite df carries variance."""
+    total = sum(v for v, _ in components)
+    denominator = sum(v * v / d for v, d in components if v > 0 and np.isfinite(d))
+    return float(total * total / denominator) if denominator > 0 else float("inf")
+
+
+def seed_t_interval(
+    estimate: float,
+    boot: np.ndarray,
+    seed_parts: Sequence[tuple[float, int]],
+    n_learners: int,
     confidence: float = CONFIDENCE,
-    n_resamples: int = N_RESAMPLES,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile interval of the two-stage bootstrap for the mean of [n_seeds, n_episodes] values."""
-    array = np.atleast_2d(np.asarray(values, dtype=np.float64))
-    _check_ci_args(confidence, "percentile")
-    (boot,) = two_stage_means([array[None]], cluster_codes(clusters, array.shape[1]), n_resamples, seed)
-    return _interval(array.mean(axis=0), boot[0], confidence, "percentile")
+) -> tuple[float, float, float, float]:
+    """(low, high, se, df): the interval estimate +- t_df * se for a two-stage bootstrap with few seeds.
 
-
-def bootstrap_p_value(boot_diffs: np.ndarray) -> float:
-    """Two-sided bootstrap test of mean difference = 0 from a bootstrap distribution of it.
-
-    p = min(1, 2 min(1 + #{D* <= 0}, 1 + #{D* >= 0}) / (1 + B)): the level at which the
-    percentile interval would just reach 0 (test by inverting the interval; Davison & Hinkley 1997,
-    4.4), so p < alpha exactly when the (1 - alpha) percentile interval excludes 0 (up to the +1).
+    se is the sd of the two-stage bootstrap distribution ``boot``; ``seed_parts`` are the
+    (:func:`seed_variance`, n_seeds) of each independently drawn set of seeds in it. A seed part is
+    known from S values only (S - 1 df), so a normal or percentile interval is too narrow when seeds
+    dominate (3 seeds: t_2 = 4.30 vs z = 1.96). The reference is Student's t with the
+    Welch-Satterthwaite df of the seed parts (S - 1 each) and the rest of the bootstrap variance
+    (n_learners - 1); it tends to the normal interval as the seed share vanishes.
     """
-    d = np.asarray(boot_diffs, dtype=np.float64)
-    below, above = int(np.count_nonzero(d <= 0)), int(np.count_nonzero(d >= 0))
-    return min(1.0, 2.0 * (min(below, above) + 1) / (d.size + 1))
+    se = float(np.std(boot, ddof=1))
+    parts = [(float(v), float(s) - 1.0) for v, s in seed_parts if s > 1]
+    rest = max(se * se - sum(v for v, _ in parts), 0.0)
+    df = satterthwaite_df([*parts, (rest, max(n_learners - 1.0, 1.0))])
+    half = float(stdtrit(df, 0.5 + confidence / 2)) * se
+    return estimate - half, estimate + half, se, df
 
 
-def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+def t_p_value(estimate: float, se: float, df: float) -> float:
+    """Two-sided p of estimate / se against Student's t with ``df`` (1 when the estimate and se are 0)."""
+    if se == 0:
+        return 1.0 if estimate == 0 else 0.0
+    return float(min(1.0, 2.0 * stdtr(df, -abs(estimate) / se)))
+
+
+def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = 0.8, df: float = float("inf")) -> float:
     """Smallest |mean difference| a two-sided level-``alpha`` test detects with probability ``power``.
 
-    Normal approximation for a paired mean: MDE = (z_{1-alpha/2} + z_{power}) * sd / sqrt(n), with
-    ``sd`` the sd of the paired differences (one seed, one episode per learner) or the effective sd
-    sqrt(n) * SE of a two-stage bootstrap. At alpha = 0.05 and 80% power the factor is 2.80.
+    MDE = (q_{1-alpha/2} + q_{power}) * sd / sqrt(n), q the quantiles of the test's reference
+    distribution: the normal (df = inf; a paired mean) or Student's t with ``df``. ``sd`` is the sd
+    of the paired differences (one seed, one episode per learner) or the effective sd sqrt(n) * SE
+    of a two-stage bootstrap. At alpha = 0.05, 80% power and df = inf the factor is 2.80.
     """
-    if n < 1 or not 0 < alpha < 1 or not 0 < power < 1:
-        raise ValueError("need n >= 1, 0 < alpha < 1 and 0 < power < 1")
-    return float((ndtri(1 - alpha / 2) + ndtri(power)) * sd / np.sqrt(n))
+    if n < 1 or not 0 < alpha < 1 or not 0 < power < 1 or not df > 0:
+        raise ValueError("need n >= 1, 0 < alpha < 1, 0 < power < 1 and df > 0")
+    return float((stdtrit(df, 1 - alpha / 2) + stdtrit(df, power)) * sd / np.sqrt(n))
 
 
 def summarize_cells(
@@ -319,11 +351,16 @@ def summarize_cells(
         boot = bootstrap_means(np.stack(list(episodes.values())), n_resamples, seed)
     else:
         if method != "percentile":
-            raise ValueError("the two-stage bootstrap (several seeds or learners) gives percentile intervals only")
+            raise ValueError("the two-stage bootstrap (several seeds or learners) takes no BCa interval")
         (boot,) = two_stage_means([np.stack(list(per_seed.values()))], codes, n_resamples, seed)
+    n_learners = n_episodes if codes is None else int(codes.max()) + 1
     summaries = {}
     for (name, array), boot_means in zip(per_seed.items(), boot):
-        low, high = _interval(episodes[name], boot_means, confidence, method)
+        if n_seeds > 1 and np.ptp(array) > 0:
+            parts = [(seed_variance(array), n_seeds)]
+            low, high, _, _ = seed_t_interval(float(episodes[name].mean()), boot_means, parts, n_learners, confidence)
+        else:
+            low, high = _interval(episodes[name], boot_means, confidence, method)
         summaries[name] = CellSummary(
             mean=float(episodes[name].mean()),
             ci_low=low,
@@ -483,7 +520,7 @@ class SeededComparison:
 
     ``se``: the standard error of ``mean_diff`` (sd of the paired differences / sqrt(n) with one
     seed and one episode per learner, else the sd of the two-stage bootstrap distribution);
-    ``test``: "sign-flip" or "two-stage bootstrap"; ``per_seed_diffs``: mean A - B per seed
+    ``test``: "sign-flip", "sign-flip by learner" or "two-stage bootstrap t"; ``per_seed_diffs``: mean A - B per seed
     (paired seeds) or per seed index (independent seeds, up to the smaller seed count).
     """
 
@@ -501,6 +538,7 @@ class SeededComparison:
     paired_seeds: bool
     per_seed_diffs: tuple[float, ...]
     test: str
+    df: float = float("inf")  # of the t reference (inf: normal, permutation or percentile)
 
 
 def compare_seeded(
@@ -521,8 +559,9 @@ def compare_seeded(
     - Two or more seeds on a side: the two-stage bootstrap (:func:`two_stage_means`) of the mean
       difference, seeds resampled jointly when ``paired_seeds`` (seed s of A and B share a
       prerequisite, e.g. the same GRU4Rec weights; then D = A - B per seed is resampled) and
-      independently otherwise; the test is the bootstrap test dual to that interval
-      (:func:`bootstrap_p_value`). Its null is "the expected A - B over trained models (seeds) and
+      independently otherwise. Interval and test use its SE with a Student t reference whose
+      Welch-Satterthwaite df count the few seeds (:func:`seed_t_interval`, :func:`t_p_value`): the
+      test is dual to the interval. Its null is "the expected A - B over trained models (seeds) and
       learners is 0", the claim a method comparison makes; a sign-flip test on seed-averaged
       episodes would only test these particular models and ignore the between-seed variance.
     """
@@ -543,6 +582,7 @@ def compare_seeded(
         k = min(a2.shape[0], b2.shape[0])
         per_seed = tuple(float(x) for x in a2[:k].mean(axis=1) - b2[:k].mean(axis=1))
     n_seeds = max(a2.shape[0], b2.shape[0])
+    df = float("inf")
     if n_seeds == 1 and codes is None:
         low, high = bootstrap_ci(d, confidence, n_resamples, seed)
         p, se, test = sign_flip_test(d, n_resamples, seed), float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0, "sign-flip"
@@ -554,14 +594,17 @@ def compare_seeded(
         else:
             boot_a, boot_b = two_stage_means([a2[None], b2[None]], codes, n_resamples, seed)
             boot = boot_a[0] - boot_b[0]
-        low, high = _interval(d, boot, confidence, "percentile")
-        se = float(boot.std(ddof=1))
         if n_seeds == 1:
+            low, high = _interval(d, boot, confidence, "percentile")
+            se = float(boot.std(ddof=1))
             p, test = sign_flip_test(np.bincount(codes, weights=d), n_resamples, seed), "sign-flip by learner"
         else:
-            p, test = bootstrap_p_value(boot), "two-stage bootstrap"
+            sides = [a2 - b2] if paired_seeds else [a2, b2]
+            parts = [(seed_variance(x), x.shape[0]) for x in sides]
+            low, high, se, df = seed_t_interval(float(d.mean()), boot, parts, n_learners, confidence)
+            p, test = t_p_value(float(d.mean()), se, df), "two-stage bootstrap t"
     return SeededComparison(
         mean_diff=float(d.mean()), ci_low=low, ci_high=high, p_value=float(p), se=se,
         wins=wins, ties=ties, losses=losses, n_episodes=int(n), n_learners=n_learners, n_seeds=int(n_seeds),
-        paired_seeds=bool(paired_seeds), per_seed_diffs=per_seed, test=test,
+        paired_seeds=bool(paired_seeds), per_seed_diffs=per_seed, test=test, df=df,
     )
