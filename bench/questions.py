@@ -240,19 +240,19 @@ def _answer(question: Question, cells: dict, metric: str, confidence: float, n_r
     return result, "; ".join(details)
 
 
-def _notes(rows, tests: set[str], seed_counts: set[int], m: int, confidence: float, n_resamples: int, alpha: float) -> list[str]:
+def _notes(tests: set[str], seed_counts: set[int], m: int, confidence: float, n_resamples: int, alpha: float) -> list[str]:
     notes = []
     if not seed_counts or max(seed_counts) == 1:
         notes.append(ONE_SEED_NOTE[0].upper() + ONE_SEED_NOTE[1:] + ".")
     else:
         notes.append(
             f"{'/'.join(map(str, sorted(seed_counts)))} seeds per cell; intervals and tests cover seed and learner sampling "
-            "(two-stage bootstrap: seeds, then learners); seeds paired where both cells start from the same GRU4Rec "
-            "weights (or are two modes of one run), independent otherwise."
+            "(two-stage bootstrap: seeds, then learners; Student t reference with Welch-Satterthwaite df for the few seeds); "
+            "seeds paired where both cells start from the same GRU4Rec weights (or are two modes of one run), independent otherwise."
         )
     notes.append(
-        f"Δ: A minus B on the same test episodes (mean over seeds and episodes) with {confidence:.0%} percentile bootstrap "
-        f"CI ({n_resamples:,} resamples, by learner where a learner has several episodes); W/T/L: episodes where A beats / ties / loses to B."
+        f"Δ: A minus B on the same test episodes (mean over seeds and episodes) with {confidence:.0%} bootstrap CI "
+        f"({n_resamples:,} resamples, by learner where a learner has several episodes); W/T/L: episodes (seed-averaged) where A beats / ties / loses to B."
     )
     if tests:
         notes.append(
@@ -261,7 +261,7 @@ def _notes(rows, tests: set[str], seed_counts: set[int], m: int, confidence: flo
         )
     notes.append(
         f"MDE: the |Δ| this test would detect with {POWER:.0%} power at two-sided α/m = {alpha / max(m, 1):.3g} "
-        "(Holm's first step; normal approximation with the bootstrap or paired standard error)."
+        "(Holm's first step; normal or t approximation with the test's standard error)."
     )
     notes.append(f"A difference is claimed only with Holm p < {alpha:g}, 2+ seeds, and every seed's Δ of the same sign.")
     return notes
@@ -311,7 +311,7 @@ def answer_questions(
             seed_counts.add(result.n_seeds)
             signs = [np.sign(x) for x in result.per_seed_diffs]
             signs_agree = result.mean_diff != 0 and all(s == np.sign(result.mean_diff) for s in signs)
-            mde = stats.minimum_detectable_effect(result.se * np.sqrt(result.n_episodes), result.n_episodes, alpha / m, POWER)
+            mde = stats.minimum_detectable_effect(result.se * np.sqrt(result.n_episodes), result.n_episodes, alpha / m, POWER, result.df)
             pairing = "seeds paired (shared prerequisite)" if result.paired_seeds else ("seeds independent" if result.n_seeds > 1 else "")
             rows.append(
                 QuestionResult(
@@ -327,7 +327,7 @@ def answer_questions(
         tables.append(
             QuestionsTable(
                 dataset=str(name), dataset_hash=str(dataset_hash), K=int(K), Q=int(Q), metric=metric, grid=grid,
-                rows=tuple(rows), notes=tuple(_notes(rows, tests, seed_counts, m, confidence, n_resamples, alpha) + notes),
+                rows=tuple(rows), notes=tuple(_notes(tests, seed_counts, m, confidence, n_resamples, alpha) + notes),
             )
         )
     return tables
