@@ -178,9 +178,12 @@ def _scaled(metric: str, value: float) -> str:
 
 
 def verdict(question: Question, metric: str, diff: float, ci: tuple[float, float], p_holm: float, mde: float,
-            n_seeds: int, signs_agree: bool, alpha: float) -> str:
+            n_seeds: int, signs_agree: bool, alpha: float, identical: bool = False) -> str:
     """Plain words that never overstate: a difference only with Holm p < alpha, 2+ seeds and
-    every seed's difference of the same sign; otherwise what the test could have seen."""
+    every seed's difference of the same sign; otherwise what the test could have seen.
+    ``identical``: A and B score alike on every episode (no spread, so no MDE to quote)."""
+    if identical:
+        return "no difference: A and B score alike on every test episode"
     lo, hi = (_scaled(metric, v).split(" ")[0] for v in ci)
     if not p_holm < alpha:
         return f"no difference detected; this test could detect about {_scaled(metric, mde)}"
@@ -311,7 +314,9 @@ def answer_questions(
             seed_counts.add(result.n_seeds)
             signs = [np.sign(x) for x in result.per_seed_diffs]
             signs_agree = result.mean_diff != 0 and all(s == np.sign(result.mean_diff) for s in signs)
-            mde = stats.minimum_detectable_effect(result.se * np.sqrt(result.n_episodes), result.n_episodes, alpha / m, POWER, result.df)
+            identical = result.wins == result.losses == 0 and not any(result.per_seed_diffs)
+            mde = (float("nan") if identical  # no spread: a detectable effect is undefined, not 0
+                   else stats.minimum_detectable_effect(result.se * np.sqrt(result.n_episodes), result.n_episodes, alpha / m, POWER, result.df))
             pairing = "seeds paired (shared prerequisite)" if result.paired_seeds else ("seeds independent" if result.n_seeds > 1 else "")
             rows.append(
                 QuestionResult(
@@ -321,7 +326,7 @@ def answer_questions(
                     p_value=result.p_value, p_holm=float(adjusted), wins=result.wins, ties=result.ties, losses=result.losses,
                     mde=mde, per_seed_diffs=result.per_seed_diffs, signs_agree=bool(signs_agree),
                     verdict=verdict(question, metric, result.mean_diff, (result.ci_low, result.ci_high), float(adjusted), mde,
-                                    result.n_seeds, bool(signs_agree), alpha),
+                                    result.n_seeds, bool(signs_agree), alpha, identical),
                 )
             )
         tables.append(

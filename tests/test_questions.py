@@ -177,6 +177,8 @@ def test_verdict_never_overstates():
                    alpha=0.05) == "maml[random]:few-shot ahead by 2.00 points [1.00, 3.00]"
     assert verdict(q, diff=0.02, p_holm=0.01, n_seeds=3, signs_agree=False, **args).startswith("no consistent difference")
     assert "one seed cannot speak for the methods" in verdict(q, diff=0.02, p_holm=0.01, n_seeds=1, signs_agree=True, **args)
+    assert verdict(q, diff=0.0, p_holm=1.0, n_seeds=3, signs_agree=False, identical=True, **args) == (
+        "no difference: A and B score alike on every test episode")
 
 
 def test_one_seed_says_so_and_learners_are_the_unit():
@@ -188,3 +190,6 @@ def test_one_seed_says_so_and_learners_are_the_unit():
     assert adapt.n_episodes == N and adapt.n_learners == N // 3 and adapt.n_seeds == 1
     assert "one seed cannot speak" in adapt.verdict
     assert table.rows[1].status == "missing"
+    same = {("maml[random]", "few-shot"): _base, ("maml[random]", "zero-shot"): _base}
+    (table,) = answer_questions(_results(same, seeds=(0, 1)), [ADAPT_VANILLA], n_resamples=500)
+    assert np.isnan(table.rows[0].mde) and table.rows[0].verdict.startswith("no difference: A and B score alike")
