@@ -221,10 +221,19 @@ def _cell_results(group, runs_by_hash: dict, metric: str) -> tuple[dict, list[st
     return cells, notes
 
 
+def _split(side: str) -> tuple[str, str]:
+    """"CELL #tag:MODE" -> ("CELL", "MODE")."""
+    cell, _, mode = side.rpartition(":")
+    return cell.split(" #")[0], mode
+
+
 def _answer(question: Question, cells: dict, metric: str, confidence: float, n_resamples: int, seed: int):
     """(QuestionResult without Holm and verdict, stats.SeededComparison) or (missing row, None)."""
     absent = [side for side in (question.a, question.b) if side not in cells]
     if absent:
+        mixed = [side for side in absent if any(_split(label) == _split(side) and " #" in label for label in cells)]
+        if mixed:  # one cell name, several settings (e.g. two grids in one store): which one is meant is unclear
+            return _missing_row(question, metric, f"{' and '.join(mixed)} has runs with several settings; report with --grid NAME"), None
         return _missing_row(question, metric, f"no complete runs of {' and '.join(absent)}"), None
     (wide_a, runs_a), (wide_b, runs_b) = cells[question.a], cells[question.b]
     common = wide_a.index.intersection(wide_b.index)

@@ -193,3 +193,16 @@ def test_one_seed_says_so_and_learners_are_the_unit():
     same = {("maml[random]", "few-shot"): _base, ("maml[random]", "zero-shot"): _base}
     (table,) = answer_questions(_results(same, seeds=(0, 1)), [ADAPT_VANILLA], n_resamples=500)
     assert np.isnan(table.rows[0].mde) and table.rows[0].verdict.startswith("no difference: A and B score alike")
+
+
+def test_a_cell_with_several_settings_is_not_guessed():
+    values = {("maml[random]", "few-shot"): _base, ("maml[random]", "zero-shot"): _base}
+    first, second = _results(values, seeds=(0,)), _results(values, seeds=(0,))
+    for run in second.runs:
+        run["hash"] += "-longer"
+        run["config"]["params"]["meta_iterations"] = 3000
+    second.episodes["run"] = second.episodes["run"] + "-longer"
+    first.runs += second.runs
+    first.episodes = pd.concat([first.episodes, second.episodes], ignore_index=True)
+    (table,) = answer_questions(first, [ADAPT_VANILLA], n_resamples=200)
+    assert table.rows[0].status == "missing" and "several settings" in table.rows[0].detail
