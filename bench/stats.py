@@ -5,12 +5,14 @@ Conventions shared by every function here:
   on the same test episodes. Point estimates average over seeds and episodes.
 - With one seed and one episode per learner, the unit of resampling is the test episode (the
   classic paired bootstrap and sign-flip permutation test below). Otherwise intervals come from the
-  *two-stage bootstrap* (:func:`two_stage_means`): resample seeds, then learners (all the episodes
+  *two-stage bootstrap* (:func:`two_stage_means`): resample seeds and learners (all the episodes
   of a drawn learner come together, a cluster bootstrap), so intervals cover both the training
   randomness and the sampling of learners.
-- Confidence intervals are 95% bootstrap intervals by the *percentile method* (Efron) unless
-  ``method="bca"`` (bias-corrected and accelerated, jackknife acceleration; one seed only) is asked
-  for; the resampling draws seeded index matrices in chunks, so results are reproducible.
+- One seed: 95% bootstrap intervals by the *percentile method* (Efron) unless ``method="bca"``
+  (bias-corrected and accelerated, jackknife acceleration). Two or more seeds: estimate +- t * SE,
+  SE from the two-stage bootstrap, Student t with Welch-Satterthwaite df (:func:`seed_t_interval`),
+  because a handful of seeds pins the between-seed variance down poorly. Resampling draws seeded
+  index matrices in chunks, so results are reproducible.
 - Paired comparisons use the same episodes for both arms: the paired bootstrap resamples episode
   differences; the paired permutation test flips the sign of each difference (two-sided).
 - Holm's step-down procedure adjusts the p-values of one declared family of comparisons.
@@ -384,9 +386,10 @@ def summarize_cell(
 
     ``values`` is [n_episodes] (one seed) or [n_seeds, n_episodes] (same episodes per seed); the
     mean is over seeds and episodes. One seed, one episode per learner: the episode bootstrap
-    (:func:`bootstrap_ci`). Several seeds, or ``clusters`` (the learner of each episode) with a
-    learner holding several episodes: the two-stage bootstrap (:func:`two_stage_means`), percentile
-    interval. ``seed_std`` is the std (ddof=1) of the per-seed means.
+    (:func:`bootstrap_ci`). ``clusters`` (the learner of each episode) with a learner holding
+    several episodes: the cluster bootstrap, percentile interval. Several seeds: the two-stage
+    bootstrap (:func:`two_stage_means`) with the t interval of :func:`seed_t_interval`.
+    ``seed_std`` is the std (ddof=1) of the per-seed means.
     """
     return summarize_cells({"": values}, confidence, n_resamples, seed, method, clusters)[""]
 
