@@ -155,7 +155,9 @@ def _summary_row(complete: pd.DataFrame, n_resamples: int, confidence: float, se
     per_seed = {m: complete[m].to_numpy().T for m in METRICS}  # [n_seeds, n_episodes] per metric
     summaries = stats.summarize_cells(per_seed, confidence, n_resamples, seed, clusters=_learners(complete.index))
     for m, summary in summaries.items():
-        row.update({f"{m}_mean": summary.mean, f"{m}_ci_low": summary.ci_low, f"{m}_ci_high": summary.ci_high, f"{m}_seed_std": summary.seed_std})
+        # every metric lies in [0, 1]; a t interval over two or three seeds can reach past it
+        low, high = max(summary.ci_low, 0.0), min(summary.ci_high, 1.0)
+        row.update({f"{m}_mean": summary.mean, f"{m}_ci_low": low, f"{m}_ci_high": high, f"{m}_seed_std": summary.seed_std})
     return row
 
 

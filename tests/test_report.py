@@ -433,3 +433,16 @@ def test_latex_compiles_with_pdflatex(table, tmp_path):
     )
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 0
+
+
+def test_cell_intervals_cover_seed_variance_and_stay_in_the_metric_range():
+    results = _results(cells=("gru4rec",), seeds=(0, 1))
+    seed_one = results.episodes["seed"] == 1
+    results.episodes.loc[seed_one, "acc@1"] = results.episodes.loc[seed_one, "acc@1"] * 0.2  # seeds far apart
+    (table,) = report.leaderboard(results, n_resamples=500)
+    row = table.rows.set_index(["cell", "mode"]).loc[("gru4rec", "zero-shot")]
+    per_seed = results.episodes[results.episodes["mode"] == "zero-shot"].pivot(index="episode", columns="seed", values="acc@1")
+    episode_only = stats.bootstrap_ci(per_seed.mean(axis=1).to_numpy(), n_resamples=500)
+    assert row["acc@1_ci_high"] - row["acc@1_ci_low"] > 3 * (episode_only[1] - episode_only[0])
+    assert 0.0 == row["acc@1_ci_low"] < row["acc@1_mean"] < row["acc@1_ci_high"] <= 1.0  # two seeds: t_1, clipped at 0
+    assert any("seeds, then learners" in note for note in table.notes)
