@@ -8,6 +8,7 @@ optional ``params`` (fixed) and ``sweep`` (key -> list of values, one cell per v
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -78,6 +79,7 @@ class Grid:
     shots: tuple[tuple[int, int], ...]
     params: dict
     cells: tuple[dict, ...]
+    compare: tuple = ()  # tuple[bench.questions.Question, ...]: the declared family of questions
     source: str = ""  # where error messages say a value came from: grids/NAME.toml or the path given
 
     @property
@@ -160,7 +162,7 @@ def load_grid(name: str) -> Grid:
     problems = _grid_problems(raw, where)
     if problems:
         raise BenchErrors(problems)
-    return Grid(
+    grid = Grid(
         name=raw.get("name", path.stem),
         description=raw.get("description", ""),
         datasets=tuple(raw["datasets"]),
@@ -170,6 +172,9 @@ def load_grid(name: str) -> Grid:
         cells=tuple(raw["cells"]),
         source=where,
     )
+    from bench.questions import parse_compare
+
+    return dataclasses.replace(grid, compare=parse_compare(raw.get("compare", []), grid, path))
 
 
 def parse_value(text: str) -> Any:

@@ -11,7 +11,16 @@ Recall, as in ``bench.metrics``); renderers scale them for display.
 
 from __future__ import annotations
 
+import itertools
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bench import stats
+from bench.errors import BenchError
 
 
 @dataclass(frozen=True)
@@ -59,3 +68,280 @@ class QuestionsTable:
     grid: str
     rows: tuple[QuestionResult, ...]
     notes: tuple[str, ...]  # header lines: seeds, CI method and level, test and correction, family size
+
+
+# ---------------------------------------------------------------------------------------------
+# Declaring questions in a grid
+
+COMPARE_KEYS = ("question", "a", "b")
+POWER = 0.8  # the minimum detectable effect is the |diff| found with this probability
+ONE_SEED_NOTE = "one trained model per cell; intervals cover episode sampling only"
+
+
+def grid_cell_modes(grid) -> set[str]:
+    """Every "CELL:MODE" a grid's runs can produce (cell labels as ``bench.grid.expand`` makes them)."""
+    from bench.grid import _inits, cell_label
+    from bench.methods import get_method
+
+    produced = set()
+    for cell in grid.cells:
+        spec = get_method(cell.get("method"))
+        sweep = dict(cell.get("sweep", {}))
+        keys = sorted(sweep)
+        for init in _inits(cell, spec):
+            for values in itertools.product(*(sweep[k] for k in keys)):
+                label = cell_label(spec.name, init, dict(zip(keys, values)))
+                produced |= {f"{label}:{mode}" for mode in spec.modes}
+    return produced
+
+
+def parse_compare(blocks: list, grid, path) -> tuple[Question, ...]:
+    """The grid's ``[[compare]]`` blocks as Questions; an unknown key, a missing key, a side the grid
+    cannot produce or a repeated question is refused."""
+    if not blocks:
+        return ()
+    produced = grid_cell_modes(grid)
+    questions: list[Question] = []
+    for i, block in enumerate(blocks, 1):
+        where = f"grid file {path}, [[compare]] #{i}"
+        if not isinstance(block, dict):
+            raise BenchError(f"{where} is not a table", 'write question = "...", a = "CELL:MODE", b = "CELL:MODE"')
+        unknown = sorted(set(block) - set(COMPARE_KEYS))
+        missing = [k for k in COMPARE_KEYS if k not in block]
+        if unknown or missing:
+            problem = f"unknown key(s) {', '.join(map(repr, unknown))}" if unknown else f"lacks {', '.join(map(repr, missing))}"
+            raise BenchError(f"{where} {problem}", f"a [[compare]] block has exactly the keys {', '.join(COMPARE_KEYS)}")
+        question = Question(*(str(block[k]) for k in COMPARE_KEYS))
+        for side in (question.a, question.b):
+            if side not in produced:
+                raise BenchError(f"{where}: the grid makes no {side!r}", f"choose CELL:MODE among {', '.join(sorted(produced))}")
+        if question.a == question.b:
+            raise BenchError(f"{where} compares {question.a!r} with itself", "choose two different CELL:MODE")
+        if any((q.a, q.b) == (question.a, question.b) for q in questions):
+            raise BenchError(f"{where} repeats {question.a} vs {question.b}", "declare each comparison once")
+        questions.append(question)
+    return tuple(questions)
+
+
+def questions_for(grid_name: str) -> tuple[Question, ...]:
+    """The declared family of a grid (preset name or .toml path)."""
+    from bench.grid import load_grid
+
+    return load_grid(grid_name).compare
+
+
+# ---------------------------------------------------------------------------------------------
+# Which seeds pair: runs that share a prerequisite
+
+# Methods whose runs are, or fine-tune, the GRU4Rec of their seed; inits are read from meta/inits.py.
+GRU4REC_METHODS = frozenset({"gru4rec", "gru4rec-finetune"})
+
+
+def shared_prerequisite(config: dict) -> str | None:
+    """The GRU4Rec weights a run starts from, as (dataset version, GRU4Rec params, seed), or None.
+
+    Two runs with the same key used the very same trained GRU4Rec, so their seeds are paired."""
+    from baselines.gru4rec import gru4rec_params, pretrained_gru4rec
+    from meta.inits import INITS
+
+    init = config.get("init")
+    uses = config.get("method") in GRU4REC_METHODS or (init in INITS and INITS[init].build is pretrained_gru4rec)
+    if not uses:
+        return None
+    params = gru4rec_params(config.get("params") or {})
+    return json.dumps([config.get("dataset_hash"), params, config.get("seed")], sort_keys=True, default=str)
+
+
+def seeds_paired(runs_a: dict[int, dict], runs_b: dict[int, dict]) -> bool:
+    """Seed s of A pairs with seed s of B when both sides have the same seeds and, per seed, the
+    same run (two modes of one cell) or the same prerequisite; otherwise seeds are independent."""
+    if set(runs_a) != set(runs_b):
+        return False
+    for s, config in runs_a.items():
+        other = runs_b[s]
+        same_run = json.dumps(config, sort_keys=True, default=str) == json.dumps(other, sort_keys=True, default=str)
+        key = shared_prerequisite(config)
+        if not same_run and (key is None or key != shared_prerequisite(other)):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Answering them
+
+
+def _scaled(metric: str, value: float) -> str:
+    """A difference in display units: points for Acc@1 / Recall (x100), raw for MRR / NDCG."""
+    from bench.report import PERCENT_METRICS
+
+    return f"{100 * value:.2f} points" if metric in PERCENT_METRICS else f"{value:.4f}"
+
+
+def verdict(question: Question, metric: str, diff: float, ci: tuple[float, float], p_holm: float, mde: float,
+            n_seeds: int, signs_agree: bool, alpha: float, identical: bool = False) -> str:
+    """Plain words that never overstate: a difference only with Holm p < alpha, 2+ seeds and
+    every seed's difference of the same sign; otherwise what the test could have seen.
+    ``identical``: A and B score alike on every episode (no spread, so no MDE to quote)."""
+    if identical:
+        return "no difference: A and B score alike on every test episode"
+    lo, hi = (_scaled(metric, v).split(" ")[0] for v in ci)
+    if not p_holm < alpha:
+        return f"no difference detected; this test could detect about {_scaled(metric, mde)}"
+    ahead, by = (question.a, diff) if diff > 0 else (question.b, -diff)
+    lo, hi = (lo, hi) if diff > 0 else (_scaled(metric, -ci[1]).split(" ")[0], _scaled(metric, -ci[0]).split(" ")[0])
+    gap = f"{ahead} ahead by {_scaled(metric, by)} [{lo}, {hi}]"
+    if n_seeds < 2:
+        return f"{gap} for these trained models; one seed cannot speak for the methods"
+    if not signs_agree:
+        return f"no consistent difference: {gap} overall, but the seeds disagree in sign"
+    return gap
+
+
+def _missing_row(question: Question, metric: str, detail: str) -> QuestionResult:
+    nan = float("nan")
+    return QuestionResult(
+        question=question, metric=metric, status="missing", detail=detail, n_episodes=0, n_learners=0, n_seeds=0,
+        paired_seeds=False, diff=nan, ci_low=nan, ci_high=nan, p_value=nan, p_holm=nan, wins=0, ties=0, losses=0,
+        mde=nan, per_seed_diffs=(), signs_agree=False, verdict=f"not answered: {detail}",
+    )
+
+
+def _cell_results(group, runs_by_hash: dict, metric: str) -> tuple[dict, list[str]]:
+    """(label:mode) -> (wide [episode x seed] values of ``metric``, {seed: run config}) for one table."""
+    from bench.report import _label_variants, _per_episode
+
+    key = ["episode", "user_id"] if "user_id" in group.columns else ["episode"]
+    group = group.copy()
+    group["label"], notes = _label_variants(group)
+    cells = {}
+    for (label, mode), sub in group.groupby(["label", "mode"], sort=True):
+        complete, _ = _per_episode(sub, key, f"{label}:{mode}")
+        configs = {int(s): runs_by_hash.get(h, {}).get("config", {}) for s, h in sub.groupby("seed")["run"].first().items()}
+        cells[f"{label}:{mode}"] = (complete[metric], configs)
+    return cells, notes
+
+
+def _split(side: str) -> tuple[str, str]:
+    """"CELL #tag:MODE" -> ("CELL", "MODE")."""
+    cell, _, mode = side.rpartition(":")
+    return cell.split(" #")[0], mode
+
+
+def _answer(question: Question, cells: dict, metric: str, confidence: float, n_resamples: int, seed: int):
+    """(QuestionResult without Holm and verdict, stats.SeededComparison) or (missing row, None)."""
+    absent = [side for side in (question.a, question.b) if side not in cells]
+    if absent:
+        mixed = [side for side in absent if any(_split(label) == _split(side) and " #" in label for label in cells)]
+        if mixed:  # one cell name, several settings (e.g. two grids in one store): which one is meant is unclear
+            return _missing_row(question, metric, f"{' and '.join(mixed)} has runs with several settings; report with --grid NAME"), None
+        return _missing_row(question, metric, f"no complete runs of {' and '.join(absent)}"), None
+    (wide_a, runs_a), (wide_b, runs_b) = cells[question.a], cells[question.b]
+    common = wide_a.index.intersection(wide_b.index)
+    if len(common) == 0:
+        return _missing_row(question, metric, "the two sides share no test episode"), None
+    paired = seeds_paired(runs_a, runs_b)
+    a = wide_a.loc[common, sorted(wide_a.columns)].to_numpy().T
+    b = wide_b.loc[common, sorted(wide_b.columns)].to_numpy().T
+    clusters = common.get_level_values("user_id").to_numpy() if "user_id" in common.names else None
+    result = stats.compare_seeded(a, b, paired, clusters, confidence, n_resamples, seed)
+    details = []
+    if len(common) < max(len(wide_a), len(wide_b)):
+        details.append(f"compared on the {len(common)} episodes both sides cover")
+    if a.shape[0] != b.shape[0]:
+        details.append(f"{a.shape[0]} vs {b.shape[0]} seeds")
+    return result, "; ".join(details)
+
+
+def _notes(tests: set[str], seed_counts: set[int], m: int, confidence: float, n_resamples: int, alpha: float) -> list[str]:
+    notes = []
+    if not seed_counts or max(seed_counts) == 1:
+        notes.append(ONE_SEED_NOTE[0].upper() + ONE_SEED_NOTE[1:] + ".")
+    else:
+        notes.append(
+            f"{'/'.join(map(str, sorted(seed_counts)))} seeds per cell; intervals and tests cover seed and learner sampling "
+            "(two-stage bootstrap: seeds, then learners; Student t reference with Welch-Satterthwaite df for the few seeds); "
+            "seeds paired where both cells start from the same GRU4Rec weights (or are two modes of one run), independent otherwise."
+        )
+    notes.append(
+        f"Δ: A minus B on the same test episodes (mean over seeds and episodes) with {confidence:.0%} bootstrap CI "
+        f"({n_resamples:,} resamples, by learner where a learner has several episodes); W/T/L: episodes (seed-averaged) where A beats / ties / loses to B."
+    )
+    if tests:
+        notes.append(
+            f"p: two-sided {' / '.join(sorted(tests))} test; Holm-adjusted over the grid's {m} declared question(s) "
+            "(a missing question keeps its place in the family)."
+        )
+    notes.append(
+        f"MDE: the |Δ| this test would detect with {POWER:.0%} power at two-sided α/m = {alpha / max(m, 1):.3g} "
+        "(Holm's first step; normal or t approximation with the test's standard error)."
+    )
+    notes.append(f"A difference is claimed only with Holm p < {alpha:g}, 2+ seeds, and every seed's Δ of the same sign.")
+    return notes
+
+
+def answer_questions(
+    results: Any,
+    questions: Sequence[Question],
+    metric: str = "acc@1",
+    *,
+    dataset: str | None = None,
+    grid: str = "",
+    n_resamples: int = stats.N_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> list[QuestionsTable]:
+    """One QuestionsTable per (dataset, data version, K, Q) of ``results`` (``bench.store.Results``
+    or its episodes DataFrame), one row per declared question, in the declared order.
+
+    Holm adjusts over the declared family (its size m is fixed: a missing question counts as
+    untested, never shrinking m). The MDE is at two-sided alpha/m, the level Holm's first step asks
+    of the smallest p, so "could detect about X" never claims more sensitivity than the family has.
+    """
+    from bench.report import _episodes_with_identity, check_metric
+
+    check_metric(metric)
+    questions = tuple(questions)
+    episodes, runs_by_hash = _episodes_with_identity(results)
+    if episodes.empty:
+        raise BenchError("no complete runs in the results", "run `python -m bench run --grid NAME` first, or check --results")
+    if dataset is not None:
+        episodes = episodes[episodes["dataset"] == dataset]
+    m = len(questions)
+    tables = []
+    for (name, dataset_hash, K, Q), group in episodes.groupby(["dataset", "dataset_hash", "K", "Q"], sort=True):
+        cells, notes = _cell_results(group, runs_by_hash, metric)
+        answers = [_answer(q, cells, metric, confidence, n_resamples, seed) for q in questions]
+        p_values = [np.nan if isinstance(r, QuestionResult) else r.p_value for r, _ in answers]
+        p_holm = stats.holm(np.array(p_values, dtype=float), family_size=m) if m else []
+        rows, tests, seed_counts = [], set(), set()
+        for question, (result, extra), adjusted in zip(questions, answers, p_holm):
+            if isinstance(result, QuestionResult):
+                rows.append(result)
+                continue
+            tests.add(result.test)
+            seed_counts.add(result.n_seeds)
+            signs = [np.sign(x) for x in result.per_seed_diffs]
+            signs_agree = result.mean_diff != 0 and all(s == np.sign(result.mean_diff) for s in signs)
+            identical = result.wins == result.losses == 0 and not any(result.per_seed_diffs)
+            mde = (float("nan") if identical  # no spread: a detectable effect is undefined, not 0
+                   else stats.minimum_detectable_effect(result.se * np.sqrt(result.n_episodes), result.n_episodes, alpha / m, POWER, result.df))
+            pairing = "seeds paired (shared prerequisite)" if result.paired_seeds else ("seeds independent" if result.n_seeds > 1 else "")
+            rows.append(
+                QuestionResult(
+                    question=question, metric=metric, status="ok", detail="; ".join(x for x in (pairing, extra) if x),
+                    n_episodes=result.n_episodes, n_learners=result.n_learners, n_seeds=result.n_seeds,
+                    paired_seeds=result.paired_seeds, diff=result.mean_diff, ci_low=result.ci_low, ci_high=result.ci_high,
+                    p_value=result.p_value, p_holm=float(adjusted), wins=result.wins, ties=result.ties, losses=result.losses,
+                    mde=mde, per_seed_diffs=result.per_seed_diffs, signs_agree=bool(signs_agree),
+                    verdict=verdict(question, metric, result.mean_diff, (result.ci_low, result.ci_high), float(adjusted), mde,
+                                    result.n_seeds, bool(signs_agree), alpha, identical),
+                )
+            )
+        tables.append(
+            QuestionsTable(
+                dataset=str(name), dataset_hash=str(dataset_hash), K=int(K), Q=int(Q), metric=metric, grid=grid,
+                rows=tuple(rows), notes=tuple(_notes(tests, seed_counts, m, confidence, n_resamples, alpha) + notes),
+            )
+        )
+    return tables

@@ -38,7 +38,8 @@ EXPECTED_ORDER = [
     (POP, "few-shot"),
     (POP, "zero-shot"),
 ]
-SIGNIFICANT = {("maml[random]", "few-shot"), ("maml[random]", "zero-shot"), (POP, "zero-shot")}
+SIGNIFICANT: set = set()  # the Δ-vs-reference column is descriptive: no row is ever marked (the tests are in bench.questions)
+CLEAR_GAPS = {("maml[random]", "few-shot"), ("maml[random]", "zero-shot"), (POP, "zero-shot")}
 WTL = {
     ("gru4rec", "few-shot"): (25, 0, 25),
     ("maml[random]", "zero-shot"): (45, 5, 0),
@@ -150,14 +151,14 @@ def test_comparisons_significance_and_win_tie_loss(table):
     reference = rows.loc[("gru4rec", "zero-shot")]
     assert reference["is_reference"] and np.isnan(reference["diff_mean"]) and pd.isna(reference["wins"])
     compared = rows.drop(index=("gru4rec", "zero-shot"))
-    assert {k for k, r in compared.iterrows() if r["significant"]} == SIGNIFICANT
+    assert not table.rows["significant"].any()
+    assert table.rows["p_value"].isna().all() and table.rows["p_holm"].isna().all()
     for key, row in compared.iterrows():
         assert (row["wins"], row["ties"], row["losses"]) == WTL[key]
         assert row["diff_mean"] == pytest.approx(SHIFTS[key].mean(), abs=1e-12)
         assert row["diff_ci_low"] <= row["diff_mean"] <= row["diff_ci_high"]
-    np.testing.assert_allclose(compared["p_holm"], stats.holm(compared["p_value"].to_numpy()))
-    assert compared.loc[(POP, "few-shot"), "p_value"] == pytest.approx(0.25, abs=0.03)  # 3 equal losses: 2/8
-    assert any("Holm" in note for note in table.notes)
+        assert (row["diff_ci_low"] > 0 or row["diff_ci_high"] < 0) == (key in CLEAR_GAPS)
+    assert any("descriptive" in note and "Questions table" in note for note in table.notes)
 
 
 def test_missing_default_reference_means_no_comparison_columns():
@@ -320,7 +321,7 @@ def test_terminal_table_shows_the_same_numbers(table):
     first = table.rows.iloc[0]
     assert report.format_value("acc@1", first["acc@1_mean"]) in text
     assert f"[{report.format_value('acc@1', first['acc@1_ci_low'])}, {report.format_value('acc@1', first['acc@1_ci_high'])}]" in text
-    assert text.count("†") == len(SIGNIFICANT) + 1  # one per significant row, one in the notes
+    assert "†" not in text  # descriptive Δ: no row is marked, and the notes do not explain a mark
     assert "50/0/0" in text and "0/47/3" in text
 
 
@@ -373,7 +374,7 @@ def store_dir(tmp_path_factory):
 def test_cli_report(store_dir, capsys):
     assert main(["report", "--results", str(store_dir)]) == 0
     out = capsys.readouterr().out
-    assert "xuetangx-synth · K=5 · Q=10" in out and "maml[random]" in out and "†" in out
+    assert "xuetangx-synth · K=5 · Q=10" in out and "maml[random]" in out and "†" not in out
     assert out.index("maml[random]") < out.index("gru4rec")
 
 
@@ -432,3 +433,16 @@ def test_latex_compiles_with_pdflatex(table, tmp_path):
     )
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 0
+
+
+def test_cell_intervals_cover_seed_variance_and_stay_in_the_metric_range():
+    results = _results(cells=("gru4rec",), seeds=(0, 1))
+    seed_one = results.episodes["seed"] == 1
+    results.episodes.loc[seed_one, "acc@1"] = results.episodes.loc[seed_one, "acc@1"] * 0.2  # seeds far apart
+    (table,) = report.leaderboard(results, n_resamples=500)
+    row = table.rows.set_index(["cell", "mode"]).loc[("gru4rec", "zero-shot")]
+    per_seed = results.episodes[results.episodes["mode"] == "zero-shot"].pivot(index="episode", columns="seed", values="acc@1")
+    episode_only = stats.bootstrap_ci(per_seed.mean(axis=1).to_numpy(), n_resamples=500)
+    assert row["acc@1_ci_high"] - row["acc@1_ci_low"] > 3 * (episode_only[1] - episode_only[0])
+    assert 0.0 == row["acc@1_ci_low"] < row["acc@1_mean"] < row["acc@1_ci_high"] <= 1.0  # two seeds: t_1, clipped at 0
+    assert any("seeds, then learners" in note for note in table.notes)
