@@ -307,7 +307,7 @@ def make_synthetic_dataset(
     seed: int = 0,
     *,
     sessions_tail: float = 0.7,
-    switch_tail: float = 1.3,
+    switch_tail: float = 1.6,
     K: int = 5,
     Q: int = 10,
     stride: int = 1,
