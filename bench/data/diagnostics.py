@@ -177,16 +177,18 @@ def _label_stats(train_labels: np.ndarray, n_items: int) -> dict:
     }
 
 
-def _prefix_stats(pairs: pa.Table, max_prefix: int | None) -> dict:
+def _prefix_stats(pairs: pa.Table, max_prefix: int | None, sessions_known: bool) -> dict:
     offsets, flat = _lists(pairs.column("prefix"))
     stored = np.diff(offsets)
     cap = int(max_prefix) if max_prefix else int(stored.max(initial=1))
-    keys = pd.DataFrame({"u": pairs.column("user_id").to_numpy(zero_copy_only=False),
-                         "s": pairs.column("session_id").to_numpy(zero_copy_only=False)})
-    position = keys.groupby(["u", "s"], sort=False).cumcount().to_numpy() + 1 if len(keys) else np.zeros(0, np.int64)
-    # the session position is the untruncated length only where it agrees with every stored length
-    untruncated = position if len(position) and (np.minimum(position, cap) == stored).all() else stored
-    cut = untruncated > cap if untruncated is position else stored >= cap
+    untruncated, cut = stored, stored >= cap  # without sessions: the stored length; "cut" = at the cap
+    if sessions_known and len(stored):
+        keys = pd.DataFrame({"u": pairs.column("user_id").to_numpy(zero_copy_only=False),
+                             "s": pairs.column("session_id").to_numpy(zero_copy_only=False)})
+        position = keys.groupby(["u", "s"], sort=False).cumcount().to_numpy() + 1
+        # a pair's position in its session is its untruncated length where it agrees with every stored one
+        if (np.minimum(position, cap) == stored).all():
+            untruncated, cut = position, position > cap
     return {
         "prefix_length": {**_quantiles(untruncated, (50, 90, 99)), "cut_share": _r(cut.mean()) if len(cut) else None},
         "prefix_length_hist": np.bincount(np.minimum(stored, cap), minlength=cap + 1)[1:].tolist(),
@@ -236,7 +238,7 @@ def compute(
         "train_users_ge15_share": _r((train_per_user >= GE).mean()) if len(train_per_user) else None,
         "courses_per_session_mean": _r((all_pairs.num_rows + n_sessions) / n_sessions) if n_sessions else None,
         "sessions_per_user": {**_quantiles(spu, (50, 90)), "mean": _r(spu.mean()) if len(spu) else None},
-        **_prefix_stats(all_pairs, max_prefix),
+        **_prefix_stats(all_pairs, max_prefix, sessions_known=n_sessions is not None),
         **_label_stats(train_labels, n_items),
         "popularity_acc@1": _r(_acc_at_1(lambda lo, hi: popularity.expand(hi - lo, -1), test.labels, n_items)),
         "test_episodes": test.n_episodes,

@@ -470,6 +470,8 @@ def _merge_user_sequences(users: list[str], episodes: list[list[tuple]]) -> dict
 
 def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = False, progress=None):
     """The seed's episodes + course2id.json -> dataset; id 0 for a real course is repaired by +1 on every id."""
+    from bench.data import diagnostics  # here, not at the top: it imports torch
+
     say = progress or (lambda message: None)
     folder = Path(folder)
     if not folder.is_dir():
@@ -611,6 +613,7 @@ def import_seed_episodes(folder, *, name: str, data_dir=None, force: bool = Fals
                 "splits": counts_split,
             },
             "summaries": pipeline.summarise(pairs_by_split, n_items, 50),
+            "diagnostics": diagnostics.compute(pairs_by_split, tables[primary], n_items, max_prefix=None),
         }
         pipeline.write_manifest(tmp, manifest)
     from bench.data.store import open_dataset

@@ -201,12 +201,20 @@ def _enrolment_lists(rng, config: SynthConfig, cat: _Catalogue, n_enrolled: np.n
     return courses, offsets
 
 
-def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
-    """Raw interactions ``user, item, timestamp, session`` (strings; epoch seconds), vectorised."""
-    rng = np.random.default_rng(config.seed)
+@dataclasses.dataclass(frozen=True)
+class Visits:
+    """The simulated course visits, in time order per learner (course ids are 0-based indexes)."""
+
+    session_user: np.ndarray  # [S] learner of each session
+    visit_session: np.ndarray  # [V] session of each visit
+    visit_course: np.ndarray  # [V]
+    action: np.ndarray  # [V] ENROL, RESUME, SWITCH or RETURN
+    n_enrolled: np.ndarray  # [U] size of each learner's enrolled set at the end
+
+
+def simulate_visits(config: SynthConfig, rng: np.random.Generator, cat: _Catalogue) -> Visits:
+    """Sessions, what each visit does and which course it takes (vectorised over learners)."""
     U = config.users
-    cat = _Catalogue(rng, config)
-    course_ids = np.array([f"course-{i:04d}" for i in rng.permutation(config.n_courses)], dtype=object)
 
     # Sessions and their course visits (consecutive visits always differ, so each visit after the
     # first of a session becomes one pair).
@@ -240,8 +248,7 @@ def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
     first_lonely = lonely[_starts(visit_user[lonely])] if len(lonely) else lonely
     action[first_lonely] = ENROL
     latest = _segment_cumsum((action == ENROL).astype(np.int64), user_start) - 1
-    n_enrolled = np.zeros(U, dtype=np.int64)
-    np.maximum.at(n_enrolled, visit_user, latest + 1)
+    n_enrolled = latest[np.append(np.flatnonzero(user_start)[1:], V) - 1] + 1  # every learner has a visit
 
     # Which enrolled course (index into the learner's list) each visit takes, position by position.
     index = np.where(action == ENROL, latest, (rng.random(V) * (latest + 1)).astype(np.int64))
@@ -255,7 +262,18 @@ def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
         back = at[action[at] == RETURN]
         index[back] = index[back - 2]
     courses, offsets = _enrolment_lists(rng, config, cat, n_enrolled)
-    visit_course = courses[offsets[visit_user] + index]
+    return Visits(session_user, visit_session, courses[offsets[visit_user] + index], action, n_enrolled)
+
+
+def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
+    """Raw interactions ``user, item, timestamp, session`` (strings; epoch seconds), vectorised."""
+    rng = np.random.default_rng(config.seed)
+    U = config.users
+    cat = _Catalogue(rng, config)
+    course_ids = np.array([f"course-{i:04d}" for i in rng.permutation(config.n_courses)], dtype=object)
+    visits = simulate_visits(config, rng, cat)
+    session_user, visit_session, visit_course = visits.session_user, visits.visit_session, visits.visit_course
+    S, V = len(session_user), len(visit_session)
 
     # Events: each visit logs 1 + Poisson events; times increase strictly inside a session, and a
     # learner's sessions are separated by exponential gaps from a random start in the log's window.
