@@ -299,13 +299,13 @@ def summary_lines(manifest: dict) -> list[str]:
     gain = None if ms["gain"] is None else 100 * ms["gain"]
     lines = [
         f"users with pairs {_pct(d['users_with_pairs_share'])}; pairs/user p50 {_num(ppu['p50'])} p90 {_num(ppu['p90'])}; "
-        f"courses/session {_num(d['courses_per_session_mean'], '.2f')}",
+        f"courses/session {_num(d['courses_per_session_mean'], '.2f')}; {d['test_episodes']:,} test episodes",
         f"prefix length p50 {_num(pl['p50'])} p90 {_num(pl['p90'])} p99 {_num(pl['p99'])} (cut {_pct(pl['cut_share'])}); "
         f"revisit rate {_pct(d['revisit_rate'])}",
-        f"train labels: top-1 {_pct(d['top1_label_share'])}, top-5 {_pct(d['top5_label_share'])}, Gini {_num(d['label_gini'], '.2f')}; "
-        f"{d['test_episodes']:,} test episodes",
-        f"Acc@1 without a model: popularity {_pct(d['popularity_acc@1'])}, Markov-1 {_pct(d['markov1_acc@1'])}, "
-        f"Markov-1 + support bonus {_pct(ms['acc_with'])} ({'-' if gain is None else f'{gain:+.1f}'} points)",
+        f"train labels: top-1 {_pct(d['top1_label_share'])}, top-5 {_pct(d['top5_label_share'])}, "
+        f"Gini {_num(d['label_gini'], '.2f')}; popularity Acc@1 {_pct(d['popularity_acc@1'])}",
+        f"Markov-1 Acc@1 {_pct(ms['acc_without'])}; with a support bonus ({_num(ms['bonus'])}, chosen on val) "
+        f"{_pct(ms['acc_with'])}: {'-' if gain is None else f'{gain:+.1f}'} points",
         f"support signal: {_pct(sig['own'])} of test labels in own support, {_pct(sig['shuffled'])} in another's "
         f"(x{_num(sig['ratio'], '.2f')})",
     ]
