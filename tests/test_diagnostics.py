@@ -179,3 +179,16 @@ def test_every_build_stores_the_diagnostics(tiny_dataset):
     assert len(d["prefix_length_hist"]) == 50 and sum(d["prefix_length_hist"]) == tiny_dataset.manifest["counts"]["pairs"]
     assert 0 < d["label_share_curve"][0][1] <= d["label_share_curve"][-1][1] == pytest.approx(1.0)
     assert len(d["label_share_curve"]) <= diagnostics.CURVE_POINTS
+
+
+def test_seed_episode_imports_get_diagnostics_without_session_figures(tmp_path):
+    from bench.data import importers
+    from tests.test_data_import import _seed_folder
+
+    _seed_folder(tmp_path / "s", first_id=1)
+    ds = importers.import_seed_episodes(tmp_path / "s", name="seeded", data_dir=tmp_path)
+    d = ds.manifest["diagnostics"]
+    assert set(d) == KEYS
+    assert d["test_episodes"] == ds.manifest["counts"]["splits"]["test"]["episodes"]
+    assert d["courses_per_session_mean"] is None and d["users_with_pairs_share"] is None  # the seed kept no sessions
+    assert d["markov1_acc@1"] is not None and d["support_signal"]["own"] is not None

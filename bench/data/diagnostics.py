@@ -72,14 +72,24 @@ def _quantiles(values, which) -> dict:
     return {f"p{q}": _r(np.percentile(values, q)) for q in which}
 
 
+def _array(column) -> pa.Array:
+    """One contiguous array from a (possibly chunked, possibly empty) list column."""
+    if isinstance(column, pa.ChunkedArray):
+        return pa.concat_arrays(column.chunks) if column.num_chunks else pa.array([], type=column.type)
+    return column
+
+
 def _lists(column) -> tuple[np.ndarray, np.ndarray]:
-    """A list<int> column (array or chunked) as (offsets, flat int64 values)."""
-    arr = pa.concat_arrays(column.chunks) if isinstance(column, pa.ChunkedArray) and column.num_chunks else column
-    if isinstance(arr, pa.ChunkedArray):  # no chunks at all
-        arr = pa.array([], type=pa.list_(pa.int64()))
+    """A list<int> column as (offsets, flat int64 values)."""
+    arr = _array(column)
     lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     return offsets, pc.list_flatten(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _flatten_once(column) -> pa.Array:
+    """list<list<int>> -> list<int>: one entry per inner list (per query or support pair)."""
+    return pc.list_flatten(_array(column))
 
 
 def _label_in_prefix(offsets: np.ndarray, flat: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -109,14 +119,6 @@ class _Queries:
     def label_in_support(self, support_of: np.ndarray) -> np.ndarray:
         """Whether each query's label is among the support items of episode ``support_of[its episode]``."""
         return np.isin(support_of[self.episode].astype(np.int64) * (1 << 32) + self.labels, self.support_keys)
-
-
-def _flatten_once(column) -> pa.Array:
-    """list<list<int>> -> list<int> (one entry per inner list)."""
-    arr = pa.concat_arrays(column.chunks) if isinstance(column, pa.ChunkedArray) and column.num_chunks else column
-    if isinstance(arr, pa.ChunkedArray):
-        return pa.array([], type=pa.list_(pa.int64()))
-    return pc.list_flatten(arr)
 
 
 def _acc_at_1(score_rows, labels: np.ndarray, n_items: int) -> float | None:
