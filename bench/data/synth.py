@@ -14,8 +14,10 @@ Model: learners enrolled in courses, not a per-course successor.
   returns to the course before the current one (A-B-A, ``p_return``), enrols in a new course
   (``p_enrol_switch``) or switches to another enrolled course. The enrolled set's size comes out
   heavy-tailed with mode 1.
-- Each visit logs a few events (the consecutive repeats the pipeline removes); times and gaps as
-  in a log.
+- Staying on a course is its visit's events (1 + Poisson: the consecutive repeats the pipeline
+  removes); times and gaps as in a log.
+At the defaults (180k learners): 59% of learners end with one enrolled course (p99 14, max ~110),
+79% of sessions hold one course (max ~300), a course has ~1.8 forward links, 11% none.
 Knobs were chosen by looking at data statistics only (the bands of issue 8, printed by
 ``bench data info``), never at any model's result; every knob is recorded in dataset.json.
 """
