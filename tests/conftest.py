@@ -14,8 +14,8 @@ SMALL_GRU4REC = {"embed_dim": 16, "hidden_dim": 32, "max_epochs": 3}
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
-    """1,000 generated users over 100 courses through the real pipeline (about 17k train pairs,
-    13k train episodes, 16 val and 16 test episodes at K=5, Q=10)."""
+    """1,000 generated learners over 100 courses through the real pipeline (about 16k train pairs,
+    12k train episodes, 18 val and 20 test episodes at K=5, Q=10)."""
     from bench.data.synth import make_synthetic_dataset
 
     return make_synthetic_dataset(tmp_path_factory.mktemp("tiny-data"), name="tiny", users=1000, seed=0, n_courses=100, n_topics=10)

@@ -10,7 +10,7 @@ import pytest
 
 from bench.data import pipeline
 from bench.data.store import open_dataset
-from bench.data.synth import SynthConfig, generate_interactions, make_synthetic_dataset
+from bench.data.synth import make_synthetic_dataset
 from bench.errors import BenchError
 
 
@@ -72,7 +72,7 @@ def test_pairs_follow_the_session_rules(tiny):
 
 
 def test_prefixes_are_truncated_to_max_prefix(tmp_path):
-    ds = make_synthetic_dataset(tmp_path, name="short", users=300, seed=1, max_prefix=2, mean_visits=6.0, K=1, Q=1)
+    ds = make_synthetic_dataset(tmp_path, name="short", users=300, seed=1, max_prefix=2, K=1, Q=1)
     lengths = pd.concat([ds.pairs(s) for s in pipeline.SPLITS])["prefix"].map(len)
     assert lengths.max() == 2 and (lengths == 1).any()
     assert ds.manifest["pipeline"]["max_prefix"] == 2
@@ -145,18 +145,3 @@ def test_manifest_records_parameters_counts_and_hashes(tiny):
     assert m["counts"]["splits"]["test"]["episodes"] == len(tiny.episodes("test", 5, 10))
     assert m["files"]["vocab/course2id.json"] == pipeline.sha256_file(tiny.root / "vocab" / "course2id.json")
     assert m["content_hash"] == pipeline.content_hash(m["files"])
-
-
-def test_personalisation_knob_makes_a_users_history_predict_their_future():
-    def repeat_rate(p):
-        df = generate_interactions(SynthConfig(users=1000, seed=3, personalisation=p))
-        df = df.sort_values(["user", "timestamp"], kind="stable")
-        rates = []
-        for _, items in df.groupby("user")["item"]:
-            if len(items) >= 40:
-                half = len(items) // 2
-                seen = set(items.iloc[:half])
-                rates.append(np.mean([i in seen for i in items.iloc[half:]]))
-        return float(np.mean(rates))
-
-    assert repeat_rate(1.0) > repeat_rate(0.0) + 0.05

@@ -142,11 +142,15 @@ def register(subparsers) -> None:
     _add_build(synth)
     synth.add_argument("--if-missing", action="store_true", help="do nothing if the dataset already exists")
     helps = {
-        "users": "number of users", "seed": "generator seed", "n_courses": "courses", "n_topics": "topics",
-        "zipf": "popularity exponent", "personalisation": "0 = one global topic mix, 1 = each user's own",
-        "user_topic_alpha": "Dirichlet concentration of a user's own mix", "sessions_tail": "Pareto tail of sessions per user",
-        "max_sessions": "cap on sessions per user", "mean_visits": "course visits per session",
-        "follow_order": "chance to take the next course of the topic", "off_topic": "chance of a globally popular course",
+        "users": "number of learners", "seed": "generator seed", "n_courses": "courses", "n_topics": "topics",
+        "zipf": "popularity exponent (acts at enrolment)", "user_topic_alpha": "Dirichlet concentration of a learner's topic mix",
+        "graph_window": "courses ahead in a topic a course may link to", "graph_link_prob": "chance of each such link",
+        "p_graph": "chance an enrolment follows the course graph", "p_popular": "chance an enrolment follows global popularity",
+        "sessions_tail": "Pareto tail of sessions per learner", "max_sessions": "cap on sessions per learner",
+        "switch_tail": "Pareto tail of courses per ordinary session", "p_long_session": "chance of a long switching session",
+        "long_session_scale": "least switches of a long session", "long_session_tail": "Pareto tail of a long session's switches",
+        "max_session_courses": "cap on course visits per session", "p_enrol_start": "chance a session starts on a new enrolment",
+        "p_enrol_switch": "chance a switch enrols in a new course", "p_return": "chance of returning to the course before (A-B-A)",
         "mean_events": "events per course visit", "mean_gap_days": "days between sessions",
         "mean_event_seconds": "seconds between events",
     }

@@ -601,6 +601,8 @@ def import_seed_episodes(
 
     ``test_episodes_per_user`` shapes only val/test episodes built later from the derived pairs (other
     K/Q); the seed's own files are kept as they are."""
+    from bench.data import diagnostics  # here, not at the top: it imports torch
+
     say = progress or (lambda message: None)
     pipeline.check_episodes_per_user(test_episodes_per_user)
     folder = Path(folder)
@@ -755,6 +757,7 @@ def import_seed_episodes(
                 "splits": counts_split,
             },
             "summaries": pipeline.summarise(pairs_by_split, n_items, 50),
+            "diagnostics": diagnostics.compute(pairs_by_split, tables[primary], n_items, max_prefix=None),
         }
         pipeline.write_manifest(tmp, manifest)
     from bench.data.store import open_dataset

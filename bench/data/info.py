@@ -44,6 +44,7 @@ def info_dict(name: str, data_dir=None) -> dict:
         "counts": m["counts"],
         "cached_episodes": cached_episode_counts(dataset),
         "summaries": m.get("summaries", {}),
+        "diagnostics": m.get("diagnostics"),
     }
 
 
@@ -92,4 +93,36 @@ def show_info(name: str, data_dir=None, as_json: bool = False, console: Console 
             for key, value in values.items():
                 table.add_row(f"{group.replace('_', ' ')}: {key.replace('_', ' ')}", _fmt(value))
         console.print(table)
+    if info["diagnostics"]:
+        console.print(diagnostics_table(info["diagnostics"]))
     return info
+
+
+def _flat(diagnostics: dict):
+    """(dotted name, value) for every scalar diagnostic; the plot lists are left out."""
+    for key, value in diagnostics.items():
+        if key in ("prefix_length_hist", "label_share_curve"):
+            continue
+        if isinstance(value, dict):
+            for sub, inner in value.items():
+                yield f"{key}.{sub}", inner
+        else:
+            yield key, value
+
+
+def diagnostics_table(d: dict) -> Table:
+    """Every scalar diagnostic beside the real XuetangX figure and the band a stand-in should meet."""
+    from bench.data.diagnostics import XUETANGX_BANDS
+
+    table = Table(title="diagnostics (model-free; shares are fractions; band: what a XuetangX stand-in should meet)")
+    for column in ("statistic", "value", "real XuetangX", "band", ""):
+        table.add_column(column, justify="left" if column == "statistic" else "right")
+    for name, value in _flat(d):
+        real, low, high = XUETANGX_BANDS.get(name, (None, None, None))
+        band, mark = "", ""
+        if low is not None or high is not None:
+            band = f"{_fmt(low) if low is not None else ''}..{_fmt(high) if high is not None else ''}"
+            inside = value is not None and (low is None or value >= low) and (high is None or value <= high)
+            mark = "in" if inside else "OUT"
+        table.add_row(name, _fmt(value), _fmt(real) if real is not None else "", band, mark)
+    return table

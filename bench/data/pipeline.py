@@ -414,6 +414,8 @@ def build_dataset(
 
     Returns the opened ``Dataset``. Raises BenchError on empty results or K+Q too large.
     """
+    from bench.data import diagnostics  # here, not at the top: it imports torch, which `data info` does not need
+
     say = progress or (lambda message: None)
     with atomic_dataset_dir(name, data_dir, force=force) as tmp:
         n_raw = len(interactions)
@@ -429,12 +431,14 @@ def build_dataset(
             )
         n_sessions = int(pd.Series(collapsed["user"] + "\x1f" + collapsed["session"]).nunique())
         n_users = int(collapsed["user"].nunique())
+        sessions_per_user = diagnostics.sessions_per_user(collapsed)
         del collapsed
         split = split_users(pairs.column("user_id").to_pylist(), config.split_seed, config.split_fractions)
         write_json(vocab, tmp / "vocab" / "course2id.json")
         users_col = pairs.column("user_id")
         pairs_by_split = {}
         counts_split = {}
+        episodes_by_split = {}
         for name_split in SPLITS:
             mask = pc.is_in(users_col, value_set=pa.array(split[name_split], type=pa.string()))
             part = pairs.filter(mask)
@@ -442,6 +446,7 @@ def build_dataset(
             write_parquet(part, tmp / "pairs" / f"pairs_{name_split}.parquet")
             episodes = build_episodes(part, name_split, config.K, config.Q, config.stride, per_user=config.test_episodes_per_user)
             write_parquet(episodes, tmp / episodes_relpath(name_split, config.K, config.Q))
+            episodes_by_split[name_split] = episodes
             per_user = pair_counts(part)
             counts_split[name_split] = {
                 "users": len(split[name_split]),
@@ -468,6 +473,10 @@ def build_dataset(
                 "splits": counts_split,
             },
             "summaries": summarise(pairs_by_split, len(vocab), config.max_prefix),
+            "diagnostics": diagnostics.compute(
+                pairs_by_split, episodes_by_split, len(vocab), max_prefix=config.max_prefix,
+                n_users=n_users, n_sessions=n_sessions, sessions_per_user=sessions_per_user,
+            ),
         }
         write_manifest(tmp, manifest)
     from bench.data.store import open_dataset

@@ -1,13 +1,25 @@
 """A generator of raw interactions shaped like XuetangX, fed through the same pipeline as real data.
 
-Shape: ``n_courses`` courses in ``n_topics`` topics of uneven size; inside a topic the courses
-have a prerequisite-like order (a session tends to move on to the next course of the topic);
-course popularity is Zipf-like; the number of sessions per user is heavy-tailed (discrete Pareto);
-each visit to a course logs a few events (the consecutive repeats the pipeline removes).
-Users differ in their topic mix: ``personalisation`` = 0 gives every user the global mix,
-1 gives every user their own Dirichlet mix, centred on the global one but concentrated on a few
-topics (``user_topic_alpha``, smaller = fewer); in between is a blend of the two.
-Nothing here is tuned to favour any method; every knob is recorded in dataset.json.
+Model: learners enrolled in courses, not a per-course successor.
+- Courses: ``n_courses`` in ``n_topics`` topics of uneven size, Zipf-like popularity, and a sparse
+  course graph: inside a topic the courses have a random prerequisite order and each links to a
+  few of the next ones (random weights); links only go forward, so chains end and nothing wraps.
+- Learners: a personal topic mix (Dirichlet, concentrated on a few topics) and a list of enrolled
+  courses that persists across their sessions and grows over time. A new enrolment follows the
+  course graph from a course already taken (``p_graph``), global popularity (``p_popular``, the
+  only place popularity acts), or else the learner's topic mix (then popularity inside the topic).
+- Sessions: the number per learner is heavy-tailed (discrete Pareto), and so is the number of
+  courses a session visits (``switch_tail``): most sessions hold one course, a few hold dozens. A
+  session starts on a new enrolment (``p_enrol_start``) or on an enrolled course; each later visit
+  returns to the course before the current one (A-B-A, ``p_return``), enrols in a new course
+  (``p_enrol_switch``) or switches to another enrolled course. The enrolled set's size comes out
+  heavy-tailed with mode 1.
+- Staying on a course is its visit's events (1 + Poisson: the consecutive repeats the pipeline
+  removes); times and gaps as in a log.
+At the defaults (180k learners): 59% of learners end with one enrolled course (p99 14, max ~110),
+79% of sessions hold one course (max ~300), a course has ~1.8 forward links, 11% none.
+Knobs were chosen by looking at data statistics only (the bands of issue 8, printed by
+``bench data info``), never at any model's result; every knob is recorded in dataset.json.
 """
 
 from __future__ import annotations
@@ -21,36 +33,50 @@ from bench.data import pipeline
 from bench.errors import BenchError
 
 START_EPOCH = 1485907200  # 2017-02-01T00:00:00Z, the start of the XuetangX activity log
+ENROL, RESUME, SWITCH, RETURN = 0, 1, 2, 3  # what a visit does
 
 
 @dataclasses.dataclass(frozen=True)
 class SynthConfig:
     """The generator's parameters (all recorded in dataset.json under source.parameters)."""
 
-    users: int = 50000
+    users: int = 180000
     seed: int = 0
     n_courses: int = 1518
     n_topics: int = 40
-    zipf: float = 1.1  # popularity of the course ranked r is proportional to r ** -zipf
-    personalisation: float = 0.7  # 0: one global topic mix; 1: each user's own mix
-    user_topic_alpha: float = 0.1  # Dirichlet concentration of a user's own mix (small = few topics)
-    sessions_tail: float = 1.1  # discrete Pareto tail index of sessions per user (smaller = heavier)
+    zipf: float = 0.7  # popularity of the course ranked r is proportional to r ** -zipf (acts at enrolment)
+    user_topic_alpha: float = 0.1  # Dirichlet concentration of a learner's topic mix (small = few topics)
+    graph_window: int = 4  # a course may link to the next graph_window courses of its topic's order
+    graph_link_prob: float = 0.5  # chance of each of those links (mean out-links ~ window * prob)
+    p_graph: float = 0.35  # chance a new enrolment follows a graph link from a course already taken
+    p_popular: float = 0.2  # chance a new enrolment is drawn by global popularity
+    sessions_tail: float = 1.4  # discrete Pareto tail index of sessions per learner (smaller = heavier)
     max_sessions: int = 150
-    mean_visits: float = 2.5  # course visits per session (1 + geometric)
-    follow_order: float = 0.6  # chance the next visit is the next course of the topic's order
-    off_topic: float = 0.1  # chance a visit goes to a course drawn from global popularity
+    switch_tail: float = 2.3  # discrete Pareto tail index of courses per ordinary session (smaller = more switching)
+    p_long_session: float = 0.006  # chance a session is a long switching one instead
+    long_session_scale: float = 18.0  # a long session's switches: Pareto with this minimum ...
+    long_session_tail: float = 2.6  # ... and this tail index
+    max_session_courses: int = 450
+    p_enrol_start: float = 0.3  # chance a later session starts on a new enrolment
+    p_enrol_switch: float = 0.15  # chance a switch inside a session enrols in a new course
+    p_return: float = 0.35  # chance a visit returns to the course before the current one (A-B-A)
     mean_events: float = 2.0  # logged events per course visit (1 + Poisson)
-    mean_gap_days: float = 3.0  # between a user's sessions (exponential)
+    mean_gap_days: float = 3.0  # between a learner's sessions (exponential)
     mean_event_seconds: float = 120.0  # between events inside a session (exponential)
 
     def __post_init__(self):
+        probabilities = (self.p_long_session, self.graph_link_prob, self.p_graph, self.p_popular, self.p_enrol_start, self.p_enrol_switch, self.p_return)
         checks = [
             (self.users >= 10, "--users must be at least 10"),
             (self.n_courses >= self.n_topics >= 1, "--n-courses must be at least --n-topics, both positive"),
-            (0.0 <= self.personalisation <= 1.0, "--personalisation must lie in [0, 1]"),
-            (0.0 <= self.follow_order <= 1.0 and 0.0 <= self.off_topic <= 1.0, "probabilities must lie in [0, 1]"),
-            (self.sessions_tail > 0 and self.zipf >= 0 and self.user_topic_alpha > 0, "tail, zipf and alpha must be positive"),
-            (self.mean_visits >= 1 and self.mean_events >= 1 and self.max_sessions >= 1, "means must be at least 1"),
+            (all(0.0 <= p <= 1.0 for p in probabilities), "probabilities must lie in [0, 1]"),
+            (self.p_graph + self.p_popular <= 1.0, "--p-graph plus --p-popular must be at most 1"),
+            (self.p_return + self.p_enrol_switch <= 1.0, "--p-return plus --p-enrol-switch must be at most 1"),
+            (min(self.sessions_tail, self.switch_tail, self.long_session_tail, self.long_session_scale, self.user_topic_alpha) > 0
+             and self.zipf >= 0,
+             "tails, zipf and alpha must be positive"),
+            (self.graph_window >= 0, "--graph-window must be at least 0"),
+            (self.mean_events >= 1 and self.max_sessions >= 1 and self.max_session_courses >= 1, "means and caps must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -64,81 +90,206 @@ def _segment_cumsum(values: np.ndarray, segment_start: np.ndarray) -> np.ndarray
     return total - np.maximum.accumulate(np.where(segment_start, before, np.iinfo(np.int64).min))
 
 
+def _starts(group: np.ndarray) -> np.ndarray:
+    """True where a sorted group id array begins a new group."""
+    start = np.ones(len(group), dtype=bool)
+    start[1:] = group[1:] != group[:-1]
+    return start
+
+
+def _discrete_pareto(rng, tail: float, cap: int, size: int) -> np.ndarray:
+    """floor(U ** (-1 / tail)) capped: P(X >= k) = k ** -tail for k <= cap; mode 1."""
+    return np.minimum(np.floor(rng.random(size) ** (-1.0 / tail)), cap).astype(np.int64)
+
+
+def _draw_from_cdf(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+    return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), len(cdf) - 1)
+
+
+class _Catalogue:
+    """Courses, topics, popularity and the sparse forward course graph."""
+
+    def __init__(self, rng, config: SynthConfig):
+        C, T = config.n_courses, config.n_topics
+        self.n_courses = C
+        sizes = 1 + rng.multinomial(C - T, rng.dirichlet(np.full(T, 2.0)))
+        topic_of = np.repeat(np.arange(T), sizes)
+        rng.shuffle(topic_of)
+        popularity = np.empty(C)
+        popularity[rng.permutation(C)] = np.arange(1, C + 1, dtype=float) ** -config.zipf
+        self.popularity_cdf = np.cumsum(popularity / popularity.sum())
+        # courses grouped by topic; a random order inside each topic is the prerequisite order
+        order = np.lexsort((rng.random(C), topic_of))
+        self.topic_members = order
+        self.topic_offsets = np.concatenate([[0], np.cumsum(sizes)])
+        within_pop = popularity[order]
+        self.within_cdf = np.cumsum(within_pop)  # one global cumsum; a topic's slice is its own CDF
+        self.topic_pop = np.add.reduceat(within_pop, self.topic_offsets[:-1])
+        self.topic_pop /= self.topic_pop.sum()
+        # graph: the course at topic position i may link to positions i+1 .. i+graph_window
+        position = np.empty(C, dtype=np.int64)
+        position[order] = np.arange(C)
+        topic_end = self.topic_offsets[1:][topic_of]
+        W = config.graph_window
+        src = np.repeat(np.arange(C), W)
+        dst_pos = position[src] + np.tile(np.arange(1, W + 1), C)
+        keep = (dst_pos < np.repeat(topic_end, W)) & (rng.random(C * W) < config.graph_link_prob)
+        self.link_dst = order[dst_pos[keep]]
+        weights = rng.exponential(1.0, size=int(keep.sum()))
+        self.link_cum = np.cumsum(weights)
+        degree = np.bincount(src[keep], minlength=C)
+        self.link_start = np.concatenate([[0], np.cumsum(degree)])
+        self.degree = degree
+
+    def by_topic(self, rng, topics: np.ndarray) -> np.ndarray:
+        """A course of each topic, by popularity inside the topic."""
+        lo, hi = self.topic_offsets[topics], self.topic_offsets[topics + 1]
+        base = np.where(lo > 0, self.within_cdf[np.maximum(lo - 1, 0)], 0.0)
+        x = base + rng.random(len(topics)) * (self.within_cdf[hi - 1] - base)
+        pos = np.clip(np.searchsorted(self.within_cdf, x, side="right"), lo, hi - 1)
+        return self.topic_members[pos]
+
+    def by_popularity(self, rng, n: int) -> np.ndarray:
+        return _draw_from_cdf(self.popularity_cdf, rng.random(n))
+
+    def follow_link(self, rng, courses: np.ndarray) -> np.ndarray:
+        """A weighted graph neighbour of each course; -1 where the course ends its chain."""
+        out = np.full(len(courses), -1, dtype=np.int64)
+        has = self.degree[courses] > 0
+        c = courses[has]
+        lo, hi = self.link_start[c], self.link_start[c + 1]
+        base = np.where(lo > 0, self.link_cum[np.maximum(lo - 1, 0)], 0.0)
+        x = base + rng.random(len(c)) * (self.link_cum[hi - 1] - base)
+        out[has] = self.link_dst[np.clip(np.searchsorted(self.link_cum, x, side="right"), lo, hi - 1)]
+        return out
+
+
+def _enrolment_lists(rng, config: SynthConfig, cat: _Catalogue, n_enrolled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each learner's courses in enrolment order (flat array + offsets), without repeats.
+
+    Position k is filled for every learner with more than k enrolments at once (vectorised over
+    learners); a draw that repeats a course already on the list is redrawn from the topic mix.
+    """
+    U, T = len(n_enrolled), config.n_topics
+    personal = rng.dirichlet(np.maximum(config.user_topic_alpha * T * cat.topic_pop, 1e-3), size=U)
+    mix_cdf = np.cumsum(personal, axis=1)
+    offsets = np.concatenate([[0], np.cumsum(n_enrolled)])
+    courses = np.full(offsets[-1], -1, dtype=np.int64)
+
+    def from_mix(users):
+        u = rng.random(len(users)) * mix_cdf[users, -1]
+        topics = np.minimum((mix_cdf[users] < u[:, None]).sum(axis=1), T - 1)
+        return cat.by_topic(rng, topics)
+
+    for k in range(int(n_enrolled.max())):
+        users = np.flatnonzero(n_enrolled > k)
+        draw = from_mix(users)
+        r = rng.random(len(users))
+        popular = r < config.p_popular
+        draw[popular] = cat.by_popularity(rng, int(popular.sum()))
+        if k > 0:
+            graph = r >= 1.0 - config.p_graph
+            g = users[graph]
+            taken = courses[offsets[g] + (rng.random(len(g)) * k).astype(np.int64)]
+            neighbour = cat.follow_link(rng, taken)
+            draw[np.flatnonzero(graph)[neighbour >= 0]] = neighbour[neighbour >= 0]
+            earlier = courses[offsets[users][:, None] + np.arange(k)[None, :]]
+            for _ in range(4):  # redraw repeats; a rare leftover repeat only costs a pair
+                repeat = (earlier == draw[:, None]).any(axis=1)
+                if not repeat.any():
+                    break
+                draw[repeat] = from_mix(users[repeat])
+        courses[offsets[users] + k] = draw
+    return courses, offsets
+
+
+@dataclasses.dataclass(frozen=True)
+class Visits:
+    """The simulated course visits, in time order per learner (course ids are 0-based indexes)."""
+
+    session_user: np.ndarray  # [S] learner of each session
+    visit_session: np.ndarray  # [V] session of each visit
+    visit_course: np.ndarray  # [V]
+    action: np.ndarray  # [V] ENROL, RESUME, SWITCH or RETURN
+    n_enrolled: np.ndarray  # [U] size of each learner's enrolled set at the end
+
+
+def simulate_visits(config: SynthConfig, rng: np.random.Generator, cat: _Catalogue) -> Visits:
+    """Sessions, what each visit does and which course it takes (vectorised over learners)."""
+    U = config.users
+
+    # Sessions and their course visits (consecutive visits always differ, so each visit after the
+    # first of a session becomes one pair).
+    n_sessions = _discrete_pareto(rng, config.sessions_tail, config.max_sessions, U)
+    session_user = np.repeat(np.arange(U), n_sessions)
+    S = len(session_user)
+    # most sessions hold one course; a few are long switching sessions (Pareto-many switches)
+    n_visits = _discrete_pareto(rng, config.switch_tail, config.max_session_courses, S)
+    long = rng.random(S) < config.p_long_session
+    switches = np.floor(config.long_session_scale * rng.random(int(long.sum())) ** (-1.0 / config.long_session_tail))
+    n_visits[long] = np.minimum(1 + switches.astype(np.int64), config.max_session_courses)
+    visit_session = np.repeat(np.arange(S), n_visits)
+    visit_user = session_user[visit_session]
+    V = len(visit_session)
+    session_start = _starts(visit_session)
+    user_start = _starts(visit_user)
+    position = np.arange(V) - np.flatnonzero(session_start)[np.cumsum(session_start) - 1]
+
+    # What each visit does; a switch needs a second enrolled course, so a learner's first switch
+    # with only one course enrols instead (later ones then always have two).
+    r = rng.random(V)
+    action = np.where(
+        session_start,
+        np.where(r < config.p_enrol_start, ENROL, RESUME),
+        np.where((position >= 2) & (r < config.p_return), RETURN,
+                 np.where(r < config.p_return + config.p_enrol_switch, ENROL, SWITCH)),
+    )
+    action[user_start] = ENROL
+    latest = _segment_cumsum((action == ENROL).astype(np.int64), user_start) - 1  # index of the newest enrolment
+    lonely = np.flatnonzero((action == SWITCH) & (latest == 0))
+    first_lonely = lonely[_starts(visit_user[lonely])] if len(lonely) else lonely
+    action[first_lonely] = ENROL
+    latest = _segment_cumsum((action == ENROL).astype(np.int64), user_start) - 1
+    n_enrolled = latest[np.append(np.flatnonzero(user_start)[1:], V) - 1] + 1  # every learner has a visit
+
+    # Which enrolled course (index into the learner's list) each visit takes, position by position.
+    index = np.where(action == ENROL, latest, (rng.random(V) * (latest + 1)).astype(np.int64))
+    by_position = np.argsort(position, kind="stable")
+    bounds = np.searchsorted(position[by_position], np.arange(int(position.max()) + 2))
+    for k in range(1, int(position.max()) + 1):
+        at = by_position[bounds[k] : bounds[k + 1]]
+        switch = at[action[at] == SWITCH]
+        pick = (rng.random(len(switch)) * latest[switch]).astype(np.int64)
+        index[switch] = pick + (pick >= index[switch - 1])  # any enrolled course but the current one
+        back = at[action[at] == RETURN]
+        index[back] = index[back - 2]
+    courses, offsets = _enrolment_lists(rng, config, cat, n_enrolled)
+    return Visits(session_user, visit_session, courses[offsets[visit_user] + index], action, n_enrolled)
+
+
 def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
     """Raw interactions ``user, item, timestamp, session`` (strings; epoch seconds), vectorised."""
     rng = np.random.default_rng(config.seed)
-    C, T, U = config.n_courses, config.n_topics, config.users
-
-    # Courses: raw ids in random order (so ids say nothing about topics), uneven topic sizes,
-    # Zipf popularity over a random ranking, and a random prerequisite order inside each topic.
-    course_ids = np.array([f"course-{i:04d}" for i in rng.permutation(C)], dtype=object)
-    sizes = 1 + rng.multinomial(C - T, rng.dirichlet(np.full(T, 2.0)))
-    topic_of = np.repeat(np.arange(T), sizes)
-    rng.shuffle(topic_of)
-    popularity = np.empty(C)
-    popularity[rng.permutation(C)] = np.arange(1, C + 1, dtype=float) ** -config.zipf
-    popularity /= popularity.sum()
-    topic_members = [np.flatnonzero(topic_of == t) for t in range(T)]  # position in topic = prerequisite order
-    for members in topic_members:
-        rng.shuffle(members)
-    topic_pop = np.array([popularity[m].sum() for m in topic_members])
-
-    # Users: a blend of the global topic mix and a sparse personal one.
-    # a personal mix favours a few topics, drawn in proportion to their global popularity
-    personal = rng.dirichlet(np.maximum(config.user_topic_alpha * T * topic_pop, 1e-3), size=U)
-    mix = (1 - config.personalisation) * topic_pop[None, :] + config.personalisation * personal
-    mix_cdf = np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1)
-
-    # Sessions per user: discrete Pareto (heavy tail), capped.
-    n_sessions = np.minimum(np.floor(rng.random(U) ** (-1.0 / config.sessions_tail)).astype(np.int64), config.max_sessions)
-    session_user = np.repeat(np.arange(U), n_sessions)
-    S = len(session_user)
-    r = rng.random(S)
-    session_topic = np.minimum((mix_cdf[session_user] < r[:, None]).sum(axis=1), T - 1)
-
-    # Visits: the first visit of a session, and any visit that does not follow the order, jumps to a
-    # course of the topic drawn by popularity; a following visit takes the next course in the order.
-    p_stop = 1.0 / config.mean_visits
-    n_visits = rng.geometric(p_stop, size=S)
-    visit_session = np.repeat(np.arange(S), n_visits)
-    V = len(visit_session)
-    first_visit = np.ones(V, dtype=bool)
-    first_visit[1:] = visit_session[1:] != visit_session[:-1]
-    jump = first_visit | (rng.random(V) >= config.follow_order)
-    visit_topic = session_topic[visit_session]
-    jump_idx = np.flatnonzero(jump)
-    jump_pos = np.empty(len(jump_idx), dtype=np.int64)
-    for t in range(T):
-        members = topic_members[t]
-        sel = np.flatnonzero(visit_topic[jump_idx] == t)
-        if len(sel):
-            cdf = np.cumsum(popularity[members] / popularity[members].sum())
-            jump_pos[sel] = np.minimum(np.searchsorted(cdf, rng.random(len(sel)), side="right"), len(members) - 1)
-    last_jump = np.maximum.accumulate(np.where(jump, np.arange(V), 0))
-    jump_number = np.cumsum(jump) - 1
-    position = jump_pos[jump_number] + (np.arange(V) - last_jump)
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    flat_members = np.concatenate(topic_members)
-    visit_course = flat_members[offsets[visit_topic] + position % sizes[visit_topic]]
-    off = rng.random(V) < config.off_topic
-    global_cdf = np.cumsum(popularity)
-    visit_course[off] = np.minimum(np.searchsorted(global_cdf, rng.random(int(off.sum())), side="right"), C - 1)
+    U = config.users
+    cat = _Catalogue(rng, config)
+    course_ids = np.array([f"course-{i:04d}" for i in rng.permutation(config.n_courses)], dtype=object)
+    visits = simulate_visits(config, rng, cat)
+    session_user, visit_session, visit_course = visits.session_user, visits.visit_session, visits.visit_course
+    S, V = len(session_user), len(visit_session)
 
     # Events: each visit logs 1 + Poisson events; times increase strictly inside a session, and a
-    # user's sessions are separated by exponential gaps from a random start in the log's window.
+    # learner's sessions are separated by exponential gaps from a random start in the log's window.
     n_events = 1 + rng.poisson(config.mean_events - 1, size=V)
     event_visit = np.repeat(np.arange(V), n_events)
     event_session = visit_session[event_visit]
     E = len(event_visit)
-    first_event = np.ones(E, dtype=bool)
-    first_event[1:] = event_session[1:] != event_session[:-1]
+    first_event = _starts(event_session)
     step = 1 + rng.exponential(config.mean_event_seconds, size=E).astype(np.int64)
     within = _segment_cumsum(np.where(first_event, 0, step), first_event)
-    first_session = np.ones(S, dtype=bool)
-    first_session[1:] = session_user[1:] != session_user[:-1]
+    first_session = _starts(session_user)
     gap = (rng.exponential(config.mean_gap_days * 86400, size=S)).astype(np.int64) + 3600
-    user_start = (rng.random(U) * 120 * 86400).astype(np.int64)
-    session_time = START_EPOCH + user_start[session_user] + _segment_cumsum(np.where(first_session, 0, gap), first_session)
+    user_begin = (rng.random(U) * 120 * 86400).astype(np.int64)
+    session_time = START_EPOCH + user_begin[session_user] + _segment_cumsum(np.where(first_session, 0, gap), first_session)
     timestamp = session_time[event_session] + within
 
     user_names = np.array([f"u{i:06d}" for i in range(U)], dtype=object)
@@ -176,6 +327,7 @@ def make_synthetic_dataset(
     seed: int = 0,
     *,
     sessions_tail: float = 0.7,
+    switch_tail: float = 1.6,
     K: int = 5,
     Q: int = 10,
     stride: int = 1,
@@ -186,10 +338,10 @@ def make_synthetic_dataset(
 ):
     """For tests: a small seeded dataset built through the real pipeline; returns the Dataset.
 
-    ``knobs`` are SynthConfig fields (``personalisation``, ``n_courses``, ``zipf``, ...). The session
-    tail defaults heavier than the CLI's (0.7 vs 1.1) so that a few hundred users give episodes in
-    every split (users=500: about 7,000 train, 10 val and 8 test episodes at K=5, Q=10, in ~0.1 s).
+    ``knobs`` are SynthConfig fields (``n_courses``, ``zipf``, ``p_return``, ...). Sessions per
+    learner and courses per session default heavier-tailed than the CLI's so that a few hundred
+    learners give episodes in every split (the calibrated defaults need ~180k learners for that).
     """
-    config = SynthConfig(users=users, seed=seed, sessions_tail=sessions_tail, **knobs)
+    config = SynthConfig(users=users, seed=seed, sessions_tail=sessions_tail, switch_tail=switch_tail, **knobs)
     pipeline_config = pipeline.PipelineConfig(max_prefix=max_prefix, split_seed=split_seed, K=K, Q=Q, stride=stride)
     return build_synthetic(name, data_dir, config, pipeline_config, force=force)

@@ -1,0 +1,194 @@
+"""Data diagnostics on hand-made tiny datasets whose every figure is computed by hand here."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from bench.data import diagnostics, pipeline
+from bench.data.diagnostics import compute, summary_lines
+
+KEYS = {
+    "users_with_pairs_share", "pairs_per_user", "train_users_ge15_share", "courses_per_session_mean", "sessions_per_user",
+    "prefix_length", "top1_label_share", "top5_label_share", "label_gini", "popularity_acc@1", "test_episodes",
+    "revisit_rate", "markov1_acc@1", "support_signal", "markov_support", "prefix_length_hist", "label_share_curve",
+}
+
+
+def pairs(rows) -> pa.Table:
+    """rows: (user, session, prefix, label); timestamps follow the row order."""
+    users, sessions, prefixes, labels = zip(*rows)
+    return pa.Table.from_arrays(
+        [pa.array(users, pa.string()), pa.array(sessions, pa.string()), pa.array(prefixes, pa.list_(pa.int64())),
+         pa.array(labels, pa.int64()), pa.array(range(len(rows)), pa.int64())],
+        schema=pipeline.PAIRS_SCHEMA,
+    )
+
+
+def episodes(rows) -> pa.Table:
+    """rows: (user, [(support prefix, label)...], [(query prefix, label)...])."""
+    return pa.Table.from_pydict(
+        {
+            "user_id": [u for u, _, _ in rows],
+            "support_prefixes": [[p for p, _ in s] for _, s, _ in rows],
+            "support_labels": [[l for _, l in s] for _, s, _ in rows],
+            "query_prefixes": [[p for p, _ in q] for _, _, q in rows],
+            "query_labels": [[l for _, l in q] for _, _, q in rows],
+        }
+    )
+
+
+# Train transitions (last item -> label): 1->2 twice, 2->3, 2->4 (a tie in row 2), 3->1, 4->2, 4->5.
+# Prefixes are cut at max_prefix=2: u1's third pair has position 3 but stores [2, 3].
+TRAIN = pairs([
+    ("u1", "s1", [1], 2), ("u1", "s1", [1, 2], 3), ("u1", "s1", [2, 3], 1),
+    ("u2", "s2", [1], 2), ("u2", "s3", [2], 4), ("u2", "s3", [2, 4], 2),  # the one revisit: 2 is in [2, 4]
+    ("u3", "s4", [4], 5),
+])
+VAL = pairs([("v1", "s5", [5], 3), ("v1", "s6", [1], 2), ("v1", "s7", [2], 3)])
+TEST = pairs([("t1", "sa", [5], 3), ("t1", "sb", [1], 2), ("t1", "sc", [2], 3),
+              ("t2", "sd", [4], 1), ("t2", "se", [2], 4), ("t2", "sf", [5], 1)])
+TEST_EPISODES = episodes([("t1", [([5], 3)], [([1], 2), ([2], 3)]), ("t2", [([4], 1)], [([2], 4), ([5], 1)])])
+# val A: the support item 3 wins a tie in row 2 (any bonus > 0), while a bonus >= 1 would lose the
+# query [1] -> 2 to the support items: the smallest positive bonus is best
+VAL_A = episodes([("v1", [([5], 3)], [([1], 2), ([2], 3)])])
+
+
+def _compute(val=VAL_A, test=TEST_EPISODES, **kw):
+    args = {"max_prefix": 2, "n_users": 12, "n_sessions": 20, "sessions_per_user": [1, 1, 2, 5], **kw}
+    return compute({"train": TRAIN, "val": VAL, "test": TEST}, {"val": val, "test": test}, 5, **args)
+
+
+def test_every_documented_key_is_there():
+    assert set(_compute()) == KEYS
+
+
+def test_counts_shares_and_quantiles_by_hand():
+    d = _compute()
+    assert d["users_with_pairs_share"] == 0.5  # 6 users with pairs of 12
+    assert d["pairs_per_user"] == {"p50": 3.0, "p90": 3.0}  # [1, 3, 3, 3, 3, 3]
+    assert d["train_users_ge15_share"] == 0.0
+    assert d["courses_per_session_mean"] == 1.8  # (16 pairs + 20 sessions) / 20
+    assert d["sessions_per_user"] == {"p50": 1.5, "p90": 4.1, "mean": 2.25}  # [1, 1, 2, 5], linear percentiles
+    assert d["test_episodes"] == 2
+
+
+def test_prefix_lengths_are_session_positions_and_cut_at_max_prefix():
+    d = _compute()
+    # positions: thirteen 1s, two 2s, one 3 (u1's third pair, stored as [2, 3])
+    assert d["prefix_length"] == {"p50": 1.0, "p90": 2.0, "p99": 2.85, "cut_share": 0.0625}
+    assert d["prefix_length_hist"] == [13, 3]  # stored lengths 1 and 2
+    assert d["revisit_rate"] == 0.0625  # 1 of 16
+
+
+def test_without_sessions_the_stored_lengths_are_used():
+    d = _compute(n_sessions=None, n_users=None, sessions_per_user=None)
+    assert d["prefix_length"]["p99"] == 2.0 and d["prefix_length"]["cut_share"] == 0.1875  # 3 of 16 stored at the cap
+    assert d["courses_per_session_mean"] is None and d["users_with_pairs_share"] is None
+    assert d["sessions_per_user"] == {"p50": None, "p90": None, "mean": None}
+
+
+def test_label_concentration():
+    d = _compute()  # train labels 2, 3, 1, 2, 4, 2, 5
+    assert d["top1_label_share"] == round(3 / 7, 6) and d["top5_label_share"] == 1.0
+    # Gini of the counts [1, 1, 1, 1, 3]: 2 * (1 + 2 + 3 + 4 + 5 * 3) / (5 * 7) - 6 / 5
+    assert d["label_gini"] == round(50 / 35 - 6 / 5, 6)
+    assert d["label_share_curve"] == [[r, round(s / 7, 6)] for r, s in zip(range(1, 6), (3, 4, 5, 6, 7))]
+
+
+def test_popularity_and_markov1_count_ties_against_the_model():
+    d = _compute()
+    # popularity: 2 is the only top label; test labels 2, 3, 4, 1 -> only the first is a hit (the rest tie at 1)
+    assert d["popularity_acc@1"] == 0.25
+    # Markov-1: [1] -> 2 hit; [2] -> 3 and [2] -> 4 tie in row 2 -> misses; [5] has no row -> miss
+    assert d["markov1_acc@1"] == 0.25
+
+
+def test_markov_support_bonus_is_chosen_on_val_then_applied_to_test():
+    d = _compute(val=VAL_A)["markov_support"]
+    # smallest positive bonus: ties in row 2 go to the support item; [5] -> 1 still ties 4 (both support items)
+    assert d == {"bonus": diagnostics.BONUSES[1], "acc_without": 0.25, "acc_with": 0.75, "gain": 0.5}
+
+
+
+def test_a_bonus_chosen_on_val_is_applied_to_test_even_where_it_hurts():
+    train = pairs([("w1", "z1", [6], 7), ("w2", "z2", [6], 7), ("w3", "z3", [6], 8)])  # row 6: 7 (2/3), 8 (1/3)
+    test = episodes([("t", [([9], 8)], [([6], 7), ([6], 7), ([6], 8)])])
+    # val where the support does not help: bonus 0 (the smallest of the best)
+    val = episodes([("v", [([9], 8)], [([6], 7), ([6], 7)])])
+    d = compute({"train": train, "val": VAL, "test": TEST}, {"val": val, "test": test}, 9, max_prefix=2)["markov_support"]
+    assert d == {"bonus": 0.0, "acc_without": round(2 / 3, 6), "acc_with": round(2 / 3, 6), "gain": 0.0}
+    # val where the support item 8 must overtake 7: a bonus > 1/3, so 1.0; on test it loses two queries, wins one
+    val = episodes([("v", [([9], 8)], [([6], 8), ([6], 8)])])
+    d = compute({"train": train, "val": VAL, "test": TEST}, {"val": val, "test": test}, 9, max_prefix=2)["markov_support"]
+    assert d == {"bonus": 1.0, "acc_without": round(2 / 3, 6), "acc_with": round(1 / 3, 6), "gain": round(-1 / 3, 6)}
+
+def test_support_signal_own_against_another_learners_support():
+    d = _compute()["support_signal"]
+    # own: [2] -> 3 (support {5, 3}), [2] -> 4 and [5] -> 1 (support {4, 1}); the other's support holds none
+    assert d == {"own": 0.75, "shuffled": 0.0, "ratio": None}
+
+
+def test_support_signal_ratio_and_labels_already_in_the_prefix_do_not_count():
+    # whichever cycle the seeded pairing draws, exactly one query (label 1) finds its label in another's support
+    test = episodes([
+        ("a", [([7], 1)], [([2], 1), ([2], 5)]),
+        ("b", [([8], 1)], [([3], 1), ([3], 6)]),
+        ("c", [([9], 4)], [([4, 5], 4), ([6], 4)]),  # the first query's label is in its prefix: not counted
+    ])
+    d = compute({"train": TRAIN, "val": VAL, "test": TEST}, {"val": VAL_A, "test": test}, 9, max_prefix=2)
+    assert d["support_signal"] == {"own": 0.5, "shuffled": round(1 / 6, 6), "ratio": 3.0}
+
+
+def test_many_pairs_per_user():
+    train = pairs([("a", "s", list(range(1, k + 1)), k + 1) for k in range(1, 16)]  # 15 pairs, one session
+                  + [("b", "t", [1], 2), ("c", "u", [1], 2), ("c", "v", [3], 4)])
+    d = compute({"train": train, "val": VAL, "test": TEST}, {"val": VAL_A, "test": TEST_EPISODES}, 16,
+                max_prefix=50, n_users=5, n_sessions=10)
+    assert d["train_users_ge15_share"] == round(1 / 3, 6)
+    assert d["pairs_per_user"] == {"p50": 3.0, "p90": 9.0}  # [1, 2, 3, 3, 3, 15] (val v1, test t1 and t2 hold 3)
+    assert d["prefix_length"]["p99"] > 14 and d["prefix_length"]["cut_share"] == 0.0
+
+
+def test_sessions_per_user_from_collapsed_interactions():
+    collapsed = pd.DataFrame({"user": ["x", "x", "x", "y", "z", "z"], "session": ["1", "1", "2", "3", "4", "5"]})
+    assert sorted(diagnostics.sessions_per_user(collapsed).tolist()) == [1, 2, 2]
+
+
+def test_summary_lines_are_short_and_name_the_figures():
+    lines = summary_lines({"diagnostics": _compute()})
+    assert 3 <= len(lines) <= 6 and all(len(line) <= 100 for line in lines)
+    text = "\n".join(lines)
+    assert "users with pairs 50.0%" in text and "Markov-1 Acc@1 25.0%" in text and "+50.0 points" in text
+    assert "(x-)" in text  # no ratio where no other learner's support holds a label
+    assert summary_lines({"counts": {}}) == []
+
+
+def test_outside_bands_names_the_statistics_that_miss():
+    d = _compute()
+    bad = diagnostics.outside_bands(d)
+    assert "test_episodes=2" in bad and "users_with_pairs_share=0.5" in bad
+    assert not any(name.startswith("pairs_per_user.p50") for name in bad)  # 3 is inside 1..3
+
+
+def test_every_build_stores_the_diagnostics(tiny_dataset):
+    d = tiny_dataset.manifest["diagnostics"]
+    assert set(d) == KEYS
+    assert d["test_episodes"] == tiny_dataset.manifest["counts"]["splits"]["test"]["episodes"]
+    assert len(d["prefix_length_hist"]) == 50 and sum(d["prefix_length_hist"]) == tiny_dataset.manifest["counts"]["pairs"]
+    assert 0 < d["label_share_curve"][0][1] <= d["label_share_curve"][-1][1] == pytest.approx(1.0)
+    assert len(d["label_share_curve"]) <= diagnostics.CURVE_POINTS
+
+
+def test_seed_episode_imports_get_diagnostics_without_session_figures(tmp_path):
+    from bench.data import importers
+    from tests.test_data_import import _seed_folder
+
+    _seed_folder(tmp_path / "s", first_id=1)
+    ds = importers.import_seed_episodes(tmp_path / "s", name="seeded", data_dir=tmp_path)
+    d = ds.manifest["diagnostics"]
+    assert set(d) == KEYS
+    assert d["test_episodes"] == ds.manifest["counts"]["splits"]["test"]["episodes"]
+    assert d["courses_per_session_mean"] is None and d["users_with_pairs_share"] is None  # the seed kept no sessions
+    assert d["markov1_acc@1"] is not None and d["support_signal"]["own"] is not None

@@ -1,0 +1,121 @@
+"""The enrolled-courses generator: determinism, its structure, and issue 8's XuetangX bands at reduced size."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.data import synth
+from bench.data.diagnostics import XUETANGX_BANDS, lookup
+from bench.data.synth import ENROL, RESUME, RETURN, SWITCH, SynthConfig, build_synthetic, generate_interactions
+from bench.errors import BenchError
+
+REDUCED_USERS = 20000  # the calibrated knobs at 1/9 of the default size: ~3 s of CPU to build
+# shares and quantiles do not depend on the number of learners; counts (test episodes) and the
+# popularity Acc@1 over a few dozen test episodes do, so they are checked on the full build only
+SIZE_FREE = [path for path in XUETANGX_BANDS if path not in ("test_episodes", "popularity_acc@1")
+             and XUETANGX_BANDS[path][1:] != (None, None)]
+
+
+def _visits(**knobs) -> synth.Visits:
+    config = SynthConfig(**{"users": 3000, **knobs})
+    rng = np.random.default_rng(config.seed)
+    return synth.simulate_visits(config, rng, synth._Catalogue(rng, config))
+
+
+@pytest.fixture(scope="module")
+def reduced(tmp_path_factory):
+    return build_synthetic("reduced", tmp_path_factory.mktemp("reduced"), SynthConfig(users=REDUCED_USERS))
+
+
+@pytest.mark.parametrize("path", SIZE_FREE)
+def test_default_knobs_land_in_the_xuetangx_bands_at_reduced_size(reduced, path):
+    _, low, high = XUETANGX_BANDS[path]
+    value = lookup(reduced.manifest["diagnostics"], path)
+    assert value is not None
+    assert (low is None or value >= low) and (high is None or value <= high), f"{path}={value} outside {low}..{high}"
+
+
+def test_same_seed_same_interactions_other_seed_differs():
+    config = SynthConfig(users=2000, seed=5)
+    a, b = generate_interactions(config), generate_interactions(config)
+    pd.testing.assert_frame_equal(a, b)
+    assert pd.util.hash_pandas_object(a).sum() == pd.util.hash_pandas_object(b).sum()
+    c = generate_interactions(dataclasses.replace(config, seed=6))
+    assert len(a) != len(c) or not a.equals(c)
+
+
+def test_every_knob_is_recorded_in_the_manifest(reduced):
+    assert reduced.manifest["source"]["parameters"] == dataclasses.asdict(SynthConfig(users=REDUCED_USERS))
+
+
+def test_enrolled_sets_are_heavy_tailed_with_mode_one():
+    sizes = np.bincount(_visits(users=20000).n_enrolled)
+    assert sizes.argmax() == 1
+    assert len(sizes) - 1 >= 20  # a few learners take dozens of courses
+
+
+def test_most_sessions_hold_one_course_a_few_hold_dozens():
+    visits = _visits(users=20000)
+    per_session = np.bincount(visits.visit_session)
+    assert (per_session == 1).mean() > 0.7
+    assert per_session.max() >= 30
+
+
+def test_consecutive_visits_of_a_session_differ():
+    """So every visit after a session's first becomes one pair (a repeat would be collapsed away)."""
+    v = _visits()
+    same_session = v.visit_session[1:] == v.visit_session[:-1]
+    repeats = (v.visit_course[1:] == v.visit_course[:-1]) & same_session
+    assert repeats.sum() <= 0.001 * same_session.sum()  # only a rare leftover duplicate enrolment
+
+
+def test_a_return_goes_back_to_the_course_before_the_current_one():
+    v = _visits(p_return=1.0, p_enrol_switch=0.0)
+    position = np.arange(len(v.visit_session)) - np.searchsorted(v.visit_session, v.visit_session)
+    returns = np.flatnonzero(v.action == RETURN)
+    assert len(returns) > 100 and (position[returns] >= 2).all()
+    assert (v.visit_course[returns] == v.visit_course[returns - 2]).all()
+    assert (v.action[position >= 2] == RETURN).all()
+
+
+def test_resumed_and_switched_courses_come_from_the_learners_enrolled_set():
+    v = _visits()
+    users = v.session_user[v.visit_session]
+    enrolled = set()
+    for user, course, action in zip(users, v.visit_course, v.action):
+        if action == ENROL:
+            enrolled.add((user, course))
+        else:
+            assert action in (RESUME, SWITCH, RETURN)
+            assert (user, course) in enrolled
+    assert {RESUME, SWITCH, RETURN} <= set(v.action.tolist())
+
+
+def test_the_course_graph_goes_forward_inside_a_topic_so_chains_end():
+    config = SynthConfig(users=10)
+    cat = synth._Catalogue(np.random.default_rng(0), config)
+    position = np.empty(config.n_courses, dtype=np.int64)
+    position[cat.topic_members] = np.arange(config.n_courses)
+    topic = np.searchsorted(cat.topic_offsets, position, side="right") - 1
+    src = np.repeat(np.arange(config.n_courses), cat.degree)
+    dst = cat.link_dst
+    assert len(dst) > config.n_courses  # a few links per course on average
+    assert (topic[src] == topic[dst]).all()
+    assert ((position[dst] > position[src]) & (position[dst] <= position[src] + config.graph_window)).all()
+    last_of_topic = cat.topic_members[cat.topic_offsets[1:] - 1]
+    assert (cat.degree[last_of_topic] == 0).all()
+
+
+def test_users_scales_the_dataset_down():
+    small = generate_interactions(SynthConfig(users=500))
+    assert small["user"].nunique() == 500 and small["item"].nunique() <= 1518
+
+
+@pytest.mark.parametrize("knobs", [{"p_return": 1.5}, {"p_graph": 0.8, "p_popular": 0.3}, {"switch_tail": 0.0}, {"users": 5}])
+def test_bad_knobs_are_refused(knobs):
+    with pytest.raises(BenchError, match="bad synth parameter"):
+        SynthConfig(**knobs)
