@@ -97,7 +97,7 @@ def test_population_K_gives_every_K_the_same_learners_and_query_pairs():
 def multi(tmp_path_factory):
     """A small synthetic dataset with three test episodes per learner (Q=5 so learners have several)."""
     data_dir = tmp_path_factory.mktemp("multi")
-    build_synthetic("multi", data_dir, SynthConfig(users=400, seed=0, sessions_tail=0.7),
+    build_synthetic("multi", data_dir, SynthConfig(users=400, seed=0, sessions_tail=0.7, switch_tail=1.6),
                     pipeline.PipelineConfig(K=5, Q=5, test_episodes_per_user=3))
     return open_dataset("multi", data_dir)
 
@@ -115,7 +115,7 @@ def test_dataset_option_is_recorded_and_used_for_cached_files(multi):
 
 
 def test_cli_accepts_test_episodes_per_user_and_refuses_zero(tmp_path, capsys):
-    common = ["data", "synth", "--users", "300", "--K", "2", "--Q", "3", "--data-dir", str(tmp_path)]
+    common = ["data", "synth", "--users", "300", "--switch-tail", "1.6", "--sessions-tail", "0.7", "--K", "2", "--Q", "3", "--data-dir", str(tmp_path)]
     assert main([*common, "--name", "two", "--test-episodes-per-user", "2"]) == 0
     assert open_dataset("two", tmp_path).manifest["pipeline"]["test_episodes_per_user"] == 2
     assert main([*common, "--name", "zero", "--test-episodes-per-user", "0"]) == 2
@@ -161,7 +161,7 @@ def test_shots_grid_runs_score_K1_and_K10_on_the_same_learners_and_query_pairs(t
     from bench.runner import execute_run
     from bench.store import load_results
 
-    build_synthetic("pop", tmp_path, SynthConfig(users=400, seed=1, sessions_tail=0.7), pipeline.PipelineConfig())
+    build_synthetic("pop", tmp_path, SynthConfig(users=400, seed=1, sessions_tail=0.7, switch_tail=1.6), pipeline.PipelineConfig())
     dataset = open_dataset("pop", tmp_path)
     path = tmp_path / "shots.toml"
     path.write_text(
@@ -192,7 +192,7 @@ def test_maml_validates_on_the_population_of_its_run(tmp_path, monkeypatch):
     from bench.data.store import Dataset
     from bench.methods import METHODS, RunContext
 
-    build_synthetic("val", tmp_path, SynthConfig(users=400, seed=1, sessions_tail=0.7), pipeline.PipelineConfig())
+    build_synthetic("val", tmp_path, SynthConfig(users=400, seed=1, sessions_tail=0.7, switch_tail=1.6), pipeline.PipelineConfig())
     dataset = open_dataset("val", tmp_path)
     calls = []
     original = Dataset.episodes
