@@ -26,7 +26,8 @@ from bench.report import DAGGER, LeaderboardTable
 # (CI under its number, width long names wrap at); tried in order until the required columns fit
 _LAYOUTS = ((False, None), (True, None), (True, 22), (True, 16), (True, 12), (True, 8))
 _PROSE = {"question", "verdict"}  # wrapped at spaces; cell names wrap at [ - , and spaces
-_REQUIRED = {"leaderboard": 6, "questions": 3}  # how many of the priority columns must be shown
+_PROSE_WIDTH = 34
+_REQUIRED = {"leaderboard": 6, "questions": 4}  # how many of the priority columns must be shown
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,11 @@ def wrap_name(name: str, width: int | None) -> str:
 
 
 def _wrap(key: str, text: str, width: int | None) -> str:
-    if width is None or not text:
+    """Names and prose wrap (prose always, at a readable measure); numbers and CIs never do."""
+    if key in _PROSE and text:
+        return "\n".join(wrap_name(line, _PROSE_WIDTH) for line in textwrap.wrap(text, width=max(width or _PROSE_WIDTH, 12), break_on_hyphens=False))
+    if key != "cell" or width is None or not text:
         return text
-    if key in _PROSE:
-        return textwrap.fill(text, width=max(width, 12), break_long_words=False, break_on_hyphens=False)
     return wrap_name(text, width)
 
 
@@ -81,7 +83,7 @@ def _text(key: str, cell: C.Cell, stacked: bool, width: int | None) -> Text:
 def _header(column: C.Column, texts: list[Text]) -> str:
     """The header wrapped to its column's data width (a single long word stays whole)."""
     data = max((len(line) for t in texts for line in t.plain.split("\n")), default=1)
-    return textwrap.fill(column.header, width=max(data, 5), break_long_words=False)
+    return textwrap.fill(column.header, width=max(data, 8), break_long_words=False)
 
 
 def _build(columns: list[C.Column], title: str, stacked: bool, width: int | None, row_styles=None) -> Table:
@@ -97,7 +99,8 @@ def _build(columns: list[C.Column], title: str, stacked: bool, width: int | None
 
 
 def _width(console: Console, table: Table) -> int:
-    return console.measure(table).maximum
+    """The table's natural width; measured unbounded, since rich clamps a measurement to the console."""
+    return console.measure(table, options=console.options.update_width(100_000)).maximum
 
 
 def fit(columns: list[C.Column], priority: list[str], required: int, title: str, console: Console, width: int | None = None,
