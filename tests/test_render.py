@@ -173,7 +173,10 @@ def _rows(tex: str, environment: str) -> list[list[str]]:
 def test_latex_paper_table_columns_per_layout(board, layout, environment):
     tex = latex.to_latex([board], layout=layout)
     (rows,) = _rows(tex, environment)
-    assert all(len(r) == 6 for r in rows) and len(rows) == 1 + len(board.rows)  # cell, mode, Acc@1, R@10, N@10, Δ
+    headings = [r for r in rows if len(r) == 1]  # one \multicolumn heading per mode
+    assert sorted(re.search(r"\\emph\{(.*?)\}", h[0]).group(1) for h in headings) == ["few-shot", "zero-shot"]
+    numbers = [r for r in rows if len(r) > 1]
+    assert all(len(r) == 5 for r in numbers) and len(numbers) == 1 + len(board.rows)  # cell, Acc@1, R@10, N@10, Δ
     assert r"\resizebox" not in tex and "booktabs" in tex.splitlines()[1]
     caption = re.search(r"\\caption\{(.*)\}\n", tex).group(1)
     for needed in (f"$n={N_EPISODES}$ test episodes", "3 seeds", r"95\% percentile bootstrap", "Holm", r"$^\dagger$", "bold", "underlined"):

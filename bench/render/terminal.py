@@ -169,15 +169,18 @@ def print_report(tables: list[LeaderboardTable], console: Console | None = None,
             sys.stdout.write(markdown.questions_to_markdown(list(questions)) + markdown.to_markdown(tables))
             return
     for qtable in questions:
-        renderable, fitted = questions_renderable(qtable, console, wide=wide)
-        console.print(renderable, width=_wide_width(console, fitted, wide))
-        console.print()
+        _print(console, *questions_renderable(qtable, console, wide=wide), wide)
     for table in tables:
-        renderable, fitted = leaderboard_renderable(table, console, wide=wide)
-        console.print(renderable, width=_wide_width(console, fitted, wide))
+        _print(console, *leaderboard_renderable(table, console, wide=wide), wide)
+
+
+def _print(console: Console, renderable, fitted: Fitted, wide: bool) -> None:
+    """--wide prints at the table's own width, even beyond the terminal's (which then wraps the lines)."""
+    saved = console.width
+    if wide:  # rich clamps print(width=...) to the console's width, so widen the console itself
+        console.width = max(saved, _width(console, fitted.table))
+    try:
+        console.print(renderable)
         console.print()
-
-
-def _wide_width(console: Console, fitted: Fitted, wide: bool) -> int | None:
-    """--wide: the table's own width, even beyond the terminal's (the terminal then wraps the lines)."""
-    return max(console.width, _width(console, fitted.table)) if wide else None
+    finally:
+        console.width = saved
