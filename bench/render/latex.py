@@ -230,10 +230,11 @@ def questions_to_latex(tables: list[QuestionsTable], *, layout: str = "column", 
         out += [r"\begin{tabular}{@{}" + "r" * n + "@{}}", r"\toprule", " & ".join(heads) + r" \\", r"\midrule"]
         for i, result in enumerate(table.rows):
             q = columns["question"].cells[i]
-            out.append(rf"{wide}{{\textbf{{Q{i + 1}.}} {latex_escape(q.text)} {{\scriptsize({latex_escape(q.detail)})}}}} \\")
+            # \raggedright: a justified narrow cell stretches its spaces; it stays local to the cell
+            out.append(rf"{wide}{{\raggedright\textbf{{Q{i + 1}.}} {latex_escape(q.text)} {{\scriptsize({latex_escape(q.detail)})}}}} \\")
             out.append(" & ".join(_cell(c.cells[i], stacked=False) if c.key != "seeds" else _number(c.cells[i].text).replace("−", "$-$") for c in numbers) + r" \\")
             verdict = columns["verdict"].cells[i]
-            out.append(rf"{wide}{{\emph{{{latex_escape(verdict.text)}}}{(' ' + latex_escape(verdict.detail)) if verdict.detail else ''}}} \\")
+            out.append(rf"{wide}{{\raggedright\emph{{{latex_escape(verdict.text)}}}{(' ' + latex_escape(verdict.detail)) if verdict.detail else ''}}} \\")
             if i + 1 < len(table.rows):
                 out.append(r"\addlinespace")
         out += [r"\bottomrule", r"\end{tabular}", rf"\end{{{spec.environment}}}", ""]
