@@ -176,7 +176,7 @@ def to_latex(
     header = list(HEADER) + ([r"% --scale: also needs \usepackage{graphicx} for \resizebox"] if scale else [])
     out = [*header, ""]
     out += questions_to_latex(list(questions), layout=layout, label=label, header=False)
-    abbreviations = _abbreviations(tables, spec.name_limit) if not all_columns and columns is None else {}
+    abbreviations = _abbreviations(tables, spec.name_limit)
     for table in tables:
         by_key = {c.key: c for c in C.leaderboard_columns(table)}
         keys = list(by_key) if all_columns else [k for k in (columns or paper_keys(table)) if k in by_key]
