@@ -1,9 +1,9 @@
 """Leaderboards from the result store: `python -m bench report` and `python -m bench export`.
 
 One function, :func:`leaderboard`, turns the store's per-episode metrics into tables (one per
-dataset, data version, K and Q; one row per cell and mode); every renderer (terminal, LaTeX,
-markdown, CSV) formats those same tables, so they cannot disagree. The statistics themselves are
-in :mod:`bench.stats`.
+dataset, data version, K and Q; one row per cell and mode). The renderers in :mod:`bench.render`
+(terminal, LaTeX, markdown, CSV) format those same tables, so they cannot disagree. The
+statistics themselves are in :mod:`bench.stats`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import io
 import json
-import math
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -349,285 +346,15 @@ def _with_version_note(table: LeaderboardTable) -> LeaderboardTable:
     return dataclasses.replace(table, notes=(*table.notes, note), show_data_version=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# Display cells shared by the renderers
-
-
-@dataclass(frozen=True)
-class _Cell:
-    text: str
-    detail: str = ""  # e.g. a CI, shown after the text in a lighter style
-    emphasis: str | None = None  # "best" / "second" in a metric column
-    significant: bool = False  # coloured in the terminal
-    dagger: bool = False  # the difference vs the reference is Holm-significant
-    sign: int = 0
-    numeric: bool = True
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def format_value(metric: str, value: float) -> str:
-    """33.55 for acc/recall (percent), 0.2345 for MRR/NDCG; an em dash for a missing value."""
-    if _missing(value):
-        return "—"
-    return f"{100 * value:.2f}" if metric in PERCENT_METRICS else f"{value:.4f}"
-
-
-def format_diff(metric: str, value: float) -> str:
-    if _missing(value):
-        return "—"
-    text = f"{100 * value:+.2f}" if metric in PERCENT_METRICS else f"{value:+.4f}"
-    return text[1:] if float(text) == 0 else text  # no sign on a difference that rounds to zero
-
-
-def format_p(value: float) -> str:
-    if _missing(value):
-        return "—"
-    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
-
-
-def _metric_order(metric: str) -> list[str]:
-    return [metric, *(m for m in METRICS if m != metric)]
-
-
-def _headers(table: LeaderboardTable) -> list[tuple[str, str]]:
-    """(header, alignment l/r) of every displayed column."""
-    unit = lambda m: f"{METRIC_LABELS[m]}{' %' if m in PERCENT_METRICS else ''}"  # noqa: E731
-    metrics = _metric_order(table.metric)
-    ci = f"({table.confidence:.0%} CI)"
-    headers = [("#", "r"), ("Cell", "l"), ("Mode", "l"), (f"{unit(metrics[0])} {ci}", "r")]
-    headers += [(unit(m), "r") for m in metrics[1:]]
-    if table.has_reference:
-        headers += [(f"Δ {unit(table.metric)} vs ref {ci}", "r"), ("Holm p", "r"), ("W/T/L", "r")]
-    headers += [("Episodes", "r"), ("Seeds", "r"), ("Seed sd", "r"), ("Train s", "r")]
-    return headers
-
-
-def _emphasis(texts: list[str]) -> list[str | None]:
-    """Best (max) and second-best displayed value of a column; equal displayed values share a mark."""
-    values = [float(t) if t not in ("—", "") else -math.inf for t in texts]
-    distinct = sorted({v for v in values if v != -math.inf}, reverse=True)
-    marks = {distinct[0]: "best"} if distinct else {}
-    if len(distinct) > 1:
-        marks[distinct[1]] = "second"
-    return [marks.get(v) for v in values]
-
-
-def _display_rows(table: LeaderboardTable) -> list[list[_Cell]]:
-    metrics = _metric_order(table.metric)
-    frame = table.rows
-    columns: list[list[_Cell]] = [
-        [_Cell(str(r)) for r in frame["rank"]],
-        [_Cell(str(c), numeric=False) for c in frame["cell"]],
-        [_Cell(str(m), numeric=False) for m in frame["mode"]],
-    ]
-    for j, m in enumerate(metrics):
-        texts = [format_value(m, v) for v in frame[f"{m}_mean"]]
-        marks = _emphasis(texts) if len(frame) > 1 else [None] * len(frame)
-        details = (
-            [f"[{format_value(m, lo)}, {format_value(m, hi)}]" for lo, hi in zip(frame[f"{m}_ci_low"], frame[f"{m}_ci_high"])]
-            if j == 0
-            else [""] * len(frame)
-        )
-        columns.append([_Cell(t, d, e) for t, d, e in zip(texts, details, marks)])
-    if table.has_reference:
-        m = table.metric
-        diff, p, wtl = [], [], []
-        for _, row in frame.iterrows():
-            if row["is_reference"]:
-                diff.append(_Cell("reference", numeric=False))
-                p.append(_Cell("—"))
-                wtl.append(_Cell("—"))
-                continue
-            missing = _missing(row["diff_mean"])
-            diff.append(
-                _Cell(
-                    format_diff(m, row["diff_mean"]),
-                    "" if missing else f"[{format_diff(m, row['diff_ci_low'])}, {format_diff(m, row['diff_ci_high'])}]",
-                    significant=bool(row["significant"]),
-                    dagger=bool(row["significant"]),
-                    sign=0 if missing else int(np.sign(row["diff_mean"])),
-                )
-            )
-            p.append(_Cell(format_p(row["p_holm"]), significant=bool(row["significant"])))
-            wtl.append(_Cell("—" if _missing(row["wins"]) else f"{row['wins']}/{row['ties']}/{row['losses']}"))
-        columns += [diff, p, wtl]
-    columns.append([_Cell(str(n)) for n in frame["n_episodes"]])
-    columns.append([_Cell(str(n)) for n in frame["n_seeds"]])
-    columns.append([_Cell(format_value(table.metric, s)) for s in frame[f"{table.metric}_seed_std"]])
-    columns.append([_Cell("—" if _missing(t) else f"{t:.1f}") for t in frame["train_seconds"]])
-    return [list(row) for row in zip(*columns)]
 
 
 # ---------------------------------------------------------------------------------------------
-# Renderers
+# CLI (the renderers live in bench/render/: cells, terminal, latex, markdown, csv)
 
 
-def rich_table(table: LeaderboardTable):
-    """The terminal table: best bold, second underlined, significant differences with a dagger in colour."""
-    from rich.table import Table
-    from rich.text import Text
-
-    out = Table(title=table.title, caption="\n".join(table.notes), caption_justify="left", show_lines=False)
-    for header, align in _headers(table):
-        out.add_column(header, justify="right" if align == "r" else "left", no_wrap=True)
-    for cells, is_reference in zip(_display_rows(table), table.rows["is_reference"]):
-        rendered = []
-        for cell in cells:
-            style = {"best": "bold", "second": "underline"}.get(cell.emphasis or "", "")
-            if cell.significant:
-                style = f"bold {'green' if cell.sign >= 0 else 'red'}"
-            text = Text(cell.text, style=style)
-            if cell.dagger:
-                text.append(DAGGER, style=style)
-            if cell.detail:
-                text.append(f" {cell.detail}", style="dim")
-            rendered.append(text)
-        out.add_row(*rendered, style="italic" if is_reference else None)
-    return out
-
-
-def print_report(tables: list[LeaderboardTable], console=None) -> None:
-    from rich.console import Console
-
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
-            console = Console(width=250)
-    for table in tables:
-        console.print(rich_table(table))
-        console.print()
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-}
-_LATEX_UNICODE = {"Δ": r"$\Delta$", "—": "---", "†": r"$^\dagger$", "·": r"$\cdot$", "±": r"$\pm$"}
-
-
-def latex_escape(text: str) -> str:
-    """Text safe in LaTeX: the ten special characters escaped, the few non-ASCII signs we use spelled out."""
-    escaped = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-    return "".join(_LATEX_UNICODE.get(ch, ch) for ch in escaped)
-
-
-def _latex_number(text: str) -> str:
-    # a text-mode hyphen is not a minus sign, and "<" is not a less-than sign in OT1 fonts
-    return re.sub(r"-(?=\d)", "$-$", latex_escape(text)).replace("<", "$<$")
-
-
-def _latex_cell(cell: _Cell) -> str:
-    text = _latex_number(cell.text) if cell.numeric else latex_escape(cell.text)
-    if cell.emphasis == "best":
-        text = rf"\textbf{{{text}}}"
-    elif cell.emphasis == "second":
-        text = rf"\underline{{{text}}}"
-    if cell.dagger:
-        text += r"$^\dagger$"
-    if cell.detail:
-        text += rf" {{\scriptsize {_latex_number(cell.detail)}}}"
-    return text
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
-
-
-def to_latex(tables: list[LeaderboardTable], caption: str | None = None, label: str | None = None) -> str:
-    """booktabs tables, one per leaderboard. ``caption`` is LaTeX (passed through as given); names
-    from the results are escaped. With several tables the caption gets the table's setting and the
-    label a suffix ``:<dataset>-K<K>-Q<Q>``."""
-    out = ["% \\usepackage{booktabs}", "% generated by `python -m bench export latex`", ""]
-    for table in tables:
-        headers = _headers(table)
-        setting = rf"{latex_escape(table.dataset)}, $K={table.K}$, $Q={table.Q}$"
-        if caption is None:
-            text = (
-                rf"{setting}: {latex_escape(METRIC_LABELS[table.metric])} mean over test episodes with {latex_escape(f'{table.confidence:.0%}')} percentile "
-                rf"bootstrap CI ({table.n_resamples:,} resamples); best in bold, second underlined."
-            )
-            if table.has_reference:
-                text += (
-                    rf" $\Delta$: difference vs {latex_escape(table.reference)} on the same episodes (paired bootstrap CI);"
-                    r" $^\dagger$: Holm-adjusted paired sign-flip test $p < 0.05$."
-                )
-        else:
-            text = caption if len(tables) == 1 else f"{caption} ({setting})"
-        out += [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{text}}}"]
-        if label:
-            suffix = "" if len(tables) == 1 else f":{_slug(f'{table.dataset}-K{table.K}-Q{table.Q}')}"
-            out.append(rf"\label{{{label}{suffix}}}")
-        out.append(r"\begin{tabular}{" + "".join(a for _, a in headers) + "}")
-        out.append(r"\toprule")
-        out.append(" & ".join(latex_escape(h) for h, _ in headers) + r" \\")
-        out.append(r"\midrule")
-        for cells in _display_rows(table):
-            out.append(" & ".join(_latex_cell(c) for c in cells) + r" \\")
-        out += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
-    return "\n".join(out)
-
-
-def _markdown_cell(cell: _Cell) -> str:
-    text = cell.text
-    if cell.emphasis == "best":
-        text = f"**{text}**"
-    elif cell.emphasis == "second":
-        text = f"<u>{text}</u>"
-    if cell.dagger:
-        text += DAGGER
-    if cell.detail:
-        text += f" {cell.detail}"
-    return text.replace("|", r"\|")
-
-
-def to_markdown(tables: list[LeaderboardTable]) -> str:
-    """Pipe tables (GitHub style), one per leaderboard, each with its notes below it."""
-    out = []
-    for table in tables:
-        headers = _headers(table)
-        out += [f"### {table.title}", ""]
-        out.append("| " + " | ".join(h.replace("|", r"\|") for h, _ in headers) + " |")
-        out.append("|" + "|".join("---:" if a == "r" else ":---" for _, a in headers) + "|")
-        for cells in _display_rows(table):
-            out.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
-        out.append("")
-        out += [f"_{note}_  " for note in table.notes]
-        out.append("")
-    return "\n".join(out)
-
-
-def to_frame(tables: list[LeaderboardTable]) -> pd.DataFrame:
-    """All tables' rows in one DataFrame (numbers unformatted), with the sort metric and reference."""
-    frames = []
-    for table in tables:
-        frame = table.rows.copy()
-        frame.insert(2, "dataset_hash", table.dataset_hash)
-        frame["sort_metric"] = table.metric
-        frame["reference"] = table.reference if table.has_reference else ""
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-def to_csv(tables: list[LeaderboardTable]) -> str:
-    """CSV with separate numeric columns per metric (``<metric>_mean``, ``_ci_low``, ``_ci_high``, ``_seed_std``)."""
-    buffer = io.StringIO()
-    to_frame(tables).to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue()
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-
-
-def _tables_from_args(args: argparse.Namespace) -> list[LeaderboardTable]:
+def _results_from_args(args: argparse.Namespace):
     from bench.store import load_results
 
-    metric = check_metric(args.metric)
-    if args.reference is not None:
-        parse_reference(args.reference)
     results = load_results(args.results)
     if args.grid:
         from bench.grid import grid_run_hashes, load_grid
@@ -635,8 +362,15 @@ def _tables_from_args(args: argparse.Namespace) -> list[LeaderboardTable]:
         results = results.only(grid_run_hashes(load_grid(args.grid), results.runs, any_code=args.allow_mixed_code))
         if not results.runs:
             raise BenchError(f"no complete runs of grid {args.grid!r} in {args.results}", f"run `python -m bench run --grid {args.grid}` first")
+    return results
+
+
+def _tables_from_args(args: argparse.Namespace, results=None) -> list[LeaderboardTable]:
+    metric = check_metric(args.metric)
+    if args.reference is not None:
+        parse_reference(args.reference)
     return leaderboard(
-        results,
+        _results_from_args(args) if results is None else results,
         reference=args.reference or DEFAULT_REFERENCE,
         metric=metric,
         dataset=args.dataset,
@@ -645,24 +379,69 @@ def _tables_from_args(args: argparse.Namespace) -> list[LeaderboardTable]:
     )
 
 
+def questions_from_args(args: argparse.Namespace, results) -> list:
+    """The declared questions of ``--grid`` answered on ``results`` (none without --grid)."""
+    from bench.questions import answer_questions, questions_for
+
+    if not args.grid:
+        return []
+    return list(answer_questions(results, questions_for(args.grid), metric=args.metric, dataset=args.dataset, grid=args.grid))
+
+
+def dataset_header(tables: list[LeaderboardTable], data_dir) -> list[str]:
+    """Diagnostics lines of each table's dataset, when the same data version is in ``data_dir``
+    (reports read the store; a dataset moved away or rebuilt simply has no header)."""
+    from bench.data import diagnostics
+    from bench.data.store import open_dataset
+
+    lines: list[str] = []
+    for name, version in dict.fromkeys((t.dataset, t.dataset_hash) for t in tables):
+        try:
+            dataset = open_dataset(name, data_dir)
+        except BenchError:
+            continue
+        if dataset.content_hash != version or "diagnostics" not in dataset.manifest:
+            continue
+        lines += [f"Dataset {name} (data {version[:8]}), model-free diagnostics:", *diagnostics.summary_lines(dataset.manifest)]
+    return lines
+
+
 def _report_command(args: argparse.Namespace) -> int:
-    print_report(_tables_from_args(args))
+    from bench.render.terminal import print_report
+
+    results = _results_from_args(args)
+    tables = _tables_from_args(args, results)
+    print_report(tables, questions=questions_from_args(args, results), wide=args.wide, header=dataset_header(tables, args.data_dir))
     return 0
 
 
 def _export_command(args: argparse.Namespace) -> int:
-    tables = _tables_from_args(args)
+    from bench.render import csv, latex, markdown
+
+    columns = latex.parse_columns(args.columns) if args.columns else None
+    results = _results_from_args(args)
+    tables = _tables_from_args(args, results)
+    questions = questions_from_args(args, results)
+    extra: dict[str, str] = {}
     if args.format == "latex":
-        text = to_latex(tables, caption=args.caption, label=args.label)
+        text = latex.to_latex(tables, caption=args.caption, label=args.label, columns=columns, all_columns=args.all_columns,
+                              layout=args.layout, scale=args.scale, questions=questions)
     elif args.format == "markdown":
-        text = to_markdown(tables)
+        text = markdown.questions_to_markdown(questions) + markdown.to_markdown(tables)
     else:
-        text = to_csv(tables)
+        text = csv.to_csv(tables)
+        if questions:  # a second table cannot share a CSV file: it goes beside it
+            extra["questions"] = csv.questions_to_csv(questions)
     if args.out in (None, "-"):
         sys.stdout.write(text)
+        if extra:
+            print("the Questions CSV is written only with --out FILE (beside it, as FILE.questions.csv)", file=sys.stderr)
     else:
-        atomic_write_text(Path(args.out), text)
-        print(f"wrote {args.out} ({len(tables)} table(s), {args.format})")
+        out = Path(args.out)
+        atomic_write_text(out, text)
+        for name, body in extra.items():
+            atomic_write_text(out.with_suffix(f".{name}.csv"), body)
+        print(f"wrote {args.out} ({len(tables)} table(s), {args.format}{', with the Questions' if questions else ''})")
     return 0
 
 
@@ -670,7 +449,7 @@ def register(subparsers) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default {DEFAULT_RESULTS}/)")
     common.add_argument("--dataset", default=None, help="only this dataset (default: every dataset)")
-    common.add_argument("--grid", default=None, help="only the runs this grid declares (preset name or .toml path; default: every run)")
+    common.add_argument("--grid", default=None, help="only the runs this grid declares, with its declared questions (preset name or .toml path; default: every run)")
     common.add_argument(
         "--reference", default=None, metavar="CELL:MODE",
         help=f"row the others are compared with (default {DEFAULT_REFERENCE}; a table without it has no comparison columns)",
@@ -679,11 +458,15 @@ def register(subparsers) -> None:
         "--allow-mixed-code", action="store_true",
         help="pool runs of one cell made by different code versions (refused by default; noted in the table)",
     )
+    from bench.cli import default_data_dir
+
+    common.add_argument("--data-dir", default=default_data_dir(), help="where the datasets are, for their diagnostics in the header (default: data/ or $BENCH_DATA_DIR)")
     common.add_argument("--metric", default=DEFAULT_METRIC, help=f"sort and compare by ({', '.join(METRICS)}; default {DEFAULT_METRIC})")
 
     report = subparsers.add_parser(
         "report", parents=[common], help="print the leaderboard: means with 95%% CIs, paired comparisons vs a reference",
     )
+    report.add_argument("--wide", action="store_true", help="every column, even beyond the terminal's width (default: the columns that fit)")
     report.set_defaults(func=_report_command)
 
     export = subparsers.add_parser("export", parents=[common], help="write the leaderboard as LaTeX (booktabs), markdown or CSV")
@@ -691,4 +474,10 @@ def register(subparsers) -> None:
     export.add_argument("--out", default=None, help="output file, written atomically (default or '-': stdout)")
     export.add_argument("--caption", default=None, help="LaTeX caption (LaTeX markup allowed; default describes the table)")
     export.add_argument("--label", default=None, help="LaTeX \\label (suffixed per table when there are several)")
+    export.add_argument("--layout", choices=("column", "page"), default="column",
+                        help="LaTeX: fit one column of a two-column paper (table) or the page width (table*); default column")
+    export.add_argument("--columns", default=None, metavar="A,B,C",
+                        help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, delta, p, wtl, episodes, seeds, seed-sd, train-s")
+    export.add_argument("--all-columns", action="store_true", help="LaTeX: every column (wider than a page; see --scale)")
+    export.add_argument("--scale", action="store_true", help="LaTeX: shrink the table to the layout's width with \\resizebox (needs graphicx)")
     export.set_defaults(func=_export_command)

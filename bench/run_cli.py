@@ -7,9 +7,11 @@ import time
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from bench.errors import BenchError
+from bench.eta import GridEta
 from bench.grid import RunConfig, available_grids, expand, load_grid, parse_sets
 from bench.runner import ERROR_FILE, Outcome, StoreLock, run_grid
 from bench.store import Store
@@ -99,12 +101,16 @@ def run_command(args: argparse.Namespace) -> int:
             markup=False, soft_wrap=True, style="red",
         )
 
-    from bench.report import leaderboard, print_report
+    from bench.questions import answer_questions
+    from bench.render.terminal import print_report
+    from bench.report import dataset_header, leaderboard
     from bench.store import load_results
 
     subset = load_results(store.root).only({r.hash for r in runs})
     if subset.runs:
-        print_report(leaderboard(subset), console=console if console.is_terminal else None)
+        tables = leaderboard(subset)
+        questions = answer_questions(subset, grid.compare, grid=grid.name) if grid.compare else []
+        print_report(tables, console=console if console.is_terminal else None, questions=questions, header=dataset_header(tables, args.data_dir))
     return 1 if failed else 0
 
 
@@ -131,6 +137,35 @@ def _describe(config: RunConfig) -> str:
 def _markup(config: RunConfig) -> str:
     """``_describe`` safe inside rich markup (cell labels such as ``maml[random]`` look like tags)."""
     return escape(_describe(config))
+
+
+def _grid_eta(runs: list[RunConfig], store: Store, jobs: int) -> GridEta:
+    """The ETA model, taught the cost of every complete run already in the store."""
+    eta = GridEta(jobs=jobs)
+    for record in store.complete_runs():
+        if isinstance(record.get("wall_seconds"), (int, float)) and isinstance(record.get("config"), dict):
+            eta.learn(record["config"], record["wall_seconds"])
+    for run in runs:
+        if not store.is_complete(run.hash):
+            eta.queue(run.hash, run.identity())
+    return eta
+
+
+class _EtaColumn(ProgressColumn):
+    """The grid row shows the cost-based estimate (nothing until there is one); run rows their own rate's."""
+
+    def __init__(self):
+        super().__init__()
+        self.per_run = TimeRemainingColumn()
+
+    def render(self, task) -> Text:
+        if "grid_eta" not in task.fields:
+            return Text.assemble("eta ", self.per_run.render(task))
+        seconds = task.fields["grid_eta"]
+        if seconds is None or task.finished:
+            return Text("")
+        minutes, secs = divmod(int(round(seconds)), 60)
+        return Text(f"eta {minutes // 60}:{minutes % 60:02d}:{secs:02d}", style="progress.remaining")
 
 
 def _run_with_display(runs: list[RunConfig], args, store: Store, console: Console) -> list[Outcome]:
@@ -162,23 +197,29 @@ def _run_with_display(runs: list[RunConfig], args, store: Store, console: Consol
 
         outcomes = run_grid(runs, args.data_dir, store, args.jobs, args.device, on_start, on_progress, on_done, executor=args.executor, ray_address=args.ray_address)
     else:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        eta = _grid_eta(runs, store, args.jobs)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), _EtaColumn())
         with Progress(*columns, console=console, transient=False) as progress:
-            overall = progress.add_task(f"grid {args.grid}", total=total, completed=already)
+            overall = progress.add_task(f"grid {args.grid}", total=total, completed=already, grid_eta=eta.remaining())
             tasks: dict[str, int] = {}
 
             def on_start(config):
+                eta.start(config.hash)
                 tasks[config.hash] = progress.add_task(f"  {_markup(config)}: starting", total=None)
 
             def on_progress(run_hash, phase, done, total_steps):
+                eta.progress(run_hash, phase, done, total_steps)
+                progress.update(overall, grid_eta=eta.remaining())
                 if run_hash in tasks:
                     progress.update(tasks[run_hash], description=f"  {_markup(by_hash[run_hash])}: {phase}", completed=done, total=total_steps or None)
 
             def on_done(outcome):
+                eta.finish(outcome.config.hash, outcome.record["wall_seconds"] if outcome.record else None)
                 task = tasks.pop(outcome.config.hash, None)
                 if task is not None:
                     progress.remove_task(task)
                 progress.advance(overall)
+                progress.update(overall, grid_eta=eta.remaining())
                 status = "[red]failed[/red]" if outcome.error else f"{outcome.record['wall_seconds']:.1f} s"
                 progress.console.print(f"done {_markup(outcome.config)}: {status}")
 
