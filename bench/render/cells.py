@@ -120,11 +120,10 @@ def leaderboard_columns(table: LeaderboardTable) -> list[Column]:
                              significant=significant, dagger=significant, sign=sign))
             p.append(Cell(format_p(row["p_holm"]), significant=significant))
             wtl.append(Cell(_wtl(row["wins"], row["ties"], row["losses"])))
-        columns += [
-            Column("delta", f"Δ {unit(m)} vs ref {ci}", "r", tuple(diff)),
-            Column("p", "Holm p", "r", tuple(p)),
-            Column("wtl", "W/T/L", "r", tuple(wtl)),
-        ]
+        columns.append(Column("delta", f"Δ {unit(m)} vs ref {ci}", "r", tuple(diff)))
+        if frame["p_holm"].notna().any():  # the Δ column is descriptive (tests are the Questions'): no p to show
+            columns.append(Column("p", "Holm p", "r", tuple(p)))
+        columns.append(Column("wtl", "W/T/L", "r", tuple(wtl)))
     columns += [
         Column("episodes", "Episodes", "r", tuple(Cell(str(n)) for n in frame["n_episodes"])),
         Column("seeds", "Seeds", "r", tuple(Cell(str(n)) for n in frame["n_seeds"])),
