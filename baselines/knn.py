@@ -8,7 +8,8 @@ prefix; the ``k`` most similar (ties: the more recent) vote for their items with
 SKNN (ContextKNN) k=100, sample_size=1000, jaccard; V-SKNN (VMContextKNN) k=100, sample_size=1000,
 similarity 'vec' with 'div' position weights (item at position i of L weighs i/L, a repeated item
 its last position; sum over shared items / distinct prefix items), score decay 'div' (1/step, step
-1 when the prefix's last item is in the neighbour), prefix items not excluded (remind=True).
+1 when the prefix's last item is in the neighbour). Both keep the prefix's own items among the
+recommendations (session-rec's ``remind=True``); ``remind=False`` drops them (VMContextKNN's option).
 The support part: the K support pairs (prefix plus label) as the only neighbour sessions.
 """
 
@@ -43,8 +44,8 @@ SCORE_DECAYS = {  # factor of a neighbour whose most recent shared prefix item i
     "same": lambda step: np.ones_like(step, dtype=np.float64),
     "div": lambda step: 1.0 / step,
 }
-SKNN_DEFAULTS: dict = {"k": 100, "sample_size": 1000, "similarity": "jaccard", "weighting": "same", "weighting_score": "same", **SUPPORT_DEFAULTS}
-VSKNN_DEFAULTS: dict = {"k": 100, "sample_size": 1000, "similarity": "vec", "weighting": "div", "weighting_score": "div", **SUPPORT_DEFAULTS}
+SKNN_DEFAULTS: dict = {"k": 100, "sample_size": 1000, "similarity": "jaccard", "weighting": "same", "weighting_score": "same", "remind": True, **SUPPORT_DEFAULTS}
+VSKNN_DEFAULTS: dict = {"k": 100, "sample_size": 1000, "similarity": "vec", "weighting": "div", "weighting_score": "div", "remind": True, **SUPPORT_DEFAULTS}
 
 
 def _choice(table: dict, value, param: str):
@@ -89,6 +90,7 @@ class SessionKNNMethod(MemoryMethod):
         self.similarity = _choice(SIMILARITIES, params["similarity"], "similarity")
         self.position_weight = _choice(POSITION_WEIGHTS, params["weighting"], "weighting")
         self.score_decay = _choice(SCORE_DECAYS, params["weighting_score"], "weighting_score")
+        self.remind = bool(params["remind"])
         self.sessions: sp.csr_matrix | None = None
 
     def fit_train(self, ctx) -> dict:
@@ -125,7 +127,10 @@ class SessionKNNMethod(MemoryMethod):
         held = neighbours[:, items].toarray() > 0
         latest = np.where(held, last_position[None, :], -1).max(axis=1)
         votes = similarity[top] * self.score_decay((len(query) - latest).astype(np.float64))
-        return np.asarray(neighbours.T @ votes).ravel()
+        scores = np.asarray(neighbours.T @ votes).ravel()
+        if not self.remind:
+            scores[items] = 0.0
+        return scores
 
     def train_part(self, prefixes: list) -> np.ndarray:
         out = np.zeros((len(prefixes), self.vocab_size))

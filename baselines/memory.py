@@ -49,23 +49,39 @@ def normalise_rows(scores: np.ndarray) -> np.ndarray:
     return np.divide(scores, top, out=scores.copy(), where=top > 0)
 
 
-def rank_scores(primary: np.ndarray, secondary: np.ndarray) -> torch.Tensor:
-    """Float32 scores [..., V] ordering items by ``primary`` [..., V], then ``secondary`` [V]; padding -inf.
+def dense_ranks(values: np.ndarray) -> np.ndarray:
+    """0 for the smallest value, 1 for the next distinct one, ... (equal values share a rank)."""
+    unique, inverse = np.unique(values, return_inverse=True)
+    return inverse.astype(np.float64)
 
-    The scores are dense ranks of the (primary, secondary) pairs, so the order survives float32
-    exactly whatever the scale of either key; equal pairs stay tied.
+
+def rank_scores(primary: np.ndarray, secondary: np.ndarray) -> torch.Tensor:
+    """Float32 scores [..., V] ordering items by ``primary`` [..., V] (>= 0), then ``secondary`` [V]; padding -inf.
+
+    An item with primary 0 scores the dense rank of its secondary value; an item with primary > 0
+    scores above all of those, by the dense rank of its (primary, secondary) pair within its row. So
+    the order survives float32 exactly whatever the scale of either key, equal pairs stay tied, and
+    only the positive entries (few: the rules that fire, the neighbours' items) are sorted.
     """
     shape = primary.shape
     primary = primary.reshape(-1, shape[-1])
-    secondary = np.broadcast_to(secondary, primary.shape)
-    order = np.lexsort((secondary, primary), axis=-1)
-    sorted_primary = np.take_along_axis(primary, order, axis=-1)
-    sorted_secondary = np.take_along_axis(secondary, order, axis=-1)
-    new_level = np.ones(primary.shape, dtype=np.float32)
-    new_level[:, 0] = 0
-    new_level[:, 1:] = (np.diff(sorted_primary, axis=-1) != 0) | (np.diff(sorted_secondary, axis=-1) != 0)
-    ranks = np.empty(primary.shape, dtype=np.float32)
-    np.put_along_axis(ranks, order, np.cumsum(new_level, axis=-1), axis=-1)
+    if primary.min(initial=0.0) < 0:
+        raise ValueError("rank_scores needs primary scores >= 0")
+    secondary_rank = dense_ranks(secondary)
+    ranks = np.broadcast_to(secondary_rank, primary.shape).copy()
+    rows, cols = np.nonzero(primary)
+    if len(rows):
+        order = np.lexsort((secondary_rank[cols], primary[rows, cols], rows))
+        rows, cols = rows[order], cols[order]
+        values, tie_breaks = primary[rows, cols], secondary_rank[cols]
+        new_level = np.ones(len(rows))
+        new_level[1:] = (values[1:] != values[:-1]) | (tie_breaks[1:] != tie_breaks[:-1])
+        row_start = np.ones(len(rows), dtype=bool)
+        row_start[1:] = rows[1:] != rows[:-1]
+        level = np.cumsum(new_level)
+        level -= np.maximum.accumulate(np.where(row_start, level - 1, 0))  # 1, 2, ... within each row
+        ranks[rows, cols] = secondary_rank.max() + level
+    ranks = ranks.astype(np.float32)
     ranks[:, 0] = -np.inf  # padding is never a prediction
     return torch.from_numpy(ranks.reshape(shape))
 

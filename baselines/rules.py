@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.memory import SUPPORT_DEFAULTS, MemoryMethod
+from bench.errors import BenchError
 
 MARKOV_DEFAULTS: dict = {**SUPPORT_DEFAULTS}
 SR_DEFAULTS: dict = {"steps": 10, "pruning": 20, **SUPPORT_DEFAULTS}  # session-rec's SequentialRules defaults
@@ -79,6 +80,8 @@ class SequentialRulesMethod(RuleMethod):
     def __init__(self, ctx, name: str, params: dict):
         super().__init__(ctx, name, params)
         self.steps, self.pruning = int(params["steps"]), int(params["pruning"])
+        if self.steps < 1 or self.pruning < 0:
+            raise BenchError(f"sr steps {self.steps} must be >= 1 and pruning {self.pruning} >= 0", "use session-rec's steps=10, pruning=20")
 
     def prune(self, rules: sp.csr_matrix) -> sp.csr_matrix:
         return prune_rows(rules, self.pruning) if self.pruning > 0 else rules
