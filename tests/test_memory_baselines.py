@@ -181,3 +181,10 @@ def test_rules_beat_popularity_on_generated_data(tiny_dataset):
         for mode in spec.modes:
             acc[name, mode] = float(np.mean([row["acc@1"] for row in evaluate_method(method, test, mode)]))
     assert min(acc["markov", "zero-shot"], acc["sr", "zero-shot"]) > acc["popularity", "zero-shot"], acc
+
+
+def test_defaults_are_session_recs():
+    assert {k: METHODS["sr"].defaults[k] for k in ("steps", "pruning")} == {"steps": 10, "pruning": 20}
+    for name, similarity, weighting in (("sknn", "jaccard", "same"), ("vsknn", "vec", "div")):
+        d = METHODS[name].defaults
+        assert (d["k"], d["sample_size"], d["similarity"], d["weighting"], d["weighting_score"], d["remind"]) == (100, 1000, similarity, weighting, weighting, True)
