@@ -79,6 +79,9 @@ def test_sr_weights_rules_from_earlier_items_by_one_over_distance():
     assert top(scores(markov, [1])) == 2  # only direct transitions count: a tie, popularity decides
     one_step, _ = fitted("sr", data, steps=1)
     assert top(scores(one_step, [1])) == 2  # steps=1 is first-order
+    # three rules two steps back weigh 3 x 1/2 = 1.5 < two direct ones (2), though 6 is the popular label
+    halved = HandData([([1, 5], 6), ([1, 9], 6), ([1, 10], 6), ([1], 2), ([1], 2)])
+    assert top(scores(fitted("sr", halved)[0], [1])) == 2
 
 
 def test_sr_pruning_keeps_each_items_strongest_rules_and_popularity_orders_the_rest():
