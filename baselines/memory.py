@@ -51,8 +51,7 @@ def normalise_rows(scores: np.ndarray) -> np.ndarray:
 
 def dense_ranks(values: np.ndarray) -> np.ndarray:
     """0 for the smallest value, 1 for the next distinct one, ... (equal values share a rank)."""
-    unique, inverse = np.unique(values, return_inverse=True)
-    return inverse.astype(np.float64)
+    return np.unique(values, return_inverse=True)[1].astype(np.float64)
 
 
 def rank_scores(primary: np.ndarray, secondary: np.ndarray) -> torch.Tensor:
