@@ -106,12 +106,19 @@ def evaluate_pairs(model: GRURecommender, pairs: PairTensors, batch_size: int, d
 
 
 def train_gru4rec(dataset, params: dict, seed: int, progress: Progress = _no_progress, device="cpu") -> tuple[dict, dict]:
-    """Train GRU4Rec on ``dataset.pairs("train")``; return (best-by-val state_dict on CPU, info).
+    """Train GRU4Rec on ``dataset.pairs("train")``; return (best-by-val state_dict on CPU, info)."""
+    p = gru4rec_params(params)
+    return train_on_pairs(lambda: GRURecommender(model_config(dataset.n_items, p)), dataset, p, seed, progress, device, "gru4rec")
+
+
+def train_on_pairs(build_model, dataset, p: dict, seed: int, progress: Progress, device, phase: str) -> tuple[dict, dict]:
+    """Train ``build_model()`` (forward(prefixes, lengths) -> logits) on every train pair with GRU4Rec's
+    schedule (``p``: lr, batch_size, max_epochs, patience, max_prefix); return (best-by-val state_dict
+    on CPU, info).
 
     Deterministic for a given seed and device: weight init and dropout draw from a forked RNG
     seeded with ``seed``, and batch order from a generator seeded with ``seed``.
     """
-    p = gru4rec_params(params)
     start = time.perf_counter()
     train = PairTensors(dataset.pairs("train"), int(p["max_prefix"]))
     val = PairTensors(dataset.pairs("val"), int(p["max_prefix"]))
@@ -119,7 +126,7 @@ def train_gru4rec(dataset, params: dict, seed: int, progress: Progress = _no_pro
     generator = torch.Generator().manual_seed(seed)
     epochs: list[dict] = []
     with seeded_rng(seed, device):
-        model = GRURecommender(model_config(dataset.n_items, p)).to(device)
+        model = build_model().to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=float(p["lr"]))
         best_loss, best_state, best_epoch = math.inf, copy.deepcopy(model.state_dict()), 0
         total_steps = int(p["max_epochs"]) * math.ceil(len(train) / batch_size)
@@ -135,7 +142,7 @@ def train_gru4rec(dataset, params: dict, seed: int, progress: Progress = _no_pro
                 optimizer.step()
                 loss_sum += float(loss.detach()) * len(index)
                 steps += 1
-                progress("gru4rec", steps, total_steps)
+                progress(phase, steps, total_steps)
             val_loss, val_acc = evaluate_pairs(model, val, batch_size, device)
             epochs.append({"iteration": epoch, "train_loss": loss_sum / len(train), "val_loss": val_loss, "val_acc@1": val_acc})
             if val_loss < best_loss:
@@ -157,18 +164,17 @@ def train_gru4rec(dataset, params: dict, seed: int, progress: Progress = _no_pro
     return state, info
 
 
-def cache_key(content_hash: str, params: dict, seed: int) -> str:
-    """Names the cached weights: dataset version, training config, seed and the code fingerprint,
-    so weights trained by code since changed are never reused."""
-    identity = {"dataset": content_hash, "params": gru4rec_params(params), "seed": seed, "code": code_fingerprint()}
+def cache_key(content_hash: str, params: dict, seed: int, select=gru4rec_params) -> str:
+    """Names the cached weights: dataset version, the trained model's params (as ``select`` picks them),
+    seed and the code fingerprint, so weights trained by code since changed are never reused."""
+    identity = {"dataset": content_hash, "params": select(params), "seed": seed, "code": code_fingerprint()}
     blob = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def load_or_train_gru4rec(ctx) -> tuple[GRURecommender, dict]:
-    """GRU4Rec for (ctx.dataset, ctx.params, ctx.seed): from ``cache_dir/gru4rec/<sha256>/`` or trained
-    once and cached. A file lock makes parallel processes wait for one training instead of repeating it."""
-    folder = Path(ctx.cache_dir) / "gru4rec" / cache_key(ctx.dataset.content_hash, ctx.params, ctx.seed)
+def cached_training(folder: Path, train: Callable[[], tuple[dict, dict]]) -> tuple[dict, dict]:
+    """(state_dict, info) from ``folder`` or from ``train()``, then cached there. A file lock makes
+    parallel processes wait for one training instead of repeating it."""
     folder.mkdir(parents=True, exist_ok=True)
     model_path, info_path = folder / "model.pt", folder / "info.json"
     with open(folder / "lock", "w") as lock:
@@ -179,13 +185,21 @@ def load_or_train_gru4rec(ctx) -> tuple[GRURecommender, dict]:
                 info["cached"] = True
                 state = torch.load(model_path, map_location="cpu", weights_only=True)
             else:
-                state, info = train_gru4rec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device)
+                state, info = train()
                 # info first: model.pt's presence marks a complete entry
                 atomic_write(info_path, lambda tmp: tmp.write_text(json.dumps(info, indent=1)))
                 atomic_write(model_path, lambda tmp: torch.save(state, tmp))
                 info = {**info, "cached": False}
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    return state, info
+
+
+def load_or_train_gru4rec(ctx) -> tuple[GRURecommender, dict]:
+    """GRU4Rec for (ctx.dataset, ctx.params, ctx.seed): from ``cache_dir/gru4rec/<sha256>/`` or trained
+    once and cached (``cached_training``)."""
+    folder = Path(ctx.cache_dir) / "gru4rec" / cache_key(ctx.dataset.content_hash, ctx.params, ctx.seed)
+    state, info = cached_training(folder, lambda: train_gru4rec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device))
     model = GRURecommender(model_config(ctx.dataset.n_items, ctx.params))
     model.load_state_dict(state)
     return model.to(ctx.device), info

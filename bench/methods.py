@@ -19,6 +19,9 @@ import pandas as pd
 import torch
 
 from baselines.gru4rec import GRU4REC_DEFAULTS
+from baselines.knn import SKNN_DEFAULTS, VSKNN_DEFAULTS, SessionKNNMethod
+from baselines.rules import MARKOV_DEFAULTS, SR_DEFAULTS, MarkovMethod, SequentialRulesMethod
+from baselines.sasrec import SASREC_DEFAULTS, SASRecMethod
 from baselines.simple import PopularityMethod, RandomMethod
 from bench.errors import BenchError
 from bench.metrics import evaluate_scores
@@ -164,6 +167,16 @@ def _gru4rec(spec: MethodSpec, ctx: RunContext) -> Method:
     return GRU4RecMethod(ctx, spec.name, spec.modes, ctx.params)
 
 
+def _memory(method_class):
+    """A factory for a non-neural baseline (baselines/memory.py): both modes, support weight chosen on val."""
+    return lambda spec, ctx: method_class(ctx, spec.name, ctx.params)
+
+
+def _sasrec(spec: MethodSpec, ctx: RunContext) -> Method:
+    return SASRecMethod(ctx, spec.name, spec.modes, ctx.params)
+
+
+SUPPORT_NOTE = "; few-shot adds the K support pairs with a weight chosen on val"
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in [
@@ -195,6 +208,19 @@ METHODS: dict[str, MethodSpec] = {
             {key: value for key, value in MAML_DEFAULTS.items() if key != "engine"},
             "reproduction of notebook 08's defective MAML (engine 'notebook'); not a recommended method",
             default_init="gru4rec",
+        ),
+        _spec("markov", _memory(MarkovMethod), False, [ZERO_SHOT, FEW_SHOT], MARKOV_DEFAULTS, "first-order transition counts" + SUPPORT_NOTE),
+        _spec("sr", _memory(SequentialRulesMethod), False, [ZERO_SHOT, FEW_SHOT], SR_DEFAULTS, "sequential rules (session-rec)" + SUPPORT_NOTE),
+        _spec("sknn", _memory(SessionKNNMethod), False, [ZERO_SHOT, FEW_SHOT], SKNN_DEFAULTS, "session-based kNN (session-rec)" + SUPPORT_NOTE),
+        _spec("vsknn", _memory(SessionKNNMethod), False, [ZERO_SHOT, FEW_SHOT], VSKNN_DEFAULTS, "position-weighted session kNN (session-rec)" + SUPPORT_NOTE),
+        _spec("sasrec", _sasrec, False, [ZERO_SHOT], SASREC_DEFAULTS, "global SASRec (causal self-attention), no adaptation"),
+        _spec(
+            "sasrec-finetune",
+            _sasrec,
+            False,
+            [FEW_SHOT],
+            {**SASREC_DEFAULTS, **{key: INNER_DEFAULTS[key] for key in ("inner_lr", "inner_steps")}},
+            "SASRec fine-tuned on the K support pairs with gru4rec-finetune's inner loop (per-task engine)",
         ),
     ]
 }

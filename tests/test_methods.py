@@ -51,6 +51,9 @@ def test_declared_modes_and_defaults():
         "gru4rec-finetune": ("few-shot",),
         "maml": ("zero-shot", "few-shot"),
         "maml-notebook": ("zero-shot", "few-shot"),
+        **{name: ("zero-shot", "few-shot") for name in ("markov", "sr", "sknn", "vsknn")},
+        "sasrec": ("zero-shot",),
+        "sasrec-finetune": ("few-shot",),
     }
     maml = METHODS["maml"].defaults
     assert (maml["inner_lr"], maml["inner_steps"], maml["meta_batch"], maml["outer_lr"]) == (0.01, 5, 32, 1e-3)
@@ -77,6 +80,7 @@ def test_scores_cover_the_catalogue_and_padding_never_ranks_first(tiny_dataset, 
         if name == "maml-notebook":
             continue  # another engineer's engine; its scores are checked in its own tests
         params = {**SMALL_GRU4REC, "meta_iterations": 0} if name == "maml" else SMALL_GRU4REC if name.startswith("gru4rec") else {}
+        params = {"hidden_dim": 16, "max_epochs": 1} if name.startswith("sasrec") else params
         method, _ = fitted(name, tiny_dataset, model_cache, **params)
         for mode in spec.modes:
             scores = torch.cat(list(method.score(test, mode)))
