@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from baselines.gru4rec import GRU4REC_DEFAULTS
-from baselines.knn import SKNN_DEFAULTS, VSKNN_DEFAULTS, SessionKNNMethod
+from baselines.knn import POSITION_WEIGHTS, SCORE_DECAYS, SIMILARITIES, SKNN_DEFAULTS, VSKNN_DEFAULTS, SessionKNNMethod
 from baselines.rules import MARKOV_DEFAULTS, SR_DEFAULTS, MarkovMethod, SequentialRulesMethod
 from baselines.sasrec import SASREC_DEFAULTS, SASRecMethod
 from baselines.simple import PopularityMethod, RandomMethod
@@ -57,6 +57,19 @@ PARAMS: dict[str, Param] = {
     "val_episodes": Param.int(ge=0, optional=True),
     "grad_clip": Param.float(gt=0),
     "select_init": Param.bool(),
+    # non-neural baselines (baselines/rules.py, baselines/knn.py; session-rec's names and defaults)
+    "support_weights": Param.floats(ge=0),
+    "steps": Param.int(ge=1),
+    "pruning": Param.int(ge=0),
+    "k": Param.int(ge=1),
+    "sample_size": Param.int(ge=1),
+    "similarity": Param.choice(*SIMILARITIES),
+    "weighting": Param.choice(*POSITION_WEIGHTS),
+    "weighting_score": Param.choice(*SCORE_DECAYS),
+    "remind": Param.bool(),
+    # SASRec (baselines/sasrec.py)
+    "n_blocks": Param.int(ge=1),
+    "n_heads": Param.int(ge=1),
 }
 
 

@@ -42,6 +42,11 @@ class Param:
         return cls("str", choices=tuple(choices))
 
     @classmethod
+    def floats(cls, *, ge=None) -> Param:
+        """Comma-separated numbers (or a TOML list), kept as one canonical string: "0,0.1,1"."""
+        return cls("floats", ge=ge)
+
+    @classmethod
     def path(cls, *, exists: bool = True, optional: bool = False) -> Param:
         return cls("path", exists=exists, optional=optional)
 
@@ -54,7 +59,7 @@ class Param:
         elif self.kind == "path":
             text = "a path that exists" if self.exists else "a path"
         else:
-            text = {"int": "an integer", "float": "a float", "str": "a string"}[self.kind]
+            text = {"int": "an integer", "float": "a float", "str": "a string", "floats": "comma-separated numbers, each"}[self.kind]
             bounds = [(op, bound) for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt)) if bound is not None]
             lower = [b for b in bounds if b[0][0] == ">"]
             upper = [b for b in bounds if b[0][0] == "<"]
@@ -87,6 +92,15 @@ class Param:
             return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
         if self.kind in ("str", "path"):
             return value if isinstance(value, str) else None
+        if self.kind == "floats":
+            items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+            try:
+                numbers = [float(x) for x in items if not isinstance(x, bool)]
+            except (TypeError, ValueError):
+                return None
+            if len(numbers) != len(items) or not numbers or not all(map(math.isfinite, numbers)):
+                return None
+            return ",".join(f"{x:g}" for x in numbers)  # one spelling: "0.10, 1" and "0.1,1" are one run
         return None
 
     def _in_range(self, value: Any) -> bool:
@@ -94,6 +108,8 @@ class Param:
             return value in self.choices
         if self.kind == "path":
             return not self.exists or Path(value).expanduser().exists()
+        if self.kind == "floats":
+            return all(self.ge is None or float(x) >= self.ge for x in value.split(","))
         if self.kind in ("int", "float"):
             return (
                 (self.ge is None or value >= self.ge)
