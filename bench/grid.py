@@ -167,6 +167,7 @@ def expand(
                 params.update(cell.get("params", {}))
                 params.update(swept)
                 params.update({k: v for k, v in overrides.items() if k in params})
+                params = spec.run_params(init, params)  # init params only where the init uses them
                 for seed in seeds if seeds is not None else grid.seeds:
                     runs.append(
                         RunConfig(

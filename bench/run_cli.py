@@ -72,6 +72,10 @@ def run_command(args: argparse.Namespace) -> int:
         for K, Q in sorted({(r.K, r.Q) for r in runs if r.dataset == name}):
             for split in ("train", "val", "test"):
                 ds.episodes(split, K, Q)
+    from meta.inits import check_init
+
+    for run in runs:  # refuse an init that cannot fit its dataset (a checkpoint's vocabulary) before any run starts
+        check_init(run.init, run.params_dict, datasets[run.dataset])
     store = Store(args.results)  # created only once the grid is known to be runnable
 
     if args.dry_run:

@@ -19,7 +19,6 @@ import dataclasses
 import time
 from collections.abc import Iterator
 
-import learn2learn as l2l
 import numpy as np
 import pandas as pd
 import torch
@@ -28,6 +27,7 @@ from baselines.gru4rec import GRU4REC_DEFAULTS, load_or_train_gru4rec, seeded_rn
 from baselines.model import GRURecommender, mask_padding
 from baselines.simple import CHUNK, check_mode
 from bench.metrics import evaluate_scores
+from meta.algorithms import check_engine, wrap
 from meta.engines import get_engine
 from meta.inits import build_init, get_init
 from meta.tasks import tasks_from_episodes
@@ -54,12 +54,14 @@ def mean_acc1(score_chunks, episodes: pd.DataFrame) -> float:
 class MAMLMethod:
     """fit(ctx) builds the init, meta-trains it (if ``meta_iterations`` > 0); score() adapts and scores."""
 
-    def __init__(self, ctx, name: str, init: str, modes: tuple[str, ...], params: dict):
-        self.name, self.init, self.modes = name, init, modes
+    def __init__(self, ctx, name: str, init: str, modes: tuple[str, ...], params: dict, algorithm: str = "maml"):
+        self.name, self.init, self.modes, self.algorithm = name, init, modes, algorithm
         self.params = params
         self.seed = ctx.seed
         self.device = torch.device(ctx.device)
-        self.engine = get_engine(params.get("engine", "per-task"))
+        engine = params.get("engine", "per-task")
+        check_engine(algorithm, engine)
+        self.engine = get_engine(engine)
         self.maml = None
 
     def build_model(self, ctx) -> GRURecommender:
@@ -71,9 +73,7 @@ class MAMLMethod:
         start = time.perf_counter()
         model = self.build_model(ctx)
         init_seconds = time.perf_counter() - start
-        self.maml = l2l.algorithms.MAML(
-            model, lr=float(p["inner_lr"]), first_order=True, allow_nograd=get_init(self.init).frozen_embedding
-        )
+        self.maml = wrap(self.algorithm, model, float(p["inner_lr"]), get_init(self.init).frozen_embedding)
         info = {"curve": [], "init_seconds": init_seconds, "train_seconds": 0.0}
         if int(p.get("meta_iterations", 0)) > 0:
             info.update(self.meta_train(ctx))
@@ -104,7 +104,7 @@ class MAMLMethod:
         train_start = time.perf_counter()
         initial_acc = validate()
         best_acc, best_iteration = (initial_acc, 0) if p["select_init"] else (float("-inf"), None)
-        best_state = copy.deepcopy(maml.module.state_dict())
+        best_state = copy.deepcopy(maml.state_dict())
         curve = [{"iteration": 0, "train_loss": None, "val_acc@1": initial_acc}]
         losses: list[float] = []
         maml.train()
@@ -123,9 +123,9 @@ class MAMLMethod:
                     losses = []
                     if acc > best_acc:
                         best_acc, best_iteration = acc, iteration
-                        best_state = copy.deepcopy(maml.module.state_dict())
+                        best_state = copy.deepcopy(maml.state_dict())
         meta_seconds = time.perf_counter() - train_start
-        maml.module.load_state_dict(best_state)
+        maml.load_state_dict(best_state)  # the wrapper's state: Meta-SGD's inner rates too
         return {
             "curve": curve,
             "best_iteration": best_iteration,
