@@ -348,6 +348,14 @@ def _task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(n * batch, vocab), labels.reshape(-1), reduction="sum") / batch
 
 
+def _other_algorithm(wrapper):
+    """The batched inner loop for a wrapper other than learn2learn's MAML (meta/algorithms.py), or None."""
+    from meta.algorithms import ANIL
+    from meta.batched_anil import BatchedANIL
+
+    return {ANIL: BatchedANIL}.get(type(wrapper), lambda: None)()
+
+
 class BatchedEngine:
     """Task-batched first-order MAML inner loop for GRURecommender (same contract as PerTaskEngine)."""
 
@@ -398,6 +406,9 @@ class BatchedEngine:
 
     def meta_gradient(self, maml, tasks: Sequence, inner_steps: int) -> float:
         """Mean query loss over ``tasks``; adds d(mean query loss)/d(meta params) into their .grad."""
+        other = _other_algorithm(maml)
+        if other is not None:
+            return other.meta_gradient(maml, tasks, inner_steps)
         model = maml.module
         batch = stack_tasks(tasks, model.embedding.num_embeddings)
         n = len(tasks)
@@ -410,6 +421,9 @@ class BatchedEngine:
 
     def query_scores(self, maml, tasks: Sequence, inner_steps: int) -> torch.Tensor:
         """Query logits [n, Q, n_items + 1] after ``inner_steps`` adaptation steps (0: zero-shot); detached."""
+        other = _other_algorithm(maml)
+        if other is not None:
+            return other.query_scores(maml, tasks, inner_steps)
         model = maml.module
         vocab = model.embedding.num_embeddings
         chunks = []

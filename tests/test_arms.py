@@ -251,3 +251,54 @@ def test_the_seed_layout_is_shifted_as_the_seed_episodes_importer_shifts_ids(tmp
     torch.save(seed_model.state_dict(), path)
     plain = fitted("maml", dataset, model_cache, init="checkpoint", init_checkpoint=str(path), meta_iterations=0)
     assert torch.equal(all_scores(plain, test, "zero-shot"), ours_scores)
+
+
+# ----------------------------------------------------------------------------------------------
+# ANIL, task-batched (meta/batched_anil.py) against the per-task reference
+
+
+def make_anil(seed: int, frozen_embedding: bool = False) -> ANIL:
+    from tests.test_batched import N_ITEMS
+
+    torch.manual_seed(seed)
+    model = GRURecommender(ModelConfig(N_ITEMS, embed_dim=8, hidden_dim=12, n_layers=1, dropout=0.0)).train()
+    with torch.no_grad():  # larger weights than the default init, so the gates and the head's steps matter
+        for p in model.parameters():
+            p.mul_(3.0)
+    model.embedding.weight.requires_grad_(not frozen_embedding)
+    return ANIL(model, lr=0.5)
+
+
+@pytest.mark.parametrize("frozen_embedding", [False, True])
+def test_batched_anil_equals_per_task(frozen_embedding):
+    from meta.batched import BatchedEngine
+    from meta.batched_anil import _features, adapt_heads, dense_heads
+    from tests.test_batched import N_ITEMS, assert_close, make_tasks
+
+    tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=21)  # prefix lengths 1..50 in one batch
+    inner_steps = 3
+    reference, batched = make_anil(22, frozen_embedding), make_anil(22, frozen_embedding)
+    # adapted heads
+    with torch.no_grad():
+        support = _features(batched.module, tasks, "support")
+    steps_sum = adapt_heads(batched, support, torch.stack([t.support_labels for t in tasks]), inner_steps)
+    weights, biases = dense_heads(batched, support, steps_sum)
+    for index, task in enumerate(tasks):
+        learner = adapt(reference, task, inner_steps)
+        assert_close(weights[index], learner.head.module.weight, f"adapted head weight, task {index}")
+        assert_close(biases[index], learner.head.module.bias, f"adapted head bias, task {index}")
+    # query losses and outer gradients
+    loss_reference = PerTaskEngine().meta_gradient(reference, tasks, inner_steps)
+    loss_batched = BatchedEngine().meta_gradient(batched, tasks, inner_steps)
+    assert abs(loss_reference - loss_batched) <= 1e-5
+    for (name, p), q in zip(reference.module.named_parameters(), batched.module.parameters()):
+        if frozen_embedding and name == "embedding.weight":
+            assert p.grad is None and q.grad is None
+            continue
+        assert p.grad.abs().max() > 0, name
+        assert_close(q.grad, p.grad, f"outer gradient of {name}")
+    # query scores, zero-shot and few-shot, with dropout switched off by both
+    batched.module.dropout.p = 0.5
+    reference.module.dropout.p = 0.5
+    for steps in (0, 2):
+        assert_close(BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps")
