@@ -302,3 +302,19 @@ def test_batched_anil_equals_per_task(frozen_embedding):
     reference.module.dropout.p = 0.5
     for steps in (0, 2):
         assert_close(BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps")
+
+
+def test_perf_times_the_arms_beside_maml(tmp_path):
+    """`bench perf` measures each arm on the engines that implement it (not a timing test)."""
+    from bench.cli import main
+
+    out = tmp_path / "perf.json"
+    argv = ["perf", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
+            "--eval-episodes", "3", "--repeats", "1", "--train-iterations", "1", "--inner-steps", "1",
+            "--rss-iterations", "0", "--engines", "per-task,batched", "--json", str(out)]
+    assert main(argv) == 0
+    figures = json.loads(out.read_text())
+    assert set(figures["engines"]) == {"per-task", "batched"}
+    assert set(figures["arms"]) == {"anil (per-task)", "anil (batched)", "metasgd (per-task)"}
+    assert all(row["meta_iteration_s"] > 0 and row["vs_maml_same_engine"]["meta_iteration"] > 0 for row in figures["arms"].values())
+    assert main(argv[:-2] + ["--arms", "reptile"]) == 2
