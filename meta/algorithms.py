@@ -121,7 +121,7 @@ class Algorithm:
 ALGORITHMS: dict[str, Algorithm] = {
     "maml": Algorithm(wrap_maml, ("per-task", "batched", "notebook")),
     "anil": Algorithm(wrap_anil, ("per-task", "batched")),  # batched: meta/batched_anil.py
-    "metasgd": Algorithm(wrap_metasgd, ("per-task",)),
+    "metasgd": Algorithm(wrap_metasgd, ("per-task", "batched")),  # batched: meta/batched_metasgd.py
 }
 
 

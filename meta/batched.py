@@ -350,10 +350,11 @@ def _task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def _other_algorithm(wrapper):
     """The batched inner loop for a wrapper other than learn2learn's MAML (meta/algorithms.py), or None."""
-    from meta.algorithms import ANIL
+    from meta.algorithms import ANIL, MetaSGD
     from meta.batched_anil import BatchedANIL
+    from meta.batched_metasgd import BatchedMetaSGD
 
-    return {ANIL: BatchedANIL}.get(type(wrapper), lambda: None)()
+    return {ANIL: BatchedANIL, MetaSGD: BatchedMetaSGD}.get(type(wrapper), lambda: None)()
 
 
 class BatchedEngine:

@@ -318,3 +318,59 @@ def test_perf_times_the_arms_beside_maml(tmp_path):
     assert set(figures["arms"]) == {"anil (per-task)", "anil (batched)", "metasgd (per-task)"}
     assert all(row["meta_iteration_s"] > 0 and row["vs_maml_same_engine"]["meta_iteration"] > 0 for row in figures["arms"].values())
     assert main(argv[:-2] + ["--arms", "reptile"]) == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Meta-SGD, task-batched (meta/batched_metasgd.py) against the per-task reference
+
+
+def make_metasgd(seed: int, frozen_embedding: bool = False) -> MetaSGD:
+    from tests.test_batched import make_maml
+
+    model = make_maml(seed, frozen_embedding).module
+    meta = MetaSGD(model, lr=0.5, first_order=True)
+    with torch.no_grad():  # rates that differ entry by entry, as after some meta-training
+        generator = torch.Generator().manual_seed(seed)
+        for rate in meta.lrs:
+            rate.mul_(torch.rand(rate.shape, generator=generator) + 0.5)
+    return meta
+
+
+@pytest.mark.parametrize("frozen_embedding", [False, True])
+def test_batched_metasgd_equals_per_task(frozen_embedding):
+    from meta.batched import BatchedEngine, stack_tasks
+    from meta.batched_metasgd import adapt_with_rates, stacked_with_rates
+    from tests.test_batched import N_ITEMS, assert_close, make_tasks
+
+    tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=31)
+    inner_steps = 3
+    reference, batched = make_metasgd(32, frozen_embedding), make_metasgd(32, frozen_embedding)
+    # adapted parameters
+    model = batched.module
+    batch = stack_tasks(tasks, model.embedding.num_embeddings)
+    stacked = adapt_with_rates(stacked_with_rates(batched, batch, len(tasks), detach=False), batch, inner_steps, 0.0, False)
+    for index, original in enumerate(batch.task_order.tolist()):
+        adapted = dict(adapt(reference, tasks[original], inner_steps).module.named_parameters())
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            assert_close(stacked._parameters[name][index], adapted[f"gru.{name}"], name)
+        assert_close(stacked._parameters["output_bias"][index], adapted["output.bias"], "output.bias")
+        assert_close(stacked.dense_output_weight()[index], adapted["output.weight"], "output.weight")
+        items = batch.row_items[torch.unique(torch.cat([batch.support_rows[index].flatten(), batch.query_rows[index].flatten()]))]
+        rows = stacked._parameters["embedding_rows"][torch.unique(torch.cat([batch.support_rows[index].flatten(), batch.query_rows[index].flatten()]))]
+        assert_close(rows, adapted["embedding.weight"][items], "embedding rows")
+    # query losses and outer gradients, the rates' included
+    loss_reference = PerTaskEngine().meta_gradient(reference, tasks, inner_steps)
+    loss_batched = BatchedEngine().meta_gradient(batched, tasks, inner_steps)
+    assert abs(loss_reference - loss_batched) <= 1e-5
+    names = [name for name, _ in reference.module.named_parameters()]
+    pairs = [*zip(names, reference.module.parameters(), batched.module.parameters()),
+             *zip([f"rate of {n}" for n in names], reference.lrs, batched.lrs)]
+    for name, p, q in pairs:
+        if frozen_embedding and name.endswith("embedding.weight"):
+            assert p.grad is None and q.grad is None
+            continue
+        assert p.grad.abs().max() > 0, name
+        assert_close(q.grad, p.grad, f"outer gradient of {name}")
+    # query scores, zero-shot and few-shot
+    for steps in (0, 2):
+        assert_close(BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps")
