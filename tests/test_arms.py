@@ -374,3 +374,25 @@ def test_batched_metasgd_equals_per_task(frozen_embedding):
     # query scores, zero-shot and few-shot
     for steps in (0, 2):
         assert_close(BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps")
+
+
+def test_a_checkpoint_that_does_not_fit_is_refused_before_any_run_starts(tiny_dataset, model_cache, tmp_path, capsys):
+    from bench.cli import main
+
+    grid = tmp_path / "warm.toml"
+    grid.write_text('datasets = ["tiny"]\nseeds = [0]\nshots = [{ K = 5, Q = 10 }]\n\n'
+                    '[[cells]]\nmethod = "random"\n\n[[cells]]\nmethod = "anil"\ninit = "checkpoint"\n')
+    path = tmp_path / "gru4rec.pt"
+    save_gru4rec(tiny_dataset, model_cache, path)
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "output.bias": state["output.bias"][:-2]}, tmp_path / "bad.pt")
+    data_dir = str(tiny_dataset.root.parent.parent)
+    results = tmp_path / "results"
+    argv = ["run", "--grid", str(grid), "--dataset", "tiny", "--data-dir", data_dir, "--results", str(results), "--quiet"]
+    capsys.readouterr()
+    assert main(argv + ["--set", f"init_checkpoint={tmp_path / 'bad.pt'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "output.bias" in err and len(err.splitlines()) == 1
+    assert not results.exists()  # nothing ran, nothing written
+    assert main(argv + ["--set", f"init_checkpoint={path}", "--dry-run"]) == 0
+    assert "anil[checkpoint]" in capsys.readouterr().out
