@@ -25,6 +25,9 @@ one thread; first cut about 1.7x per-task learn2learn, now about 5x):
   tasks and rows are sorted longest first and steps are packed (StackedBatch), so tensors scale
   with the true lengths (mean ~10) rather than the longest prefix (50). Length masks hold each
   sequence's state after its end (what a packed ``nn.GRU`` does); padding gets zero gradient.
+The other algorithms of meta/algorithms.py have their own batched inner loops, chosen by the
+wrapper's type: ANIL in meta/batched_anil.py, Meta-SGD in meta/batched_metasgd.py (both proven
+equal to per-task learn2learn in tests/test_arms.py).
 Dropout (meta-training, model in train mode) is applied to the last hidden state as in
 ``GRURecommender.forward``, with the module's p (and the GRU's inter-layer p between layers), but
 masks are drawn for the whole stacked batch, so they are not the per-task path's masks bit for

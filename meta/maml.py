@@ -1,8 +1,9 @@
-"""The MAML-family method: learn2learn's first-order MAML around the GRURecommender.
+"""The MAML-family method: learn2learn's first-order MAML (or ANIL, Meta-SGD) around the GRURecommender.
 
-One class serves every variant: the init (``random``: vanilla MAML, ``gru4rec``: warm start,
-``gru4rec-frozen-embed``) picks the starting weights; ``meta_iterations=0`` gives plain fine-tuning
-(``gru4rec-finetune``) or, scored zero-shot, the global GRU4Rec itself.
+One class serves every variant: the algorithm (meta/algorithms.py: ``maml``, ``anil``, ``metasgd``)
+says what the inner loop adapts; the init (``random``: vanilla, ``gru4rec``: warm start,
+``gru4rec-frozen-embed``, ``checkpoint``) picks the starting weights; ``meta_iterations=0`` gives
+plain fine-tuning (``gru4rec-finetune``) or, scored zero-shot, the global GRU4Rec itself.
 
 Meta-training: Adam on the meta parameters (those that require grad), gradient clipping, meta-batches
 sampled from a generator seeded with the run's seed, dropout active. Validation every ``val_every``
@@ -126,7 +127,7 @@ class MAMLMethod:
                         best_state = copy.deepcopy(maml.state_dict())
         meta_seconds = time.perf_counter() - train_start
         maml.load_state_dict(best_state)  # the wrapper's state: Meta-SGD's inner rates too
-        return {
+        info = {
             "curve": curve,
             "best_iteration": best_iteration,
             "best_val_acc@1": best_acc,
@@ -136,6 +137,10 @@ class MAMLMethod:
             "n_train_episodes": len(train),
             "n_val_episodes": len(val),
         }
+        if hasattr(maml, "lrs"):  # Meta-SGD: what its learned inner rates became
+            rates = torch.cat([rate.detach().flatten() for rate in maml.lrs])
+            info["inner_rates"] = {"mean": float(rates.mean()), "min": float(rates.min()), "max": float(rates.max())}
+        return info
 
     def score(self, episodes: pd.DataFrame, mode: str, check: bool = True) -> Iterator[torch.Tensor]:
         """Scores [n, Q, n_items + 1] per chunk of episodes; few-shot adapts on each support set first."""

@@ -315,7 +315,7 @@ def test_perf_times_the_arms_beside_maml(tmp_path):
     assert main(argv) == 0
     figures = json.loads(out.read_text())
     assert set(figures["engines"]) == {"per-task", "batched"}
-    assert set(figures["arms"]) == {"anil (per-task)", "anil (batched)", "metasgd (per-task)"}
+    assert set(figures["arms"]) == {"anil (per-task)", "anil (batched)", "metasgd (per-task)", "metasgd (batched)"}
     assert all(row["meta_iteration_s"] > 0 and row["vs_maml_same_engine"]["meta_iteration"] > 0 for row in figures["arms"].values())
     assert main(argv[:-2] + ["--arms", "reptile"]) == 2
 
