@@ -51,12 +51,17 @@ class GRURecommender(nn.Module):
         ``prefixes`` is [B, T] right-padded with 0; ``lengths`` [B] holds the true lengths (>= 1).
         The last hidden state is taken at each sequence's true end (packed sequence).
         """
+        return self.output(self.features(prefixes, lengths))
+
+    def features(self, prefixes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The output layer's input [B, H]: the GRU's last state at each true end, after dropout
+        (the body that ANIL shares across tasks; ``forward`` is ``output(features)``)."""
         embedded = self.embedding(prefixes)
         packed = nn.utils.rnn.pack_padded_sequence(
             embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
         )
         _, hidden = self.gru(packed)
-        return self.output(self.dropout(hidden[-1]))
+        return self.dropout(hidden[-1])
 
 
 def mask_padding(scores: torch.Tensor) -> torch.Tensor:
@@ -94,19 +99,29 @@ def config_from_state_dict(state: dict, n_items: int, dropout: float = 0.2) -> M
     return config
 
 
-def load_checkpoint(path: str | Path, n_items: int, dropout: float = 0.2) -> GRURecommender:
-    """A GRURecommender with weights from ``path`` (a state_dict, or a dict holding one)."""
+def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """(state_dict, the file's top-level dict) from ``path``: a state_dict, or a dict holding one
+    under ``state_dict`` or ``model_state_dict`` (beside it, e.g., a vocabulary)."""
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"checkpoint {path} not found", "check the path")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a corrupt or non-torch file
         raise BenchError(f"cannot read checkpoint {path}: {type(err).__name__}", "give a torch state_dict file") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+    if not isinstance(loaded, dict):
+        raise BenchError(f"checkpoint {path} holds a {type(loaded).__name__}, not a state_dict", "save model.state_dict()")
+    state = loaded
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if isinstance(state, dict) and "model_state_dict" in state:
+    if "model_state_dict" in state:
         state = state["model_state_dict"]
+    return state, loaded
+
+
+def load_checkpoint(path: str | Path, n_items: int, dropout: float = 0.2) -> GRURecommender:
+    """A GRURecommender with weights from ``path`` (a state_dict, or a dict holding one)."""
+    state, _ = read_checkpoint(path)
     config = config_from_state_dict(state, n_items, dropout)
     model = GRURecommender(config)
     model.load_state_dict(state)

@@ -285,6 +285,11 @@ def expand(
                         params[key] = spec.parse_param(key, value)
                     except ValueError as err:
                         problems.append(f"{key} = {value!r} (from {where}): {err}")
+                try:
+                    params = spec.run_params(init, params)  # init params only where the init uses them
+                except BenchError as err:
+                    problems.append(f"{grid.where} cell {n}: {err}")
+                    continue
                 swept = {k: params.get(k, v) for k, v in swept.items()}
                 variants.append((init, swept, params))
         resolved_cells.append((spec, variants))

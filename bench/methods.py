@@ -27,7 +27,8 @@ from bench.errors import BenchError
 from bench.metrics import evaluate_scores
 from bench.params import Param
 from meta.engines import ENGINES
-from meta.inits import INITS
+from meta.algorithms import check_engine
+from meta.inits import INIT_PARAMS, INITS, resolve_init_params
 from meta.maml import INNER_DEFAULTS, MAML_DEFAULTS, GRU4RecMethod, MAMLMethod
 
 ZERO_SHOT, FEW_SHOT = "zero-shot", "few-shot"
@@ -120,6 +121,7 @@ class MethodSpec:
     defaults: dict
     description: str = ""
     default_init: str | None = None
+    algorithm: str | None = None  # MAML-family: meta/algorithms.py's entry; its engines are checked
 
     def resolve_params(self, overrides: dict | None) -> dict:
         """The defaults overridden by ``overrides``, each parsed by its declared type; a key the
@@ -153,23 +155,33 @@ class MethodSpec:
             raise BenchError(f"unknown init {init!r}", f"choose one of {', '.join(INITS)}")
         return init
 
+    def run_params(self, init: str | None, params: dict) -> dict:
+        """Resolved ``params`` as a run with ``init`` records them: the init params its init does not
+        use left out (they are no part of its identity), its own resolved (a checkpoint's sha256)."""
+        if self.algorithm is not None and "engine" in params:
+            check_engine(self.algorithm, params["engine"])
+        return resolve_init_params(init, params) if self.uses_init else params
+
     def prepare(self, ctx: RunContext) -> RunContext:
         """ctx with params resolved against the defaults and the init checked (what a run records)."""
-        return dataclasses.replace(ctx, params=self.resolve_params(ctx.params), init=self.resolve_init(ctx.init))
+        init = self.resolve_init(ctx.init)
+        return dataclasses.replace(ctx, params=self.run_params(init, self.resolve_params(ctx.params)), init=init)
 
 
-def _spec(name, factory, uses_init, modes, defaults, description, default_init=None) -> MethodSpec:
+def _spec(name, factory, uses_init, modes, defaults, description, default_init=None, algorithm=None) -> MethodSpec:
     """A registry entry whose build(ctx) resolves params and init, then calls ``factory(spec, ctx)``."""
 
     def build(ctx: RunContext) -> Method:
         return factory(spec, spec.prepare(ctx))
 
-    spec = MethodSpec(name, build, uses_init, tuple(modes), dict(defaults), description, default_init)
+    defaults = {**defaults, **INIT_PARAMS} if uses_init else dict(defaults)  # an init's own params (init_checkpoint)
+    spec = MethodSpec(name, build, uses_init, tuple(modes), defaults, description, default_init, algorithm)
     return spec
 
 
-def _maml(spec: MethodSpec, ctx: RunContext) -> Method:
-    return MAMLMethod(ctx, spec.name, ctx.init, spec.modes, ctx.params)
+def _meta(spec: MethodSpec, ctx: RunContext) -> Method:
+    """A MAML-family method whose inner loop is meta/algorithms.py's ``spec.algorithm``."""
+    return MAMLMethod(ctx, spec.name, ctx.init, spec.modes, ctx.params, spec.algorithm)
 
 
 def _maml_notebook(spec: MethodSpec, ctx: RunContext) -> Method:
@@ -206,12 +218,33 @@ METHODS: dict[str, MethodSpec] = {
         ),
         _spec(
             "maml",
-            _maml,
+            _meta,
             True,
             [ZERO_SHOT, FEW_SHOT],
             MAML_DEFAULTS,
             "first-order MAML (learn2learn) from the chosen init: random = vanilla, gru4rec = warm start",
             default_init="random",
+            algorithm="maml",
+        ),
+        _spec(
+            "anil",
+            _meta,
+            True,
+            [ZERO_SHOT, FEW_SHOT],
+            MAML_DEFAULTS,
+            "ANIL (learn2learn MAML around the output layer only; embedding and GRU meta-trained by the outer loop)",
+            default_init="random",
+            algorithm="anil",
+        ),
+        _spec(
+            "metasgd",
+            _meta,
+            True,
+            [ZERO_SHOT, FEW_SHOT],
+            MAML_DEFAULTS,
+            "first-order Meta-SGD (learn2learn): per-parameter inner rates from inner_lr, learned by the outer loop",
+            default_init="random",
+            algorithm="metasgd",
         ),
         _spec(
             "maml-notebook",

@@ -1,7 +1,8 @@
 """`python -m bench perf`: inner-loop engine throughput on generated episodes (a benchmark, not a test).
 
 In one process, on the same generated episodes and config, engines measured in alternation
-(A, B, C, A, B, C, ...), medians reported: meta-training tasks/s, few-shot evaluation episodes/s,
+(A, B, C, A, B, C, ...), MAML on each engine and the other arms (``--arms``: ANIL, Meta-SGD) on the
+engines that implement them, medians reported: meta-training tasks/s, few-shot evaluation episodes/s,
 GRU4Rec training pairs/s, sampled peak RSS; the ratios between engines; achieved GFLOP/s (useful
 first-order FLOPs counted analytically from the true prefix lengths) next to a plain matmul's
 GFLOP/s on the same threads; RSS over a long loop; and a projection (labelled so) of the full grid's
@@ -26,6 +27,7 @@ from bench.errors import BenchError
 from bench.threads import configure_threads
 
 DEFAULT_ENGINES = "per-task,batched,notebook"
+DEFAULT_ARMS = "anil,metasgd"  # measured beside MAML on each of --engines that implements them
 MEAN_LENGTH = 10.0  # prefix length 1 + geometric (mean about 10 by default), capped at 50: skewed short
 MAX_PREFIX = 50
 GRID_RUNS = 9  # full grid: 3 MAML inits x 3 seeds
@@ -41,6 +43,7 @@ GRID_GRU4REC_EPOCHS = 10
 def register(subparsers) -> None:
     parser = subparsers.add_parser("perf", help="benchmark the inner-loop engines (tasks/s, episodes/s, GFLOP/s, RSS)")
     parser.add_argument("--engines", default=DEFAULT_ENGINES, help=f"comma-separated engines (default {DEFAULT_ENGINES})")
+    parser.add_argument("--arms", default=DEFAULT_ARMS, help=f"other meta-learning algorithms to time, each on the --engines that implement it (default {DEFAULT_ARMS}; '' for none)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: $BENCH_THREADS or all cores)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device")
     parser.add_argument("--meta-batch", type=int, default=32)
@@ -94,15 +97,15 @@ def synthetic_tasks(n: int, K: int, Q: int, n_items: int, seed: int, device="cpu
     return tasks
 
 
-def build_maml(args, seed: int):
-    import learn2learn as l2l
-
+def build_maml(args, seed: int, algorithm: str = "maml"):
+    """The GRURecommender wrapped by ``algorithm`` (meta/algorithms.py: maml, anil, metasgd), inner lr 0.01."""
     from baselines.model import GRURecommender, ModelConfig
+    from meta.algorithms import wrap
 
     torch.manual_seed(seed)
     model = GRURecommender(ModelConfig(args.items, args.embed_dim, args.hidden_dim, 1, 0.2)).to(args.device)
     model.train()
-    return l2l.algorithms.MAML(model, lr=0.01, first_order=True)
+    return wrap(algorithm, model, 0.01, False)
 
 
 # ----------------------------------------------------------------------------------- FLOPs
@@ -267,6 +270,7 @@ def perf_command(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from meta.algorithms import ALGORITHMS, get_algorithm
     from meta.engines import ENGINES, get_engine
 
     warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not a leaf Tensor is being accessed")
@@ -277,6 +281,10 @@ def perf_command(args: argparse.Namespace) -> int:
     unknown = [name for name in engines if name not in ENGINES]
     if unknown or not engines:
         raise BenchError(f"unknown engine(s) {unknown}", f"choose from {', '.join(ENGINES)}")
+    arms = [name.strip() for name in args.arms.split(",") if name.strip()]
+    unknown = [name for name in arms if name not in ALGORITHMS or name == "maml"]
+    if unknown:
+        raise BenchError(f"unknown arm(s) {unknown}", f"choose from {', '.join(a for a in ALGORITHMS if a != 'maml')} (MAML is always measured)")
     if args.repeats < 1 or args.meta_batch < 1 or args.eval_episodes < 1 or args.train_iterations < 1:
         raise BenchError("--repeats, --meta-batch, --eval-episodes and --train-iterations must be at least 1", "give positive counts")
     threads = configure_threads(args.threads)
@@ -297,18 +305,21 @@ def perf_command(args: argparse.Namespace) -> int:
     train_flops = [sum(task_flops(t, E, H, V, args.inner_steps, True) for t in batch) for batch in train_batches]
     eval_flops = sum(task_flops(t, E, H, V, args.inner_steps, False) for t in eval_tasks)
 
-    state = {name: {"engine": get_engine(name), "train_s": [], "eval_s": [], "train_gflops": [], "eval_gflops": [], "rss_mb": 0.0} for name in engines}
+    # Rows: MAML on every engine (named by the engine), then each arm on the engines that implement it.
+    rows = [(name, "maml", name) for name in engines]
+    rows += [(f"{arm} ({name})", arm, name) for arm in arms for name in engines if name in get_algorithm(arm).engines]
+    state = {label: {"engine": get_engine(name), "train_s": [], "eval_s": [], "train_gflops": [], "eval_gflops": [], "rss_mb": 0.0} for label, _, name in rows}
     models = {}
-    for name in engines:
-        maml = build_maml(args, args.seed)  # same initial weights for every engine
-        models[name] = (maml, torch.optim.Adam(maml.parameters(), lr=1e-3))
-        time_training(state[name]["engine"], *models[name], train_batches[:1], args)  # warm-up
+    for label, algorithm, _ in rows:
+        maml = build_maml(args, args.seed, algorithm)  # same initial weights for every row
+        models[label] = (maml, torch.optim.Adam(maml.parameters(), lr=1e-3))
+        time_training(state[label]["engine"], *models[label], train_batches[:1], args)  # warm-up
     pairs_per_s: list[float] = []
     matmul: list[float] = []
     for round_index in range(args.repeats):
         batches = train_batches[round_index * args.train_iterations : (round_index + 1) * args.train_iterations]
         flops = sum(train_flops[round_index * args.train_iterations : (round_index + 1) * args.train_iterations])
-        for name in engines:
+        for name, _, _ in rows:
             entry, (maml, optimizer) = state[name], models[name]
             seconds = time_training(entry["engine"], maml, optimizer, batches, args)
             entry["train_s"].append(seconds / (len(batches) * args.meta_batch))
@@ -318,7 +329,7 @@ def perf_command(args: argparse.Namespace) -> int:
             entry["eval_gflops"].append(eval_flops / seconds / 1e9)
             entry["rss_mb"] = max(entry["rss_mb"], current_rss_mb())
             console.print(
-                f"  round {round_index + 1}/{args.repeats} {name:>9}: {1 / entry['train_s'][-1]:8.1f} tasks/s, "
+                f"  round {round_index + 1}/{args.repeats} {name:>18}: {1 / entry['train_s'][-1]:8.1f} tasks/s, "
                 f"{1 / entry['eval_s'][-1]:8.1f} eval episodes/s"
             )
         pairs_per_s.append(gru4rec_pairs_per_second(args))
@@ -333,11 +344,12 @@ def perf_command(args: argparse.Namespace) -> int:
         "flops_per_meta_iteration": statistics.mean(train_flops),
         "matmul_gflops": statistics.median(matmul),
         "gru4rec_pairs_per_s": statistics.median(pairs_per_s),
-        "engines": {},
+        "engines": {},  # MAML per engine
+        "arms": {},  # the other algorithms, "arm (engine)"; GFLOP/s there count MAML's FLOPs (not theirs)
     }
-    for name in engines:
+    for name, algorithm, engine in rows:
         entry = state[name]
-        figures["engines"][name] = {
+        figures["engines" if algorithm == "maml" else "arms"][name] = {
             "train_tasks_per_s": 1 / statistics.median(entry["train_s"]),
             "meta_iteration_s": statistics.median(entry["train_s"]) * args.meta_batch,
             "eval_episodes_per_s": 1 / statistics.median(entry["eval_s"]),
@@ -348,17 +360,18 @@ def perf_command(args: argparse.Namespace) -> int:
         }
 
     table = Table(title=f"bench perf ({args.device}, {threads} thread(s); medians of {args.repeats} alternating rounds)")
-    for column in ("engine", "train tasks/s", "s / meta-iter", "eval episodes/s", "313 eval eps (s)", "train GFLOP/s", "% of matmul", "RSS (MB)"):
-        table.add_column(column, justify="right" if column != "engine" else "left")
-    for name, row in figures["engines"].items():
+    for column in ("engine (MAML) / arm (engine)", "train tasks/s", "s / meta-iter", "eval episodes/s", "313 eval eps (s)", "train GFLOP/s", "% of matmul", "RSS (MB)"):
+        table.add_column(column, justify="right" if not column.startswith("engine") else "left")
+    for name, row in [*figures["engines"].items(), *figures["arms"].items()]:
+        maml_flops = name in figures["engines"]  # the FLOP count is MAML's: not shown for the other arms
         table.add_row(
             name,
             f"{row['train_tasks_per_s']:.1f}",
             f"{row['meta_iteration_s']:.3f}",
             f"{row['eval_episodes_per_s']:.1f}",
             f"{row['eval_313_s']:.2f}",
-            f"{row['train_gflops']:.2f}",
-            f"{100 * row['train_gflops'] / figures['matmul_gflops']:.1f}%",
+            f"{row['train_gflops']:.2f}" if maml_flops else "—",
+            f"{100 * row['train_gflops'] / figures['matmul_gflops']:.1f}%" if maml_flops else "—",
             f"{row['rss_mb']:.0f}",
         )
     console.print(table)
@@ -385,6 +398,13 @@ def perf_command(args: argparse.Namespace) -> int:
     figures["ratios"] = ratios
     for key in [k for k in ratios if k.startswith("batched/")]:
         console.print(f"speed-up {key}: meta-training {ratios[key]['train']:.2f}x, evaluation {ratios[key]['eval']:.2f}x")
+    for name, algorithm, engine in rows[len(engines) :]:  # each arm against MAML on the same engine
+        arm, maml_row = figures["arms"][name], figures["engines"][engine]
+        arm["vs_maml_same_engine"] = {"meta_iteration": arm["meta_iteration_s"] / maml_row["meta_iteration_s"], "eval": maml_row["eval_episodes_per_s"] / arm["eval_episodes_per_s"]}
+        console.print(
+            f"{name}: seconds per meta-iteration {arm['vs_maml_same_engine']['meta_iteration']:.2f}x MAML's on {engine}, "
+            f"evaluation time {arm['vs_maml_same_engine']['eval']:.2f}x"
+        )
 
     if args.rss_iterations > 0:
         fastest = max(engines, key=lambda n: figures["engines"][n]["train_tasks_per_s"])

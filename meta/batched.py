@@ -25,6 +25,9 @@ one thread; first cut about 1.7x per-task learn2learn, now about 5x):
   tasks and rows are sorted longest first and steps are packed (StackedBatch), so tensors scale
   with the true lengths (mean ~10) rather than the longest prefix (50). Length masks hold each
   sequence's state after its end (what a packed ``nn.GRU`` does); padding gets zero gradient.
+The other algorithms of meta/algorithms.py have their own batched inner loops, chosen by the
+wrapper's type: ANIL in meta/batched_anil.py, Meta-SGD in meta/batched_metasgd.py (both proven
+equal to per-task learn2learn in tests/test_arms.py).
 Dropout (meta-training, model in train mode) is applied to the last hidden state as in
 ``GRURecommender.forward``, with the module's p (and the GRU's inter-layer p between layers), but
 masks are drawn for the whole stacked batch, so they are not the per-task path's masks bit for
@@ -348,6 +351,15 @@ def _task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(n * batch, vocab), labels.reshape(-1), reduction="sum") / batch
 
 
+def _other_algorithm(wrapper):
+    """The batched inner loop for a wrapper other than learn2learn's MAML (meta/algorithms.py), or None."""
+    from meta.algorithms import ANIL, MetaSGD
+    from meta.batched_anil import BatchedANIL
+    from meta.batched_metasgd import BatchedMetaSGD
+
+    return {ANIL: BatchedANIL, MetaSGD: BatchedMetaSGD}.get(type(wrapper), lambda: None)()
+
+
 class BatchedEngine:
     """Task-batched first-order MAML inner loop for GRURecommender (same contract as PerTaskEngine)."""
 
@@ -398,6 +410,9 @@ class BatchedEngine:
 
     def meta_gradient(self, maml, tasks: Sequence, inner_steps: int) -> float:
         """Mean query loss over ``tasks``; adds d(mean query loss)/d(meta params) into their .grad."""
+        other = _other_algorithm(maml)
+        if other is not None:
+            return other.meta_gradient(maml, tasks, inner_steps)
         model = maml.module
         batch = stack_tasks(tasks, model.embedding.num_embeddings)
         n = len(tasks)
@@ -410,6 +425,9 @@ class BatchedEngine:
 
     def query_scores(self, maml, tasks: Sequence, inner_steps: int) -> torch.Tensor:
         """Query logits [n, Q, n_items + 1] after ``inner_steps`` adaptation steps (0: zero-shot); detached."""
+        other = _other_algorithm(maml)
+        if other is not None:
+            return other.query_scores(maml, tasks, inner_steps)
         model = maml.module
         vocab = model.embedding.num_embeddings
         chunks = []

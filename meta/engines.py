@@ -3,7 +3,8 @@
 Registry from name to "module:Class"; classes are imported on first use so each engine lives in
 its own module. "per-task" (learn2learn's MAML.clone()/adapt(), one task at a time) is the
 readable reference and the default; "batched" must equal it; "notebook" reproduces notebook 08's
-defects and is not a recommended method.
+defects and is not a recommended method. Which engines implement which algorithm (MAML, ANIL,
+Meta-SGD) is declared in meta/algorithms.py and checked when a run's params are resolved.
 """
 
 from __future__ import annotations

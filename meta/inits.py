@@ -1,16 +1,25 @@
 """Initialisations registry: where a MAML-family model's starting weights come from.
 
-Adding an init is one entry in ``INITS``. Every init builds the same architecture (the GRU4Rec
-params ``embed_dim``, ``hidden_dim``, ``n_layers``, ``dropout``), so inits are comparable.
+Adding an init is one entry in ``INITS``. Every built-in init builds the same architecture (the
+GRU4Rec params ``embed_dim``, ``hidden_dim``, ``n_layers``, ``dropout``), so inits are comparable;
+``checkpoint`` takes its architecture from the file's tensor shapes.
+
+An init may have params of its own (``InitSpec.params``, e.g. ``init_checkpoint``): they are
+params of every method that takes an init, set like any other (grid params, ``--set``), and
+``resolve_init_params`` keeps them only in the runs whose init uses them (so they do not change
+other runs' identity) and adds what the identity needs (the checkpoint file's sha256).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
 
 from baselines.gru4rec import model_config, pretrained_gru4rec, seeded_rng
-from baselines.model import GRURecommender
+from baselines.model import GRURecommender, config_from_state_dict, read_checkpoint
 from bench.errors import BenchError
 
 
@@ -20,6 +29,9 @@ class InitSpec:
     build: Callable[..., GRURecommender]  # build(ctx) -> GRURecommender on ctx.device
     frozen_embedding: bool = False  # embedding.weight.requires_grad=False: untouched by both loops
     description: str = ""
+    params: dict = field(default_factory=dict)  # the init's own params and their defaults
+    resolve: Callable[[dict], dict] | None = None  # params -> params with what the run identity needs
+    check: Callable[[dict, object], None] | None = None  # (params, dataset): refuse before any run starts
 
 
 def random_init(ctx) -> GRURecommender:
@@ -29,13 +41,123 @@ def random_init(ctx) -> GRURecommender:
     return model.to(ctx.device)
 
 
+# ----------------------------------------------------------------------------------------------
+# A GRURecommender checkpoint file
+
+
+def checkpoint_params(params: dict) -> dict:
+    """``init_checkpoint`` checked, and its file's sha256 recorded in ``init_checkpoint_sha256``
+    (part of the run identity: a changed file is a different run). A recorded hash that the file
+    no longer has is refused."""
+    path = params.get("init_checkpoint")
+    if not path:
+        raise BenchError("init 'checkpoint' needs a checkpoint file", "add --set init_checkpoint=PATH (a GRURecommender state_dict)")
+    if not Path(path).is_file():
+        raise BenchError(f"checkpoint {path} not found", "check init_checkpoint")
+    from bench.data.pipeline import sha256_file
+
+    digest = sha256_file(Path(path))
+    recorded = params.get("init_checkpoint_sha256")
+    if recorded not in (None, digest):
+        raise BenchError(f"checkpoint {path} changed since its runs were declared (sha256 {digest[:12]}, recorded {str(recorded)[:12]})", "run the grid again")
+    return {**params, "init_checkpoint": str(path), "init_checkpoint_sha256": digest}
+
+
+def seed_layout_shift(state: dict) -> dict:
+    """The seed's layout (row i = course id i, a real course on row 0, no padding row) -> ours: every
+    row moves to i + 1, the +1 repair of the seed-episodes importer (bench/data/importers.py), and
+    row 0 becomes padding (zero embedding; zero output weight and the lowest output bias, so padding
+    starts as the least likely item)."""
+    shifted = dict(state)
+    embedding = state["embedding.weight"]
+    shifted["embedding.weight"] = torch.cat([embedding.new_zeros(1, embedding.shape[1]), embedding])
+    weight, bias = state["output.weight"], state["output.bias"]
+    shifted["output.weight"] = torch.cat([weight.new_zeros(1, weight.shape[1]), weight])
+    shifted["output.bias"] = torch.cat([bias.min().reshape(1), bias])
+    return shifted
+
+
+def checkpoint_vocab_shift(loaded: dict, dataset) -> int | None:
+    """Where the file carries its vocabulary (``course2id``: course -> id), the shift that maps it onto
+    the dataset's, computed as the seed-episodes importer does; a mismatch is refused. None: no vocabulary."""
+    vocab = loaded.get("course2id")
+    if vocab is None:
+        return None
+    from bench.data.importers import _check_vocab
+
+    shift = _check_vocab(vocab)
+    mapped = {str(course): int(i) + shift for course, i in vocab.items()}
+    if mapped != dict(dataset.vocab):
+        differing = sorted(set(mapped.items()) ^ set((str(c), int(i)) for c, i in dataset.vocab.items()))
+        raise BenchError(
+            f"checkpoint vocabulary does not match dataset {dataset.name!r} ({len(mapped)} vs {len(dataset.vocab)} courses; first difference {differing[0]})",
+            "use a checkpoint trained on this dataset's courses",
+        )
+    return shift
+
+
+def checkpoint_state(params: dict, dataset) -> tuple[dict, object]:
+    """(state_dict in this suite's layout, ModelConfig from its shapes) for ``params['init_checkpoint']``.
+
+    Rows: n_items + 1 is this suite's layout (0 = padding); n_items is the seed's (``gru_global.pth``:
+    a real course on id 0), shifted by +1; anything else is a vocabulary mismatch, refused. A tensor
+    whose shape does not fit is refused by name (baselines.model.config_from_state_dict)."""
+    path = params.get("init_checkpoint")
+    if not path:
+        raise BenchError("init 'checkpoint' needs a checkpoint file", "add --set init_checkpoint=PATH (a GRURecommender state_dict)")
+    state, loaded = read_checkpoint(path)
+    n_items = dataset.n_items
+    embedding = state.get("embedding.weight")
+    if embedding is None or embedding.dim() != 2:
+        raise BenchError(f"checkpoint {path} has no 2-d tensor 'embedding.weight'", "give a GRURecommender state_dict")
+    rows = int(embedding.shape[0])
+    shift = checkpoint_vocab_shift(loaded, dataset)
+    if rows == n_items and shift in (None, 1):
+        state = seed_layout_shift(state)
+    elif rows != n_items + 1 or shift == 1:
+        raise BenchError(
+            f"checkpoint {path} has {rows} item rows but dataset {dataset.name!r} has {n_items} items "
+            f"({n_items + 1} rows with padding, or {n_items} in the seed's layout)",
+            "use a checkpoint trained on this dataset's vocabulary",
+        )
+    return state, config_from_state_dict(state, n_items, float(params.get("dropout", 0.2)))
+
+
+def checkpoint_init(ctx) -> GRURecommender:
+    """The checkpoint's weights; the architecture is the file's (embed_dim, hidden_dim, n_layers params unused)."""
+    params = checkpoint_params(ctx.params)  # refuses a file changed since the run was declared
+    state, config = checkpoint_state(params, ctx.dataset)
+    model = GRURecommender(config)
+    model.load_state_dict(state)
+    return model.to(ctx.device)
+
+
+def check_checkpoint(params: dict, dataset) -> None:
+    """Refuse a checkpoint that does not fit ``dataset`` (vocabulary, shapes) before any run starts."""
+    checkpoint_state(params, dataset)
+
+
+CHECKPOINT_PARAMS = {"init_checkpoint": None, "init_checkpoint_sha256": None}
+
 INITS: dict[str, InitSpec] = {
     "random": InitSpec("random", random_init, False, "PyTorch default init (vanilla MAML)"),
     "gru4rec": InitSpec("gru4rec", pretrained_gru4rec, False, "the trained GRU4Rec weights (warm start)"),
     "gru4rec-frozen-embed": InitSpec(
         "gru4rec-frozen-embed", pretrained_gru4rec, True, "GRU4Rec weights, embedding frozen in both loops"
     ),
+    "checkpoint": InitSpec(
+        "checkpoint",
+        checkpoint_init,
+        False,
+        "a GRURecommender checkpoint file (--set init_checkpoint=PATH; the seed's layout is shifted +1)",
+        params=CHECKPOINT_PARAMS,
+        resolve=checkpoint_params,
+        check=check_checkpoint,
+    ),
 }
+
+# Every init's own params: params of each method that takes an init.
+INIT_PARAMS: dict = {key: value for spec in INITS.values() for key, value in spec.params.items()}
 
 
 def get_init(name: str) -> InitSpec:
@@ -51,3 +173,19 @@ def build_init(name: str, ctx) -> GRURecommender:
     if spec.frozen_embedding:
         model.embedding.weight.requires_grad_(False)
     return model
+
+
+def resolve_init_params(name: str, params: dict) -> dict:
+    """``params`` with the init params that init ``name`` does not use removed, and its own resolved
+    (e.g. the checkpoint's sha256 added): what a run with this init records and hashes."""
+    spec = get_init(name)
+    kept = {key: value for key, value in params.items() if key not in INIT_PARAMS or key in spec.params}
+    return spec.resolve(kept) if spec.resolve else kept
+
+
+def check_init(name: str | None, params: dict, dataset) -> None:
+    """Refuse, before any run starts, an init that cannot be built for ``dataset`` (e.g. a checkpoint
+    with another vocabulary)."""
+    spec = get_init(name) if name is not None else None
+    if spec is not None and spec.check is not None:
+        spec.check(params, dataset)

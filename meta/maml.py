@@ -1,8 +1,9 @@
-"""The MAML-family method: learn2learn's first-order MAML around the GRURecommender.
+"""The MAML-family method: learn2learn's first-order MAML (or ANIL, Meta-SGD) around the GRURecommender.
 
-One class serves every variant: the init (``random``: vanilla MAML, ``gru4rec``: warm start,
-``gru4rec-frozen-embed``) picks the starting weights; ``meta_iterations=0`` gives plain fine-tuning
-(``gru4rec-finetune``) or, scored zero-shot, the global GRU4Rec itself.
+One class serves every variant: the algorithm (meta/algorithms.py: ``maml``, ``anil``, ``metasgd``)
+says what the inner loop adapts; the init (``random``: vanilla, ``gru4rec``: warm start,
+``gru4rec-frozen-embed``, ``checkpoint``) picks the starting weights; ``meta_iterations=0`` gives
+plain fine-tuning (``gru4rec-finetune``) or, scored zero-shot, the global GRU4Rec itself.
 
 Meta-training: Adam on the meta parameters (those that require grad), gradient clipping, meta-batches
 sampled from a generator seeded with the run's seed, dropout active. Validation every ``val_every``
@@ -19,7 +20,6 @@ import dataclasses
 import time
 from collections.abc import Iterator
 
-import learn2learn as l2l
 import numpy as np
 import pandas as pd
 import torch
@@ -28,6 +28,7 @@ from baselines.gru4rec import GRU4REC_DEFAULTS, load_or_train_gru4rec, seeded_rn
 from baselines.model import GRURecommender, mask_padding
 from baselines.simple import CHUNK, check_mode
 from bench.metrics import evaluate_scores
+from meta.algorithms import check_engine, wrap
 from meta.engines import get_engine
 from meta.inits import build_init, get_init
 from meta.tasks import tasks_from_episodes
@@ -54,12 +55,14 @@ def mean_acc1(score_chunks, episodes: pd.DataFrame) -> float:
 class MAMLMethod:
     """fit(ctx) builds the init, meta-trains it (if ``meta_iterations`` > 0); score() adapts and scores."""
 
-    def __init__(self, ctx, name: str, init: str, modes: tuple[str, ...], params: dict):
-        self.name, self.init, self.modes = name, init, modes
+    def __init__(self, ctx, name: str, init: str, modes: tuple[str, ...], params: dict, algorithm: str = "maml"):
+        self.name, self.init, self.modes, self.algorithm = name, init, modes, algorithm
         self.params = params
         self.seed = ctx.seed
         self.device = torch.device(ctx.device)
-        self.engine = get_engine(params.get("engine", "per-task"))
+        engine = params.get("engine", "per-task")
+        check_engine(algorithm, engine)
+        self.engine = get_engine(engine)
         self.maml = None
 
     def build_model(self, ctx) -> GRURecommender:
@@ -71,9 +74,7 @@ class MAMLMethod:
         start = time.perf_counter()
         model = self.build_model(ctx)
         init_seconds = time.perf_counter() - start
-        self.maml = l2l.algorithms.MAML(
-            model, lr=float(p["inner_lr"]), first_order=True, allow_nograd=get_init(self.init).frozen_embedding
-        )
+        self.maml = wrap(self.algorithm, model, float(p["inner_lr"]), get_init(self.init).frozen_embedding)
         info = {"curve": [], "init_seconds": init_seconds, "train_seconds": 0.0}
         if int(p.get("meta_iterations", 0)) > 0:
             info.update(self.meta_train(ctx))
@@ -104,7 +105,7 @@ class MAMLMethod:
         train_start = time.perf_counter()
         initial_acc = validate()
         best_acc, best_iteration = (initial_acc, 0) if p["select_init"] else (float("-inf"), None)
-        best_state = copy.deepcopy(maml.module.state_dict())
+        best_state = copy.deepcopy(maml.state_dict())
         curve = [{"iteration": 0, "train_loss": None, "val_acc@1": initial_acc}]
         losses: list[float] = []
         maml.train()
@@ -123,10 +124,10 @@ class MAMLMethod:
                     losses = []
                     if acc > best_acc:
                         best_acc, best_iteration = acc, iteration
-                        best_state = copy.deepcopy(maml.module.state_dict())
+                        best_state = copy.deepcopy(maml.state_dict())
         meta_seconds = time.perf_counter() - train_start
-        maml.module.load_state_dict(best_state)
-        return {
+        maml.load_state_dict(best_state)  # the wrapper's state: Meta-SGD's inner rates too
+        info = {
             "curve": curve,
             "best_iteration": best_iteration,
             "best_val_acc@1": best_acc,
@@ -136,6 +137,10 @@ class MAMLMethod:
             "n_train_episodes": len(train),
             "n_val_episodes": len(val),
         }
+        if hasattr(maml, "lrs"):  # Meta-SGD: what its learned inner rates became
+            rates = torch.cat([rate.detach().flatten() for rate in maml.lrs])
+            info["inner_rates"] = {"mean": float(rates.mean()), "min": float(rates.min()), "max": float(rates.max())}
+        return info
 
     def score(self, episodes: pd.DataFrame, mode: str, check: bool = True) -> Iterator[torch.Tensor]:
         """Scores [n, Q, n_items + 1] per chunk of episodes; few-shot adapts on each support set first."""

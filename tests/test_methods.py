@@ -35,7 +35,7 @@ def test_registries_refuse_unknown_names_listing_the_valid_ones(tiny_dataset, tm
     with pytest.raises(BenchError, match="gru4rec-frozen-embed"):
         get_init("frozen")
     ctx = RunContext(tiny_dataset, seed=0, init="warm", cache_dir=tmp_path)
-    with pytest.raises(BenchError, match="random, gru4rec, gru4rec-frozen-embed"):
+    with pytest.raises(BenchError, match="random, gru4rec, gru4rec-frozen-embed, checkpoint"):
         METHODS["maml"].build(ctx)
     with pytest.raises(BenchError, match="inner_steps"):  # a typo in a grid param is not ignored
         METHODS["maml"].build(RunContext(tiny_dataset, seed=0, params={"inner_step": 3}, cache_dir=tmp_path))
@@ -50,6 +50,8 @@ def test_declared_modes_and_defaults():
         "gru4rec": ("zero-shot",),
         "gru4rec-finetune": ("few-shot",),
         "maml": ("zero-shot", "few-shot"),
+        "anil": ("zero-shot", "few-shot"),
+        "metasgd": ("zero-shot", "few-shot"),
         "maml-notebook": ("zero-shot", "few-shot"),
         **{name: ("zero-shot", "few-shot") for name in ("markov", "sr", "sknn", "vsknn")},
         "sasrec": ("zero-shot",),
@@ -63,7 +65,10 @@ def test_declared_modes_and_defaults():
     finetune = METHODS["gru4rec-finetune"].defaults
     assert (finetune["inner_lr"], finetune["inner_steps"]) == (maml["inner_lr"], maml["inner_steps"])
     assert METHODS["maml-notebook"].default_init == "gru4rec" and "engine" not in METHODS["maml-notebook"].defaults
-    assert set(INITS) == {"random", "gru4rec", "gru4rec-frozen-embed"}
+    assert set(INITS) == {"random", "gru4rec", "gru4rec-frozen-embed", "checkpoint"}
+    for name in ("anil", "metasgd"):  # the same settings as MAML, so the arms differ only in what adapts
+        assert METHODS[name].defaults == maml and METHODS[name].default_init == "random"
+    assert maml["init_checkpoint"] is None and "init_checkpoint" not in gru
     assert [name for name, spec in INITS.items() if spec.frozen_embedding] == ["gru4rec-frozen-embed"]
 
 
@@ -79,7 +84,7 @@ def test_scores_cover_the_catalogue_and_padding_never_ranks_first(tiny_dataset, 
     for name, spec in METHODS.items():
         if name == "maml-notebook":
             continue  # another engineer's engine; its scores are checked in its own tests
-        params = {**SMALL_GRU4REC, "meta_iterations": 0} if name == "maml" else SMALL_GRU4REC if name.startswith("gru4rec") else {}
+        params = {**SMALL_GRU4REC, "meta_iterations": 0} if name in ("maml", "anil", "metasgd") else SMALL_GRU4REC if name.startswith("gru4rec") else {}
         params = {"hidden_dim": 16, "max_epochs": 1} if name.startswith("sasrec") else params
         method, _ = fitted(name, tiny_dataset, model_cache, **params)
         for mode in spec.modes:

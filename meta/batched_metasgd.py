@@ -1,0 +1,104 @@
+"""Meta-SGD, task-batched: the batched MAML engine (meta/batched.py) with per-entry inner rates.
+
+The same stacked tensors, packed GRU and step loop as MAML's batched path; only the update
+differs: learn2learn's ``meta_sgd_update`` arithmetic ``p - rate * g``, with each task's rates the
+meta rates expanded over tasks (the embedding's gathered at the rows the batch uses), so the query
+loss's gradient reaches the rates (first-order: g is a constant) and sums over tasks. The output
+weight's steps can no longer be kept as low-rank factors (an elementwise rate breaks the rank-B
+form), so their sum D = sum over steps of G^T h is kept dense per task, [n, V, H], and the adapted
+weight is W0 - R * D (R: the output weight's rates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from meta.batched import EVAL_CHUNK, BatchedEngine, StackedBatch, StackedParams, _task_loss, stack_tasks, unstack_scores
+
+
+class RatedStackedParams(StackedParams):
+    """StackedParams whose inner steps use per-entry rates; the output weight's steps kept dense."""
+
+    def __init__(self, stacked: StackedParams, rates: dict[str, torch.Tensor], output_rate: torch.Tensor):
+        super().__init__(dict(stacked._parameters), stacked.output_weight, stacked.n_layers, 0.0, stacked.layer_dropout)
+        self.rates = rates  # name -> [n, ...] (graph back to the meta rates)
+        self.__dict__["output_rate"] = output_rate  # [V, H]; kept out of _parameters (a Parameter would register)
+        self.output_steps: torch.Tensor | None = None  # D [n, V, H], constant
+
+    def forward(self, rows, mask, steps, dropout: float, training: bool):
+        logits, features = super().forward(rows, mask, steps, dropout, training)  # W0 and the adapted bias
+        if self.output_steps is not None:
+            logits = logits - torch.bmm(features, (self.output_rate * self.output_steps).transpose(1, 2))
+        return logits, features
+
+    def record_output_step(self, features: torch.Tensor, logit_grads: torch.Tensor) -> None:
+        step = torch.bmm(logit_grads.detach().transpose(1, 2), features.detach())
+        self.output_steps = step if self.output_steps is None else self.output_steps + step
+
+    def dense_output_weight(self) -> torch.Tensor:
+        n = self._parameters["output_bias"].shape[0]
+        if self.output_steps is None:
+            return self.output_weight.expand(n, *self.output_weight.shape)
+        return self.output_weight - self.output_rate * self.output_steps
+
+
+def stacked_with_rates(metasgd, batch: StackedBatch, n: int, detach: bool) -> RatedStackedParams:
+    """Per-task copies of the parameters and of their Meta-SGD rates (rates detached with ``detach``)."""
+    model = metasgd.module
+    stacked = BatchedEngine()._stacked(model, batch, n, detach=detach, lr=0.0)
+    by_name = dict(zip((name for name, _ in model.named_parameters()), metasgd.lrs))
+
+    def source(rate: torch.Tensor) -> torch.Tensor:
+        return rate.detach() if detach else rate
+
+    rates = {"embedding_rows": source(by_name["embedding.weight"])[batch.row_items]}
+    for name in stacked._parameters:
+        if name.startswith(("weight_", "bias_")):
+            rate = source(by_name[f"gru.{name}"])
+            rates[name] = rate.expand(n, *rate.shape)
+    rates["output_bias"] = source(by_name["output.bias"]).expand(n, *by_name["output.bias"].shape)
+    return RatedStackedParams(stacked, rates, source(by_name["output.weight"]))
+
+
+def adapt_with_rates(stacked: RatedStackedParams, batch: StackedBatch, inner_steps: int, dropout: float, training: bool) -> RatedStackedParams:
+    """``inner_steps`` first-order steps p <- p - rate * g on the support sets, all tasks at once
+    (a frozen tensor, requires_grad False, gets no gradient and keeps its value)."""
+    for _ in range(inner_steps):
+        logits, features = stacked(batch.support_rows, batch.support_mask, batch.support_steps, dropout, training)
+        loss = _task_loss(logits, batch.support_labels)
+        names = [name for name, p in stacked._parameters.items() if p.requires_grad]
+        output_trained = stacked.output_weight.requires_grad
+        grads = torch.autograd.grad(loss, [stacked._parameters[name] for name in names] + ([logits] if output_trained else []))
+        if output_trained:
+            stacked.record_output_step(features, grads[-1])
+        for name, grad in zip(names, grads):
+            stacked._parameters[name] = stacked._parameters[name] - stacked.rates[name] * grad
+    return stacked
+
+
+class BatchedMetaSGD:
+    """Meta-SGD's inner loop for BatchedEngine (same contract as PerTaskEngine's)."""
+
+    def meta_gradient(self, metasgd, tasks: Sequence, inner_steps: int) -> float:
+        model = metasgd.module
+        batch = stack_tasks(tasks, model.embedding.num_embeddings)
+        dropout = float(model.dropout.p) if model.training else 0.0
+        stacked = adapt_with_rates(stacked_with_rates(metasgd, batch, len(tasks), detach=False), batch, inner_steps, dropout, model.training)
+        logits = stacked(batch.query_rows, batch.query_mask, batch.query_steps, dropout, model.training)[0]
+        query_loss = _task_loss(logits, batch.query_labels) / len(tasks)
+        query_loss.backward()
+        return float(query_loss.detach())
+
+    def query_scores(self, metasgd, tasks: Sequence, inner_steps: int) -> torch.Tensor:
+        model = metasgd.module
+        chunks = []
+        for start in range(0, len(tasks), EVAL_CHUNK):
+            part = tasks[start : start + EVAL_CHUNK]
+            batch = stack_tasks(part, model.embedding.num_embeddings)
+            with torch.enable_grad():
+                stacked = adapt_with_rates(stacked_with_rates(metasgd, batch, len(part), detach=True), batch, inner_steps, 0.0, False)
+            with torch.no_grad():
+                chunks.append(unstack_scores(batch, stacked(batch.query_rows, batch.query_mask, batch.query_steps, 0.0, False)[0].detach()))
+        return torch.cat(chunks)
