@@ -68,6 +68,9 @@ PARAMS: dict[str, Param] = {
     "weighting": Param.choice(*POSITION_WEIGHTS),
     "weighting_score": Param.choice(*SCORE_DECAYS),
     "remind": Param.bool(),
+    # the checkpoint init (meta/inits.py): a GRURecommender file, and its sha256 recorded by expansion
+    "init_checkpoint": Param.path(exists=True, optional=True),
+    "init_checkpoint_sha256": Param("str", optional=True),
     # SASRec (baselines/sasrec.py)
     "n_blocks": Param.int(ge=1),
     "n_heads": Param.int(ge=1),

@@ -56,12 +56,31 @@ def _gru4rec_build(ctx) -> None:
     load_or_train_gru4rec(ctx)
 
 
+def _sasrec_key(config: RunConfig) -> str:
+    from baselines.gru4rec import cache_key
+    from baselines.sasrec import sasrec_params
+
+    return "sasrec/" + cache_key(config.dataset_hash, config.params_dict, config.seed, select=sasrec_params)
+
+
+def _sasrec_build(ctx) -> None:
+    from baselines.sasrec import load_or_train_sasrec
+
+    load_or_train_sasrec(ctx)
+
+
 PREREQUISITES: dict[str, Prerequisite] = {
     "gru4rec": Prerequisite(
         methods=frozenset({"gru4rec", "gru4rec-finetune"}),
         inits=frozenset({"gru4rec", "gru4rec-frozen-embed"}),
         key=_gru4rec_key,
         build=_gru4rec_build,
+    ),
+    "sasrec": Prerequisite(
+        methods=frozenset({"sasrec", "sasrec-finetune"}),
+        inits=frozenset(),
+        key=_sasrec_key,
+        build=_sasrec_build,
     ),
 }
 
