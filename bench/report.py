@@ -592,6 +592,10 @@ def _tables_from_args(args: argparse.Namespace) -> list[LeaderboardTable]:
 
 
 def _report_command(args: argparse.Namespace) -> int:
+    if args.html:  # the one-file HTML page (bench/html.py)
+        from bench.html import write_html_report
+
+        return write_html_report(args)
     print_report(_tables_from_args(args))
     return 0
 
@@ -609,6 +613,10 @@ def _export_command(args: argparse.Namespace) -> int:
     else:
         atomic_write_text(Path(args.out), text)
         print(f"wrote {args.out} ({len(tables)} table(s), {args.format})")
+    if args.figures:  # the figures and a figures.tex including them (bench/figures)
+        from bench.figures.cli import export_figures
+
+        export_figures(args, tables)
     return 0
 
 
@@ -626,6 +634,7 @@ def register(subparsers) -> None:
     report = subparsers.add_parser(
         "report", parents=[common], help="print the leaderboard: means with 95%% CIs, paired comparisons vs a reference",
     )
+    report.add_argument("--html", default=None, metavar="FILE", help="write one self-contained HTML page (tables, figures, provenance) instead")
     report.set_defaults(func=_report_command)
 
     export = subparsers.add_parser("export", parents=[common], help="write the leaderboard as LaTeX (booktabs), markdown or CSV")
@@ -633,4 +642,5 @@ def register(subparsers) -> None:
     export.add_argument("--out", default=None, help="output file, written atomically (default or '-': stdout)")
     export.add_argument("--caption", default=None, help="LaTeX caption (LaTeX markup allowed; default describes the table)")
     export.add_argument("--label", default=None, help="LaTeX \\label (suffixed per table when there are several)")
+    export.add_argument("--figures", default=None, metavar="DIR", help="also write the figures there and DIR/figures.tex (\\includegraphics and captions)")
     export.set_defaults(func=_export_command)

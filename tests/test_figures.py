@@ -175,7 +175,7 @@ def test_forest_points_are_the_question_differences(drawn, inputs):
     lines = _lines(drawn["questions-forest"].figure, "forest|")
     assert len(lines) == 2 * len(inputs.questions)  # the missing question draws no point
     point = lines[f"forest|tiny|2|{MAIN.a}|{MAIN.b}"]
-    np.testing.assert_allclose(point.get_xdata(), [3.0])  # diff 0.03 in percentage points
+    np.testing.assert_allclose(np.asarray(point.get_xdata(), dtype=float), [3.0])  # diff 0.03 in percentage points
 
 
 def test_paired_bars_are_the_sorted_per_episode_differences(drawn, inputs):
@@ -230,3 +230,105 @@ def test_cli_plot_bad_selection_exits_2_and_writes_nothing(store, tmp_path, caps
     out = tmp_path / "figs"
     assert main(["plot", "--results", str(results), "--dataset", "nope", "--out", str(out)]) == 2
     assert "no complete runs" in capsys.readouterr().err and not out.exists()
+
+
+# ------------------------------------------------------------------------------ LaTeX figures
+
+
+def test_export_latex_figures_writes_figures_tex_including_each_drawn_figure(store, tmp_path, monkeypatch, capsys):
+    data_dir, grid, results = store
+    monkeypatch.setenv("BENCH_DATA_DIR", str(data_dir))
+    monkeypatch.chdir(tmp_path)  # figures.tex names the folder as given: relative to where LaTeX runs
+    argv = ["export", "latex", "--results", str(results), "--grid", str(grid), "--out", "table.tex", "--figures", "figs"]
+    assert main(argv) == 0
+    tex = (tmp_path / "figs" / "figures.tex").read_text()
+    included = re.findall(r"\\includegraphics\[width=\\linewidth\]\{([^}]+)\}", tex)
+    # no question is answered for this grid (it declares none), so the forest and per-episode figures are skipped
+    assert included == ["figs/curves", "figs/accuracy-vs-k", "figs/dataset-diagnostics"]
+    assert all((tmp_path / f"{path}.pdf").is_file() for path in included)
+    assert tex.count(r"\caption{") == 3 and r"\label{fig:curves}" in tex and r"\begin{figure*}" in tex
+    assert "−" not in tex and "%" not in tex.replace(r"\%", "").split("\n", 2)[2]  # signs and percent escaped for LaTeX
+    assert "skipped questions-forest" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine here; the test above checks the structure")
+def test_figures_tex_compiles_with_pdflatex(drawn, tmp_path):
+    import subprocess
+
+    from bench.figures import figures_tex, write_figures
+
+    written = write_figures(drawn, tmp_path / "figs")
+    (tmp_path / "figures.tex").write_text(figures_tex(written, "figs"))
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass[twocolumn]{article}\n\\usepackage{graphicx}\n\\begin{document}\n\\input{figures.tex}\n\\end{document}\n"
+    )
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
+# ---------------------------------------------------------------------------------- HTML page
+
+
+class _Page(HTMLParser):
+    """Collects what the structure test checks: tags, images, links, section ids."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.sections: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        for name in ("href", "src", "action", "data"):
+            if name in attrs and tag != "img":
+                self.links.append(attrs[name])
+        if tag == "section":
+            self.sections.append(attrs.get("id"))
+
+
+def _parse(text: str) -> _Page:
+    page = _Page()
+    page.feed(text)
+    return page
+
+
+def _decoded_svgs(images: list[str]) -> list[ET.Element]:
+    roots = []
+    for src in images:
+        assert src.startswith("data:image/svg+xml;base64,"), src[:60]
+        roots.append(ET.fromstring(base64.b64decode(src.split(",", 1)[1], validate=True)))
+    return roots
+
+
+def test_html_page_is_self_contained_with_every_section(inputs, drawn):
+    from bench.html import html_page
+
+    text = html_page(inputs, drawn)
+    page = _parse(text)
+    assert page.sections == ["questions", "leaderboard", "figures", "datasets", "provenance"]
+    # 2 question tables + 2 leaderboards (K=2, K=4) + 4 dataset tables (version, counts, summaries, diagnostics) + provenance
+    assert page.tags.count("table") == 9
+    assert all(root.tag.endswith("svg") for root in _decoded_svgs(page.images)) and len(page.images) == len(FIGURE_NAMES)
+    assert all(link.startswith("#") for link in page.links), page.links  # in-page anchors only
+    assert re.search(r"(?i)https?://|<script|@import|url\(", text) is None
+    assert "Does a warm start help MAML?" in text and "missing: no runs of cell x" in text
+    assert all(run["hash"][:12] in text for run in inputs.results.runs)  # every run's provenance row
+    assert "diagnostics.support_signal.ratio" in text and "torch" in text
+
+
+def test_cli_report_html(store, tmp_path, monkeypatch, capsys):
+    data_dir, grid, results = store
+    monkeypatch.setenv("BENCH_DATA_DIR", str(data_dir))
+    out = tmp_path / "report.html"
+    assert main(["report", "--results", str(results), "--grid", str(grid), "--html", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    page = _parse(out.read_text())
+    assert len(_decoded_svgs(page.images)) == 3  # no answered question: forest and per-episode figures say why instead
+    assert "Figure questions-forest not drawn" in out.read_text()
+    assert main(["report", "--results", str(results), "--html", str(tmp_path / "x.html"), "--reference", "nope:few-shot"]) == 2
+    assert not (tmp_path / "x.html").exists()

@@ -80,11 +80,12 @@ def load_inputs(
     metric: str = DEFAULT_METRIC,
     reference: str | None = DEFAULT_REFERENCE,
     tables: list[LeaderboardTable] | None = None,
+    require_reference: bool = False,
 ) -> PlotInputs:
     """Everything a figure or the HTML page reads; ``tables``: the leaderboard already computed for this selection."""
     results = select_results(results_dir, grid, dataset)
     if tables is None:
-        tables = leaderboard(results, reference=reference, metric=metric, dataset=dataset)
+        tables = leaderboard(results, reference=reference, metric=metric, dataset=dataset, require_reference=require_reference)
     questions, notice = declared_questions(results, grid, metric)
     manifests = read_manifests((run["config"]["dataset"] for run in results.runs), data_dir)
     return PlotInputs(results, Path(results_dir), tuple(tables), questions, notice, manifests, metric, grid)
