@@ -34,11 +34,11 @@ td { white-space: nowrap; }
 th { text-align: left; border-bottom: 1.5px solid var(--ink); vertical-align: bottom; }
 td.r, th.r { text-align: right; }
 .side { display: flex; flex-wrap: wrap; gap: 0 2rem; align-items: flex-start; }
-td.wrap { max-width: 32rem; white-space: normal; overflow-wrap: anywhere; }
+td.wrap { white-space: normal; min-width: 13rem; max-width: 30rem; overflow-wrap: break-word; }
 tr.reference td { font-style: italic; background: #f6f6f6; }
 .ci { color: var(--dim); font-size: .92em; }
 .pos { color: var(--pos); font-weight: 600; } .neg { color: var(--neg); font-weight: 600; } .sig { font-weight: 600; }
-td .ci { display: block; font-size: .85em; }
+td .ci { display: block; font-size: .85em; } td .notice { font-size: 1em; }
 code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: .9em; }
 figure { margin: 1rem 0 1.6rem; } figure img { display: block; max-width: 100%; height: auto; }
 figure.wide img { width: 100%; } figure.narrow img { width: min(100%, 560px); }
@@ -48,7 +48,7 @@ dl.kv dt { color: var(--dim); } dl.kv dd { margin: 0; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10pt; }
   nav { display: none; } .scroll { overflow: visible; }
-  h2 { break-after: avoid; } figure, tr, .keep { break-inside: avoid; }
+  h2, h3 { break-after: avoid; } figure, tr, .keep { break-inside: avoid; }
   table { font-size: 7.5pt; }
 }
 """
@@ -80,8 +80,8 @@ def _notes(notes) -> str:
 def questions_section(inputs: PlotInputs) -> str:
     if not inputs.questions:
         return f'<p class="notice">No declared questions answered: {_e(inputs.questions_notice or "none")}.</p>'
-    headers = [("Question", "l wrap"), ("A − B", "l"), ("Δ (95% CI)", "r"), ("Holm p", "r"), ("MDE", "r"), ("W/T/L", "r"),
-               ("Episodes · learners · seeds", "r"), ("Verdict", "l")]
+    headers = [("Question", "l wrap"), ("A − B", "l"), ("Δ (CI)", "r"), ("Holm p", "r"), ("MDE", "r"), ("W/T/L", "r"),
+               ("Episodes, learners, seeds", "r"), ("Verdict", "l wrap")]
     out = []
     for table in inputs.questions:
         rows = []
@@ -90,12 +90,12 @@ def questions_section(inputs: PlotInputs) -> str:
             if row.status != "ok":
                 diff, p, mde, wtl = f'<span class="notice">{_e(row.status)}: {_e(row.detail)}</span>', "—", "—", "—"
             else:
-                sign = "pos" if row.p_holm < 0.05 and row.diff > 0 else "neg" if row.p_holm < 0.05 and row.diff < 0 else ""
-                diff = (f'<span class="{sign}">{_e(format_diff(m, row.diff))}</span> '
+                # no colour here: whether a difference is claimed is the verdict's to say (seeds, signs, Holm)
+                diff = (f'{_e(format_diff(m, row.diff))} '
                         f'<span class="ci">[{_e(format_diff(m, row.ci_low))}, {_e(format_diff(m, row.ci_high))}]</span>')
                 p, mde, wtl = _e(format_p(row.p_holm)), "±" + _e(format_value(m, row.mde)), f"{row.wins}/{row.ties}/{row.losses}"
             rows.append([
-                _e(row.question.question), f'<span class="mono">{_e(row.question.a)} − {_e(row.question.b)}</span>',
+                _e(row.question.question), f'<span class="mono">{_e(row.question.a)}<br>− {_e(row.question.b)}</span>',
                 diff, p, mde, wtl, f"{row.n_episodes} · {row.n_learners} · {row.n_seeds}", _e(row.verdict),
             ])
         title = f"{table.dataset} · K={table.K} · Q={table.Q} · {METRIC_LABELS.get(table.metric, table.metric)}"

@@ -318,7 +318,7 @@ def test_html_page_is_self_contained_with_every_section(inputs, drawn):
     assert re.search(r"(?i)https?://|<script|@import|url\(", text) is None
     assert "Does a warm start help MAML?" in text and "missing: no runs of cell x" in text
     assert all(run["hash"][:12] in text for run in inputs.results.runs)  # every run's provenance row
-    assert "diagnostics.support_signal.ratio" in text and "torch" in text
+    assert ">diagnostics</th>" in text and "support_signal.ratio" in text and "torch" in text
 
 
 def test_cli_report_html(store, tmp_path, monkeypatch, capsys):

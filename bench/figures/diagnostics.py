@@ -37,7 +37,7 @@ def _label_share(ax, name, diag, colour) -> bool:
 
 def _support_signal(ax, name, diag, colour, index, n) -> bool:
     signal = diag.get("support_signal") or {}
-    if not {"own", "shuffled"} <= set(signal):
+    if signal.get("own") is None or signal.get("shuffled") is None:
         return False
     width = 0.8 / n
     x = np.array([0.0, 1.0]) + (index - (n - 1) / 2) * width
@@ -45,7 +45,7 @@ def _support_signal(ax, name, diag, colour, index, n) -> bool:
     if signal.get("ratio") is not None:
         ax.annotate(f"×{signal['ratio']:.2f}", (x[0], 100 * signal["own"]), ha="center", va="bottom", fontsize=6.5)
     ax.set_xticks([0, 1], ["own support", "shuffled support"])
-    ax.set_ylabel("support signal (%)")
+    ax.set_ylabel("query labels among support items (%)")
     ax.set_title("Support signal")
     return True
 
@@ -77,8 +77,8 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
     ]
     caption = (
         f"Dataset diagnostics for {', '.join(sorted(found))}: share of (prefix, label) pairs by prefix length; cumulative "
-        "share of labels taken by the most frequent items; how well a learner's own support pairs predict its query "
-        "labels compared with another learner's (shuffled) support, with their ratio."
+        "share of train labels taken by the most frequent items; share of test query labels found among the episode's "
+        "support items (not in the query's prefix), with the learner's own support and with another learner's (shuffled), and their ratio."
         + (f" Note: the dataset.json of {', '.join(stale)} is not the data version the runs used." if stale else "")
     )
     sources = "; ".join(f"{name}: dataset.json, content hash {inputs.manifests[name].get('content_hash', '?')[:12]}" for name in sorted(found))

@@ -11,11 +11,17 @@ from bench.figures.style import METRIC_LABELS, PALETTE, metric_scale, paper_styl
 from bench.report import ALPHA, format_p
 
 NAME = "questions-forest"
-ROW_HEIGHT = 0.42  # inches per question
+ROW_HEIGHT = 0.5  # inches per question
 
 
 def _finite(*values: float) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+def _label(question) -> str:
+    """The question in words, then A − B (on two lines when long, so the plot keeps its width)."""
+    sides = f"{question.a} − {question.b}" if len(question.a) + len(question.b) <= 44 else f"{question.a}\n− {question.b}"
+    return f"{wrap(question.question, 46)}\n{sides}"
 
 
 def draw(inputs: PlotInputs) -> Drawn | Skipped:
@@ -46,7 +52,7 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
                     va="center", fontsize=6.5,
                 )
             ax.axvline(0, color="0.2", lw=0.8, zorder=2)
-            ax.set_yticks(ys, [f"{wrap(row.question.question, 46)}\n{row.question.a} − {row.question.b}" for row in table.rows])
+            ax.set_yticks(ys, [_label(row.question) for row in table.rows])
             ax.set_ylim(-0.7, len(table.rows) - 0.3)
             ax.grid(axis="y", visible=False)
             ax.set_title(f"{table.dataset} · K={table.K} · Q={table.Q}")

@@ -56,7 +56,7 @@ def declared_questions(results: Results, grid: str | None, metric: str) -> tuple
     questions = questions_for(grid)
     if not questions:
         return (), f"grid {grid!r} declares no questions ([[compare]] blocks)"
-    return tuple(answer_questions(results, questions, metric)), None
+    return tuple(answer_questions(results, questions, metric, grid=grid)), None
 
 
 def read_manifests(names, data_dir: str | Path | None) -> dict[str, dict]:

@@ -47,6 +47,8 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
             colours = np.where(np.abs(values) <= TIE_ATOL * scale, TIE, np.where(values > 0, WIN, LOSS))
             ax.bar(np.arange(1, len(values) + 1), values, width=1.0, color=colours, linewidth=0, gid=f"paired|{table.dataset}|{table.K}")
             ax.axhline(0, color="0.2", lw=0.6)
+            tied = np.flatnonzero(colours == TIE) + 1
+            ax.plot(tied, np.zeros(len(tied)), ls="none", marker="|", ms=6, color=TIE, zorder=3)  # a tie has no bar to see
             if len(values):
                 ax.axhline(values.mean(), color="0.2", ls="--", lw=0.8, label=f"mean {values.mean():+.2f}")
             wins, ties = int((colours == WIN).sum()), int((colours == TIE).sum())
