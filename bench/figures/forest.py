@@ -11,7 +11,7 @@ from bench.figures.style import METRIC_LABELS, PALETTE, metric_scale, paper_styl
 from bench.report import ALPHA, format_p
 
 NAME = "questions-forest"
-ROW_HEIGHT = 0.5  # inches per question
+LINE_HEIGHT = 0.14  # inches per line of a question's label (8 pt text plus leading)
 
 
 def _finite(*values: float) -> bool:
@@ -29,8 +29,10 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
     if not tables:
         return Skipped(f"no answered questions: {inputs.questions_notice or 'the grid declares none'}")
     n_rows = max(len(table.rows) for table in tables)
+    n_lines = max(_label(row.question).count("\n") + 1 for table in tables for row in table.rows)
+    row_height = max(0.42, LINE_HEIGHT * n_lines + 0.1)  # labels of neighbouring rows never overlap
     with paper_style():
-        figure, axes = panels(len(tables), max_cols=1, height=0.55 + ROW_HEIGHT * n_rows, wide=True)
+        figure, axes = panels(len(tables), max_cols=1, height=0.55 + row_height * n_rows, wide=True)
         for ax, table in zip(axes, tables):
             scale, _, unit = metric_scale(table.metric)
             ys = list(range(len(table.rows)))[::-1]  # the first question on top
