@@ -34,6 +34,7 @@ RC = {
     "legend.frameon": False,
     "pdf.fonttype": 42,  # TrueType in the PDF: text stays text, as journals ask
     "svg.fonttype": "path",  # the HTML page must not depend on the reader's fonts
+    "svg.hashsalt": "bench",  # the same figure gives the same SVG ids
     "savefig.bbox": "tight",
     "savefig.pad_inches": 0.02,
     "figure.dpi": 100,
