@@ -10,13 +10,16 @@ from __future__ import annotations
 import base64
 import html
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 from bench.atomic import atomic_write_text
 from bench.figures import Drawn, Skipped, close, draw_all, svg_bytes
 from bench.figures.inputs import PlotInputs, load_inputs
-from bench.report import DAGGER, METRIC_LABELS, _display_rows, _headers, format_diff, format_p, format_value
+from bench.report import ALPHA, DAGGER, METRIC_LABELS, PERCENT_METRICS, _Cell, _display_rows, _headers, format_diff, format_p, format_value
 
 CSS = """
 :root { --ink: #1d1d1f; --dim: #666; --rule: #d0d0d0; --pos: #00734d; --neg: #b13c00; }
@@ -74,36 +77,58 @@ def _notes(notes) -> str:
     return "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
 
 
-# ------------------------------------------------------------------------------------- sections
+# ------------------------------------------------------------------ columns (the renderers' shape)
+# Same fields as bench/render/cells.py's Column, leaderboard_columns and question_columns, which
+# replace these three where the renderers have moved there.
 
 
-def questions_section(inputs: PlotInputs) -> str:
-    if not inputs.questions:
-        return f'<p class="notice">No declared questions answered: {_e(inputs.questions_notice or "none")}.</p>'
-    headers = [("Question", "l wrap"), ("A − B", "l"), ("Δ (CI)", "r"), ("Holm p", "r"), ("MDE", "r"), ("W/T/L", "r"),
-               ("Episodes, learners, seeds", "r"), ("Verdict", "l wrap")]
-    out = []
-    for table in inputs.questions:
-        rows = []
-        for row in table.rows:
-            m = row.metric
-            if row.status != "ok":
-                diff, p, mde, wtl = f'<span class="notice">{_e(row.status)}: {_e(row.detail)}</span>', "—", "—", "—"
-            else:
-                # no colour here: whether a difference is claimed is the verdict's to say (seeds, signs, Holm)
-                diff = (f'{_e(format_diff(m, row.diff))} '
-                        f'<span class="ci">[{_e(format_diff(m, row.ci_low))}, {_e(format_diff(m, row.ci_high))}]</span>')
-                p, mde, wtl = _e(format_p(row.p_holm)), "±" + _e(format_value(m, row.mde)), f"{row.wins}/{row.ties}/{row.losses}"
-            rows.append([
-                _e(row.question.question), f'<span class="mono">{_e(row.question.a)}<br>− {_e(row.question.b)}</span>',
-                diff, p, mde, wtl, f"{row.n_episodes} · {row.n_learners} · {row.n_seeds}", _e(row.verdict),
-            ])
-        title = f"{table.dataset} · K={table.K} · Q={table.Q} · {METRIC_LABELS.get(table.metric, table.metric)}"
-        out.append(f"<h3>{_e(title)}</h3>" + _table(headers, rows) + _notes(table.notes))
-    return "".join(out)
+@dataclass(frozen=True)
+class Column:
+    """One displayed column: the shape every renderer formats (cells are bench.report's display cells)."""
+
+    key: str
+    header: str
+    align: str  # "l" or "r"
+    cells: tuple
 
 
-def _leaderboard_cell(cell) -> str:
+def leaderboard_columns(table) -> list[Column]:
+    """The leaderboard's columns exactly as the terminal/LaTeX/markdown renderers display them."""
+    rows = _display_rows(table)
+    return [Column(header, header, align, tuple(row[j] for row in rows)) for j, (header, align) in enumerate(_headers(table))]
+
+
+def question_columns(table, alpha: float = ALPHA) -> list[Column]:
+    """The Questions table: one row per declared question, A − B on the same test episodes."""
+    m = table.metric
+    question, diff, p, wtl, mde, n, verdict = ([] for _ in range(7))
+    for r in table.rows:
+        ok = r.status == "ok"
+        significant = ok and r.p_holm < alpha
+        question.append(_Cell(r.question.question, f"{r.question.a} − {r.question.b}", numeric=False))
+        ci = f"[{format_diff(m, r.ci_low)}, {format_diff(m, r.ci_high)}]" if ok else ""
+        diff.append(_Cell(format_diff(m, r.diff) if ok else "—", ci, significant=significant, dagger=significant,
+                          sign=int(np.sign(r.diff)) if ok and np.isfinite(r.diff) else 0))
+        p.append(_Cell(format_p(r.p_holm) if ok else "—", significant=significant))
+        wtl.append(_Cell(f"{r.wins}/{r.ties}/{r.losses}" if ok else "—"))
+        mde.append(_Cell(format_value(m, r.mde) if ok else "—"))
+        n.append(_Cell(f"{r.n_episodes} · {r.n_learners} · {r.n_seeds}" if ok else "—"))
+        verdict.append(_Cell(r.verdict if ok else (r.verdict or "not answered"), "" if ok else f"{r.status}: {r.detail}", numeric=False))
+    return [
+        Column("question", "Question (A − B)", "l", tuple(question)),
+        Column("delta", f"Δ {METRIC_LABELS[m]}{' %' if m in PERCENT_METRICS else ''} (CI)", "r", tuple(diff)),
+        Column("p", "Holm p", "r", tuple(p)),
+        Column("wtl", "W/T/L", "r", tuple(wtl)),
+        Column("mde", "MDE", "r", tuple(mde)),
+        Column("n", "Episodes · learners · seeds", "r", tuple(n)),
+        Column("verdict", "Verdict", "l", tuple(verdict)),
+    ]
+
+
+PROSE_KEYS = frozenset({"question", "verdict"})  # wrapped at spaces; every other column stays on one line
+
+
+def _cell_html(cell) -> str:
     text = _e(cell.text)
     if cell.emphasis == "best":
         text = f"<strong>{text}</strong>"
@@ -118,12 +143,30 @@ def _leaderboard_cell(cell) -> str:
     return text
 
 
+def _columns_table(columns: list[Column], row_classes: list[str] | None = None) -> str:
+    headers = [(c.header, f"{c.align}{' wrap' if c.key in PROSE_KEYS else ''}") for c in columns]
+    rows = [[_cell_html(c.cells[i]) for c in columns] for i in range(len(columns[0].cells))] if columns else []
+    return _table(headers, rows, row_classes)
+
+
+# ------------------------------------------------------------------------------------- sections
+
+
+def questions_section(inputs: PlotInputs) -> str:
+    if not inputs.questions:
+        return f'<p class="notice">No declared questions answered: {_e(inputs.questions_notice or "none")}.</p>'
+    out = []
+    for table in inputs.questions:
+        title = f"{table.dataset} · K={table.K} · Q={table.Q} · {METRIC_LABELS.get(table.metric, table.metric)}"
+        out.append(f"<h3>{_e(title)}</h3>" + _columns_table(question_columns(table)) + _notes(table.notes))
+    return "".join(out)
+
+
 def leaderboard_section(inputs: PlotInputs) -> str:
     out = []
     for table in inputs.tables:
-        rows = [[_leaderboard_cell(c) for c in cells] for cells in _display_rows(table)]
         classes = ["reference" if ref else "" for ref in table.rows["is_reference"]]
-        out.append(f"<h3>{_e(table.title)}</h3>" + _table(_headers(table), rows, classes) + _notes(table.notes))
+        out.append(f"<h3>{_e(table.title)}</h3>" + _columns_table(leaderboard_columns(table), classes) + _notes(table.notes))
     return "".join(out)
 
 
