@@ -45,7 +45,7 @@ def _support_signal(ax, name, diag, colour, index, n) -> bool:
     if signal.get("ratio") is not None:
         ax.annotate(f"×{signal['ratio']:.2f}", (x[0], 100 * signal["own"]), ha="center", va="bottom", fontsize=6.5)
     ax.set_xticks([0, 1], ["own support", "shuffled support"])
-    ax.set_ylabel("query labels among support items (%)")
+    ax.set_ylabel("query labels in support (%)")
     ax.set_title("Support signal")
     return True
 
@@ -76,7 +76,8 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
         if inputs.manifests[name].get("content_hash") not in {r["config"].get("dataset_hash") for r in inputs.results.runs if r["config"]["dataset"] == name}
     ]
     caption = (
-        f"Dataset diagnostics for {', '.join(sorted(found))}: share of (prefix, label) pairs by prefix length; cumulative "
+        f"Dataset diagnostics for {', '.join(sorted(found))}: share of (prefix, label) pairs by stored prefix length (the "
+        "last length also holds the prefixes cut to it); cumulative "
         "share of train labels taken by the most frequent items; share of test query labels found among the episode's "
         "support items (not in the query's prefix), with the learner's own support and with another learner's (shuffled), and their ratio."
         + (f" Note: the dataset.json of {', '.join(stale)} is not the data version the runs used." if stale else "")
