@@ -24,6 +24,7 @@ data: $(STAMP)
 
 bench: data
 	$(BIN)/python -m bench run --grid $(GRID) --jobs $(JOBS)
+	$(BIN)/python -m bench report --grid $(GRID) --html results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -15,7 +15,7 @@ import warnings
 from bench.errors import BenchError
 
 # Modules that contribute commands; a module that is missing is skipped so partial checkouts work.
-COMMAND_MODULES = ["bench.data.cli", "bench.run_cli", "bench.report", "bench.perf"]
+COMMAND_MODULES = ["bench.data.cli", "bench.run_cli", "bench.report", "bench.perf", "bench.figures.cli"]
 
 
 def default_data_dir() -> str:

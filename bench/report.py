@@ -409,6 +409,11 @@ def dataset_header(tables: list[LeaderboardTable], data_dir) -> list[str]:
 def _report_command(args: argparse.Namespace) -> int:
     from bench.render.terminal import print_report
 
+    if args.html:  # the one-file HTML page (bench/html.py)
+        from bench.html import write_html_report
+
+        return write_html_report(args)
+
     results = _results_from_args(args)
     tables = _tables_from_args(args, results)
     print_report(tables, questions=questions_from_args(args, results), wide=args.wide, header=dataset_header(tables, args.data_dir))
@@ -442,6 +447,10 @@ def _export_command(args: argparse.Namespace) -> int:
         for name, body in extra.items():
             atomic_write_text(out.with_suffix(f".{name}.csv"), body)
         print(f"wrote {args.out} ({len(tables)} table(s), {args.format}{', with the Questions' if questions else ''})")
+    if args.figures:  # the figures and a figures.tex including them (bench/figures)
+        from bench.figures.cli import export_figures
+
+        export_figures(args, tables)
     return 0
 
 
@@ -467,6 +476,7 @@ def register(subparsers) -> None:
         "report", parents=[common], help="print the leaderboard: means with 95%% CIs, paired comparisons vs a reference",
     )
     report.add_argument("--wide", action="store_true", help="every column, even beyond the terminal's width (default: the columns that fit)")
+    report.add_argument("--html", default=None, metavar="FILE", help="write one self-contained HTML page (tables, figures, provenance) instead")
     report.set_defaults(func=_report_command)
 
     export = subparsers.add_parser("export", parents=[common], help="write the leaderboard as LaTeX (booktabs), markdown or CSV")
@@ -480,4 +490,5 @@ def register(subparsers) -> None:
                         help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, delta, p, wtl, episodes, seeds, seed-sd, train-s")
     export.add_argument("--all-columns", action="store_true", help="LaTeX: every column (wider than a page; see --scale)")
     export.add_argument("--scale", action="store_true", help="LaTeX: shrink the table to the layout's width with \\resizebox (needs graphicx)")
+    export.add_argument("--figures", default=None, metavar="DIR", help="also write the figures there and DIR/figures.tex (\\includegraphics and captions)")
     export.set_defaults(func=_export_command)

@@ -32,9 +32,9 @@ class RecordingDataset:
             frame = frame.assign(label=np.random.default_rng(1).permutation(frame["label"].to_numpy()))
         return frame
 
-    def episodes(self, split: str, K: int, Q: int) -> pd.DataFrame:
+    def episodes(self, split: str, K: int, Q: int, population_K: int | None = None) -> pd.DataFrame:
         self.reads.add(("episodes", split))
-        frame = self._dataset.episodes(split, K, Q)
+        frame = self._dataset.episodes(split, K, Q, population_K)
         return shuffle_query_labels(frame) if split in self.shuffled else frame
 
 
