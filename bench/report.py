@@ -432,7 +432,8 @@ def _export_command(args: argparse.Namespace) -> int:
         text = latex.to_latex(tables, caption=args.caption, label=args.label, columns=columns, all_columns=args.all_columns,
                               layout=args.layout, scale=args.scale, questions=questions)
     elif args.format == "markdown":
-        text = markdown.questions_to_markdown(questions) + markdown.to_markdown(tables)
+        header = "".join(f"{line}  \n" for line in dataset_header(tables, args.data_dir))
+        text = (header + "\n" if header else "") + markdown.questions_to_markdown(questions) + markdown.to_markdown(tables)
     else:
         text = csv.to_csv(tables)
         if questions:  # a second table cannot share a CSV file: it goes beside it
