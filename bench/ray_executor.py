@@ -180,9 +180,12 @@ def _run_task(config: RunConfig, dataset_files: dict, threads: int, device: str,
     cache = _scratch_cache(list(shipped))
 
     def progress(run_hash: str, phase: str, done: int, total: int) -> None:
+        # Fire and forget: Queue.put_nowait would ray.get() the actor's answer, and a task blocked in
+        # ray.get gives its CPU back to the scheduler, which then starts another run on it (2 cores
+        # ran 3 runs). A full or lost queue must never fail a run either.
         try:
-            queue.put_nowait((run_hash, phase, done, total))
-        except Exception:  # a full or lost progress queue must never fail a run
+            queue.actor.put_nowait.remote((run_hash, phase, done, total))
+        except Exception:
             pass
 
     try:
