@@ -137,16 +137,22 @@ def questions_for(grid_name: str) -> tuple[Question, ...]:
 GRU4REC_METHODS = frozenset({"gru4rec", "gru4rec-finetune"})
 
 
+def uses_gru4rec(method: str | None, init: str | None) -> bool:
+    """Whether a run of ``method`` from ``init`` is, fine-tunes or starts from its seed's trained GRU4Rec
+    (the statistics pair seeds on it; the Ray executor trains it first, as a prerequisite task)."""
+    from baselines.gru4rec import pretrained_gru4rec
+    from meta.inits import INITS
+
+    return method in GRU4REC_METHODS or (init in INITS and INITS[init].build is pretrained_gru4rec)
+
+
 def shared_prerequisite(config: dict) -> str | None:
     """The GRU4Rec weights a run starts from, as (dataset version, GRU4Rec params, seed), or None.
 
     Two runs with the same key used the very same trained GRU4Rec, so their seeds are paired."""
-    from baselines.gru4rec import gru4rec_params, pretrained_gru4rec
-    from meta.inits import INITS
+    from baselines.gru4rec import gru4rec_params
 
-    init = config.get("init")
-    uses = config.get("method") in GRU4REC_METHODS or (init in INITS and INITS[init].build is pretrained_gru4rec)
-    if not uses:
+    if not uses_gru4rec(config.get("method"), config.get("init")):
         return None
     params = gru4rec_params(config.get("params") or {})
     return json.dumps([config.get("dataset_hash"), params, config.get("seed")], sort_keys=True, default=str)

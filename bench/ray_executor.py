@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.atomic import atomic_write
 from bench.grid import RunConfig
+from bench.questions import uses_gru4rec
 from bench.runner import Outcome, Progress, _one_line, compute_run, start_record, write_error
 from bench.store import Store
 
@@ -38,8 +39,7 @@ _LOCAL_TMP = "bench-ray"
 class Prerequisite:
     """Shared weights some runs start from: which runs need them, their cache key, how to build them."""
 
-    methods: frozenset[str]
-    inits: frozenset[str]
+    needs: Callable[[RunConfig], bool]
     key: Callable[[RunConfig], str]
     build: Callable[[object], object]  # build(ctx): trains into ctx.cache_dir, or finds it there
 
@@ -71,14 +71,12 @@ def _sasrec_build(ctx) -> None:
 
 PREREQUISITES: dict[str, Prerequisite] = {
     "gru4rec": Prerequisite(
-        methods=frozenset({"gru4rec", "gru4rec-finetune"}),
-        inits=frozenset({"gru4rec", "gru4rec-frozen-embed"}),
+        needs=lambda config: uses_gru4rec(config.method, config.init),
         key=_gru4rec_key,
         build=_gru4rec_build,
     ),
     "sasrec": Prerequisite(
-        methods=frozenset({"sasrec", "sasrec-finetune"}),
-        inits=frozenset(),
+        needs=lambda config: config.method in {"sasrec", "sasrec-finetune"},
         key=_sasrec_key,
         build=_sasrec_build,
     ),
@@ -90,7 +88,7 @@ def prerequisites_of(config: RunConfig) -> list[tuple[str, str]]:
     return [
         (name, prereq.key(config))
         for name, prereq in PREREQUISITES.items()
-        if config.method in prereq.methods or (config.init or "") in prereq.inits
+        if prereq.needs(config)
     ]
 
 

@@ -202,7 +202,6 @@ def _leaderboard_table(
     n_resamples: int,
     confidence: float,
     seed: int,
-    alpha: float,
 ) -> LeaderboardTable | None:
     """The table of one (dataset, data version, K, Q); None when no row has a complete episode."""
     dataset, dataset_hash, K, Q = (group[c].iloc[0] for c in ("dataset", "dataset_hash", "K", "Q"))
@@ -298,7 +297,6 @@ def leaderboard(
     n_resamples: int = stats.N_RESAMPLES,
     confidence: float = stats.CONFIDENCE,
     seed: int = 0,
-    alpha: float = ALPHA,
     allow_mixed_code: bool = False,
 ) -> list[LeaderboardTable]:
     """Leaderboard tables from ``results`` (``bench.store.Results`` or its episodes DataFrame).
@@ -324,7 +322,7 @@ def leaderboard(
     groups = episodes.groupby(["dataset", "dataset_hash", "K", "Q"], sort=True)
     versions = episodes.groupby("dataset")["dataset_hash"].nunique()
     for (name, _, _, _), group in groups:
-        table = _leaderboard_table(group, runs_by_hash, metric, ref_key, n_resamples, confidence, seed, alpha)
+        table = _leaderboard_table(group, runs_by_hash, metric, ref_key, n_resamples, confidence, seed)
         if table is None:
             continue
         if versions[name] > 1:
