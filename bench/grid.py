@@ -2,7 +2,8 @@
 
 A grid file declares ``datasets``, ``seeds``, ``shots`` (a list of {K, Q}), global ``[params]``
 (applied to every method that has the parameter) and ``[[cells]]``: a method, its init(s), and
-optional ``params`` (fixed) and ``sweep`` (key -> list of values, one cell per value). A run is one
+optional ``params`` (fixed) and ``sweep`` (key -> list of values, one cell per value); or
+``extends = "NAME"`` and only what differs from that preset. A run is one
 (dataset, cell, seed, K, Q) with every parameter resolved; its content hash names its folder.
 """
 
@@ -146,6 +147,29 @@ def _grid_problems(raw: dict, where: str) -> list[str]:
     return problems
 
 
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise BenchError(f"grid file {path} is not valid TOML: {err}", "fix the file") from None
+
+
+def _extend(raw: dict, where: str) -> dict:
+    """``extends = "NAME"``: the preset grid NAME's keys (its cells and questions too), each
+    replaced by this file's own where it declares it, except ``[params]``, which is merged key by
+    key (this file's values win). One level: the base may not itself extend."""
+    base_name = raw["extends"]
+    base_path = GRID_DIR / f"{base_name}.toml" if isinstance(base_name, str) else None
+    if base_path is None or not base_path.is_file():
+        raise BenchError(f"{where}: extends = {base_name!r} names no preset grid", f"choose one of {', '.join(available_grids())}")
+    base = _read_toml(base_path)
+    if "extends" in base:
+        raise BenchError(f"{where}: extends grid {base_name!r}, which itself extends {base['extends']!r}", "extend a grid that declares its own cells")
+    merged = {**{k: v for k, v in base.items() if k not in ("name", "description")}, **{k: v for k, v in raw.items() if k != "extends"}}
+    merged["params"] = {**base.get("params", {}), **raw.get("params", {})}
+    return merged
+
+
 def load_grid(name: str) -> Grid:
     """A grid by preset name (bench/grids/NAME.toml) or by path to a TOML file; its structure is
     checked here (every problem one line), its values by ``expand``."""
@@ -154,11 +178,10 @@ def load_grid(name: str) -> Grid:
         path = GRID_DIR / f"{name}.toml"
     if not path.is_file():
         raise BenchError(f"unknown grid {name!r}", f"choose one of {', '.join(available_grids())} or give a .toml path")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise BenchError(f"grid file {path} is not valid TOML: {err}", "fix the file") from None
+    raw = _read_toml(path)
     where = _source(path)
+    if "extends" in raw:
+        raw = _extend(raw, where)
     problems = _grid_problems(raw, where)
     if problems:
         raise BenchErrors(problems)
