@@ -24,13 +24,14 @@ from pathlib import Path
 import torch
 
 from bench.errors import BenchError
+from bench.projection import schedule
 from bench.threads import configure_threads
 
 DEFAULT_ENGINES = "per-task,batched,notebook"
 DEFAULT_ARMS = "anil,metasgd"  # measured beside MAML on each of --engines that implements them
 MEAN_LENGTH = 10.0  # prefix length 1 + geometric (mean about 10 by default), capped at 50: skewed short
 MAX_PREFIX = 50
-GRID_RUNS = 9  # full grid: 3 MAML inits x 3 seeds
+GRID_RUNS = 9  # the seed's MAML runs: 3 inits x 3 seeds (the whole `full` grid: `python -m bench project`)
 GRID_GRU4REC = 3  # GRU4Rec warm-start weights: one per seed, cached and shared by the gru4rec inits
 GRID_ITERATIONS = 3000
 GRID_VAL_EVERY = 100
@@ -245,14 +246,6 @@ def maml_run_seconds(tasks_per_s: float, eval_eps_per_s: float, meta_batch: int)
     return GRID_ITERATIONS * meta_batch / tasks_per_s, evaluation
 
 
-def schedule(durations: list[float], jobs: int) -> float:
-    """Wall time of independent jobs on ``jobs`` workers, longest first to the least loaded."""
-    workers = [0.0] * jobs
-    for duration in sorted(durations, reverse=True):
-        workers[workers.index(min(workers))] += duration
-    return max(workers)
-
-
 def project_grid(tasks_per_s: float, eval_eps_per_s: float, pairs_per_s: float | None, meta_batch: int, jobs: int = 2, extra_runs: tuple = ()) -> dict:
     """Projected wall time (s) of the full grid's 9 MAML runs + 3 GRU4Rec trainings (+ ``extra_runs``
     seconds, e.g. the maml-notebook runs) on ``jobs`` single-thread workers."""
@@ -434,8 +427,8 @@ def perf_command(args: argparse.Namespace) -> int:
     figures["grid_projection"] = projections
     for name, projection in projections.items():
         console.print(
-            f"PROJECTION (not measured) full grid, 9 MAML runs (3 inits x 3 seeds, 3000 iterations, validation every 100, "
-            f"test) + 3 GRU4Rec trainings, --jobs 2, engine {name}: {projection['wall_s'] / 3600:.2f} h "
+            f"PROJECTION (not measured, synthetic tasks) the seed's MAML runs only, 9 (3 inits x 3 seeds, 3000 iterations, "
+            f"validation every 100, test) + 3 GRU4Rec trainings, --jobs 2, engine {name}: {projection['wall_s'] / 3600:.2f} h "
             f"(per MAML run {projection['per_run_s'] / 60:.1f} min, of which evaluation {projection['per_run_eval_s'] / 60:.1f} min; "
             f"rates measured at {threads} thread(s) per process{'' if threads == 1 else ': rerun with --threads 1 for the --jobs 2 setting'})"
         )

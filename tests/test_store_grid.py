@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from bench.errors import BenchError
+from bench.errors import BenchError, BenchErrors
 from bench.grid import RunConfig, available_grids, expand, load_grid, parse_sets
 from bench.metrics import METRICS
 from bench.store import SCHEMA, Store, load_results
@@ -81,6 +81,30 @@ def test_full_grid_uses_the_seed_settings():
     assert params["inner_lr"] == 0.01 and params["inner_steps"] == 5 and params["outer_lr"] == 1e-3
     gru = [r for r in runs if r.method == "gru4rec"][0].params_dict
     assert (gru["embed_dim"], gru["hidden_dim"], gru["dropout"], gru["lr"], gru["batch_size"], gru["max_epochs"]) == (64, 128, 0.2, 1e-3, 256, 10)
+
+
+def test_full_short_is_full_at_defaults_budget_and_shares_defaults_runs():
+    full, short, default = (expand(load_grid(name), {"xuetangx-synth": "h"}) for name in ("full", "full-short", "default"))
+    strip = lambda r: (r.method, r.init, r.seed, tuple((k, v) for k, v in r.params if k not in ("meta_iterations", "val_every", "max_epochs")))
+    assert sorted(map(strip, short)) == sorted(map(strip, full))  # every arm, init, sweep and seed of full
+    budget = {(k, v) for r in short for k, v in r.params if k in ("meta_iterations", "val_every", "max_epochs")}
+    assert budget == {("meta_iterations", 200), ("val_every", 50), ("max_epochs", 3)}
+    assert {r.hash for r in default} <= {r.hash for r in short}  # seed 0 is default's runs, not re-run
+    assert load_grid("full-short").compare == load_grid("full").compare
+
+
+def test_extends_merges_params_and_replaces_what_the_file_declares(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('extends = "smoke"\nseeds = [7]\n[params]\nmeta_iterations = 3\n')
+    base, mine = load_grid("smoke"), load_grid(str(path))
+    assert mine.name == "mine" and mine.seeds == (7,) and mine.cells == base.cells and mine.shots == base.shots
+    assert mine.params == {**base.params, "meta_iterations": 3}
+    path.write_text('extends = "nope"\n')
+    with pytest.raises(BenchError, match="extends = 'nope' names no preset grid"):
+        load_grid(str(path))
+    path.write_text('extends = "smoke"\nseeds = []\n')
+    with pytest.raises(BenchErrors, match="seeds = \\[\\] must be a non-empty list"):
+        load_grid(str(path))
 
 
 def test_expand_hashes_are_stable_and_distinct():

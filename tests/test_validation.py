@@ -3,6 +3,8 @@ run that fails at run time reported in one line with its traceback in error.txt.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench.cli import main
@@ -170,3 +172,13 @@ def test_a_run_that_fails_at_run_time_is_one_summary_line_and_an_error_file(tiny
     from bench.store import load_results
 
     assert [r["cell"] for r in load_results(results).runs] == ["random"]  # the grid went on
+
+
+def test_bench_threads_must_be_a_count_and_empty_means_unset(monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_THREADS", "two")
+    assert main(["run", "--grid", "no-such-grid"]) == 2
+    assert capsys.readouterr().err.strip() == "error: BENCH_THREADS='two' is not a thread count (set it to a whole number such as 1 (0: the default), or unset it)"
+    monkeypatch.setenv("BENCH_THREADS", "")
+    assert main(["run", "--grid", "no-such-grid"]) == 2  # past the check: the grid is what is refused
+    assert "unknown grid 'no-such-grid'" in capsys.readouterr().err
+    assert "BENCH_THREADS" not in os.environ

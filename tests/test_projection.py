@@ -1,0 +1,77 @@
+"""`python -m bench project`: a grid's cost scaled from the measured runs of a cheaper grid."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from bench.errors import BenchError
+from bench.grid import expand, load_grid
+from bench.projection import project_grid, project_run, schedule
+from bench.store import EPISODE_COLUMNS, Store
+
+
+def _record(run, *, wall, train, evaluation, fit):
+    return {"hash": run.hash, "config": {**run.identity(), "cell": run.cell}, "wall_seconds": wall, "train_seconds": train, "eval_seconds": evaluation, "fit": fit}
+
+
+def _store_of(grid_name: str, root, skip: str | None = None) -> dict:
+    """A store holding a fake complete record of each run of ``grid_name`` (but ``skip``'s method):
+    meta-learned runs 2 s per iteration and 1 s per validation, GRU4Rec 10 s per epoch."""
+    store, runs = Store(root), {}
+    for run in expand(load_grid(grid_name), {"xuetangx-synth": "h"}):
+        if run.method == skip:
+            continue
+        p = run.params_dict
+        if "meta_iterations" in p:
+            rows = 1 + p["meta_iterations"] // p["val_every"]
+            fit = {"seconds_per_iteration": 2.0, "val_seconds": 1.0 * rows}
+            record = _record(run, wall=2.0 * p["meta_iterations"] + rows + 3, train=2.0 * p["meta_iterations"] + rows, evaluation=3.0, fit=fit)
+        elif run.method == "gru4rec":
+            rows = p["max_epochs"]
+            record = _record(run, wall=10.0 * rows + 1, train=10.0 * rows, evaluation=1.0, fit={})
+        else:
+            rows = 0
+            record = _record(run, wall=7.0, train=5.0, evaluation=2.0, fit={})
+        store.start_run(run.hash, record)
+        store.finish_run(run.hash, record, pd.DataFrame({c: [] for c in EPISODE_COLUMNS}), pd.DataFrame({"iteration": range(rows)}))
+        runs[run.hash] = run
+    return runs
+
+
+def test_schedule_is_longest_first_to_the_least_loaded():
+    assert schedule([3, 5, 3, 4], 2) == 8  # 5 | 4, then 3 on 4 -> 7, then 3 on 5 -> 8
+    assert schedule([3, 5, 3, 4], 1) == 15
+    assert schedule([3, 5, 3, 4], 8) == 5  # the longest run is a floor
+
+
+def test_meta_epoch_and_fixed_runs_scale_by_their_own_budget(tmp_path):
+    target = tmp_path / "big.toml"
+    target.write_text('extends = "smoke"\n[params]\nmeta_iterations = 40\nval_every = 10\nmax_epochs = 5\n')
+    _store_of("smoke", tmp_path / "store")
+    projected = {(r.cell, r.seed): r for r in project_grid(str(target), "smoke", str(tmp_path / "store"))}
+    maml = projected[("maml[random]", 0)]
+    assert maml.projected_s == pytest.approx(40 * 2.0 + (1 + 40 // 10) * 1.0 + 3.0)
+    assert maml.measured_s == pytest.approx(2.0 * 4 + 3 + 3)
+    gru = projected[("gru4rec", 0)]
+    assert gru.projected_s == pytest.approx(5 * 10.0 + 1.0)  # smoke ran 1 epoch of 10 s; big allows 5
+    assert projected[("random", 0)].projected_s == pytest.approx(7.0)  # no budget parameter: as measured
+    assert len(projected) == len(expand(load_grid(str(target)), {"xuetangx-synth": "h"}))
+
+
+def test_a_target_run_without_a_measured_counterpart_is_refused(tmp_path):
+    _store_of("smoke", tmp_path / "store", skip="gru4rec")
+    with pytest.raises(BenchError, match="1 run\\(s\\) of grid 'smoke' have no complete counterpart in grid 'smoke': gru4rec seed=0"):
+        project_grid("smoke", "smoke", str(tmp_path / "store"))
+    other_seed = tmp_path / "seed9.toml"  # same runs but the seed: not the same runs
+    other_seed.write_text('extends = "smoke"\nseeds = [9]\n')
+    _store_of("smoke", tmp_path / "full-store")
+    with pytest.raises(BenchError, match="no complete counterpart"):
+        project_grid(str(other_seed), "smoke", str(tmp_path / "full-store"))
+
+
+def test_project_run_reads_the_source_runs_own_validation_count():
+    run = next(r for r in expand(load_grid("smoke"), {"d": "h"}) if r.method == "maml")
+    record = _record(run, wall=0.0, train=0.0, evaluation=0.5, fit={"seconds_per_iteration": 1.0, "val_seconds": 6.0})
+    bigger = dataclasses.replace(run, params=tuple(sorted({**run.params_dict, "meta_iterations": 100, "val_every": 50}.items())))
+    assert project_run(bigger, record, curve_rows=3).projected_s == pytest.approx(100 * 1.0 + 3 * (6.0 / 3) + 0.5)
