@@ -344,13 +344,20 @@ def expand(
     return runs
 
 
-def grid_run_hashes(grid: Grid, runs: list[dict], any_code: bool = False) -> set[str]:
-    """Hashes of the runs ``grid`` declares, for every version of its datasets found among ``runs``
-    (run.json records); used to show one grid's runs from a shared store. Only the current code's
+def grid_run_labels(grid: Grid, runs: list[dict], any_code: bool = False) -> dict[str, str]:
+    """Hash -> cell label of the runs ``grid`` declares, for every version of its datasets found among
+    ``runs`` (run.json records); used to show one grid's runs from a shared store under the grid's own
+    labels (a run shared with another grid may have been stored under that grid's label, e.g.
+    default's ``anil[gru4rec]`` is full's ``anil[gru4rec] outer_lr=0.001``). Only the current code's
     runs, unless ``any_code``: then those of every code fingerprint found too."""
     versions = {(r["config"]["dataset"], r["config"]["dataset_hash"]) for r in runs}
     codes = {r["config"].get("code", "") for r in runs} if any_code else {code_fingerprint()}
-    hashes: set[str] = set()
+    labels: dict[str, str] = {}
     for (dataset, dataset_hash), code in itertools.product(versions, codes):
-        hashes |= {run.hash for run in expand(grid, {dataset: dataset_hash}, code=code)}
-    return hashes
+        labels.update({run.hash: run.cell for run in expand(grid, {dataset: dataset_hash}, code=code)})
+    return labels
+
+
+def grid_run_hashes(grid: Grid, runs: list[dict], any_code: bool = False) -> set[str]:
+    """Hashes of the runs ``grid`` declares (see ``grid_run_labels``)."""
+    return set(grid_run_labels(grid, runs, any_code))

@@ -355,11 +355,7 @@ def _results_from_args(args: argparse.Namespace):
 
     results = load_results(args.results)
     if args.grid:
-        from bench.grid import grid_run_hashes, load_grid
-
-        results = results.only(grid_run_hashes(load_grid(args.grid), results.runs, any_code=args.allow_mixed_code))
-        if not results.runs:
-            raise BenchError(f"no complete runs of grid {args.grid!r} in {args.results}", f"run `python -m bench run --grid {args.grid}` first")
+        results = results.of_grid(args.grid, args.results, any_code=args.allow_mixed_code)
     return results
 
 

@@ -122,6 +122,20 @@ class Results:
         runs = [r for r in self.runs if r["hash"] in run_hashes]
         return Results(runs, self.episodes[self.episodes["run"].isin(run_hashes)].reset_index(drop=True))
 
+    def of_grid(self, grid_name: str, results_dir, any_code: bool = False) -> "Results":
+        """The runs grid ``grid_name`` declares, each under that grid's cell label (a run shared with
+        another grid keeps one hash but may have been stored under the other grid's label); refused
+        in one line when there is none."""
+        from bench.grid import grid_run_labels, load_grid
+
+        labels = grid_run_labels(load_grid(grid_name), self.runs, any_code=any_code)
+        subset = self.only(set(labels))
+        if not subset.runs:
+            raise BenchError(f"no complete runs of grid {grid_name!r} in {results_dir}", f"run `python -m bench run --grid {grid_name}` first")
+        runs = [{**r, "cell": labels[r["hash"]]} for r in subset.runs]
+        episodes = subset.episodes.assign(cell=subset.episodes["run"].map(labels))
+        return Results(runs, episodes)
+
 
 def load_results(results_dir: str | Path, dataset: str | None = None) -> Results:
     """Every complete run in a store (optionally one dataset's), with per-episode metrics in long form."""

@@ -263,7 +263,7 @@ def test_questions_seam_feeds_report_and_exports(store_dir, tmp_path, monkeypatc
 
     monkeypatch.setattr(questions_module, "questions_for", lambda grid: f"declared by {grid}", raising=False)
     monkeypatch.setattr(questions_module, "answer_questions", answer_questions, raising=False)
-    monkeypatch.setattr("bench.grid.grid_run_hashes", lambda grid, runs, **_: {r["hash"] for r in runs})
+    monkeypatch.setattr("bench.grid.grid_run_labels", lambda grid, runs, **_: {r["hash"]: r["cell"] for r in runs})
     assert main(["report", "--results", str(store_dir), "--grid", "default"]) == 0
     out = capsys.readouterr().out
     assert calls[0][0] == "declared by default" and calls[0][1]["metric"] == "acc@1"

@@ -150,3 +150,22 @@ def test_live_display_keeps_bracketed_cell_labels():
         config = RunConfig("d", "h", "maml", "random", 0, 5, 10, (), cell=label)
         console.print(f"done {_markup(config)}: 1.0 s")
         assert f"done {label} seed=0 K=5: 1.0 s" in console.export_text()
+
+
+def test_a_grid_shows_a_shared_run_under_its_own_label(tmp_path):
+    """default's anil[gru4rec] is full-short's anil[gru4rec] outer_lr=0.001 (one hash): stored under
+    default's label, it must join full-short's other seeds of that cell, not form a cell of its own."""
+    shared = next(r for r in expand(load_grid("default"), {"xuetangx-synth": "h"}) if r.cell == "anil[gru4rec]")
+    store = Store(tmp_path)
+    record = {"hash": shared.hash, "cell": shared.cell, "config": shared.identity()}
+    episodes = pd.DataFrame({"episode": [0], "user_id": [1], "mode": ["few-shot"], **{m: [0.5] for m in METRICS}})
+    store.start_run(shared.hash, record)
+    store.finish_run(shared.hash, record, episodes, pd.DataFrame({"iteration": [0]}))
+    results = load_results(tmp_path)
+    assert results.runs[0]["cell"] == "anil[gru4rec]"
+    short = results.of_grid("full-short", tmp_path)
+    assert [r["cell"] for r in short.runs] == ["anil[gru4rec] outer_lr=0.001"]
+    assert set(short.episodes["cell"]) == {"anil[gru4rec] outer_lr=0.001"}
+    assert results.of_grid("default", tmp_path).runs[0]["cell"] == "anil[gru4rec]"
+    with pytest.raises(BenchError, match="no complete runs of grid 'smoke'"):
+        results.of_grid("smoke", tmp_path)

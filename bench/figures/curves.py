@@ -40,12 +40,12 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
                 colour, marker = colours[cell]
                 per_seed = sub.pivot_table(index="iteration", columns="seed", values="val_acc@1", aggfunc="mean") * 100
                 mean = per_seed.mean(axis=1)
-                ax.plot(mean.index, mean.to_numpy(), color=colour, label=cell, gid=f"curve|{dataset}|{K}|{Q}|{cell}")
+                ax.plot(mean.index, mean.to_numpy(), color=colour, marker=marker, ms=2.5, label=cell, gid=f"curve|{dataset}|{K}|{Q}|{cell}")  # the marker tells cells apart where colours repeat
                 if per_seed.shape[1] > 1:
                     ax.fill_between(per_seed.index, per_seed.min(axis=1), per_seed.max(axis=1), color=colour, alpha=0.2, linewidth=0)
                 for seed, best in sub.drop_duplicates("seed")[["seed", "best_iteration"]].itertuples(index=False):
                     if best is not None and not np.isnan(best) and best in per_seed.index:
-                        ax.plot([best], [per_seed.loc[best, seed]], marker=marker, color=colour, mfc="white", ls="none", ms=5, zorder=3)
+                        ax.plot([best], [per_seed.loc[best, seed]], marker=marker, color=colour, mfc="white", ls="none", ms=6, zorder=3)
             level = gru4rec_level(inputs.results.runs, dataset, dataset_hash)
             if level is not None:
                 ax.axhline(100 * level, color="0.35", ls=":", lw=1.0, label=GRU4REC_LABEL)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import BenchError
 from bench.report import DEFAULT_METRIC, DEFAULT_REFERENCE, LeaderboardTable, leaderboard
 from bench.store import Results, load_results
 
@@ -37,11 +36,7 @@ def select_results(results_dir: str | Path, grid: str | None = None, dataset: st
     """The complete runs of ``results_dir``, only ``dataset``'s and only those ``grid`` declares when given."""
     results = load_results(results_dir, dataset=dataset)
     if grid:
-        from bench.grid import grid_run_hashes, load_grid
-
-        results = results.only(grid_run_hashes(load_grid(grid), results.runs))
-        if not results.runs:
-            raise BenchError(f"no complete runs of grid {grid!r} in {results_dir}", f"run `python -m bench run --grid {grid}` first")
+        results = results.of_grid(grid, results_dir)
     return results
 
 
