@@ -133,6 +133,18 @@ def test_terminal_wide_shows_every_column(board):
     assert "Not shown" not in text and "Train s" in text and "NDCG@10" in text and "…" not in text
 
 
+def test_question_prose_breaks_labels_at_punctuation_and_words_only_at_spaces():
+    prose = "Does freezing the embedding change warm-start MAML?"
+    assert terminal.wrap_prose(prose, 34).split("\n") == ["Does freezing the embedding change", "warm-start MAML?"]
+    assert "warm-start" in terminal.wrap_prose(prose, 12).split("\n")  # a plain word is never split
+    label = "maml[gru4rec-frozen-embed]:few-shot − maml[gru4rec-frozen-embed]:zero-shot"
+    lines = terminal.wrap_prose(label, 34).split("\n")
+    assert lines == ["maml[gru4rec-frozen-embed]:few-", "shot − maml[gru4rec-frozen-embed]:", "zero-shot"]  # packed, broken after - and :
+    for width in (12, 20, 34, 80):
+        lines = terminal.wrap_prose(label, width).split("\n")
+        assert all(len(line) <= width for line in lines) and "".join(lines).replace(" ", "") == label.replace(" ", "")
+
+
 def test_wrap_name_breaks_at_punctuation_and_never_drops_a_character():
     name = "maml[gru4rec-frozen-embed]"
     for width in (8, 12, 16, 40):

@@ -37,10 +37,10 @@ class Fitted:
 
 
 def wrap_name(name: str, width: int | None) -> str:
-    """A cell name on lines of at most ``width`` characters, broken after ``[``, ``-``, ``,`` or a space, never cut."""
+    """A cell name on lines of at most ``width`` characters, broken after ``[``, ``-``, ``,``, ``:`` or a space, never cut."""
     if width is None or len(name) <= width:
         return name
-    pieces = [p for p in re.split(r"(?<=[\[\-, ])|(?=\[)", name) if p]
+    pieces = [p for p in re.split(r"(?<=[\[\-,: ])|(?=\[)", name) if p]
     lines, line = [], ""
     for piece in pieces:
         while len(piece) > width:  # a piece longer than the line: continue it on the next line
@@ -58,10 +58,30 @@ def wrap_name(name: str, width: int | None) -> str:
     return "\n".join(lines)
 
 
+def wrap_prose(text: str, width: int) -> str:
+    """Prose on lines of at most ``width`` characters, packed greedily: broken at spaces, and inside a
+    cell:mode label (a word holding ``[`` or ``:``) longer than the line also after ``[``, ``-``,
+    ``,`` or ``:``; never cut inside a plain word (so "warm-start" stays whole)."""
+    lines, line = [], ""
+    for word in text.split():
+        label_too_long = len(word) > width and ("[" in word or ":" in word)
+        pieces = [p for p in re.split(r"(?<=[\[\-,:])|(?=\[)", word) if p] if label_too_long else [word]
+        for n, piece in enumerate(pieces):
+            joined = line + (" " if n == 0 and line else "") + piece
+            if line and len(joined) > width:
+                lines.append(line)
+                line = piece
+            else:
+                line = joined
+    if line:
+        lines.append(line)
+    return "\n".join(wrap_name(line, width) for line in lines)  # a piece still longer than the line
+
+
 def _wrap(key: str, text: str, width: int | None) -> str:
     """Names and prose wrap (prose always, at a readable measure); numbers and CIs never do."""
     if key in _PROSE and text:
-        return "\n".join(wrap_name(line, _PROSE_WIDTH) for line in textwrap.wrap(text, width=max(width or _PROSE_WIDTH, 12), break_on_hyphens=False))
+        return wrap_prose(text, max(width or _PROSE_WIDTH, 12))
     if key != "cell" or width is None or not text:
         return text
     return wrap_name(text, width)
