@@ -11,6 +11,33 @@ torch.set_num_threads(1)
 # A GRU4Rec small enough to train in about a second on the tiny dataset (3 epochs).
 SMALL_GRU4REC = {"embed_dim": 16, "hidden_dim": 32, "max_epochs": 3}
 
+# A grid that runs end to end in seconds on 300 generated learners named "tiny" (runner and executor
+# tests): floor baselines, GRU4Rec, and MAML from random and from GRU4Rec (a shared prerequisite).
+TINY_GRID = """
+name = "tiny"
+datasets = ["tiny"]
+seeds = [0]
+shots = [{ K = 3, Q = 4 }]
+[params]
+embed_dim = 8
+hidden_dim = 8
+max_epochs = 1
+meta_iterations = 3
+meta_batch = 3
+val_every = 2
+val_episodes = 8
+inner_steps = 2
+[[cells]]
+method = "random"
+[[cells]]
+method = "popularity"
+[[cells]]
+method = "gru4rec"
+[[cells]]
+method = "maml"
+init = ["random", "gru4rec"]
+"""
+
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
@@ -19,6 +46,16 @@ def tiny_dataset(tmp_path_factory):
     from bench.data.synth import make_synthetic_dataset
 
     return make_synthetic_dataset(tmp_path_factory.mktemp("tiny-data"), name="tiny", users=1000, seed=0, n_courses=100, n_topics=10)
+
+
+@pytest.fixture(scope="session")
+def run_data(tmp_path_factory):
+    """300 generated learners named "tiny" (default pipeline), for tests that run grids through the CLI."""
+    from bench.data.synth import make_synthetic_dataset
+
+    data_dir = tmp_path_factory.mktemp("run-data")
+    make_synthetic_dataset(data_dir, name="tiny", users=300, seed=0)
+    return data_dir
 
 
 @pytest.fixture(scope="session")

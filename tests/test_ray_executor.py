@@ -21,33 +21,9 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from bench.cli import main  # noqa: E402
 from bench.grid import expand, load_grid  # noqa: E402
 from bench.store import Store, load_results  # noqa: E402
+from tests.conftest import TINY_GRID  # noqa: E402
 
-GRID = """
-name = "ray-test"
-datasets = ["tiny"]
-seeds = [0]
-shots = [{ K = 3, Q = 4 }]
-[params]
-embed_dim = 8
-hidden_dim = 8
-max_epochs = 1
-meta_iterations = 3
-meta_batch = 3
-val_every = 2
-val_episodes = 8
-inner_steps = 2
-[[cells]]
-method = "random"
-[[cells]]
-method = "popularity"
-[[cells]]
-method = "gru4rec"
-[[cells]]
-method = "gru4rec-finetune"
-[[cells]]
-method = "maml"
-init = ["random", "gru4rec"]
-"""
+GRID = TINY_GRID + '[[cells]]\nmethod = "gru4rec-finetune"\n'  # a second run on the shared GRU4Rec weights
 LOOPBACK = {"node_ip_address": "127.0.0.1"}
 
 

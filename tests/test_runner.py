@@ -13,44 +13,16 @@ import pytest
 
 from bench.cli import main
 from bench.store import load_results
+from tests.conftest import TINY_GRID
 
 REPO = Path(__file__).resolve().parent.parent
 
-GRID = """
-name = "resume-test"
-datasets = ["tiny"]
-seeds = [0]
-shots = [{ K = 3, Q = 4 }]
-[params]
-embed_dim = 8
-hidden_dim = 8
-max_epochs = 1
-meta_iterations = 3
-meta_batch = 3
-val_every = 2
-val_episodes = 8
-inner_steps = 2
-[[cells]]
-method = "random"
-[[cells]]
-method = "popularity"
-[[cells]]
-method = "gru4rec"
-[[cells]]
-method = "maml"
-init = ["random", "gru4rec"]
-"""
-
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    from bench.data.synth import make_synthetic_dataset
-
-    data_dir = tmp_path_factory.mktemp("data")
-    make_synthetic_dataset(data_dir, name="tiny", users=300, seed=0)
+def tiny_data(run_data, tmp_path_factory):
     grid = tmp_path_factory.mktemp("grid") / "resume.toml"
-    grid.write_text(GRID)
-    return data_dir, grid
+    grid.write_text(TINY_GRID)
+    return run_data, grid
 
 
 def _cli(data_dir, grid, results):
@@ -96,7 +68,7 @@ def test_grid_runs_and_skips_complete_runs(tiny_data, tmp_path, capsys):
 
     # report --grid shows only the runs a grid declares, from a store shared by several grids
     other = grid.with_name("other.toml")
-    other.write_text(GRID.replace('init = ["random", "gru4rec"]', 'init = "random"'))
+    other.write_text(TINY_GRID.replace('init = ["random", "gru4rec"]', 'init = "random"'))
     capsys.readouterr()
     assert main(["report", "--results", str(results), "--grid", str(other)]) == 0
     shown = capsys.readouterr().out

@@ -34,23 +34,14 @@ init = "random"
 """
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    from bench.data.synth import make_synthetic_dataset
-
-    data_dir = tmp_path_factory.mktemp("data")
-    make_synthetic_dataset(data_dir, name="tiny", users=300, seed=0)
-    return data_dir
-
-
 def _grid(tmp_path, text=GRID, name="check.toml"):
     path = tmp_path / name
     path.write_text(text)
     return path
 
 
-def _run(tiny_data, grid, results, *extra):
-    return main(["run", "--grid", str(grid), "--data-dir", str(tiny_data), "--results", str(results), "--quiet", *extra])
+def _run(run_data, grid, results, *extra):
+    return main(["run", "--grid", str(grid), "--data-dir", str(run_data), "--results", str(results), "--quiet", *extra])
 
 
 BAD_SETS = [
@@ -66,21 +57,21 @@ BAD_SETS = [
 
 @pytest.mark.parametrize("setting, message", BAD_SETS)
 @pytest.mark.parametrize("dry_run", [False, True])
-def test_each_bad_set_value_is_refused_in_one_line_before_any_run(tiny_data, tmp_path, capsys, setting, message, dry_run):
+def test_each_bad_set_value_is_refused_in_one_line_before_any_run(run_data, tmp_path, capsys, setting, message, dry_run):
     results = tmp_path / "results"
-    code = _run(tiny_data, _grid(tmp_path), results, "--set", setting, *(["--dry-run"] if dry_run else []))
+    code = _run(run_data, _grid(tmp_path), results, "--set", setting, *(["--dry-run"] if dry_run else []))
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip().splitlines() == [f"error: {message}"]
     assert not results.exists()  # no run folder, not even the store
 
 
-def test_every_bad_value_of_a_grid_is_named_with_its_source(tiny_data, tmp_path, capsys):
+def test_every_bad_value_of_a_grid_is_named_with_its_source(run_data, tmp_path, capsys):
     text = GRID.replace("inner_steps = 1", "inner_steps = 1\ndropout = 1.5").replace(
         'init = "random"', 'init = "random"\nparams = { meta_batch = 0 }\nsweep = { inner_lr = [0.01, -1.0] }'
     )
     results = tmp_path / "results"
-    assert _run(tiny_data, _grid(tmp_path, text), results, "--set", "engine=fast") == 2
+    assert _run(run_data, _grid(tmp_path, text), results, "--set", "engine=fast") == 2
     lines = capsys.readouterr().err.strip().splitlines()
     where = str(tmp_path / "check.toml")
     assert sorted(lines) == sorted(
@@ -104,9 +95,9 @@ def test_every_bad_value_of_a_grid_is_named_with_its_source(tiny_data, tmp_path,
         (('datasets = ["tiny"]', 'datasets = ["no-such-data"]'), "no dataset 'no-such-data'"),
     ],
 )
-def test_bad_grid_files_are_refused_in_one_line(tiny_data, tmp_path, capsys, edit, message):
+def test_bad_grid_files_are_refused_in_one_line(run_data, tmp_path, capsys, edit, message):
     results = tmp_path / "results"
-    assert _run(tiny_data, _grid(tmp_path, GRID.replace(*edit)), results, "--dry-run") == 2
+    assert _run(run_data, _grid(tmp_path, GRID.replace(*edit)), results, "--dry-run") == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert not results.exists()
@@ -144,7 +135,7 @@ def test_declared_params_describe_what_they_allow():
             param.parse(bad)
 
 
-def test_a_run_that_fails_at_run_time_is_one_summary_line_and_an_error_file(tiny_data, tmp_path, capsys, monkeypatch):
+def test_a_run_that_fails_at_run_time_is_one_summary_line_and_an_error_file(run_data, tmp_path, capsys, monkeypatch):
     from bench.methods import METHODS, ZERO_SHOT, _spec
 
     class Exploding:
@@ -160,7 +151,7 @@ def test_a_run_that_fails_at_run_time_is_one_summary_line_and_an_error_file(tiny
     text = GRID.split("[params]")[0] + '[[cells]]\nmethod = "random"\n[[cells]]\nmethod = "explode"\n'
     grid = _grid(tmp_path, text)
     results = tmp_path / "results"
-    assert _run(tiny_data, grid, results) == 1
+    assert _run(run_data, grid, results) == 1
     out = capsys.readouterr().out
     failed = [line for line in out.splitlines() if " failed: " in line]
     assert len(failed) == 1
