@@ -356,8 +356,3 @@ def grid_run_labels(grid: Grid, runs: list[dict], any_code: bool = False) -> dic
     for (dataset, dataset_hash), code in itertools.product(versions, codes):
         labels.update({run.hash: run.cell for run in expand(grid, {dataset: dataset_hash}, code=code)})
     return labels
-
-
-def grid_run_hashes(grid: Grid, runs: list[dict], any_code: bool = False) -> set[str]:
-    """Hashes of the runs ``grid`` declares (see ``grid_run_labels``)."""
-    return set(grid_run_labels(grid, runs, any_code))

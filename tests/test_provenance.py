@@ -13,7 +13,7 @@ import baselines.gru4rec
 from bench import provenance
 from bench.cli import main
 from bench.errors import BenchError
-from bench.grid import expand, grid_run_hashes, load_grid
+from bench.grid import expand, grid_run_labels, load_grid
 from bench.metrics import METRICS
 from bench.report import leaderboard
 from bench.store import Store, load_results
@@ -101,6 +101,6 @@ def test_report_refuses_to_pool_code_versions_unless_allowed(tmp_path, capsys):
 
 def test_report_grid_shows_the_current_codes_runs_unless_mixed_code_is_allowed():
     runs = [{"config": {"dataset": "d", "dataset_hash": "h1", "code": "old"}}]
-    current = grid_run_hashes(load_grid("smoke"), runs)
+    current = set(grid_run_labels(load_grid("smoke"), runs))
     assert current == {r.hash for r in expand(load_grid("smoke"), {"d": "h1"})}
-    assert grid_run_hashes(load_grid("smoke"), runs, any_code=True) == {r.hash for r in expand(load_grid("smoke"), {"d": "h1"}, code="old")}
+    assert set(grid_run_labels(load_grid("smoke"), runs, any_code=True)) == {r.hash for r in expand(load_grid("smoke"), {"d": "h1"}, code="old")}

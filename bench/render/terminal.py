@@ -27,6 +27,7 @@ from bench.report import DAGGER, LeaderboardTable
 _LAYOUTS = ((False, None), (True, None), (True, 22), (True, 16), (True, 12), (True, 8))
 _PROSE = {"question", "verdict"}  # wrapped at spaces; cell names wrap at [ - , and spaces
 _PROSE_WIDTH = 34
+_NAME_BREAKS = re.compile(r"(?<=[\[\-,: ])|(?=\[)")  # where a cell name may break: after [ - , : or a space
 _REQUIRED = {"leaderboard": 6, "questions": 4}  # how many of the priority columns must be shown
 
 
@@ -40,7 +41,7 @@ def wrap_name(name: str, width: int | None) -> str:
     """A cell name on lines of at most ``width`` characters, broken after ``[``, ``-``, ``,``, ``:`` or a space, never cut."""
     if width is None or len(name) <= width:
         return name
-    pieces = [p for p in re.split(r"(?<=[\[\-,: ])|(?=\[)", name) if p]
+    pieces = [p for p in _NAME_BREAKS.split(name) if p]
     lines, line = [], ""
     for piece in pieces:
         while len(piece) > width:  # a piece longer than the line: continue it on the next line
@@ -65,7 +66,7 @@ def wrap_prose(text: str, width: int) -> str:
     lines, line = [], ""
     for word in text.split():
         label_too_long = len(word) > width and ("[" in word or ":" in word)
-        pieces = [p for p in re.split(r"(?<=[\[\-,:])|(?=\[)", word) if p] if label_too_long else [word]
+        pieces = [p for p in _NAME_BREAKS.split(word) if p] if label_too_long else [word]
         for n, piece in enumerate(pieces):
             joined = line + (" " if n == 0 and line else "") + piece
             if line and len(joined) > width:
