@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
-from bench.atomic import atomic_write
-from bench.metrics import ranks_from_scores
-from bench.provenance import code_fingerprint
+from bench.core.atomic import atomic_write
+from bench.core.metrics import ranks_from_scores
+from bench.core.provenance import code_fingerprint
 from baselines.model import GRURecommender, ModelConfig
 
 GRU4REC_DEFAULTS: dict = {
@@ -41,7 +41,7 @@ GRU4REC_DEFAULTS: dict = {
 Progress = Callable[[str, int, int], None]
 
 
-def _no_progress(phase: str, done: int, total: int) -> None:
+def no_progress(phase: str, done: int, total: int) -> None:
     pass
 
 
@@ -94,7 +94,7 @@ class PairTensors:
 
 @torch.no_grad()
 def evaluate_pairs(model: GRURecommender, pairs: PairTensors, batch_size: int, device) -> tuple[float, float]:
-    """(mean cross-entropy, Acc@1 by bench.metrics' ranking: padding excluded, ties against the model) over all pairs, dropout off."""
+    """(mean cross-entropy, Acc@1 by bench.core.metrics' ranking: padding excluded, ties against the model) over all pairs, dropout off."""
     model.eval()
     loss_sum, correct = 0.0, 0
     for index in length_batches(pairs.lengths, batch_size, None):
@@ -105,7 +105,7 @@ def evaluate_pairs(model: GRURecommender, pairs: PairTensors, batch_size: int, d
     return loss_sum / len(pairs), correct / len(pairs)
 
 
-def train_gru4rec(dataset, params: dict, seed: int, progress: Progress = _no_progress, device="cpu") -> tuple[dict, dict]:
+def train_gru4rec(dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu") -> tuple[dict, dict]:
     """Train GRU4Rec on ``dataset.pairs("train")``; return (best-by-val state_dict on CPU, info)."""
     p = gru4rec_params(params)
     return train_on_pairs(lambda: GRURecommender(model_config(dataset.n_items, p)), dataset, p, seed, progress, device, "gru4rec")

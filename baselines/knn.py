@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from baselines.memory import SUPPORT_DEFAULTS, MemoryMethod
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 def jaccard(overlap, weighted_overlap, n_query, n_session):

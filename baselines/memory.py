@@ -5,7 +5,7 @@ row maximum, as session-rec normalises): the train part is what the train split 
 or neighbour sessions); the support part is the same computation over the learner's own K support
 pairs only. Zero-shot uses w = 0. Few-shot uses the w chosen in fit(): of the candidates in the
 ``support_weights`` param, the one with the highest mean Acc@1 over the val episodes (few-shot,
-the run's K and Q, through bench.metrics), ties to the smaller weight; fit() records the choice and
+the run's K and Q, through bench.core.metrics), ties to the smaller weight; fit() records the choice and
 every candidate's val Acc@1. Items the mix leaves tied (e.g. no rule fires) are ordered by train
 popularity, so every item gets a score; remaining ties count against the model in the evaluator.
 """
@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 
 from baselines.simple import CHUNK, check_mode
-from bench.errors import BenchError
-from bench.metrics import evaluate_scores
+from bench.core.errors import BenchError
+from bench.core.metrics import evaluate_scores
 
 ZERO_SHOT, FEW_SHOT = "zero-shot", "few-shot"
 SUPPORT_DEFAULTS: dict = {"support_weights": "0,0.1,0.3,1,3,10,100"}  # candidates for w, chosen on val

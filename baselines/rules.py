@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.memory import SUPPORT_DEFAULTS, MemoryMethod
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 MARKOV_DEFAULTS: dict = {**SUPPORT_DEFAULTS}
 SR_DEFAULTS: dict = {"steps": 10, "pruning": 20, **SUPPORT_DEFAULTS}  # session-rec's SequentialRules defaults

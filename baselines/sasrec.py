@@ -23,15 +23,12 @@ from pathlib import Path
 
 import learn2learn as l2l
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from baselines.gru4rec import GRU4REC_DEFAULTS, Progress, _no_progress, cache_key, cached_training, train_on_pairs
+from baselines.gru4rec import GRU4REC_DEFAULTS, Progress, no_progress, cache_key, cached_training, train_on_pairs
 from baselines.model import mask_padding
 from baselines.simple import CHUNK, check_mode
-from bench.errors import BenchError
-from meta.engines import get_engine
-from meta.tasks import tasks_from_episodes
+from bench.core.errors import BenchError
 
 SASREC_DEFAULTS: dict = {
     "hidden_dim": 64,
@@ -139,7 +136,7 @@ class SASRec(nn.Module):
         return self.output(states[torch.arange(len(lengths), device=prefixes.device), lengths - 1])
 
 
-def train_sasrec(dataset, params: dict, seed: int, progress: Progress = _no_progress, device="cpu") -> tuple[dict, dict]:
+def train_sasrec(dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu") -> tuple[dict, dict]:
     """Train SASRec on ``dataset.pairs("train")``; return (best-by-val state_dict on CPU, info)."""
     config = sasrec_config(dataset.n_items, params)
     return train_on_pairs(lambda: SASRec(config), dataset, sasrec_params(params), seed, progress, device, "sasrec")
@@ -157,12 +154,14 @@ def load_or_train_sasrec(ctx) -> tuple[SASRec, dict]:
 class SASRecMethod:
     """The trained SASRec (zero-shot), or SASRec fine-tuned on each support set (few-shot) with the
     inner loop of ``gru4rec-finetune`` (learn2learn MAML clone/adapt, first order, ``inner_lr``,
-    ``inner_steps``, the per-task engine, dropout off)."""
+    ``inner_steps``, dropout off). The inner-loop ``engine`` and ``to_tasks`` (episodes -> tasks) are
+    handed in by the method registry (meta/'s per-task engine: the batched one is GRU-specific), so
+    this baseline does not import meta/."""
 
-    def __init__(self, ctx, name: str, modes: tuple[str, ...], params: dict):
+    def __init__(self, ctx, name: str, modes: tuple[str, ...], params: dict, engine, to_tasks):
         self.name, self.modes, self.params = name, modes, params
         self.device = torch.device(ctx.device)
-        self.engine = get_engine("per-task")  # the batched engine is GRU-specific
+        self.engine, self.to_tasks = engine, to_tasks
         self.maml = None
 
     def fit(self, ctx) -> dict:
@@ -177,5 +176,5 @@ class SASRecMethod:
             raise BenchError(f"{self.name} scored before fit()", "call fit(ctx) first")
         inner_steps = int(self.params["inner_steps"]) if mode == "few-shot" else 0
         for start in range(0, len(episodes), CHUNK):
-            tasks = tasks_from_episodes(episodes.iloc[start : start + CHUNK], self.device)
+            tasks = self.to_tasks(episodes.iloc[start : start + CHUNK], self.device)
             yield mask_padding(self.engine.query_scores(self.maml, tasks, inner_steps)).cpu()

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from baselines.model import mask_padding
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 CHUNK = 64  # episodes per scored chunk
 

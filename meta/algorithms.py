@@ -22,7 +22,7 @@ from learn2learn.utils import clone_module, clone_parameters
 from torch import nn
 from torch.autograd import grad
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 class ANILLearner:
@@ -116,12 +116,14 @@ def wrap_metasgd(model: nn.Module, lr: float, allow_nograd: bool) -> MetaSGD:
 class Algorithm:
     wrap: Callable[[nn.Module, float, bool], nn.Module]  # (model, inner lr, allow_nograd) -> wrapper
     engines: tuple[str, ...]  # the inner-loop engines (meta/engines.py) that implement it
+    wrapper: type  # the class ``wrap`` returns: how an engine tells which algorithm it is handed
+    batched: str  # "module:Class" of its task-batched inner loop (the "batched" engine), imported on first use
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "maml": Algorithm(wrap_maml, ("per-task", "batched", "notebook")),
-    "anil": Algorithm(wrap_anil, ("per-task", "batched")),  # batched: meta/batched_anil.py
-    "metasgd": Algorithm(wrap_metasgd, ("per-task", "batched")),  # batched: meta/batched_metasgd.py
+    "maml": Algorithm(wrap_maml, ("per-task", "batched", "notebook"), l2l.algorithms.MAML, "meta.batched:BatchedMAML"),
+    "anil": Algorithm(wrap_anil, ("per-task", "batched"), ANIL, "meta.batched_anil:BatchedANIL"),
+    "metasgd": Algorithm(wrap_metasgd, ("per-task", "batched"), MetaSGD, "meta.batched_metasgd:BatchedMetaSGD"),
 }
 
 
@@ -129,6 +131,17 @@ def get_algorithm(name: str) -> Algorithm:
     if name not in ALGORITHMS:
         raise BenchError(f"unknown meta-learning algorithm {name!r}", f"choose one of {', '.join(ALGORITHMS)}")
     return ALGORITHMS[name]
+
+
+def algorithm_of(wrapper) -> Algorithm:
+    """The registry entry whose wrapper class ``wrapper`` is (exact type first, then a subclass)."""
+    for algorithm in ALGORITHMS.values():
+        if type(wrapper) is algorithm.wrapper:
+            return algorithm
+    for algorithm in ALGORITHMS.values():  # a subclass of a wrapper (exact matches first: MetaSGD here subclasses l2l's)
+        if isinstance(wrapper, algorithm.wrapper):
+            return algorithm
+    raise BenchError(f"no meta-learning algorithm wraps a {type(wrapper).__name__}", f"wrap the model with one of {', '.join(ALGORITHMS)} (meta/algorithms.py)")
 
 
 def check_engine(algorithm: str, engine: str) -> None:

@@ -345,22 +345,13 @@ class StackedParams(nn.Module):
         return weight - self.lr * torch.bmm(self.step_logit_grads.transpose(1, 2), self.step_states)
 
 
-def _task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Sum over tasks of each task's mean cross-entropy (so each task's slice gets its own gradient)."""
     n, batch, vocab = logits.shape
     return F.cross_entropy(logits.reshape(n * batch, vocab), labels.reshape(-1), reduction="sum") / batch
 
 
-def _other_algorithm(wrapper):
-    """The batched inner loop for a wrapper other than learn2learn's MAML (meta/algorithms.py), or None."""
-    from meta.algorithms import ANIL, MetaSGD
-    from meta.batched_anil import BatchedANIL
-    from meta.batched_metasgd import BatchedMetaSGD
-
-    return {ANIL: BatchedANIL, MetaSGD: BatchedMetaSGD}.get(type(wrapper), lambda: None)()
-
-
-class BatchedEngine:
+class BatchedMAML:
     """Task-batched first-order MAML inner loop for GRURecommender (same contract as PerTaskEngine)."""
 
     name = "batched"
@@ -396,7 +387,7 @@ class BatchedEngine:
         """
         for _ in range(inner_steps):
             logits, features = stacked(batch.support_rows, batch.support_mask, batch.support_steps, dropout, training)
-            loss = _task_loss(logits, batch.support_labels)
+            loss = task_loss(logits, batch.support_labels)
             params = list(stacked.parameters())
             differentiable = [p for p in params if p.requires_grad]
             output_trained = stacked.output_weight.requires_grad
@@ -410,24 +401,18 @@ class BatchedEngine:
 
     def meta_gradient(self, maml, tasks: Sequence, inner_steps: int) -> float:
         """Mean query loss over ``tasks``; adds d(mean query loss)/d(meta params) into their .grad."""
-        other = _other_algorithm(maml)
-        if other is not None:
-            return other.meta_gradient(maml, tasks, inner_steps)
         model = maml.module
         batch = stack_tasks(tasks, model.embedding.num_embeddings)
         n = len(tasks)
         dropout = float(model.dropout.p) if model.training else 0.0
         stacked = self._stacked(model, batch, n, detach=False, lr=maml.lr)
         stacked = self._adapt(stacked, batch, maml.lr, inner_steps, dropout, model.training)
-        query_loss = _task_loss(stacked(batch.query_rows, batch.query_mask, batch.query_steps, dropout, model.training)[0], batch.query_labels) / n
+        query_loss = task_loss(stacked(batch.query_rows, batch.query_mask, batch.query_steps, dropout, model.training)[0], batch.query_labels) / n
         query_loss.backward()
         return float(query_loss.detach())
 
     def query_scores(self, maml, tasks: Sequence, inner_steps: int) -> torch.Tensor:
         """Query logits [n, Q, n_items + 1] after ``inner_steps`` adaptation steps (0: zero-shot); detached."""
-        other = _other_algorithm(maml)
-        if other is not None:
-            return other.query_scores(maml, tasks, inner_steps)
         model = maml.module
         vocab = model.embedding.num_embeddings
         chunks = []

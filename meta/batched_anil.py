@@ -74,7 +74,7 @@ def dense_heads(anil, support: torch.Tensor, steps_sum) -> tuple[torch.Tensor, t
 
 
 class BatchedANIL:
-    """ANIL's inner loop for BatchedEngine (same contract as PerTaskEngine's)."""
+    """ANIL's inner loop for the batched engine (same contract as PerTaskEngine's)."""
 
     def meta_gradient(self, anil, tasks: Sequence, inner_steps: int) -> float:
         model = anil.module

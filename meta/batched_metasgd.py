@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from meta.batched import EVAL_CHUNK, BatchedEngine, StackedBatch, StackedParams, _task_loss, stack_tasks, unstack_scores
+from meta.batched import EVAL_CHUNK, BatchedMAML, StackedBatch, StackedParams, stack_tasks, task_loss, unstack_scores
 
 
 class RatedStackedParams(StackedParams):
@@ -47,7 +47,7 @@ class RatedStackedParams(StackedParams):
 def stacked_with_rates(metasgd, batch: StackedBatch, n: int, detach: bool) -> RatedStackedParams:
     """Per-task copies of the parameters and of their Meta-SGD rates (rates detached with ``detach``)."""
     model = metasgd.module
-    stacked = BatchedEngine()._stacked(model, batch, n, detach=detach, lr=0.0)
+    stacked = BatchedMAML()._stacked(model, batch, n, detach=detach, lr=0.0)
     by_name = dict(zip((name for name, _ in model.named_parameters()), metasgd.lrs))
 
     def source(rate: torch.Tensor) -> torch.Tensor:
@@ -67,7 +67,7 @@ def adapt_with_rates(stacked: RatedStackedParams, batch: StackedBatch, inner_ste
     (a frozen tensor, requires_grad False, gets no gradient and keeps its value)."""
     for _ in range(inner_steps):
         logits, features = stacked(batch.support_rows, batch.support_mask, batch.support_steps, dropout, training)
-        loss = _task_loss(logits, batch.support_labels)
+        loss = task_loss(logits, batch.support_labels)
         names = [name for name, p in stacked._parameters.items() if p.requires_grad]
         output_trained = stacked.output_weight.requires_grad
         grads = torch.autograd.grad(loss, [stacked._parameters[name] for name in names] + ([logits] if output_trained else []))
@@ -79,7 +79,7 @@ def adapt_with_rates(stacked: RatedStackedParams, batch: StackedBatch, inner_ste
 
 
 class BatchedMetaSGD:
-    """Meta-SGD's inner loop for BatchedEngine (same contract as PerTaskEngine's)."""
+    """Meta-SGD's inner loop for the batched engine (same contract as PerTaskEngine's)."""
 
     def meta_gradient(self, metasgd, tasks: Sequence, inner_steps: int) -> float:
         model = metasgd.module
@@ -87,7 +87,7 @@ class BatchedMetaSGD:
         dropout = float(model.dropout.p) if model.training else 0.0
         stacked = adapt_with_rates(stacked_with_rates(metasgd, batch, len(tasks), detach=False), batch, inner_steps, dropout, model.training)
         logits = stacked(batch.query_rows, batch.query_mask, batch.query_steps, dropout, model.training)[0]
-        query_loss = _task_loss(logits, batch.query_labels) / len(tasks)
+        query_loss = task_loss(logits, batch.query_labels) / len(tasks)
         query_loss.backward()
         return float(query_loss.detach())
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import importlib
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from meta.algorithms import algorithm_of
 
 ENGINES: dict[str, str] = {
     "per-task": "meta.per_task:PerTaskEngine",
-    "batched": "meta.batched:BatchedEngine",
+    "batched": "meta.engines:BatchedEngine",
     "notebook": "meta.notebook:NotebookEngine",
 }
 
@@ -24,5 +25,31 @@ def get_engine(name: str):
     """A fresh engine instance by registry name."""
     if name not in ENGINES:
         raise BenchError(f"unknown engine {name!r}", f"choose one of {', '.join(ENGINES)}")
-    module_name, class_name = ENGINES[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)()
+    return _load(ENGINES[name])()
+
+
+def _load(path: str):
+    module_name, class_name = path.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+class BatchedEngine:
+    """The task-batched engine: hands each call to the batched inner loop its algorithm declares
+    (``Algorithm.batched`` in meta/algorithms.py), so no batched loop knows about another."""
+
+    name = "batched"
+
+    def __init__(self):
+        self._loops: dict[str, object] = {}
+
+    def _loop(self, maml):
+        path = algorithm_of(maml).batched
+        if path not in self._loops:
+            self._loops[path] = _load(path)()
+        return self._loops[path]
+
+    def meta_gradient(self, maml, tasks, inner_steps: int) -> float:
+        return self._loop(maml).meta_gradient(maml, tasks, inner_steps)
+
+    def query_scores(self, maml, tasks, inner_steps: int):
+        return self._loop(maml).query_scores(maml, tasks, inner_steps)

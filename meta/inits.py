@@ -20,7 +20,7 @@ import torch
 
 from baselines.gru4rec import model_config, pretrained_gru4rec, seeded_rng
 from baselines.model import GRURecommender, config_from_state_dict, read_checkpoint
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,9 @@ def checkpoint_vocab_shift(loaded: dict, dataset) -> int | None:
     vocab = loaded.get("course2id")
     if vocab is None:
         return None
-    from bench.data.importers import _check_vocab
+    from bench.data.importers import check_vocab
 
-    shift = _check_vocab(vocab)
+    shift = check_vocab(vocab)
     mapped = {str(course): int(i) + shift for course, i in vocab.items()}
     if mapped != dict(dataset.vocab):
         differing = sorted(set(mapped.items()) ^ set((str(c), int(i)) for c, i in dataset.vocab.items()))

@@ -27,7 +27,7 @@ import torch
 from baselines.gru4rec import GRU4REC_DEFAULTS, load_or_train_gru4rec, seeded_rng
 from baselines.model import GRURecommender, mask_padding
 from baselines.simple import CHUNK, check_mode
-from bench.metrics import evaluate_scores
+from bench.core.metrics import evaluate_scores
 from meta.algorithms import check_engine, wrap
 from meta.engines import get_engine
 from meta.inits import build_init, get_init

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 def notebook_forward(params: dict[str, torch.Tensor], prefixes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -16,9 +16,9 @@ from baselines.batching import pad_prefixes
 from baselines.model import GRURecommender, ModelConfig
 from bench.data import importers
 from bench.data.pipeline import sha256_file
-from bench.errors import BenchError
-from bench.grid import Grid, expand
-from bench.methods import METHODS, RunContext
+from bench.core.errors import BenchError
+from bench.plan.grid import Grid, expand
+from bench.methods.registry import METHODS, RunContext
 from meta.algorithms import ANIL, MetaSGD
 from meta.per_task import PerTaskEngine, adapt
 from tests.conftest import SMALL_GRU4REC
@@ -271,7 +271,7 @@ def make_anil(seed: int, frozen_embedding: bool = False) -> ANIL:
 
 @pytest.mark.parametrize("frozen_embedding", [False, True])
 def test_batched_anil_equals_per_task(frozen_embedding):
-    from meta.batched import BatchedEngine
+    from meta.engines import BatchedEngine
     from meta.batched_anil import _features, adapt_heads, dense_heads
     from tests.test_batched import N_ITEMS, assert_close, make_tasks
 
@@ -306,7 +306,7 @@ def test_batched_anil_equals_per_task(frozen_embedding):
 
 def test_perf_times_the_arms_beside_maml(tmp_path):
     """`bench perf` measures each arm on the engines that implement it (not a timing test)."""
-    from bench.cli import main
+    from bench.commands.cli import main
 
     out = tmp_path / "perf.json"
     argv = ["perf", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
@@ -338,7 +338,8 @@ def make_metasgd(seed: int, frozen_embedding: bool = False) -> MetaSGD:
 
 @pytest.mark.parametrize("frozen_embedding", [False, True])
 def test_batched_metasgd_equals_per_task(frozen_embedding):
-    from meta.batched import BatchedEngine, stack_tasks
+    from meta.batched import stack_tasks
+    from meta.engines import BatchedEngine
     from meta.batched_metasgd import adapt_with_rates, stacked_with_rates
     from tests.test_batched import N_ITEMS, assert_close, make_tasks
 
@@ -377,7 +378,7 @@ def test_batched_metasgd_equals_per_task(frozen_embedding):
 
 
 def test_a_checkpoint_that_does_not_fit_is_refused_before_any_run_starts(tiny_dataset, model_cache, tmp_path, capsys):
-    from bench.cli import main
+    from bench.commands.cli import main
 
     grid = tmp_path / "warm.toml"
     grid.write_text('datasets = ["tiny"]\nseeds = [0]\nshots = [{ K = 5, Q = 10 }]\n\n'

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from baselines.model import GRURecommender, ModelConfig
-from meta.batched import BatchedEngine, batched_gru_layer, pack_steps, stack_tasks, step_blocks
+from meta.batched import BatchedMAML, batched_gru_layer, pack_steps, stack_tasks, step_blocks
+from meta.engines import BatchedEngine
 from meta.per_task import PerTaskEngine, adapt
 from meta.tasks import Task
 
@@ -104,7 +105,7 @@ def test_adapted_parameters_equal_l2l(frozen_embedding):
     model = maml.module
     tasks = make_tasks(4, K=3, Q=4, n_items=N_ITEMS, seed=3)
     inner_steps = 3
-    engine = BatchedEngine()
+    engine = BatchedMAML()
     batch = stack_tasks(tasks, model.embedding.num_embeddings)
     stacked = engine._stacked(model, batch, len(tasks), detach=False, lr=maml.lr)
     stacked = engine._adapt(stacked, batch, maml.lr, inner_steps, 0.0, False)
@@ -222,7 +223,7 @@ def test_perf_command_smoke(tmp_path):
     """`bench perf` runs end to end on a tiny config and writes its figures (not a timing test)."""
     import json
 
-    from bench.cli import main
+    from bench.commands.cli import main
 
     out = tmp_path / "perf.json"
     argv = ["perf", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",

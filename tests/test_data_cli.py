@@ -1,12 +1,12 @@
-"""`python -m bench data ...` through bench.cli.main: synth defaults, --if-missing, info, exit codes."""
+"""`python -m bench data ...` through bench.commands.cli.main: synth defaults, --if-missing, info, exit codes."""
 
 from __future__ import annotations
 
 import json
 
-from bench.cli import main
+from bench.commands.cli import main
 from bench.data.diagnostics import outside_bands
-from bench.data.store import open_dataset
+from bench.data.dataset import open_dataset
 
 
 def test_default_synth_meets_the_benchmark_targets(tmp_path, capsys):

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import main
+from bench.commands.cli import main
 from bench.data import importers, pipeline
-from bench.data.store import open_dataset
-from bench.errors import BenchError
+from bench.data.dataset import open_dataset
+from bench.core.errors import BenchError
 
 BASE = 1_486_000_000  # early February 2017, epoch seconds
 

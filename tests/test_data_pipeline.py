@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from bench.data import pipeline
-from bench.data.store import open_dataset
+from bench.data.dataset import open_dataset
 from bench.data.synth import make_synthetic_dataset
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ import json
 import pyarrow as pa
 import pytest
 
-from bench.cli import main
+from bench.commands.cli import main
 from bench.data import pipeline
-from bench.data.store import open_dataset
+from bench.data.dataset import open_dataset
 from bench.data.synth import SynthConfig, build_synthetic
-from bench.errors import BenchError
-from bench.grid import RunConfig, expand, load_grid
+from bench.core.errors import BenchError
+from bench.plan.grid import RunConfig, expand, load_grid
 
 LENGTHS = [3, 11, 15, 16, 20, 24, 29, 35, 40]  # pairs per hand-made user
 
@@ -158,8 +158,8 @@ def test_several_K_share_the_population_of_the_largest_K_at_each_Q(tmp_path):
 def test_shots_grid_runs_score_K1_and_K10_on_the_same_learners_and_query_pairs(tmp_path, capsys):
     """End to end through the runner: popularity ignores the support set, so equal per-episode scores
     across K mean equal query pairs; and the dry run reports the episode count once."""
-    from bench.runner import execute_run
-    from bench.store import load_results
+    from bench.run.execute import execute_run
+    from bench.store.results import load_results
 
     build_synthetic("pop", tmp_path, SynthConfig(users=400, seed=1, sessions_tail=0.7, switch_tail=1.6), pipeline.PipelineConfig())
     dataset = open_dataset("pop", tmp_path)
@@ -189,8 +189,8 @@ def test_shots_grid_runs_score_K1_and_K10_on_the_same_learners_and_query_pairs(t
 
 def test_maml_validates_on_the_population_of_its_run(tmp_path, monkeypatch):
     """The val episodes MAML selects its checkpoint on come from the run's population too."""
-    from bench.data.store import Dataset
-    from bench.methods import METHODS, RunContext
+    from bench.data.dataset import Dataset
+    from bench.methods.registry import METHODS, RunContext
 
     build_synthetic("val", tmp_path, SynthConfig(users=400, seed=1, sessions_tail=0.7, switch_tail=1.6), pipeline.PipelineConfig())
     dataset = open_dataset("val", tmp_path)

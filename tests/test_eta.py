@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.eta import GridEta
+from bench.run.eta import GridEta
 
 
 class Clock:

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import main
-from bench.questions import Question, QuestionResult, QuestionsTable
+from bench.commands.cli import main
+from bench.analysis.questions import QuestionResult, QuestionsTable
+from bench.plan.questions import Question
 
 GRID = """
 name = "figures-test"
@@ -87,7 +88,7 @@ def _question_result(question: Question, status: str = "ok", **numbers) -> Quest
 @pytest.fixture(scope="module")
 def inputs(store):
     """PlotInputs of the store, with hand-made answers to two questions (one missing) on each table."""
-    from bench.figures.inputs import load_inputs
+    from bench.output.figures.inputs import load_inputs
 
     data_dir, grid, results = store
     plain = load_inputs(results, grid=str(grid), data_dir=data_dir)
@@ -107,7 +108,7 @@ def inputs(store):
 
 @pytest.fixture(scope="module")
 def drawn(inputs):
-    from bench.figures import close, draw_all
+    from bench.output.figures import close, draw_all
 
     figures = draw_all(inputs)
     yield figures
@@ -120,7 +121,7 @@ def drawn(inputs):
 def test_every_figure_is_a_valid_pdf_and_png_with_a_caption(drawn, tmp_path):
     from matplotlib.image import imread
 
-    from bench.figures import Drawn, write_figures
+    from bench.output.figures import Drawn, write_figures
 
     assert list(drawn) == FIGURE_NAMES and all(isinstance(item, Drawn) for item in drawn.values()), drawn
     written = write_figures(drawn, tmp_path)
@@ -200,7 +201,7 @@ def test_diagnostics_panels_show_the_recorded_numbers(drawn):
 
 
 def test_missing_inputs_skip_with_a_notice(inputs):
-    from bench.figures import FIGURES, Skipped
+    from bench.output.figures import FIGURES, Skipped
 
     bare = dataclasses.replace(inputs, tables=inputs.tables[:1], questions=(), questions_notice="no questions here", manifests={})
     for name in ("accuracy-vs-k", "questions-forest", "main-question-episodes", "dataset-diagnostics"):
@@ -254,7 +255,7 @@ def test_export_latex_figures_writes_figures_tex_including_each_drawn_figure(sto
 def test_figures_tex_compiles_with_pdflatex(drawn, tmp_path):
     import subprocess
 
-    from bench.figures import figures_tex, write_figures
+    from bench.output.figures import figures_tex, write_figures
 
     written = write_figures(drawn, tmp_path / "figs")
     (tmp_path / "figures.tex").write_text(figures_tex(written, "figs"))
@@ -305,7 +306,7 @@ def _decoded_svgs(images: list[str]) -> list[ET.Element]:
 
 
 def test_html_page_is_self_contained_with_every_section(inputs, drawn):
-    from bench.html import html_page
+    from bench.output.html import html_page
 
     text = html_page(inputs, drawn)
     page = _parse(text)

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from bench.cli import main
+from bench.commands.cli import main
 from tests.test_data_import import BASE, _error_line, _iso, _log, _no_leftovers, _seed_folder
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.methods import METHODS, RunContext
+from bench.methods.registry import METHODS, RunContext
 from tests.conftest import SMALL_GRU4REC
 
 K, Q = 5, 10

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
 from baselines.model import GRURecommender, ModelConfig
-from bench.methods import METHODS, RunContext
+from bench.methods.registry import METHODS, RunContext
 from meta.per_task import PerTaskEngine, adapt, deterministic
 from meta.tasks import Task, tasks_from_episodes
 from tests.conftest import SMALL_GRU4REC

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from baselines.memory import rank_scores
-from bench.errors import BenchError
-from bench.methods import METHODS, RunContext, evaluate_method
+from bench.core.errors import BenchError
+from bench.methods.registry import METHODS, RunContext, evaluate_method
 
 N_ITEMS = 12
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import baselines.gru4rec as gru4rec_module
-from bench.errors import BenchError
-from bench.methods import METHODS, RunContext, evaluate_method, get_method
+from bench.core.errors import BenchError
+from bench.methods.registry import METHODS, RunContext, evaluate_method, get_method
 from meta.inits import INITS, get_init
 from tests.conftest import SMALL_GRU4REC
 
@@ -143,16 +143,16 @@ def test_gru4rec_is_trained_once_and_cached(tiny_dataset, tmp_path, monkeypatch)
 
 
 def test_every_default_of_every_method_has_a_declared_type_and_range():
-    from bench.methods import PARAMS
+    from bench.methods.registry import PARAMS
 
     missing = sorted({(name, key) for name, spec in METHODS.items() for key in spec.defaults if key not in PARAMS})
-    assert not missing, f"add each to PARAMS in bench/methods.py (e.g. 'key': Param.int(ge=1),): {missing}"
+    assert not missing, f"add each to PARAMS in bench/methods/registry.py (e.g. 'key': Param.int(ge=1),): {missing}"
     for name, spec in METHODS.items():  # and every default is valid by its own declaration
         assert spec.resolve_params({}) == spec.defaults, name
 
 
 def test_a_param_without_a_declared_type_is_a_clear_error(monkeypatch):
-    from bench.methods import param_spec
+    from bench.methods.registry import param_spec
 
-    with pytest.raises(BenchError, match=r"without a declared type.*PARAMS in bench/methods.py"):
+    with pytest.raises(BenchError, match=r"without a declared type.*PARAMS in bench/methods/registry.py"):
         param_spec("sasrec", "max_len")

@@ -1,4 +1,4 @@
-"""The one evaluator (bench/metrics.py) against a brute-force reference and hand-computed cases."""
+"""The one evaluator (bench/core/metrics.py) against a brute-force reference and hand-computed cases."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.metrics import episode_metrics, evaluate_scores, query_metrics, ranks_from_scores
+from bench.core.metrics import episode_metrics, evaluate_scores, query_metrics, ranks_from_scores
 
 
 def brute_force_rank(row: list[float], target: int) -> int:

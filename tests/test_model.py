@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
 from baselines.model import GRURecommender, ModelConfig, load_checkpoint, mask_padding
-from bench.errors import BenchError
-from bench.metrics import ranks_from_scores
+from bench.core.errors import BenchError
+from bench.core.metrics import ranks_from_scores
 from meta.per_task import adapt, deterministic
 from meta.tasks import Task
 

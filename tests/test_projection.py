@@ -5,10 +5,10 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from bench.errors import BenchError
-from bench.grid import expand, load_grid
-from bench.projection import project_grid, project_run, schedule
-from bench.store import EPISODE_COLUMNS, Store
+from bench.core.errors import BenchError
+from bench.plan.grid import expand, load_grid
+from bench.run.projection import project_grid, project_run, schedule
+from bench.store.results import EPISODE_COLUMNS, Store
 
 
 def _record(run, *, wall, train, evaluation, fit):

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 import baselines.gru4rec
-from bench import provenance
-from bench.cli import main
-from bench.errors import BenchError
-from bench.grid import expand, grid_run_labels, load_grid
-from bench.metrics import METRICS
-from bench.report import leaderboard
-from bench.store import Store, load_results
+from bench.core import provenance
+from bench.commands.cli import main
+from bench.core.errors import BenchError
+from bench.plan.grid import expand, grid_run_labels, load_grid
+from bench.core.metrics import METRICS
+from bench.analysis.leaderboard import leaderboard
+from bench.store.results import Store, load_results
 
 
 @pytest.fixture
@@ -32,8 +32,8 @@ def test_fingerprint_covers_numbers_code_and_new_modules_but_not_reports(source_
     base = provenance.code_fingerprint(root)
     assert base == provenance.code_fingerprint()  # the copy is this checkout
     changes = {
-        "bench/report.py": False, "bench/run_cli.py": False, "bench/store.py": False, "bench/data/cli.py": False,
-        "bench/metrics.py": True, "bench/methods.py": True, "bench/data/pipeline.py": True,
+        "bench/analysis/leaderboard.py": False, "bench/commands/run.py": False, "bench/store/results.py": False, "bench/commands/data.py": False,
+        "bench/core/metrics.py": True, "bench/methods/registry.py": True, "bench/data/pipeline.py": True,
         "baselines/gru4rec.py": True, "meta/maml.py": True,
         "meta/new_method.py": True, "baselines/sasrec/model.py": True,  # modules other helpers add
     }

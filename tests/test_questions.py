@@ -6,11 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import stats
-from bench.errors import BenchError
-from bench.grid import load_grid
-from bench.metrics import METRICS
-from bench.questions import ONE_SEED_NOTE, Question, answer_questions, questions_for, seeds_paired, verdict
+from bench.analysis import stats
+from bench.core.errors import BenchError
+from bench.plan.grid import load_grid
+from bench.core.metrics import METRICS
+from bench.analysis.episodes import seeds_paired
+from bench.analysis.questions import ONE_SEED_NOTE, answer_questions, verdict
+from bench.plan.grid import questions_for
+from bench.plan.questions import Question
 
 N = 60
 ARCH = {"embed_dim": 16, "hidden_dim": 16}

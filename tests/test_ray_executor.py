@@ -18,9 +18,9 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from bench.cli import main  # noqa: E402
-from bench.grid import expand, load_grid  # noqa: E402
-from bench.store import Store, load_results  # noqa: E402
+from bench.commands.cli import main  # noqa: E402
+from bench.plan.grid import expand, load_grid  # noqa: E402
+from bench.store.results import Store, load_results  # noqa: E402
 from tests.conftest import TINY_GRID  # noqa: E402
 
 GRID = TINY_GRID + '[[cells]]\nmethod = "gru4rec-finetune"\n'  # a second run on the shared GRU4Rec weights
@@ -94,13 +94,13 @@ def test_failing_run_is_recorded_and_the_rest_complete(cluster, tiny_grid, tmp_p
 
 
 def test_node_lost_mid_grid_still_completes_every_run_once(cluster, tiny_grid, tmp_path, monkeypatch):
-    from bench.runner import run_grid
+    from bench.run.executors import run_grid
 
     monkeypatch.setenv("BENCH_THREADS", "1")
     data_dir, grid_path = tiny_grid
     cluster_, workers = cluster
     _connect(cluster_)
-    from bench.data.store import open_dataset
+    from bench.data.dataset import open_dataset
 
     dataset = open_dataset("tiny", data_dir)
     # two long MAML runs, so both worker nodes are busy when one is removed

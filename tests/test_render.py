@@ -12,15 +12,16 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from bench import questions as questions_module
-from bench import report
-from bench.cli import main
-from bench.errors import BenchError
-from bench.questions import Question, QuestionResult, QuestionsTable
-from bench.render import cells, csv, latex, markdown, terminal
-from bench.store import Store
+from bench.analysis import leaderboard as report
+from bench.commands import common as commands_common
+from bench.commands.cli import main
+from bench.core.errors import BenchError
+from bench.analysis.questions import QuestionResult, QuestionsTable
+from bench.plan.questions import Question
+from bench.output import cells, csv, latex, markdown, terminal
+from bench.store.results import Store
 
-# the default grid's cells and modes (bench/grids/default.toml)
+# the default grid's cells and modes (bench/plan/grids/default.toml)
 DEFAULT_CELLS = {
     "maml[random]": ("zero-shot", "few-shot"),
     "gru4rec": ("zero-shot",),
@@ -273,9 +274,9 @@ def test_questions_seam_feeds_report_and_exports(store_dir, tmp_path, monkeypatc
         calls.append((declared, options))
         return [QUESTIONS]
 
-    monkeypatch.setattr(questions_module, "questions_for", lambda grid: f"declared by {grid}", raising=False)
-    monkeypatch.setattr(questions_module, "answer_questions", answer_questions, raising=False)
-    monkeypatch.setattr("bench.grid.grid_run_labels", lambda grid, runs, **_: {r["hash"]: r["cell"] for r in runs})
+    monkeypatch.setattr(commands_common, "questions_for", lambda grid: f"declared by {grid}")
+    monkeypatch.setattr(commands_common, "answer_questions", answer_questions)
+    monkeypatch.setattr("bench.plan.grid.grid_run_labels", lambda grid, runs, **_: {r["hash"]: r["cell"] for r in runs})
     assert main(["report", "--results", str(store_dir), "--grid", "default"]) == 0
     out = capsys.readouterr().out
     assert calls[0][0] == "declared by default" and calls[0][1]["metric"] == "acc@1"

@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import report, stats
-from bench.render import cells, csv, latex, markdown, terminal
-from bench.cli import main
-from bench.errors import BenchError
-from bench.metrics import METRICS
-from bench.store import Store
+from bench.analysis import leaderboard as report
+from bench.analysis import stats
+from bench.output import cells, csv, latex, markdown, terminal
+from bench.commands.cli import main
+from bench.core.errors import BenchError
+from bench.core.metrics import METRICS
+from bench.store.results import Store
 
 N_EPISODES = 50
 POP = "pop_{top}&50%#"  # a cell name full of LaTeX specials
@@ -37,7 +38,7 @@ EXPECTED_ORDER = [
     (POP, "few-shot"),
     (POP, "zero-shot"),
 ]
-SIGNIFICANT: set = set()  # the Δ-vs-reference column is descriptive: no row is ever marked (the tests are in bench.questions)
+SIGNIFICANT: set = set()  # the Δ-vs-reference column is descriptive: no row is ever marked (the tests are in bench.analysis.questions)
 CLEAR_GAPS = {("maml[random]", "few-shot"), ("maml[random]", "zero-shot"), (POP, "zero-shot")}
 WTL = {
     ("gru4rec", "few-shot"): (25, 0, 25),
@@ -339,7 +340,7 @@ def test_formatting():
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
-    from bench.atomic import atomic_write, atomic_write_text
+    from bench.core.atomic import atomic_write, atomic_write_text
 
     target = tmp_path / "sub" / "table.tex"
     atomic_write_text(target, "one")

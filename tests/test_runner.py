@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.cli import main
-from bench.store import load_results
+from bench.commands.cli import main
+from bench.store.results import load_results
 from tests.conftest import TINY_GRID
 
 REPO = Path(__file__).resolve().parent.parent

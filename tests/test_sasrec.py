@@ -10,7 +10,7 @@ import torch
 import baselines.sasrec as sasrec_module
 from baselines.batching import pad_prefixes
 from baselines.sasrec import SASRec, SASRecConfig
-from bench.methods import METHODS, RunContext, evaluate_method
+from bench.methods.registry import METHODS, RunContext, evaluate_method
 
 SMALL_SASREC = {"hidden_dim": 16, "max_epochs": 2}
 

@@ -1,4 +1,4 @@
-"""bench.stats against scipy.stats and by simulation (coverage, false-positive rate)."""
+"""bench.analysis.stats against scipy.stats and by simulation (coverage, false-positive rate)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from bench import stats
+from bench.analysis import stats
 
 
 def _mean_diff(a, b, axis=-1):

@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from bench.errors import BenchError, BenchErrors
-from bench.grid import RunConfig, available_grids, expand, load_grid, parse_sets
-from bench.metrics import METRICS
-from bench.store import SCHEMA, Store, load_results
+from bench.core.errors import BenchError, BenchErrors
+from bench.plan.grid import RunConfig, available_grids, expand, load_grid, parse_sets
+from bench.core.metrics import METRICS
+from bench.store.results import SCHEMA, Store, load_results
 
 
 def _episodes(n=3):
@@ -143,7 +143,7 @@ def test_live_display_keeps_bracketed_cell_labels():
     # rich reads "[random]" as a markup tag; the progress lines must show the label as written
     from rich.console import Console
 
-    from bench.run_cli import _markup
+    from bench.commands.run import _markup
 
     for label in ("maml[random]", "maml[gru4rec-frozen-embed]"):
         console = Console(record=True, force_terminal=True, width=120)

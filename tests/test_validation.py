@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from bench.cli import main
-from bench.errors import BenchError
-from bench.grid import expand, load_grid, parse_sets
-from bench.params import Param
+from bench.commands.cli import main
+from bench.core.errors import BenchError
+from bench.plan.grid import expand, load_grid, parse_sets
+from bench.core.params import Param
 
 GRID = """
 name = "check"
@@ -104,11 +104,11 @@ def test_bad_grid_files_are_refused_in_one_line(run_data, tmp_path, capsys, edit
 
 
 def test_preset_grid_errors_name_the_grid_file(monkeypatch, tmp_path):
-    import bench.grid
+    import bench.plan.grid
 
     (tmp_path / "grids").mkdir()
     (tmp_path / "grids" / "broken.toml").write_text(GRID.replace("K = 3", "K = 0"))
-    monkeypatch.setattr(bench.grid, "GRID_DIR", tmp_path / "grids")
+    monkeypatch.setattr(bench.plan.grid, "GRID_DIR", tmp_path / "grids")
     with pytest.raises(BenchError, match=r"^grids/broken.toml: shots entry 1"):
         load_grid("broken")
 
@@ -136,7 +136,7 @@ def test_declared_params_describe_what_they_allow():
 
 
 def test_a_run_that_fails_at_run_time_is_one_summary_line_and_an_error_file(run_data, tmp_path, capsys, monkeypatch):
-    from bench.methods import METHODS, ZERO_SHOT, _spec
+    from bench.methods.registry import METHODS, ZERO_SHOT, _spec
 
     class Exploding:
         modes = (ZERO_SHOT,)
@@ -160,7 +160,7 @@ def test_a_run_that_fails_at_run_time_is_one_summary_line_and_an_error_file(run_
     assert failed[0] == f"run {run_hash} (explode, seed 0) failed: ValueError: boom: a deliberate failure; details in {error_file}"
     assert "Traceback" in error_file.read_text() and "boom" in error_file.read_text()
     assert "Traceback" not in out  # the traceback is in the file only
-    from bench.store import load_results
+    from bench.store.results import load_results
 
     assert [r["cell"] for r in load_results(results).runs] == ["random"]  # the grid went on
 

@@ -12,7 +12,7 @@ descriptive figures, never targets. Definitions (all shares are fractions):
   prefixes longer than max_prefix. prefix_length_hist: counts of stored lengths 1..max_prefix.
 - top1/top5_label_share, label_gini, label_share_curve: over train labels (Gini over all items).
 - popularity_acc@1 and markov1_acc@1: train-label counts, resp. the most frequent successor of the
-  query's last item in the train pairs, scored on the test episodes' queries by bench.metrics'
+  query's last item in the train pairs, scored on the test episodes' queries by bench.core.metrics'
   ranking (ties count against the model).
 - revisit_rate: share of pairs (all splits) whose label is already in its prefix.
 - support_signal {own, shuffled, ratio}: share of test query labels that are among the episode's
@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 import torch
 
-from bench.metrics import ranks_from_scores
+from bench.core.metrics import ranks_from_scores
 
 # Real XuetangX under the seed's protocol (shared notes) and the band issue 8 asks of the built-in
 # stand-in: statistic path -> (real, low, high); None = open.

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bench.data import pipeline
-from bench.errors import BenchError
+from bench.data import build, pipeline
+from bench.core.errors import BenchError
 
 # ----------------------------------------------------------------------------------------------
 # Accounting for every input row
@@ -227,7 +227,7 @@ def import_interactions(
         "sessions": session_rule,
         "rows": account.to_json(),
     }
-    return pipeline.build_dataset(
+    return build.build_dataset(
         interactions, name=name, data_dir=data_dir, source=source, config=config, force=force, progress=progress
     )
 
@@ -487,7 +487,7 @@ def import_xuetangx_activity(
         "interaction": "one kept event of (user, session hash, course); sessions are (user, session hash) across courses",
     }
     say(f"{rows_line(source['rows'])}; {len(interactions):,} interactions after removing consecutive repeats")
-    return pipeline.build_dataset(
+    return build.build_dataset(
         interactions, name=name, data_dir=data_dir, source=source, config=config, force=force, progress=progress
     )
 
@@ -517,7 +517,7 @@ def _find_seed_root(folder: Path) -> Path:
     )
 
 
-def _check_vocab(course2id) -> int:
+def check_vocab(course2id) -> int:
     """Return the shift that makes ids 1..N: 1 if they are 0..N-1, 0 if already 1..N; refuse otherwise."""
     if not isinstance(course2id, dict) or not course2id:
         raise BenchError("course2id.json is not a non-empty object of course -> id", "pass the seed's vocab/course2id.json")
@@ -616,7 +616,7 @@ def import_seed_episodes(
         course2id = json.loads(vocab_path.read_text())
     except json.JSONDecodeError as err:
         raise BenchError(f"malformed JSON in {vocab_path} at character {err.pos}: {err.msg}", "copy the file again") from None
-    shift = _check_vocab(course2id)
+    shift = check_vocab(course2id)
     n_items = len(course2id)
     found: dict[tuple[int, int], dict[str, Path]] = {}
     for path in sorted((root / "episodes").glob("episodes_*_K*_Q*.parquet")):
@@ -760,6 +760,6 @@ def import_seed_episodes(
             "diagnostics": diagnostics.compute(pairs_by_split, tables[primary], n_items, max_prefix=None),
         }
         pipeline.write_manifest(tmp, manifest)
-    from bench.data.store import open_dataset
+    from bench.data.dataset import open_dataset
 
     return open_dataset(name, data_dir)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.data import pipeline
-from bench.data.store import open_dataset
+from bench.data.dataset import open_dataset
 
 
 def _fmt(value) -> str:

@@ -29,8 +29,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from bench.data import pipeline
-from bench.errors import BenchError
+from bench.data import build, pipeline
+from bench.core.errors import BenchError
 
 START_EPOCH = 1485907200  # 2017-02-01T00:00:00Z, the start of the XuetangX activity log
 ENROL, RESUME, SWITCH, RETURN = 0, 1, 2, 3  # what a visit does
@@ -315,7 +315,7 @@ def build_synthetic(
     """Generate, then run the shared pipeline; returns the opened Dataset."""
     interactions = generate_interactions(config)
     source = {"kind": "synth", "generator": "bench.data.synth", "parameters": dataclasses.asdict(config)}
-    return pipeline.build_dataset(
+    return build.build_dataset(
         interactions, name=name, data_dir=data_dir, source=source, config=pipeline_config, force=force, progress=progress
     )
 

@@ -1,0 +1,62 @@
+"""What the report-like commands share: one set of selection options (report, export, plot) and
+the selection they make, through :mod:`bench.analysis.select`."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.analysis.leaderboard import DEFAULT_METRIC, DEFAULT_REFERENCE, LeaderboardTable, leaderboard, parse_reference
+from bench.analysis.questions import answer_questions
+from bench.analysis.select import select_results
+from bench.core.labels import check_metric
+from bench.core.metrics import METRICS
+from bench.core.paths import DEFAULT_RESULTS, default_data_dir
+from bench.plan.grid import questions_for
+from bench.store.results import Results
+
+
+def selection_options(reference: bool = True, mixed_code: bool = True) -> argparse.ArgumentParser:
+    """The options that choose what a report shows, as a parent parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default {DEFAULT_RESULTS}/)")
+    common.add_argument("--dataset", default=None, help="only this dataset (default: every dataset)")
+    common.add_argument("--grid", default=None, help="only the runs this grid declares, with its declared questions (preset name or .toml path; default: every run)")
+    if reference:
+        common.add_argument(
+            "--reference", default=None, metavar="CELL:MODE",
+            help=f"row the others are compared with (default {DEFAULT_REFERENCE}; a table without it has no comparison columns)",
+        )
+    if mixed_code:
+        common.add_argument(
+            "--allow-mixed-code", action="store_true",
+            help="pool runs of one cell made by different code versions (refused by default; noted in the table)",
+        )
+    common.add_argument("--data-dir", default=default_data_dir(), help="where the datasets are, for their diagnostics (default: data/ or $BENCH_DATA_DIR)")
+    common.add_argument("--metric", default=DEFAULT_METRIC, help=f"sort and compare by ({', '.join(METRICS)}; default {DEFAULT_METRIC})")
+    return common
+
+
+def results_from_args(args: argparse.Namespace) -> Results:
+    return select_results(args.results, args.grid, any_code=getattr(args, "allow_mixed_code", False))
+
+
+def tables_from_args(args: argparse.Namespace, results: Results | None = None) -> list[LeaderboardTable]:
+    metric = check_metric(args.metric)
+    reference = getattr(args, "reference", None)
+    if reference is not None:
+        parse_reference(reference)
+    return leaderboard(
+        results_from_args(args) if results is None else results,
+        reference=reference or DEFAULT_REFERENCE,
+        metric=metric,
+        dataset=args.dataset,
+        require_reference=reference is not None,
+        allow_mixed_code=getattr(args, "allow_mixed_code", False),
+    )
+
+
+def questions_from_args(args: argparse.Namespace, results: Results) -> list:
+    """The declared questions of ``--grid`` answered on ``results`` (none without --grid)."""
+    if not args.grid:
+        return []
+    return list(answer_questions(results, questions_for(args.grid), metric=args.metric, dataset=args.dataset, grid=args.grid))

@@ -1,0 +1,106 @@
+"""`python -m bench report` (terminal or one HTML page) and `python -m bench export` (LaTeX,
+markdown, CSV): the same selection, laid out by the renderers in :mod:`bench.output`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.analysis.select import dataset_header
+from bench.commands.common import questions_from_args, results_from_args, selection_options, tables_from_args
+from bench.commands.plot import export_figures
+from bench.core.atomic import atomic_write_text
+from bench.output import csv, latex, markdown
+from bench.output.figures import Skipped, close, draw_all
+from bench.output.figures.inputs import PlotInputs, read_manifests
+from bench.output.html import html_page
+from bench.output.terminal import print_report
+
+EXPORT_FORMATS = ("latex", "markdown", "csv")
+
+
+def write_html_report(args: argparse.Namespace) -> int:
+    """The `report --html FILE` handler: same selection options as the terminal report."""
+    results = results_from_args(args)
+    tables = tables_from_args(args, results)
+    questions = questions_from_args(args, results)
+    notice = None if questions else ("no --grid given: the declared questions are a grid's [[compare]] blocks" if not args.grid else f"grid {args.grid!r} declares no questions")
+    manifests = read_manifests((run["config"]["dataset"] for run in results.runs), args.data_dir)
+    inputs = PlotInputs(results, Path(args.results), tuple(tables), tuple(questions), notice, manifests, args.metric, args.grid)
+    drawn = draw_all(inputs)
+    try:
+        page = html_page(inputs, drawn)
+    finally:
+        close(drawn)
+    atomic_write_text(Path(args.html), page)
+    for name, item in drawn.items():
+        if isinstance(item, Skipped):
+            print(f"figure {name} not drawn: {item.notice}")
+    print(f"wrote {args.html}: open file://{Path(args.html).resolve()}")
+    return 0
+
+
+def _report_command(args: argparse.Namespace) -> int:
+    if args.html:  # the one-file HTML page (bench/output/html.py)
+        return write_html_report(args)
+    results = results_from_args(args)
+    tables = tables_from_args(args, results)
+    print_report(tables, questions=questions_from_args(args, results), wide=args.wide, header=dataset_header(tables, args.data_dir))
+    return 0
+
+
+def _export_command(args: argparse.Namespace) -> int:
+    columns = latex.parse_columns(args.columns) if args.columns else None
+    results = results_from_args(args)
+    tables = tables_from_args(args, results)
+    questions = questions_from_args(args, results)
+    extra: dict[str, str] = {}
+    if args.format == "latex":
+        text = latex.to_latex(tables, caption=args.caption, label=args.label, columns=columns, all_columns=args.all_columns,
+                              layout=args.layout, scale=args.scale, questions=questions)
+    elif args.format == "markdown":
+        header = "".join(f"{line}  \n" for line in dataset_header(tables, args.data_dir))
+        text = (header + "\n" if header else "") + markdown.questions_to_markdown(questions) + markdown.to_markdown(tables)
+    else:
+        text = csv.to_csv(tables)
+        if questions:  # a second table cannot share a CSV file: it goes beside it
+            extra["questions"] = csv.questions_to_csv(questions)
+    if args.out in (None, "-"):
+        sys.stdout.write(text)
+        if extra:
+            print("the Questions CSV is written only with --out FILE (beside it, as FILE.questions.csv)", file=sys.stderr)
+    else:
+        out = Path(args.out)
+        atomic_write_text(out, text)
+        for name, body in extra.items():
+            atomic_write_text(out.with_suffix(f".{name}.csv"), body)
+        print(f"wrote {args.out} ({len(tables)} table(s), {args.format}{', with the Questions' if questions else ''})")
+    if args.figures:  # the figures and a figures.tex including them (bench/figures)
+        export_figures(args, tables)
+    return 0
+
+
+def register(subparsers) -> None:
+    common = selection_options()
+
+    report = subparsers.add_parser(
+        "report", parents=[common], help="print the leaderboard: means with 95%% CIs, paired comparisons vs a reference",
+    )
+    report.add_argument("--wide", action="store_true", help="every column, even beyond the terminal's width (default: the columns that fit)")
+    report.add_argument("--html", default=None, metavar="FILE", help="write one self-contained HTML page (tables, figures, provenance) instead")
+    report.set_defaults(func=_report_command)
+
+    export = subparsers.add_parser("export", parents=[common], help="write the leaderboard as LaTeX (booktabs), markdown or CSV")
+    export.add_argument("format", choices=EXPORT_FORMATS)
+    export.add_argument("--out", default=None, help="output file, written atomically (default or '-': stdout)")
+    export.add_argument("--caption", default=None, help="LaTeX caption (LaTeX markup allowed; default describes the table)")
+    export.add_argument("--label", default=None, help="LaTeX \\label (suffixed per table when there are several)")
+    export.add_argument("--layout", choices=("column", "page"), default="column",
+                        help="LaTeX: fit one column of a two-column paper (table) or the page width (table*); default column")
+    export.add_argument("--columns", default=None, metavar="A,B,C",
+                        help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, delta, p, wtl, episodes, seeds, seed-sd, train-s")
+    export.add_argument("--all-columns", action="store_true", help="LaTeX: every column (wider than a page; see --scale)")
+    export.add_argument("--scale", action="store_true", help="LaTeX: shrink the table to the layout's width with \\resizebox (needs graphicx)")
+    export.add_argument("--figures", default=None, metavar="DIR", help="also write the figures there and DIR/figures.tex (\\includegraphics and captions)")
+    export.set_defaults(func=_export_command)

@@ -1,0 +1,107 @@
+"""The dataset handle every method reads: ``open_dataset(name, data_dir=None) -> Dataset``."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from bench.data import pipeline
+from bench.core.errors import BenchError
+
+
+@functools.lru_cache(maxsize=64)
+def _read_parquet_cached(path: str, mtime_ns: int, size: int) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas()
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read a parquet file, cached by (path, mtime, size); returns a shallow copy so callers may add columns."""
+    stat = os.stat(path)
+    return _read_parquet_cached(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size).copy(deep=False)
+
+
+def list_datasets(data_dir=None) -> list[str]:
+    base = pipeline.processed_dir(data_dir)
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if not p.name.startswith(".") and (p / pipeline.MANIFEST).is_file())
+
+
+def open_dataset(name: str, data_dir=None) -> "Dataset":
+    """Open ``<data-dir>/processed/<name>``; BenchError listing the datasets present if it is not there."""
+    if isinstance(name, Dataset):
+        return name
+    root = pipeline.processed_dir(data_dir) / name
+    if not (root / pipeline.MANIFEST).is_file():
+        present = list_datasets(data_dir)
+        listed = ", ".join(present) if present else "none"
+        if root.is_dir() and (root / "episodes").is_dir():
+            fix = f"it holds files but no dataset.json: run `python -m bench data import seed-episodes {root} --name {name}-imported`"
+        else:
+            fix = "run `python -m bench data synth --name xuetangx-synth` or `python -m bench data import ...`"
+        raise BenchError(f"no dataset {name!r} in {root.parent} (present: {listed})", fix)
+    return Dataset(root)
+
+
+class Dataset:
+    """A processed dataset folder: vocabulary, pairs per split, episodes per split and K/Q."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.name = self.root.name
+        self.manifest = json.loads((self.root / pipeline.MANIFEST).read_text())
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r}, n_items={self.n_items}, hash={self.content_hash[:12]})"
+
+    @property
+    def n_items(self) -> int:
+        return int(self.manifest["counts"]["items"])
+
+    @property
+    def content_hash(self) -> str:
+        return self.manifest["content_hash"]
+
+    @functools.cached_property
+    def vocab(self) -> dict[str, int]:
+        return json.loads((self.root / "vocab" / "course2id.json").read_text())
+
+    def _check_split(self, split: str) -> None:
+        if split not in pipeline.SPLITS:
+            raise BenchError(f"unknown split {split!r}", f"use one of {', '.join(pipeline.SPLITS)}")
+
+    def pairs(self, split: str) -> pd.DataFrame:
+        """``user_id, session_id, prefix, label, timestamp``; prefix cells are int64 numpy arrays."""
+        self._check_split(split)
+        return read_parquet(self.root / "pairs" / f"pairs_{split}.parquet")
+
+    @property
+    def test_episodes_per_user(self) -> int:
+        """Val/test episodes per learner (dataset option; datasets built before it have 1)."""
+        return int(self.manifest.get("pipeline", {}).get("test_episodes_per_user", 1))
+
+    def episodes_path(self, split: str, K: int, Q: int, population_K: int | None = None) -> Path:
+        return self.root / pipeline.episodes_relpath(split, int(K), int(Q), population_K)
+
+    def episodes(self, split: str, K: int, Q: int, population_K: int | None = None) -> pd.DataFrame:
+        """``user_id, support_prefixes, support_labels, query_prefixes, query_labels`` (list cells).
+
+        ``population_K`` (val/test; >= K): score the users eligible at population_K+Q on their last Q
+        pairs, so every K of a grid sees the same learners and query pairs; ignored for train.
+        A missing file is built from the pairs with the recorded episode rules and cached atomically.
+        """
+        self._check_split(split)
+        path = self.episodes_path(split, K, Q, population_K)
+        if not path.is_file():
+            stride = int(self.manifest.get("pipeline", {}).get("stride", 1))
+            table = pq.read_table(self.root / "pairs" / f"pairs_{split}.parquet")
+            episodes = pipeline.build_episodes(
+                table, split, int(K), int(Q), stride, population_K=population_K, per_user=self.test_episodes_per_user
+            )
+            pipeline.write_parquet(episodes, path)
+        return read_parquet(path)

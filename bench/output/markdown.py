@@ -1,0 +1,43 @@
+"""Markdown pipe tables (GitHub style): every column, plain text that needs no terminal width."""
+
+from __future__ import annotations
+
+from bench.analysis.questions import QuestionsTable
+from bench.output import cells as C
+from bench.analysis.leaderboard import LeaderboardTable
+from bench.output.cells import DAGGER
+
+
+def _cell(cell: C.Cell) -> str:
+    text = cell.text
+    if cell.emphasis == "best":
+        text = f"**{text}**"
+    elif cell.emphasis == "second":
+        text = f"<u>{text}</u>"
+    if cell.dagger:
+        text += DAGGER
+    if cell.detail:
+        text += f" {cell.detail}" if cell.numeric else f"<br>{cell.detail}"
+    return text.replace("|", r"\|")
+
+
+def _table(title: str, columns: list[C.Column], notes) -> list[str]:
+    out = [f"### {title}", ""]
+    out.append("| " + " | ".join(c.header.replace("|", r"\|") for c in columns) + " |")
+    out.append("|" + "|".join("---:" if c.align == "r" else ":---" for c in columns) + "|")
+    for cells in zip(*(c.cells for c in columns)):
+        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    out.append("")
+    out += [f"_{note}_  " for note in notes]
+    out.append("")
+    return out
+
+
+def to_markdown(tables: list[LeaderboardTable]) -> str:
+    """Pipe tables, one per leaderboard, each with its notes below it."""
+    return "\n".join(line for table in tables for line in _table(table.title, C.leaderboard_columns(table), table.notes))
+
+
+def questions_to_markdown(tables: list[QuestionsTable]) -> str:
+    """The Questions tables in the same form (empty text when there are none)."""
+    return "\n".join(line for table in tables for line in _table(C.questions_title(table), C.question_columns(table), table.notes))

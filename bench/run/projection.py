@@ -1,0 +1,119 @@
+"""`python -m bench project`: what a grid would cost, projected from the measured runs of a cheaper
+grid that declares the same runs at a smaller training budget (e.g. `full` from `full-short`).
+
+Everything it prints is a PROJECTION, labelled so: no run is made at the target's budget. Each run
+of the target grid is matched to the source grid's run with the same dataset, method, init, seed,
+K, Q and every parameter but the budget keys (``BUDGET_KEYS``); its measured costs are scaled:
+
+- meta-learned runs (MAML, ANIL, Meta-SGD): measured seconds per meta-iteration (validation
+  excluded, ``fit.seconds_per_iteration``) x the target's iterations, plus measured seconds per
+  validation x the target's validations (one before training and one every ``val_every``), plus
+  the test evaluation as measured;
+- runs that train by epochs (GRU4Rec, SASRec): measured seconds per epoch x the target's
+  ``max_epochs`` (an upper bound: early stopping may end them sooner), plus evaluation as measured;
+- every other run (no budget parameter): as measured.
+
+The runs are then placed longest first on the least loaded of W single-thread workers, the way
+``--jobs W`` (or a Ray cluster of W CPUs) would run them if every run cost the same whoever runs
+beside it, and prerequisites (cached GRU4Rec/SASRec weights) are ignored: a lower bound on wall
+time for W workers. The longest single run is a floor that no number of workers beats.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.core.errors import BenchError
+from bench.plan.grid import RunConfig, expand, load_grid
+from bench.store.results import Store
+
+BUDGET_KEYS = ("meta_iterations", "val_every", "max_epochs")
+EPOCH_METHODS = ("gru4rec", "sasrec")  # their curve has one row per epoch
+WORKERS = (2, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class Projected:
+    cell: str
+    seed: int
+    measured_s: float  # the source run's wall seconds
+    projected_s: float
+    how: str  # which scaling applied
+
+
+def _match_key(method: str, init, seed: int, dataset: str, K: int, Q: int, params: dict) -> str:
+    kept = {k: v for k, v in params.items() if k not in BUDGET_KEYS}
+    return json.dumps([method, init, seed, dataset, K, Q, kept], sort_keys=True, default=str)
+
+
+def _key(config: RunConfig) -> str:
+    return _match_key(config.method, config.init, config.seed, config.dataset, config.K, config.Q, config.params_dict)
+
+
+def _record_key(record: dict) -> str:
+    c = record["config"]
+    return _match_key(c["method"], c.get("init"), c["seed"], c["dataset"], c["K"], c["Q"], c["params"])
+
+
+def _validations(iterations: int, val_every: int) -> int:
+    return 1 + iterations // val_every  # meta/maml.py validates before training and every val_every
+
+
+def project_run(target: RunConfig, record: dict, curve_rows: int) -> Projected:
+    """One target run's projected wall seconds from its measured counterpart ``record`` (run.json)
+    and the number of rows of that run's curve (validations, or epochs)."""
+    fit, measured = record.get("fit", {}), float(record["wall_seconds"])
+    evaluation = float(record.get("eval_seconds", 0.0))
+    params, source = target.params_dict, record["config"]["params"]
+    if "seconds_per_iteration" in fit:  # meta-learned
+        per_validation = float(fit["val_seconds"]) / max(curve_rows, 1)
+        iterations, validations = int(params["meta_iterations"]), _validations(int(params["meta_iterations"]), int(params["val_every"]))
+        seconds = float(fit["seconds_per_iteration"]) * iterations + per_validation * validations + evaluation
+        how = f"{iterations} it x {fit['seconds_per_iteration']:.2f}s + {validations} val x {per_validation:.1f}s + test"
+    elif target.method in EPOCH_METHODS and "max_epochs" in params:
+        per_epoch = float(record["train_seconds"]) / max(curve_rows, 1)
+        epochs = int(params["max_epochs"])
+        seconds = per_epoch * epochs + evaluation
+        how = f"<= {epochs} epochs x {per_epoch:.0f}s + test (ran {curve_rows} of {source.get('max_epochs')})"
+    else:
+        seconds, how = measured, "as measured"
+    return Projected(target.cell, target.seed, measured, seconds, how)
+
+
+def schedule(durations: list[float], workers: int) -> float:
+    """Wall time of independent jobs on ``workers`` workers, longest first to the least loaded."""
+    loads = [0.0] * workers
+    for duration in sorted(durations, reverse=True):
+        loads[loads.index(min(loads))] += duration
+    return max(loads)
+
+
+def project_grid(target_name: str, source_name: str, results_dir: str = "results") -> list[Projected]:
+    """Every run of ``target_name``, projected from the complete runs of ``source_name`` in the store;
+    refused in one line when a target run has no measured counterpart."""
+    target, source = load_grid(target_name), load_grid(source_name)
+    store = Store(results_dir, create=False)
+    records = store.complete_runs()
+    versions = {r["config"]["dataset"]: r["config"]["dataset_hash"] for r in records if r["config"]["dataset"] in target.datasets}
+    if set(versions) != set(target.datasets):
+        raise BenchError(f"no complete runs of dataset(s) {', '.join(sorted(set(target.datasets) - set(versions)))} in {store.root}", f"run `python -m bench run --grid {source_name}` first")
+    source_hashes = {run.hash for run in expand(source, versions)}
+    measured = {_record_key(r): r for r in records if r["hash"] in source_hashes}
+    projected, missing = [], []
+    for run in expand(target, versions):
+        record = measured.get(_key(run))
+        if record is None:
+            missing.append(f"{run.cell} seed={run.seed}")
+            continue
+        rows = len(pd.read_parquet(store.run_dir(record["hash"]) / "curve.parquet"))
+        projected.append(project_run(run, record, rows))
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise BenchError(
+            f"{len(missing)} run(s) of grid {target_name!r} have no complete counterpart in grid {source_name!r}: {', '.join(missing[:3])}{more}",
+            f"run `python -m bench run --grid {source_name}` to the end, or project from a grid that declares the same runs",
+        )
+    return projected
