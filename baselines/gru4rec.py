@@ -1,7 +1,15 @@
 """GRU4Rec: the global GRURecommender trained on every train-split pair, cached per (dataset, config, seed).
 
 Adam, cross-entropy over the whole catalogue, batches of prefixes bucketed by length, early stopping
-on the val-split pairs' loss (the best-by-val weights are kept). Defaults are the seed's baseline.
+on the val-split pairs' loss: evaluated after every epoch, the best epoch's weights kept, training
+stopped after ``patience`` epochs without a better val loss, at most ``max_epochs``. The info says
+which epoch was kept and whether training was still improving when the budget ran out
+(``still_improving``: the kept epoch is the last and ``max_epochs``, not patience, stopped it).
+Defaults are the seed's baseline.
+
+``train_users`` (param of the gru4rec methods, set by the ``gru4rec-episode-users`` init): "all"
+trains on every train pair; "episode-users" only on the train pairs of the users meta-training sees
+at the run's K, Q (those with at least K+Q train pairs), its own cache entry (``train_selection``).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
 from bench.core.atomic import atomic_write
+from bench.core.errors import BenchError
 from bench.core.metrics import ranks_from_scores
 from bench.core.provenance import code_fingerprint
 from baselines.model import GRURecommender, ModelConfig
@@ -37,6 +46,10 @@ GRU4REC_DEFAULTS: dict = {
     "patience": 2,  # epochs without a better val loss before stopping
     "max_prefix": 50,  # keep the last max_prefix items of each prefix
 }
+
+# Which train users' pairs GRU4Rec trains on (param ``train_users`` of the gru4rec methods).
+TRAIN_USERS = ("all", "episode-users")
+TRAIN_USERS_DEFAULTS: dict = {"train_users": "all"}
 
 Progress = Callable[[str, int, int], None]
 
@@ -58,6 +71,27 @@ def seeded_rng(seed: int, device="cpu") -> Iterator[None]:
 def gru4rec_params(params: dict) -> dict:
     """The GRU4Rec training config out of a method's params (defaults filled in, other keys dropped)."""
     return {key: params.get(key, default) for key, default in GRU4REC_DEFAULTS.items()}
+
+
+def train_selection(params: dict, K: int, Q: int) -> dict | None:
+    """Which train pairs GRU4Rec trains on: None = every train pair; for ``train_users`` =
+    "episode-users", ``{"train_users": "episode-users", "min_pairs": K + Q}``: the pairs of the train
+    users with at least K+Q train pairs, the users meta-training's episodes come from at (K, Q)."""
+    users = params.get("train_users", "all")
+    if users == "all":
+        return None
+    if users == "episode-users":
+        return {"train_users": users, "min_pairs": int(K) + int(Q)}
+    raise BenchError(f"train_users = {users!r}", f"choose one of {', '.join(TRAIN_USERS)}")
+
+
+def select_train_pairs(pairs: pd.DataFrame, selection: dict | None) -> pd.DataFrame:
+    """``pairs`` of the users ``selection`` keeps (``train_selection``): all of them for None."""
+    if selection is None:
+        return pairs
+    counts = pairs["user_id"].value_counts()
+    eligible = counts.index[counts >= int(selection["min_pairs"])]
+    return pairs[pairs["user_id"].isin(eligible)].reset_index(drop=True)
 
 
 def model_config(n_items: int, params: dict) -> ModelConfig:
@@ -105,22 +139,36 @@ def evaluate_pairs(model: GRURecommender, pairs: PairTensors, batch_size: int, d
     return loss_sum / len(pairs), correct / len(pairs)
 
 
-def train_gru4rec(dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu") -> tuple[dict, dict]:
-    """Train GRU4Rec on ``dataset.pairs("train")``; return (best-by-val state_dict on CPU, info)."""
+def train_gru4rec(
+    dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu", selection: dict | None = None
+) -> tuple[dict, dict]:
+    """Train GRU4Rec on ``dataset.pairs("train")`` (those ``selection`` keeps); return (best-by-val state_dict on CPU, info)."""
     p = gru4rec_params(params)
-    return train_on_pairs(lambda: GRURecommender(model_config(dataset.n_items, p)), dataset, p, seed, progress, device, "gru4rec")
+    return train_on_pairs(lambda: GRURecommender(model_config(dataset.n_items, p)), dataset, p, seed, progress, device, "gru4rec", selection)
 
 
-def train_on_pairs(build_model, dataset, p: dict, seed: int, progress: Progress, device, phase: str) -> tuple[dict, dict]:
-    """Train ``build_model()`` (forward(prefixes, lengths) -> logits) on every train pair with GRU4Rec's
-    schedule (``p``: lr, batch_size, max_epochs, patience, max_prefix); return (best-by-val state_dict
-    on CPU, info).
+def train_on_pairs(
+    build_model, dataset, p: dict, seed: int, progress: Progress, device, phase: str, selection: dict | None = None
+) -> tuple[dict, dict]:
+    """Train ``build_model()`` (forward(prefixes, lengths) -> logits) on every train pair (or those of
+    the users ``selection`` keeps, ``train_selection``) with GRU4Rec's schedule (``p``: lr, batch_size,
+    max_epochs, patience, max_prefix); return (best-by-val state_dict on CPU, info).
+
+    Early stopping: val loss after every epoch; the best epoch's weights are kept; training stops
+    after ``patience`` epochs without a lower val loss, or after ``max_epochs``. Info: ``best_epoch``,
+    ``epochs_trained``, ``stopped`` ("patience" or "max_epochs"), ``still_improving`` (the best epoch
+    is the last one and max_epochs stopped training: more epochs might have helped), ``n_train_pairs``,
+    ``n_train_users``, ``train_users``, ``budget_pairs`` (epochs_trained x n_train_pairs: pairs seen
+    by gradient steps).
 
     Deterministic for a given seed and device: weight init and dropout draw from a forked RNG
     seeded with ``seed``, and batch order from a generator seeded with ``seed``.
     """
     start = time.perf_counter()
-    train = PairTensors(dataset.pairs("train"), int(p["max_prefix"]))
+    train_pairs = select_train_pairs(dataset.pairs("train"), selection)
+    if len(train_pairs) == 0:
+        raise BenchError(f"no train pairs to train {phase} on ({selection})", "pick a smaller K+Q or train_users = \"all\"")
+    train = PairTensors(train_pairs, int(p["max_prefix"]))
     val = PairTensors(dataset.pairs("val"), int(p["max_prefix"]))
     batch_size = int(p["batch_size"])
     generator = torch.Generator().manual_seed(seed)
@@ -130,7 +178,7 @@ def train_on_pairs(build_model, dataset, p: dict, seed: int, progress: Progress,
         optimizer = torch.optim.Adam(model.parameters(), lr=float(p["lr"]))
         best_loss, best_state, best_epoch = math.inf, copy.deepcopy(model.state_dict()), 0
         total_steps = int(p["max_epochs"]) * math.ceil(len(train) / batch_size)
-        steps = 0
+        steps, stopped = 0, "max_epochs"
         for epoch in range(1, int(p["max_epochs"]) + 1):
             model.train()
             loss_sum = 0.0
@@ -148,14 +196,23 @@ def train_on_pairs(build_model, dataset, p: dict, seed: int, progress: Progress,
             if val_loss < best_loss:
                 best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
             elif epoch - best_epoch >= int(p["patience"]):
+                stopped = "patience"
                 break
     state = {key: tensor.detach().cpu() for key, tensor in best_state.items()}
+    epochs_trained = len(epochs)
     info = {
         "curve": epochs,
         "best_epoch": best_epoch,
         "best_val_loss": best_loss,
+        "epochs_trained": epochs_trained,
+        "stopped": stopped,
+        "still_improving": best_epoch == epochs_trained and stopped == "max_epochs",
+        "budget_pairs": epochs_trained * len(train),
         "train_seconds": time.perf_counter() - start,
         "n_train_pairs": len(train),
+        "n_train_users": int(train_pairs["user_id"].nunique()),
+        "train_users": (selection or {}).get("train_users", "all"),
+        **({"min_user_pairs": int(selection["min_pairs"])} if selection else {}),
         "n_val_pairs": len(val),
         "params": p,
         "seed": seed,
@@ -164,10 +221,13 @@ def train_on_pairs(build_model, dataset, p: dict, seed: int, progress: Progress,
     return state, info
 
 
-def cache_key(content_hash: str, params: dict, seed: int, select=gru4rec_params) -> str:
+def cache_key(content_hash: str, params: dict, seed: int, select=gru4rec_params, selection: dict | None = None) -> str:
     """Names the cached weights: dataset version, the trained model's params (as ``select`` picks them),
-    seed and the code fingerprint, so weights trained by code since changed are never reused."""
+    seed, the train pairs' ``selection`` (``train_selection``; only when not all) and the code
+    fingerprint, so weights trained by code since changed are never reused."""
     identity = {"dataset": content_hash, "params": select(params), "seed": seed, "code": code_fingerprint()}
+    if selection is not None:
+        identity["train_pairs"] = selection
     blob = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -195,11 +255,26 @@ def cached_training(folder: Path, train: Callable[[], tuple[dict, dict]]) -> tup
     return state, info
 
 
+def gru4rec_folder(ctx) -> Path:
+    """``cache_dir/gru4rec/<cache_key>``: where the GRU4Rec of (ctx.dataset, ctx.params, ctx.seed and,
+    for ``train_users`` = "episode-users", ctx.K + ctx.Q) is cached."""
+    selection = train_selection(ctx.params, ctx.K, ctx.Q)
+    return Path(ctx.cache_dir) / "gru4rec" / cache_key(ctx.dataset.content_hash, ctx.params, ctx.seed, selection=selection)
+
+
+def cached_info(folder: Path) -> dict | None:
+    """The info of the training cached in ``folder`` (``cached_training``), or None if there is none."""
+    path = Path(folder) / "info.json"
+    return json.loads(path.read_text()) if path.is_file() and (Path(folder) / "model.pt").is_file() else None
+
+
 def load_or_train_gru4rec(ctx) -> tuple[GRURecommender, dict]:
-    """GRU4Rec for (ctx.dataset, ctx.params, ctx.seed): from ``cache_dir/gru4rec/<sha256>/`` or trained
-    once and cached (``cached_training``)."""
-    folder = Path(ctx.cache_dir) / "gru4rec" / cache_key(ctx.dataset.content_hash, ctx.params, ctx.seed)
-    state, info = cached_training(folder, lambda: train_gru4rec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device))
+    """GRU4Rec for (ctx.dataset, ctx.params, ctx.seed): from ``gru4rec_folder(ctx)`` or trained once
+    and cached (``cached_training``); ctx.params' ``train_users`` picks the train pairs."""
+    selection = train_selection(ctx.params, ctx.K, ctx.Q)
+    state, info = cached_training(
+        gru4rec_folder(ctx), lambda: train_gru4rec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device, selection)
+    )
     model = GRURecommender(model_config(ctx.dataset.n_items, ctx.params))
     model.load_state_dict(state)
     return model.to(ctx.device), info

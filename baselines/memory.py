@@ -6,7 +6,8 @@ or neighbour sessions); the support part is the same computation over the learne
 pairs only. Zero-shot uses w = 0. Few-shot uses the w chosen in fit(): of the candidates in the
 ``support_weights`` param, the one with the highest mean Acc@1 over the val episodes (few-shot,
 the run's K and Q, through bench.core.metrics), ties to the smaller weight; fit() records the choice and
-every candidate's val Acc@1. Items the mix leaves tied (e.g. no rule fires) are ordered by train
+every candidate's val Acc@1 (ranked under the dataset's protocol: the episodes' ``query_excluded``
+item leaves each ranking, as at test). Items the mix leaves tied (e.g. no rule fires) are ordered by train
 popularity, so every item gets a score; remaining ties count against the model in the evaluator.
 """
 
@@ -85,12 +86,21 @@ def rank_scores(primary: np.ndarray, secondary: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(ranks.reshape(shape))
 
 
+def popularity_then_id(popularity: np.ndarray) -> np.ndarray:
+    """A secondary key with no ties: 0..V-1 ordering items by ``popularity``, then by the lower id."""
+    key = np.empty(len(popularity), dtype=np.float64)
+    ids = np.arange(len(popularity))
+    key[np.lexsort((-ids, popularity))] = np.arange(len(popularity), dtype=np.float64)
+    return key
+
+
 class MemoryMethod:
     """Base of the non-neural baselines. Subclasses implement ``fit_train(ctx) -> dict`` (learn from the
     train split), ``train_part(prefixes) -> [n, V]`` and ``support_part(prefixes, support_prefixes,
     support_labels) -> [n, V]`` (float64 numpy)."""
 
     modes = (ZERO_SHOT, FEW_SHOT)
+    ties_by_id = False  # True: items the mix leaves tied are ordered by popularity, then the lower id (no tie left)
 
     def __init__(self, ctx, name: str, params: dict):
         self.name, self.params = name, params
@@ -102,6 +112,8 @@ class MemoryMethod:
     def fit(self, ctx) -> dict:
         start = time.perf_counter()
         self.popularity = label_popularity(ctx.dataset.pairs("train"), self.vocab_size)
+        if self.ties_by_id:
+            self.popularity = popularity_then_id(self.popularity)
         info = dict(self.fit_train(ctx))
         val = ctx.dataset.episodes("val", ctx.K, ctx.Q)
         val_acc = self.val_accuracy(val)
@@ -138,13 +150,16 @@ class MemoryMethod:
     def val_accuracy(self, val: pd.DataFrame) -> dict[float, float]:
         """Mean few-shot Acc@1 over ``val`` for every candidate weight (each part computed once)."""
         labels = list(val["query_labels"])
+        excluded = val.get("query_excluded")  # the dataset's protocol, as the test evaluation applies it
+        excluded = None if excluded is None else list(excluded)
         correct = {w: [] for w in self.weights}
         done = 0
         for train, support in self.parts(val, with_support=True):
             chunk_labels = labels[done : done + len(train)]
+            chunk_excluded = None if excluded is None else excluded[done : done + len(train)]
             done += len(train)
             for w in self.weights:
-                rows = evaluate_scores([rank_scores(train + w * support, self.popularity)], chunk_labels)
+                rows = evaluate_scores([rank_scores(train + w * support, self.popularity)], chunk_labels, chunk_excluded)
                 correct[w].extend(row["acc@1"] for row in rows)
         return {w: float(np.mean(values)) for w, values in correct.items()}
 

@@ -8,10 +8,16 @@ An init may have params of its own (``InitSpec.params``, e.g. ``init_checkpoint`
 params of every method that takes an init, set like any other (grid params, ``--set``), and
 ``resolve_init_params`` keeps them only in the runs whose init uses them (so they do not change
 other runs' identity) and adds what the identity needs (the checkpoint file's sha256).
+
+An init built from a pre-trained GRU4Rec may set how that GRU4Rec is trained (``InitSpec.pretraining``,
+e.g. ``gru4rec-episode-users``: ``train_users = "episode-users"``, GRU4Rec trained only on the train
+pairs of the users meta-training sees); ``pretraining_params`` applies it, for the build, the cache key
+and seed pairing alike (bench/methods/prerequisites.py), so the init is the gru4rec method's own code path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +38,7 @@ class InitSpec:
     params: dict = field(default_factory=dict)  # the init's own params and their defaults
     resolve: Callable[[dict], dict] | None = None  # params -> params with what the run identity needs
     check: Callable[[dict, object], None] | None = None  # (params, dataset): refuse before any run starts
+    pretraining: dict = field(default_factory=dict)  # GRU4Rec params its pre-trained weights are trained with (train_users)
 
 
 def random_init(ctx) -> GRURecommender:
@@ -145,6 +152,13 @@ INITS: dict[str, InitSpec] = {
     "gru4rec-frozen-embed": InitSpec(
         "gru4rec-frozen-embed", pretrained_gru4rec, True, "GRU4Rec weights, embedding frozen in both loops"
     ),
+    "gru4rec-episode-users": InitSpec(
+        "gru4rec-episode-users",
+        pretrained_gru4rec,
+        False,
+        "GRU4Rec weights trained only on the train pairs of the users meta-training sees (>= K+Q pairs)",
+        pretraining={"train_users": "episode-users"},
+    ),
     "checkpoint": InitSpec(
         "checkpoint",
         checkpoint_init,
@@ -166,9 +180,18 @@ def get_init(name: str) -> InitSpec:
     return INITS[name]
 
 
+def pretraining_params(name: str | None, params: dict) -> dict:
+    """``params`` with init ``name``'s pre-training params (``InitSpec.pretraining``) applied: the params
+    the GRU4Rec it starts from is trained, cached and paired by. Unchanged for no init or an unknown one."""
+    spec = INITS.get(name) if name is not None else None
+    return {**params, **spec.pretraining} if spec is not None and spec.pretraining else params
+
+
 def build_init(name: str, ctx) -> GRURecommender:
     """The init's model, with the embedding frozen (requires_grad=False) where the init says so."""
     spec = get_init(name)
+    if spec.pretraining:
+        ctx = dataclasses.replace(ctx, params=pretraining_params(name, ctx.params))
     model = spec.build(ctx)
     if spec.frozen_embedding:
         model.embedding.weight.requires_grad_(False)

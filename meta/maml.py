@@ -130,6 +130,7 @@ class MAMLMethod:
         info = {
             "curve": curve,
             "best_iteration": best_iteration,
+            "still_improving": best_iteration == curve[-1]["iteration"],  # best-by-val is the last validation
             "best_val_acc@1": best_acc,
             "meta_seconds": meta_seconds,
             "val_seconds": val_seconds,

@@ -192,7 +192,7 @@ def test_latex_paper_table_columns_per_layout(board, layout, environment):
     assert all(len(r) == 5 for r in numbers) and len(numbers) == 1 + len(board.rows)  # cell, Acc@1, R@10, N@10, Δ
     assert r"\resizebox" not in tex and "booktabs" in tex.splitlines()[1]
     caption = re.search(r"\\caption\{(.*)\}\n", tex).group(1)
-    for needed in (f"$n={N_EPISODES}$ test episodes", "3 seeds", r"95\% percentile bootstrap", "Holm", r"$^\dagger$", "bold", "underlined"):
+    for needed in (f"$n={N_EPISODES}$ test episodes", "3 seeds", r"95\% percentile bootstrap", "descriptive (no test", "bold", "underlined"):
         assert needed in caption, needed
     if layout == "column":  # the long names become keys explained in the caption
         assert "C1: maml[gru4rec-frozen-embed]" in caption and "gru4rec-frozen" not in tex.split(r"\toprule")[1]
@@ -294,3 +294,41 @@ def test_export_rejects_an_unknown_column_before_writing(store_dir, tmp_path, ca
     out = tmp_path / "t.tex"
     assert main(["export", "latex", "--results", str(store_dir), "--columns", "cell,bogus", "--out", str(out)]) == BenchError.exit_code
     assert "choose from" in capsys.readouterr().err and not out.exists()
+
+
+def _long_board(board, n=30):
+    """``board`` with ``n`` rows (the smoke grid's size), cell names made distinct."""
+    import dataclasses
+    import math
+
+    copies = math.ceil(n / len(board.rows))
+    rows = pd.concat([board.rows.assign(cell=board.rows["cell"] + (f"-{i}" if i else "")) for i in range(copies)], ignore_index=True).head(n)
+    rows = rows.sort_values(f"{board.metric}_mean", ascending=False, kind="stable").reset_index(drop=True)
+    rows["rank"] = range(1, len(rows) + 1)
+    return dataclasses.replace(board, rows=rows)
+
+
+@pytest.mark.parametrize("layout", ["column", "page"])
+def test_latex_long_leaderboard_is_split_into_floats_of_at_most_max_rows(board, layout):
+    long = _long_board(board)
+    tex = latex.to_latex([long], label="tab:long", layout=layout)
+    env = latex.LAYOUTS[layout].environment
+    parts = tex.split(rf"\begin{{{env}}}")[1:]
+    assert len(parts) == -(-len(long.rows) // latex.LAYOUTS[layout].max_rows)
+    def body_rows(part):
+        body = part.split("\\midrule\n", 1)[1].split("\\bottomrule", 1)[0].splitlines()
+        return sum(1 for line in body if not line.startswith((r"\multicolumn", r"\addlinespace")))
+
+    per_part = [body_rows(part) for part in parts]
+    assert sum(per_part) == len(long.rows) and max(per_part) <= latex.LAYOUTS[layout].max_rows
+    assert r"\label{tab:long}" in parts[0] and all(r"Continued from Table~\ref{tab:long}" in part for part in parts[1:])
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed; the structure test above still runs")
+@pytest.mark.parametrize("layout", ["column", "page"])
+@pytest.mark.parametrize("options", ["", "twocolumn"])
+def test_latex_long_leaderboard_compiles_without_overfull_box_or_too_large_float(board, tmp_path, layout, options):
+    tex = latex.to_latex([_long_board(board)], label="tab:long", layout=layout)
+    log = _compile(tmp_path, tex, options, f"long-{layout}-{options or 'onecolumn'}")
+    assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox.*", log)
+    assert "Float too large" not in log, re.findall(r"Float too large.*", log)

@@ -33,7 +33,8 @@ class LeaderboardTable:
     ``rows`` is sorted by ``metric`` (best first) and has the columns ``rank, dataset, K, Q, cell,
     mode, method, init, is_reference, n_episodes, n_seeds, train_seconds``; for every metric ``m``
     ``m_mean, m_ci_low, m_ci_high, m_seed_std``; and, for ``metric`` against the reference,
-    ``diff_mean, diff_ci_low, diff_ci_high, p_value, p_holm, significant, wins, ties, losses``
+    ``diff_mean, diff_ci_low, diff_ci_high, wins, ties, losses`` (descriptive: no test is made here;
+    the declared questions are the tests)
     (NaN / <NA> on the reference row, and everywhere when ``has_reference`` is false).
     """
 
@@ -153,10 +154,8 @@ def _leaderboard_table(
         return None
     frame = pd.DataFrame(rows)
     has_reference = reference is not None and reference in episode_means
-    comparison = {c: np.nan for c in ("diff_mean", "diff_ci_low", "diff_ci_high", "p_value", "p_holm")}
-    for column, value in comparison.items():
-        frame[column] = value
-    frame["significant"] = False
+    for column in ("diff_mean", "diff_ci_low", "diff_ci_high"):
+        frame[column] = np.nan
     for column in ("wins", "ties", "losses"):
         frame[column] = pd.array([pd.NA] * len(frame), dtype="Int64")
     label = METRIC_LABELS[metric]

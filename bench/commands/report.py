@@ -99,7 +99,7 @@ def register(subparsers) -> None:
     export.add_argument("--layout", choices=("column", "page"), default="column",
                         help="LaTeX: fit one column of a two-column paper (table) or the page width (table*); default column")
     export.add_argument("--columns", default=None, metavar="A,B,C",
-                        help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, delta, p, wtl, episodes, seeds, seed-sd, train-s")
+                        help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, delta, wtl, episodes, seeds, seed-sd, train-s")
     export.add_argument("--all-columns", action="store_true", help="LaTeX: every column (wider than a page; see --scale)")
     export.add_argument("--scale", action="store_true", help="LaTeX: shrink the table to the layout's width with \\resizebox (needs graphicx)")
     export.add_argument("--figures", default=None, metavar="DIR", help="also write the figures there and DIR/figures.tex (\\includegraphics and captions)")

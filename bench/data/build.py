@@ -26,6 +26,7 @@ from bench.data.pipeline import (
     write_parquet,
     build_episodes,
     episodes_relpath,
+    exclusion_rule,
     pair_counts,
     summarise,
     write_manifest,
@@ -92,7 +93,12 @@ def build_dataset(
             "schema": SCHEMA_VERSION,
             "name": name,
             "source": source,
-            "pipeline": {**config.to_json(), "episode_rules": EPISODE_RULES},
+            "pipeline": {
+                **config.to_json(),
+                "episode_rules": EPISODE_RULES,
+                # consecutive repeats are removed, so no label equals its prefix's last item: "last_prefix_item"
+                "excluded_from_ranking": exclusion_rule([(pairs.column("prefix"), pairs.column("label"))]),
+            },
             "counts": {
                 "interactions": n_raw,
                 "users": n_users,

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.data import pipeline
@@ -23,6 +24,12 @@ def read_parquet(path: Path) -> pd.DataFrame:
     """Read a parquet file, cached by (path, mtime, size); returns a shallow copy so callers may add columns."""
     stat = os.stat(path)
     return _read_parquet_cached(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size).copy(deep=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _query_excluded_cached(path: str, mtime_ns: int, size: int, rule: str | None) -> pd.Series:
+    prefixes = pq.read_table(path, columns=["query_prefixes"]).column("query_prefixes")
+    return pa.Table.from_arrays([pipeline.query_excluded(prefixes, rule)], names=[pipeline.QUERY_EXCLUDED]).to_pandas()[pipeline.QUERY_EXCLUDED]
 
 
 def list_datasets(data_dir=None) -> list[str]:
@@ -85,11 +92,25 @@ class Dataset:
         """Val/test episodes per learner (dataset option; datasets built before it have 1)."""
         return int(self.manifest.get("pipeline", {}).get("test_episodes_per_user", 1))
 
+    @functools.cached_property
+    def excluded_from_ranking(self) -> str | None:
+        """What a label can never be, so the evaluator leaves it out of every ranking (manifest
+        ``pipeline.excluded_from_ranking``): ``"last_prefix_item"`` or None (nothing excluded).
+        A dataset built before the key was recorded is decided from its pairs, as the seed importer does."""
+        recorded = self.manifest.get("pipeline", {})
+        if "excluded_from_ranking" in recorded:
+            return pipeline.check_exclusion_rule(recorded["excluded_from_ranking"])
+        tables = [pq.read_table(self.root / "pairs" / f"pairs_{split}.parquet", columns=["prefix", "label"]) for split in pipeline.SPLITS]
+        return pipeline.exclusion_rule((table.column("prefix"), table.column("label")) for table in tables)
+
     def episodes_path(self, split: str, K: int, Q: int, population_K: int | None = None) -> Path:
         return self.root / pipeline.episodes_relpath(split, int(K), int(Q), population_K)
 
     def episodes(self, split: str, K: int, Q: int, population_K: int | None = None) -> pd.DataFrame:
-        """``user_id, support_prefixes, support_labels, query_prefixes, query_labels`` (list cells).
+        """``user_id, support_prefixes, support_labels, query_prefixes, query_labels, query_excluded`` (list cells).
+
+        ``query_excluded`` (not stored: derived on read from the query prefixes and
+        ``excluded_from_ranking``): per query, the item the evaluator leaves out of its ranking, 0 = none.
 
         ``population_K`` (val/test; >= K): score the users eligible at population_K+Q on their last Q
         pairs, so every K of a grid sees the same learners and query pairs; ignored for train.
@@ -104,4 +125,8 @@ class Dataset:
                 table, split, int(K), int(Q), stride, population_K=population_K, per_user=self.test_episodes_per_user
             )
             pipeline.write_parquet(episodes, path)
-        return read_parquet(path)
+        frame = read_parquet(path)
+        stat = os.stat(path)
+        excluded = _query_excluded_cached(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size, self.excluded_from_ranking)
+        frame[pipeline.QUERY_EXCLUDED] = excluded.to_numpy()
+        return frame

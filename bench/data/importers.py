@@ -744,6 +744,11 @@ def import_seed_episodes(
             "pipeline": {
                 "max_prefix": None, "split_seed": None, "K": K, "Q": Q, "stride": 1,
                 "test_episodes_per_user": test_episodes_per_user, "episode_rules": pipeline.EPISODE_RULES,
+                # the seed's episodes are taken as given: the last prefix item is excluded only if no pair has it as label
+                "excluded_from_ranking": pipeline.exclusion_rule(
+                    (pc.list_flatten(table.column(f"{part}_prefixes")), pc.list_flatten(table.column(f"{part}_labels")))
+                    for by_split in tables.values() for table in by_split.values() for part in ("support", "query")
+                ),
             },
             "counts": {
                 "interactions": None,

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from baselines.gru4rec import GRU4REC_DEFAULTS
+from baselines.gru4rec import GRU4REC_DEFAULTS, TRAIN_USERS, TRAIN_USERS_DEFAULTS
 from baselines.knn import POSITION_WEIGHTS, SCORE_DECAYS, SIMILARITIES, SKNN_DEFAULTS, VSKNN_DEFAULTS, SessionKNNMethod
 from baselines.rules import MARKOV_DEFAULTS, SR_DEFAULTS, MarkovMethod, SequentialRulesMethod
 from baselines.sasrec import SASREC_DEFAULTS, SASRecMethod
@@ -48,6 +48,7 @@ PARAMS: dict[str, Param] = {
     "max_epochs": Param.int(ge=1),
     "patience": Param.int(ge=1),
     "max_prefix": Param.int(ge=1),
+    "train_users": Param.choice(*TRAIN_USERS),  # all train pairs, or those of the users meta-training sees
     # inner loop and meta-training (meta/maml.py)
     "inner_lr": Param.float(gt=0),
     "inner_steps": Param.int(ge=0),
@@ -211,13 +212,13 @@ METHODS: dict[str, MethodSpec] = {
     for spec in [
         _spec("random", lambda spec, ctx: RandomMethod(ctx), False, [ZERO_SHOT], {}, "uniformly random scores (floor)"),
         _spec("popularity", lambda spec, ctx: PopularityMethod(ctx), False, [ZERO_SHOT], {}, "train-split label counts"),
-        _spec("gru4rec", _gru4rec, False, [ZERO_SHOT], GRU4REC_DEFAULTS, "global GRU4Rec, no adaptation"),
+        _spec("gru4rec", _gru4rec, False, [ZERO_SHOT], {**GRU4REC_DEFAULTS, **TRAIN_USERS_DEFAULTS}, "global GRU4Rec, no adaptation"),
         _spec(
             "gru4rec-finetune",
             _gru4rec,
             False,
             [FEW_SHOT],
-            {**GRU4REC_DEFAULTS, **INNER_DEFAULTS},
+            {**GRU4REC_DEFAULTS, **TRAIN_USERS_DEFAULTS, **INNER_DEFAULTS},
             "GRU4Rec fine-tuned on the K support pairs with MAML's inner loop, no meta-training",
         ),
         _spec(
@@ -283,5 +284,9 @@ def get_method(name: str) -> MethodSpec:
 
 
 def evaluate_method(method: Method, episodes: pd.DataFrame, mode: str) -> list[dict]:
-    """Per-episode metrics (bench.core.metrics.evaluate_scores) of ``method``'s scores in ``mode``."""
-    return evaluate_scores(method.score(episodes, mode), list(episodes["query_labels"]))
+    """Per-episode metrics (bench.core.metrics.evaluate_scores) of ``method``'s scores in ``mode``.
+
+    One protocol for every method: each query's ranking leaves out the item in the episodes'
+    ``query_excluded`` column (the dataset's ``excluded_from_ranking``; Dataset.episodes adds it);
+    episodes without that column exclude nothing."""
+    return evaluate_scores(method.score(episodes, mode), list(episodes["query_labels"]), episodes.get("query_excluded"))

@@ -109,22 +109,17 @@ def leaderboard_columns(table: LeaderboardTable) -> list[Column]:
         columns.append(Column(m, header, "r", tuple(Cell(t, d, e) for t, d, e in zip(texts, details, marks))))
     if table.has_reference:
         m = table.metric
-        diff, p, wtl = [], [], []
+        diff, wtl = [], []
         for _, row in frame.iterrows():
             if row["is_reference"]:
                 diff.append(Cell("reference", numeric=False))
-                p.append(Cell(MISSING))
                 wtl.append(Cell(MISSING))
                 continue
-            significant = bool(row["significant"])
             sign = 0 if missing(row["diff_mean"]) else int(np.sign(row["diff_mean"]))
-            diff.append(Cell(format_diff(m, row["diff_mean"]), interval(format_diff, m, row["diff_ci_low"], row["diff_ci_high"]),
-                             significant=significant, dagger=significant, sign=sign))
-            p.append(Cell(format_p(row["p_holm"]), significant=significant))
+            # descriptive (no test is made against one reference row): never marked significant
+            diff.append(Cell(format_diff(m, row["diff_mean"]), interval(format_diff, m, row["diff_ci_low"], row["diff_ci_high"]), sign=sign))
             wtl.append(Cell(_wtl(row["wins"], row["ties"], row["losses"])))
         columns.append(Column("delta", f"Δ {unit(m)} vs ref {ci}", "r", tuple(diff)))
-        if frame["p_holm"].notna().any():  # the Δ column is descriptive (tests are the Questions'): no p to show
-            columns.append(Column("p", "Holm p", "r", tuple(p)))
         columns.append(Column("wtl", "W/T/L", "r", tuple(wtl)))
     columns += [
         Column("episodes", "Episodes", "r", tuple(Cell(str(n)) for n in frame["n_episodes"])),
@@ -135,13 +130,13 @@ def leaderboard_columns(table: LeaderboardTable) -> list[Column]:
     return columns
 
 
-LEADERBOARD_KEYS = ("rank", "cell", "mode", *METRICS, "delta", "p", "wtl", "episodes", "seeds", "seed-sd", "train-s")
+LEADERBOARD_KEYS = ("rank", "cell", "mode", *METRICS, "delta", "wtl", "episodes", "seeds", "seed-sd", "train-s")
 
 
 def leaderboard_priority(table: LeaderboardTable) -> list[str]:
     """Columns in the order a narrow display keeps them (issue 14): the answer first, the bookkeeping last."""
     others = [m for m in metric_order(table.metric)[1:]]
-    return ["cell", "mode", table.metric, "delta", "p", "wtl", "rank", *others, "episodes", "seeds", "seed-sd", "train-s"]
+    return ["cell", "mode", table.metric, "delta", "wtl", "rank", *others, "episodes", "seeds", "seed-sd", "train-s"]
 
 
 def seed_signs(diffs: tuple[float, ...]) -> str:

@@ -67,6 +67,7 @@ def compute_run(config: RunConfig, data_dir: str, cache_dir, threads: int, devic
 
     from bench.core import provenance
     from bench.data.dataset import open_dataset
+    from bench.methods.prerequisites import training_budget
     from bench.methods.registry import METHODS, RunContext, evaluate_method
     from bench.core.threads import configure_threads
 
@@ -104,6 +105,7 @@ def compute_run(config: RunConfig, data_dir: str, cache_dir, threads: int, devic
     train0 = time.perf_counter()
     fit_info = dict(method.fit(context) or {})
     train_seconds = time.perf_counter() - train0
+    fit_info.update(training_budget(config.method, spec.prepare(context), fit_info))  # budget_pairs, still_improving
 
     test = dataset.episodes("test", config.K, config.Q, config.population_K)
     frames = []

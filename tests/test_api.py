@@ -1,0 +1,33 @@
+"""The README's Python API snippet runs as written on a store (no CLI)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from bench.store.results import Store
+from tests.test_render import _default_grid_results
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_python_api_snippet_runs_on_a_store(tmp_path, monkeypatch, capsys):
+    store = Store(tmp_path / "results")
+    results = _default_grid_results()
+    for run in results.runs:
+        episodes = results.episodes[results.episodes["run"] == run["hash"]]
+        store.start_run(run["hash"], run)
+        store.finish_run(run["hash"], run, episodes[["episode", "user_id", "mode", "acc@1", "recall@5", "recall@10", "mrr", "ndcg@10"]].reset_index(drop=True),
+                         pd.DataFrame({"iteration": [1]}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("bench.plan.grid.grid_run_labels", lambda grid, runs, **_: {r["hash"]: r["cell"] for r in runs})
+    section = README.read_text().split("## Python API", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert isinstance(namespace["episodes"], pd.DataFrame) and len(namespace["episodes"]) == len(results.episodes)
+    assert {"cell", "mode", "acc@1_mean", "diff_mean"} <= set(namespace["board"].columns)
+    assert namespace["why_none"] is None and len(namespace["answered"][0].rows) >= 1
+    assert "Does a warm start help MAML?" in capsys.readouterr().out
