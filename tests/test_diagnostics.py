@@ -13,6 +13,7 @@ KEYS = {
     "users_with_pairs_share", "pairs_per_user", "train_users_ge15_share", "courses_per_session_mean", "sessions_per_user",
     "prefix_length", "top1_label_share", "top5_label_share", "label_gini", "popularity_acc@1", "test_episodes",
     "revisit_rate", "markov1_acc@1", "support_signal", "markov_support", "prefix_length_hist", "label_share_curve",
+    "excludes_last_prefix_item", "scored_queries", "recency_acc@1",
 }
 
 
@@ -124,6 +125,43 @@ def test_a_bonus_chosen_on_val_is_applied_to_test_even_where_it_hurts():
     d = compute({"train": train, "val": VAL, "test": TEST}, {"val": val, "test": test}, 9, max_prefix=2)["markov_support"]
     assert d == {"bonus": 1.0, "acc_without": round(2 / 3, 6), "acc_with": round(1 / 3, 6), "gain": round(-1 / 3, 6)}
 
+# Test queries with returns: prefixes hold earlier courses, the last is never the label (repeats removed).
+# popularity (train labels): 2 (3), then 1, 3, 4, 5 (1 each; ties: the lower id first for the rule)
+RETURNS = episodes([
+    ("r1", [([5], 3)], [([1, 2], 1), ([3, 1, 2], 3)]),  # before last: 1 (hit); 2 excluded, 1 before last -> miss (label 3)
+    ("r2", [([2, 4], 1)], [([4], 2), ([1, 4, 3], 1)]),  # no course before last: popularity -> 2 (hit); 4 before last -> miss
+])
+
+
+def test_repeat_ceiling_and_scored_query_shares_by_hand():
+    d = _compute(test=RETURNS)
+    # labels in their prefix: [1, 2] -> 1, [3, 1, 2] -> 3, [1, 4, 3] -> 1: 3 of 4; the course before last: only the first
+    assert d["scored_queries"] == {"n": 4, "label_in_prefix": 0.75, "label_is_before_last": 0.25}
+    # recency: [1, 2] -> 1 hit; [3, 1, 2] -> 1 miss; [4] -> popularity 2 hit; [1, 4, 3] -> 4 miss
+    assert d["recency_acc@1"] == 0.5 and d["excludes_last_prefix_item"] is True
+    # popularity with the last item excluded: [1, 2] -> 2 is the last, so 1 (tied with 3, 4, 5: a miss) ...
+    # [4] -> 2 hit; [3, 1, 2] -> 2 excluded, the rest tie: miss; [1, 4, 3] -> 2: miss (label 1)
+    assert d["popularity_acc@1"] == 0.25
+
+
+def test_markov_support_bonus_counts_only_support_courses_outside_the_query_prefix():
+    # row 6 -> 7 (2/3), 8 (1/3); the support holds 8, which is also in the first query's prefix
+    train = pairs([("w1", "z1", [6], 7), ("w2", "z2", [6], 7), ("w3", "z3", [6], 8)])
+    val = episodes([("v", [([9], 8)], [([6], 8), ([6], 8)])])  # the bonus that lets 8 overtake 7 is chosen (1.0)
+    test = episodes([("t", [([9], 8)], [([8, 6], 8), ([6], 8)])])
+    d = compute({"train": train, "val": VAL, "test": TEST}, {"val": val, "test": test}, 9, max_prefix=2)["markov_support"]
+    # the first query's 8 is in its prefix: no bonus there (a miss, 7 wins); the second gets it (a hit)
+    assert d["bonus"] == 1.0 and d["acc_with"] == 0.5 and d["acc_without"] == 0.0
+
+
+def test_nothing_is_excluded_where_the_data_keeps_consecutive_repeats():
+    train = pairs([("w1", "z1", [6], 6), ("w2", "z2", [6], 7), ("w3", "z3", [7], 6)])  # a label equal to its prefix's last
+    test = episodes([("t", [([7], 6)], [([6], 6), ([7], 6)])])
+    d = compute({"train": train, "val": VAL, "test": TEST}, {"val": VAL_A, "test": test}, 9, max_prefix=2)
+    assert d["excludes_last_prefix_item"] is False
+    assert d["popularity_acc@1"] == 1.0  # 6 is the top label and may be predicted after [6]
+
+
 def test_support_signal_own_against_another_learners_support():
     d = _compute()["support_signal"]
     # own: [2] -> 3 (support {5, 3}), [2] -> 4 and [5] -> 1 (support {4, 1}); the other's support holds none
@@ -158,9 +196,10 @@ def test_sessions_per_user_from_collapsed_interactions():
 
 def test_summary_lines_are_short_and_name_the_figures():
     lines = summary_lines({"diagnostics": _compute()})
-    assert 3 <= len(lines) <= 6 and all(len(line) <= 100 for line in lines)
+    assert 3 <= len(lines) <= 8 and all(len(line) <= 100 for line in lines)
     text = "\n".join(lines)
-    assert "users with pairs 50.0%" in text and "Markov-1 Acc@1 25.0%" in text and "+50.0 points" in text
+    assert "users with pairs 50.0%" in text and "Markov-1 Acc@1 25.0%" in text and "+50.0 pts" in text
+    assert "repeat ceiling (recency rule, no parameters) Acc@1 25.0%" in text and "not in the prefix" in text
     assert "(x-)" in text  # no ratio where no other learner's support holds a label
     assert summary_lines({"counts": {}}) == []
 

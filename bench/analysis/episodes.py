@@ -108,3 +108,49 @@ def seeds_paired(runs_a: dict[int, dict], runs_b: dict[int, dict]) -> bool:
         if not same_run and (key is None or key != shared_prerequisite(other)):
             return False
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# What a cell's runs say about themselves (their fit info), shown beside its numbers
+
+STILL_IMPROVING = "still improving at the end of its budget"
+WEIGHT_ZERO = "support weight 0 chosen on val: the zero-shot model"
+
+
+def _fits(records) -> list[dict]:
+    return [dict(r.get("fit") or {}) for r in records]
+
+
+def support_weights(records, mode: str) -> list[float]:
+    """The val-chosen support weights of a few-shot memory baseline's runs (one per seed); [] otherwise."""
+    if mode != "few-shot":
+        return []
+    return [float(f["support_weight"]) for f in _fits(records) if isinstance(f.get("support_weight"), (int, float))]
+
+
+def still_improving(records) -> int:
+    """How many of the runs chose their last validation (or epoch) as best: the budget ended the training."""
+    return sum(1 for f in _fits(records) if f.get("still_improving") is True)
+
+
+def budget_pairs(records) -> float | None:
+    """Mean training budget of the runs in pairs seen by gradient steps (pre-training included), if recorded."""
+    values = [float(f["budget_pairs"]) for f in _fits(records) if isinstance(f.get("budget_pairs"), (int, float))]
+    return float(np.mean(values)) if values else None
+
+
+def cell_remarks(records, mode: str) -> list[str]:
+    """Plain-words remarks on a cell's runs: its val-chosen support weight (0: the zero-shot model) and
+    whether its training was still improving when the budget ended."""
+    remarks = []
+    weights = support_weights(records, mode)
+    if weights:
+        if all(w == 0 for w in weights):
+            remarks.append(WEIGHT_ZERO)
+        else:
+            shown = ", ".join(f"{w:g}" for w in sorted(set(weights)))
+            remarks.append(f"support weight {shown} (chosen on val)")
+    n = still_improving(records)
+    if n:
+        remarks.append(STILL_IMPROVING + (f" ({n} of {len(records)} seeds)" if n < len(records) else ""))
+    return remarks

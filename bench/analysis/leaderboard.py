@@ -18,7 +18,19 @@ import pandas as pd
 from bench.analysis import stats
 from bench.core.errors import BenchError
 from bench.core.labels import METRIC_LABELS
-from bench.analysis.episodes import episodes_with_identity, label_variants, learners, per_episode, seeds_paired
+from bench.analysis.episodes import (
+    STILL_IMPROVING,
+    WEIGHT_ZERO,
+    budget_pairs,
+    cell_remarks,
+    episodes_with_identity,
+    label_variants,
+    learners,
+    per_episode,
+    seeds_paired,
+    still_improving,
+    support_weights,
+)
 from bench.core.labels import check_metric
 from bench.core.metrics import METRICS
 
@@ -31,7 +43,8 @@ class LeaderboardTable:
     """One leaderboard: a (dataset, data version, K, Q) with one row per (cell, mode).
 
     ``rows`` is sorted by ``metric`` (best first) and has the columns ``rank, dataset, K, Q, cell,
-    mode, method, init, is_reference, n_episodes, n_seeds, train_seconds``; for every metric ``m``
+    mode, method, init, is_reference, n_episodes, n_seeds, train_seconds, support_weight, n_still_improving,
+    budget_pairs, remarks``; for every metric ``m``
     ``m_mean, m_ci_low, m_ci_high, m_seed_std``; and, for ``metric`` against the reference,
     ``diff_mean, diff_ci_low, diff_ci_high, wins, ties, losses`` (descriptive: no test is made here;
     the declared questions are the tests)
@@ -106,6 +119,30 @@ def _summary_row(complete: pd.DataFrame, n_resamples: int, confidence: float, se
     return row
 
 
+def _fit_columns(records: list[dict], mode: str) -> dict[str, Any]:
+    """What the runs' fit info says beside the numbers: support weight, still improving, budget, remarks."""
+    weights = support_weights(records, mode)
+    budget = budget_pairs(records)
+    return {
+        "support_weight": float(np.mean(weights)) if weights else float("nan"),
+        "n_still_improving": still_improving(records),
+        "budget_pairs": float("nan") if budget is None else budget,
+        "remarks": "; ".join(cell_remarks(records, mode)),
+    }
+
+
+def _remark_notes(frame: pd.DataFrame) -> list[str]:
+    """The remarks in words under the table, so every output states them even where a column is left out."""
+    notes = []
+    zero = [f"{c}:{m}" for c, m, r in zip(frame["cell"], frame["mode"], frame["remarks"]) if WEIGHT_ZERO in r]
+    if zero:
+        notes.append(f"{', '.join(zero)}: {WEIGHT_ZERO} (adaptation was tried on val and not kept; the row repeats its zero-shot numbers).")
+    improving = [f"{c}:{m}" for c, m, n in zip(frame["cell"], frame["mode"], frame["n_still_improving"]) if n]
+    if improving:
+        notes.append(f"{', '.join(improving)}: {STILL_IMPROVING} (best checkpoint at its last validation or epoch): more training could change it.")
+    return notes
+
+
 def _ci_scope(frame: pd.DataFrame) -> str:
     if frame["n_seeds"].max() <= 1:
         return "one trained model per cell; intervals cover episode sampling only"
@@ -145,6 +182,7 @@ def _leaderboard_table(
                 "is_reference": reference is not None and (label, mode) == reference,
                 **_summary_row(complete, n_resamples, confidence, seed),
                 "train_seconds": float(np.mean(times)) if times else float("nan"),
+                **_fit_columns([runs_by_hash.get(h, {}) for h in sub["run"].unique()], mode),
             }
         )
         configs = {int(s): runs_by_hash.get(h, {}).get("config", {}) for s, h in sub.groupby("seed")["run"].first().items()}
@@ -188,6 +226,7 @@ def _leaderboard_table(
 
     frame = frame.sort_values([f"{metric}_mean", "cell", "mode"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    notes += _remark_notes(frame)
     notes.insert(
         0,
         f"Sorted by {label}. Means over seeds and test episodes with {confidence:.0%} percentile bootstrap CIs "

@@ -11,6 +11,7 @@ Recall, as in ``bench.core.metrics``); renderers scale them for display.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 
 from bench.analysis import stats
 from bench.core.errors import BenchError
-from bench.analysis.episodes import episodes_with_identity, label_variants, per_episode, seeds_paired
+from bench.analysis.episodes import STILL_IMPROVING, episodes_with_identity, label_variants, per_episode, seeds_paired, still_improving
 from bench.core.labels import PERCENT_METRICS, check_metric
 from bench.plan.questions import Question
 
@@ -105,17 +106,27 @@ def _missing_row(question: Question, metric: str, detail: str) -> QuestionResult
     )
 
 
-def _cell_results(group, runs_by_hash: dict, metric: str) -> tuple[dict, list[str]]:
-    """(label:mode) -> (wide [episode x seed] values of ``metric``, {seed: run config}) for one table."""
+def _cell_results(group, runs_by_hash: dict, metric: str) -> tuple[dict, list[str], dict]:
+    """(label:mode) -> (wide [episode x seed] values of ``metric``, {seed: run config}) for one table,
+    its notes, and (label:mode) -> how many of its runs were still improving at the end of their budget."""
     key = ["episode", "user_id"] if "user_id" in group.columns else ["episode"]
     group = group.copy()
     group["label"], notes = label_variants(group)
-    cells = {}
+    cells, improving = {}, {}
     for (label, mode), sub in group.groupby(["label", "mode"], sort=True):
         complete, _ = per_episode(sub, key, f"{label}:{mode}")
         configs = {int(s): runs_by_hash.get(h, {}).get("config", {}) for s, h in sub.groupby("seed")["run"].first().items()}
         cells[f"{label}:{mode}"] = (complete[metric], configs)
-    return cells, notes
+        improving[f"{label}:{mode}"] = still_improving([runs_by_hash.get(h, {}) for h in sub["run"].unique()])
+    return cells, notes, improving
+
+
+def _improving_clause(question: Question, improving: dict) -> str:
+    """"; A (and B) still improving at the end of its budget" where a side's best checkpoint was its last."""
+    sides = [side for side in (question.a, question.b) if improving.get(side)]
+    if not sides:
+        return ""
+    return f"; {' and '.join(sides)} {'was' if len(sides) == 1 else 'were'} {STILL_IMPROVING}: more training could change this answer"
 
 
 def _split(side: str) -> tuple[str, str]:
@@ -205,7 +216,7 @@ def answer_questions(
     m = len(questions)
     tables = []
     for (name, dataset_hash, K, Q), group in episodes.groupby(["dataset", "dataset_hash", "K", "Q"], sort=True):
-        cells, notes = _cell_results(group, runs_by_hash, metric)
+        cells, notes, improving = _cell_results(group, runs_by_hash, metric)
         answers = [_answer(q, cells, metric, confidence, n_resamples, seed) for q in questions]
         p_values = [np.nan if isinstance(r, QuestionResult) else r.p_value for r, _ in answers]
         p_holm = stats.holm(np.array(p_values, dtype=float), family_size=m) if m else []
@@ -230,7 +241,8 @@ def answer_questions(
                     p_value=result.p_value, p_holm=float(adjusted), wins=result.wins, ties=result.ties, losses=result.losses,
                     mde=mde, per_seed_diffs=result.per_seed_diffs, signs_agree=bool(signs_agree),
                     verdict=verdict(question, metric, result.mean_diff, (result.ci_low, result.ci_high), float(adjusted), mde,
-                                    result.n_seeds, bool(signs_agree), alpha, identical),
+                                    result.n_seeds, bool(signs_agree), alpha, identical)
+                    + _improving_clause(question, improving),
                 )
             )
         tables.append(
@@ -240,3 +252,26 @@ def answer_questions(
             )
         )
     return tables
+
+
+def by_dataset(tables: Sequence[QuestionsTable]) -> QuestionsTable | None:
+    """The answers of several datasets side by side (the `scenarios` grid: one table per dataset):
+    one row per (question, dataset), the question's words followed by the dataset's name, so a
+    reader sees which answers depend on the data. None unless 2+ datasets answered at one K, Q.
+    Each row keeps its own dataset's Holm adjustment (its family is that dataset's questions)."""
+    tables = list(tables)
+    if len({t.dataset for t in tables}) < 2 or len({(t.K, t.Q, t.metric, t.grid) for t in tables}) != 1:
+        return None
+    order = {q: i for i, q in enumerate(dict.fromkeys(r.question for t in tables for r in t.rows))}
+    rows = sorted(
+        ((order[r.question], j, dataclasses.replace(r, question=dataclasses.replace(r.question, question=f"{r.question.question} [{t.dataset}]")))
+         for j, t in enumerate(tables) for r in t.rows),
+        key=lambda item: item[:2],
+    )
+    first = tables[0]
+    notes = (
+        f"Each declared question of grid {first.grid} answered on each dataset ({', '.join(t.dataset for t in tables)}): "
+        "the datasets differ only where their names say; Δ, CI, Holm p and verdict are each dataset's own (as in its Questions table).",
+    )
+    return QuestionsTable(dataset="by dataset", dataset_hash="", K=first.K, Q=first.Q, metric=first.metric, grid=first.grid,
+                          rows=tuple(r for _, _, r in rows), notes=notes)

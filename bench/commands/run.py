@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from bench.analysis.leaderboard import leaderboard
-from bench.analysis.questions import answer_questions
+from bench.analysis.questions import answer_questions, by_dataset
 from bench.analysis.select import dataset_header
 from bench.core.errors import BenchError
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
@@ -23,7 +23,6 @@ from bench.run.executors import EXECUTORS, run_grid
 from bench.run.lock import StoreLock
 from bench.store.results import Store, load_results
 
-BUILTIN_DATASET = "xuetangx-synth"
 
 
 def register(subparsers) -> None:
@@ -52,12 +51,12 @@ def _open_datasets(names: list[str], data_dir: str, console: Console) -> dict:
         try:
             datasets[name] = open_dataset(name, data_dir)
         except BenchError:
-            if name != BUILTIN_DATASET:
-                raise
-            from bench.data.synth import build_synthetic
+            from bench.data.synth import BUILTIN, build_builtin
 
+            if name not in BUILTIN:
+                raise
             console.print(f"building the built-in dataset {name} in {data_dir} ...")
-            datasets[name] = build_synthetic(name, data_dir)
+            datasets[name] = build_builtin(name, data_dir)
     return datasets
 
 
@@ -114,6 +113,8 @@ def run_command(args: argparse.Namespace) -> int:
     if subset.runs:
         tables = leaderboard(subset)
         questions = answer_questions(subset, grid.compare, grid=grid.name) if grid.compare else []
+        combined = by_dataset(questions)
+        questions = list(questions) + ([combined] if combined is not None else [])
         print_report(tables, console=console if console.is_terminal else None, questions=questions, header=dataset_header(tables, args.data_dir))
     return 1 if failed else 0
 

@@ -11,16 +11,25 @@ descriptive figures, never targets. Definitions (all shares are fractions):
   in the session; the stored length when sessions are unknown), all splits; cut_share: share of
   prefixes longer than max_prefix. prefix_length_hist: counts of stored lengths 1..max_prefix.
 - top1/top5_label_share, label_gini, label_share_curve: over train labels (Gini over all items).
+- excludes_last_prefix_item: no pair's label equals its prefix's last item (consecutive repeats
+  removed), so that item is never ranked, here as by the evaluator (bench.core.metrics).
 - popularity_acc@1 and markov1_acc@1: train-label counts, resp. the most frequent successor of the
   query's last item in the train pairs, scored on the test episodes' queries by bench.core.metrics'
-  ranking (ties count against the model).
+  ranking (ties count against the model; the last prefix item excluded where it can never be the label).
 - revisit_rate: share of pairs (all splits) whose label is already in its prefix.
+- scored_queries {n, label_in_prefix, label_is_before_last}: over the scored test queries (the test
+  episodes' query pairs, what every leaderboard number is computed on): the share of labels found in
+  the query's prefix, and equal to the course before its last.
+- recency_acc@1, the "repeat ceiling": Acc@1 on the scored test queries of the rule with no
+  parameters (the prefix's distinct items except its last, most recent first, then every other
+  course by train-label popularity, ties to the lower id): what repeating recent courses alone scores.
 - support_signal {own, shuffled, ratio}: share of test query labels that are among the episode's
   support items (prefixes and labels) but not in the query's prefix; shuffled: the same with
   another test episode's support (seeded pairing, no episode keeps its own); ratio = own / shuffled.
 - markov_support {bonus, acc_without, acc_with, gain}: Markov-1 row probabilities plus ``bonus`` for
-  each of the episode's support items; the bonus is the best of BONUSES on val episodes (ties: the
-  smallest), then applied to test.
+  each of the episode's support items that is not in the query's own prefix (a bonus on the prefix's
+  items would measure revisits, not the support); the bonus is the best of BONUSES on val episodes
+  (ties: the smallest), then applied to test.
 """
 
 from __future__ import annotations
@@ -106,7 +115,10 @@ class _Queries:
         self.n_episodes = episodes.num_rows
         self.episode = np.repeat(np.arange(self.n_episodes), np.diff(per_episode))
         q_off, q_flat = _lists(_flatten_once(episodes.column("query_prefixes")))  # one prefix per query
+        self.prefix_offsets, self.prefix_items = q_off, q_flat
         self.last = q_flat[q_off[1:] - 1]
+        lengths = np.diff(q_off)
+        self.before_last = np.where(lengths >= 2, q_flat[np.maximum(q_off[1:] - 2, 0)], 0)  # 0: no course before last
         self.in_prefix = _label_in_prefix(q_off, q_flat, self.labels)
         s_per_episode, s_labels = _lists(episodes.column("support_labels"))
         s_off, s_flat = _lists(_flatten_once(episodes.column("support_prefixes")))
@@ -121,17 +133,55 @@ class _Queries:
         return np.isin(support_of[self.episode].astype(np.int64) * (1 << 32) + self.labels, self.support_keys)
 
 
-def _acc_at_1(score_rows, labels: np.ndarray, n_items: int) -> float | None:
-    """Mean Acc@1 from scores built chunk by chunk: ``score_rows(lo, hi) -> Tensor [hi-lo, n_items+1]``."""
+def _acc_at_1(score_rows, labels: np.ndarray, n_items: int, excluded: np.ndarray | None = None) -> float | None:
+    """Mean Acc@1 from scores built chunk by chunk: ``score_rows(lo, hi) -> Tensor [hi-lo, n_items+1]``.
+    ``excluded``: per query an item that can never be the label (the evaluator's protocol: the query
+    prefix's last item where consecutive repeats are removed) and so never competes; None: none."""
     if len(labels) == 0:
         return None
     hits = 0
     step = max(1, SCORE_CELLS // (n_items + 1))
     for lo in range(0, len(labels), step):
         hi = min(lo + step, len(labels))
-        ranks = ranks_from_scores(score_rows(lo, hi), torch.as_tensor(labels[lo:hi], dtype=torch.long))
+        scores = score_rows(lo, hi).to(torch.float64).clone()
+        if excluded is not None:
+            scores[torch.arange(hi - lo), torch.as_tensor(excluded[lo:hi], dtype=torch.long)] = -torch.inf
+        ranks = ranks_from_scores(scores, torch.as_tensor(labels[lo:hi], dtype=torch.long))
         hits += int((ranks == 1).sum())
     return hits / len(labels)
+
+
+def _recency_acc(queries: _Queries, popularity: torch.Tensor, n_items: int, excluded: np.ndarray | None) -> float | None:
+    """Acc@1 of the repeat rule with no parameters: the query prefix's distinct items, most recent first
+    (its last item excluded by the protocol), then every other course by train-label popularity (ties:
+    the lower id first). The same rule as the `recency` baseline's zero-shot mode."""
+    ids = torch.arange(n_items + 1, dtype=torch.float64)
+    base = popularity.to(torch.float64) + (n_items + 1 - ids) / (n_items + 2) * 0.5  # < 1: never reorders counts
+    big = float(popularity.sum()) + 1.0
+    offsets, items = queries.prefix_offsets, queries.prefix_items
+
+    def rows(lo, hi):
+        scores = base.expand(hi - lo, -1).clone()
+        start, end = offsets[lo], offsets[hi]
+        row = np.repeat(np.arange(hi - lo), np.diff(offsets[lo : hi + 1]))
+        position = np.arange(end - start) - (offsets[lo:hi] - start)[row]  # 0 = the oldest prefix item
+        flat = torch.as_tensor(row * (n_items + 1) + items[start:end], dtype=torch.long)
+        view = scores.view(-1)
+        view.scatter_reduce_(0, flat, torch.as_tensor(big + position, dtype=torch.float64), reduce="amax")
+        last = torch.as_tensor(queries.last[lo:hi], dtype=torch.long)
+        scores[torch.arange(hi - lo), last] = base[last]  # "except its last": the last item is not a prefix candidate
+        return scores
+
+    return _acc_at_1(rows, queries.labels, n_items, excluded)
+
+
+def _repeats_removed(pairs: pa.Table) -> bool:
+    """Whether no pair's label equals its prefix's last item (consecutive repeats removed): then that
+    item can never be the label, and every ranking excludes it."""
+    offsets, flat = _lists(pairs.column("prefix"))
+    if len(offsets) <= 1:
+        return True
+    return not bool((flat[offsets[1:] - 1] == pairs.column("label").to_numpy()).any())
 
 
 def _markov_table(train: pa.Table, n_items: int) -> sp.csr_matrix:
@@ -145,19 +195,28 @@ def _markov_table(train: pa.Table, n_items: int) -> sp.csr_matrix:
     return sp.diags(np.where(totals > 0, 1.0 / np.maximum(totals, 1), 0.0)) @ counts
 
 
-def _markov_acc(table: sp.csr_matrix, queries: _Queries, n_items: int, bonus: float) -> float | None:
+def _markov_acc(table: sp.csr_matrix, queries: _Queries, n_items: int, bonus: float, excluded: np.ndarray | None = None) -> float | None:
+    """Markov-1 Acc@1, with ``bonus`` added to each support item that is NOT in the query's own prefix
+    (a bonus on the prefix's items would measure revisits, not what the support tells)."""
     support = sp.csr_matrix(
         (np.ones(len(queries.support_item)), (queries.support_episode, queries.support_item)),
         shape=(max(queries.n_episodes, 1), n_items + 1),
     )
+    offsets, items = queries.prefix_offsets, queries.prefix_items
+    in_prefix = sp.csr_matrix(
+        (np.ones(len(items)), (np.repeat(np.arange(len(offsets) - 1), np.diff(offsets)), items)),
+        shape=(max(len(offsets) - 1, 1), n_items + 1),
+    )
+    in_prefix.data[:] = 1.0  # repeated prefix items count once
 
     def rows(lo, hi):
         scores = table[queries.last[lo:hi]]
         if bonus:
-            scores = scores + bonus * support[queries.episode[lo:hi]]
+            own = support[queries.episode[lo:hi]]
+            scores = scores + bonus * (own - own.multiply(in_prefix[lo:hi]))
         return torch.as_tensor(scores.toarray())
 
-    return _acc_at_1(rows, queries.labels, n_items)
+    return _acc_at_1(rows, queries.labels, n_items, excluded)
 
 
 def _label_stats(train_labels: np.ndarray, n_items: int) -> dict:
@@ -219,11 +278,14 @@ def compute(
     test, val = _Queries(episodes_by_split["test"]), _Queries(episodes_by_split["val"])
 
     popularity = torch.as_tensor(np.bincount(train_labels, minlength=n_items + 1)[: n_items + 1], dtype=torch.float64)
+    exclude_last = _repeats_removed(all_pairs)  # the evaluator's protocol, decided by the data
+    test_excluded = test.last if exclude_last else None
+    val_excluded = val.last if exclude_last else None
     table = _markov_table(train, n_items)
-    val_acc = [_markov_acc(table, val, n_items, b) for b in BONUSES]
+    val_acc = [_markov_acc(table, val, n_items, b, val_excluded) for b in BONUSES]
     best = BONUSES[int(np.argmax([-1.0 if a is None else a for a in val_acc]))]  # argmax: the first (smallest) on ties
-    without = _markov_acc(table, test, n_items, 0.0)
-    with_bonus = _markov_acc(table, test, n_items, best)
+    without = _markov_acc(table, test, n_items, 0.0, test_excluded)
+    with_bonus = _markov_acc(table, test, n_items, best, test_excluded)
 
     in_prefix = test.in_prefix
     own = test.label_in_support(np.arange(test.n_episodes)) & ~in_prefix
@@ -242,9 +304,16 @@ def compute(
         "sessions_per_user": {**_quantiles(spu, (50, 90)), "mean": _r(spu.mean()) if len(spu) else None},
         **_prefix_stats(all_pairs, max_prefix, sessions_known=n_sessions is not None),
         **_label_stats(train_labels, n_items),
-        "popularity_acc@1": _r(_acc_at_1(lambda lo, hi: popularity.expand(hi - lo, -1), test.labels, n_items)),
+        "popularity_acc@1": _r(_acc_at_1(lambda lo, hi: popularity.expand(hi - lo, -1), test.labels, n_items, test_excluded)),
         "test_episodes": test.n_episodes,
         "markov1_acc@1": _r(without),
+        "excludes_last_prefix_item": exclude_last,
+        "scored_queries": {
+            "n": int(len(test.labels)),
+            "label_in_prefix": _r(in_prefix.mean()) if len(in_prefix) else None,
+            "label_is_before_last": _r((test.labels == test.before_last).mean()) if len(in_prefix) else None,
+        },
+        "recency_acc@1": _r(_recency_acc(test, popularity, n_items, test_excluded)),
         "support_signal": {
             "own": _r(own_share),
             "shuffled": _r(shuffled_share),
@@ -293,7 +362,8 @@ def _num(value, fmt: str = "g") -> str:
 
 
 def summary_lines(manifest: dict) -> list[str]:
-    """A few short lines (<= 100 characters) for a report header; [] when the dataset has no diagnostics."""
+    """A few short lines (<= 100 characters) for a report header; [] when the dataset has no diagnostics.
+    Each line says in words what its figures measure."""
     d = manifest.get("diagnostics")
     if not d:
         return []
@@ -303,12 +373,22 @@ def summary_lines(manifest: dict) -> list[str]:
         f"users with pairs {_pct(d['users_with_pairs_share'])}; pairs/user p50 {_num(ppu['p50'])} p90 {_num(ppu['p90'])}; "
         f"courses/session {_num(d['courses_per_session_mean'], '.2f')}; {d['test_episodes']:,} test episodes",
         f"prefix length p50 {_num(pl['p50'])} p90 {_num(pl['p90'])} p99 {_num(pl['p99'])} (cut {_pct(pl['cut_share'])}); "
-        f"revisit rate {_pct(d['revisit_rate'])}",
+        f"all pairs: label already in prefix {_pct(d['revisit_rate'])}",
         f"train labels: top-1 {_pct(d['top1_label_share'])}, top-5 {_pct(d['top5_label_share'])}, "
         f"Gini {_num(d['label_gini'], '.2f')}; popularity Acc@1 {_pct(d['popularity_acc@1'])}",
-        f"Markov-1 Acc@1 {_pct(ms['acc_without'])}; with a support bonus ({_num(ms['bonus'])}, chosen on val) "
-        f"{_pct(ms['acc_with'])}: {'-' if gain is None else f'{gain:+.1f}'} points",
-        f"support signal: {_pct(sig['own'])} of test labels in own support, {_pct(sig['shuffled'])} in another's "
+    ]
+    scored = d.get("scored_queries")
+    if scored is not None:
+        lines += [
+            f"scored test queries: label in the prefix {_pct(scored['label_in_prefix'])}, "
+            f"the course before last {_pct(scored['label_is_before_last'])}",
+            f"repeat ceiling (recency rule, no parameters) Acc@1 {_pct(d.get('recency_acc@1'))}"
+            + ("; last prefix course not ranked" if d.get("excludes_last_prefix_item") else ""),
+        ]
+    lines += [
+        f"Markov-1 Acc@1 {_pct(ms['acc_without'])}; + bonus ({_num(ms['bonus'])}, val) on support courses not in "
+        f"the prefix {_pct(ms['acc_with'])}: {'-' if gain is None else f'{gain:+.1f}'} pts",
+        f"support signal: labels in own support, not in prefix {_pct(sig['own'])}; in another's {_pct(sig['shuffled'])} "
         f"(x{_num(sig['ratio'], '.2f')})",
     ]
     return lines

@@ -14,6 +14,8 @@ from bench.data.dataset import open_dataset
 def _fmt(value) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.4g}"
     if isinstance(value, int):
@@ -116,7 +118,7 @@ def diagnostics_table(d: dict) -> Table:
 
     table = Table(title="diagnostics (model-free; shares are fractions; band: what a XuetangX stand-in should meet)")
     for column in ("statistic", "value", "real XuetangX", "band", ""):
-        table.add_column(column, justify="left" if column == "statistic" else "right")
+        table.add_column(column, justify="left" if column == "statistic" else "right", no_wrap=column == "statistic")
     for name, value in _flat(d):
         real, low, high = XUETANGX_BANDS.get(name, (None, None, None))
         band, mark = "", ""

@@ -127,16 +127,44 @@ def leaderboard_columns(table: LeaderboardTable) -> list[Column]:
         Column("seed-sd", "Seed sd", "r", tuple(Cell(format_value(table.metric, s)) for s in frame[f"{table.metric}_seed_std"])),
         Column("train-s", "Train s", "r", tuple(Cell(MISSING if missing(t) else f"{t:.1f}") for t in frame["train_seconds"])),
     ]
+    if "budget_pairs" in frame.columns and frame["budget_pairs"].notna().any():
+        columns.append(Column("budget", "Pairs seen", "r", tuple(Cell(format_count(b)) for b in frame["budget_pairs"])))
+    if "remarks" in frame.columns and (frame["remarks"] != "").any():
+        columns.append(Column("remarks", "Remarks", "l", tuple(Cell(short_remark(row), numeric=False) for _, row in frame.iterrows())))
     return columns
 
 
-LEADERBOARD_KEYS = ("rank", "cell", "mode", *METRICS, "delta", "wtl", "episodes", "seeds", "seed-sd", "train-s")
+def format_count(value: float) -> str:
+    """A count of pairs, short: 238k, 1.2M."""
+    if missing(value):
+        return MISSING
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def short_remark(row) -> str:
+    """The remarks column's few words (the table's notes say them in full): the val-chosen support
+    weight of a few-shot memory baseline (w=0: the zero-shot model) and "still improving"."""
+    parts = []
+    weight = row.get("support_weight")
+    if not missing(weight):
+        parts.append("w=0: zero-shot model" if weight == 0 else f"w={weight:g}")
+    n = row.get("n_still_improving") or 0
+    if n:
+        seeds = int(row.get("n_seeds") or 1)
+        parts.append("still improving" + (f" ({n}/{seeds} seeds)" if n < seeds else ""))
+    return "; ".join(parts) if parts else ""
+
+
+LEADERBOARD_KEYS = ("rank", "cell", "mode", *METRICS, "delta", "wtl", "episodes", "seeds", "seed-sd", "train-s", "budget", "remarks")
 
 
 def leaderboard_priority(table: LeaderboardTable) -> list[str]:
     """Columns in the order a narrow display keeps them (issue 14): the answer first, the bookkeeping last."""
     others = [m for m in metric_order(table.metric)[1:]]
-    return ["cell", "mode", table.metric, "delta", "wtl", "rank", *others, "episodes", "seeds", "seed-sd", "train-s"]
+    return ["cell", "mode", table.metric, "delta", "wtl", "remarks", "rank", *others, "episodes", "seeds", "seed-sd", "train-s", "budget"]
 
 
 def seed_signs(diffs: tuple[float, ...]) -> str:

@@ -76,6 +76,28 @@ def _cell(cell: C.Cell, stacked: bool) -> str:
     return text
 
 
+def _marks(row) -> str:
+    """Superscripts on a cell name: its val-chosen support weight ($^{w=0}$: the zero-shot model) and
+    $^{*}$ where its training was still improving at the end of its budget (the caption says so)."""
+    marks = []
+    weight = row.get("support_weight")
+    if not C.missing(weight):
+        marks.append(f"w={weight:g}")
+    if row.get("n_still_improving"):
+        marks.append("*")
+    return rf"$^{{{','.join(marks)}}}$" if marks else ""
+
+
+def _marks_legend(table: LeaderboardTable) -> str:
+    rows = table.rows
+    parts = []
+    if "support_weight" in rows.columns and rows["support_weight"].notna().any():
+        parts.append(r"$^{w}$: the support weight chosen on val ($w=0$: the zero-shot model, no adaptation kept)")
+    if "n_still_improving" in rows.columns and rows["n_still_improving"].fillna(0).astype(int).any():
+        parts.append(r"$^{*}$: still improving at the end of its budget (best checkpoint at its last validation or epoch)")
+    return ("; ".join(parts) + ".") if parts else ""
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
 
@@ -147,6 +169,8 @@ def _caption(table: LeaderboardTable, keys: list[str], abbreviations: dict[str, 
         legend.append("Mode: zero = zero-shot, few = adapted on the $K$ support pairs.")
     if abbreviations:
         legend.append("; ".join(f"{key}: {latex_escape(name)}" for name, key in abbreviations.items()) + ".")
+    if "cell" in keys and _marks_legend(table):
+        legend.append(_marks_legend(table))
     return " ".join(description + parts), " ".join(legend)
 
 
@@ -215,7 +239,7 @@ def to_latex(
                         cell = C.Cell(abbreviations.get(cell.text, cell.text), numeric=False)
                     elif column.key == "mode" and layout == "column":
                         cell = C.Cell(cell.text.removesuffix("-shot"), numeric=False)
-                    cells.append(_cell(cell, stacked=True))
+                    cells.append(_cell(cell, stacked=True) + (_marks(table.rows.iloc[i]) if column.key == "cell" else ""))
                 tabular.append(" & ".join(cells) + r" \\")
             tabular += [r"\bottomrule", r"\end{tabular}"]
             if scale:
