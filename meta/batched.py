@@ -71,6 +71,53 @@ class StackedBatch(NamedTuple):
     query_steps: tuple
     query_order: torch.Tensor  # [n, Q] stacked query j of stacked task i is its query_order[i, j]
     row_items: torch.Tensor  # [R] item id of each flat row (gathered from the meta embedding)
+    support_layout: "SideLayout | None" = None  # the same support side cut into segments (SegmentedGRU)
+    query_layout: "SideLayout | None" = None
+
+
+class SideLayout(NamedTuple):
+    """One side of a StackedBatch cut into segments of consecutive steps, for SegmentedGRU.
+
+    The packed [n, M] layout pads every step's columns to all n tasks, but few tasks run long
+    (on real episodes about a fifth of the [n, M] entries are inside a true length). Segment k holds
+    steps whose running task count a_t is at least ``SEGMENT_FILL`` of its first step's a_k, as its
+    own tensors [a_k, cols_k, .], so the all-steps products (input projections, weight gradients)
+    and buffers cost about the true lengths. ``steps``: per step (segment, a_t, b_t, column of the
+    step inside its segment); ``rows``: the flat embedding rows of each segment [a_k, cols_k];
+    ``ended``: 0 inside each sequence's true length, +inf after it (added to the update gate's
+    pre-activation: the gate is then exactly 1, the state is held, and every gate derivative there
+    is exactly 0, so no mask is applied per step).
+    """
+
+    steps: tuple  # per step: (segment, tasks a_t, rows b_t, local column)
+    segments: tuple  # per segment: (tasks a_k, first packed column, end packed column)
+    rows: tuple  # per segment: [a_k, cols_k] long
+    ended: tuple  # per segment: [a_k, cols_k, 1] float, 0 or +inf
+    width: int  # B, rows per task
+
+
+# A segment grows while its steps still run at least this share of its first step's tasks.
+SEGMENT_FILL = 0.7
+
+
+def side_layout(rows: torch.Tensor, mask: torch.Tensor, steps: tuple, dtype=torch.float32) -> SideLayout:
+    """Cut a packed side (rows [n, M], mask [n, M, 1], step blocks) into SideLayout segments."""
+    segments, local = [], []
+    for tasks, block_rows, offset in steps:
+        if not segments or tasks < SEGMENT_FILL * segments[-1][0]:
+            segments.append([tasks, offset, offset])
+        segment = segments[-1]
+        local.append((len(segments) - 1, tasks, block_rows, offset - segment[1]))
+        segment[2] = offset + block_rows
+    inf = torch.tensor(float("inf"), dtype=dtype, device=rows.device)
+    zero = torch.zeros((), dtype=dtype, device=rows.device)
+    return SideLayout(
+        steps=tuple(local),
+        segments=tuple(tuple(segment) for segment in segments),
+        rows=tuple(rows[:a, start:end].contiguous() for a, start, end in segments),
+        ended=tuple(torch.where(mask[:a, start:end], zero, inf) for a, start, end in segments),
+        width=steps[0][1],
+    )
 
 
 def step_blocks(lengths: list[list[int]]) -> tuple[tuple, list[int]]:
@@ -125,18 +172,21 @@ def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
     keys = torch.cat([(support + offsets).flatten(), (query + offsets).flatten()])
     unique_keys, inverse = torch.unique(keys, return_inverse=True)
     split = support.numel()
+    support_rows, query_rows = inverse[:split].view_as(support), inverse[split:].view_as(query)
     return StackedBatch(
         task_order=torch.tensor(order, dtype=torch.long, device=support.device),
-        support_rows=inverse[:split].view_as(support),
+        support_rows=support_rows,
         support_mask=support_mask,
         support_labels=support_labels,
         support_steps=support_steps,
-        query_rows=inverse[split:].view_as(query),
+        query_rows=query_rows,
         query_mask=query_mask,
         query_labels=query_labels,
         query_steps=query_steps,
         query_order=query_order,
         row_items=unique_keys % vocab_size,
+        support_layout=side_layout(support_rows, support_mask, support_steps),
+        query_layout=side_layout(query_rows, query_mask, query_steps),
     )
 
 
@@ -271,6 +321,156 @@ def batched_gru_layer(
     return state, torch.cat(outputs, dim=1)
 
 
+def _shared(tensor: torch.Tensor) -> bool:
+    """Is this stacked [n, ...] tensor one tensor expanded over tasks (the meta-weights, before any
+    inner step)? Then a product with it is one large matrix product instead of n small ones."""
+    return tensor.stride(0) == 0 or tensor.shape[0] == 1
+
+
+class SegmentedGRU(torch.autograd.Function):
+    """A one-layer GRU from the embedding rows to the state at each sequence's true end, over a
+    SideLayout, hand-written backward (the successor of MaskedGRURecurrence, which it equals).
+
+    Same arithmetic as MaskedGRURecurrence (nn.GRU's equations, r, z, n gate order), three changes:
+    - the input projections, the buffers and the weight-gradient products are per segment, so
+      they scale with the true lengths instead of the padded [n, M] layout;
+    - where a weight is the meta-weight shared by every task (the first inner step, zero-shot
+      scoring: ``_shared``), its products are one [rows, in] x [in, 3H] matrix product for all
+      tasks instead of a batch of small ones (each task's own gradient is still formed);
+    - a sequence past its end is held by an update gate of exactly 1 (SideLayout.ended), not by a
+      mask per step; the state update is written h + (1 - z)(n - h) so that it is exactly h there.
+    The embedding lookup is inside: forward gathers the rows, backward adds into their gradient.
+    Inputs: layout, needs_backward, embedding rows [R, E], weight_ih [n, 3H, E], bias_ih [n, 3H],
+    weight_hh [n, 3H, H], bias_hh [n, 3H]. Output: the last state [n, B, H]. First-order only.
+    """
+
+    @staticmethod
+    def forward(ctx, layout, needs_backward, embedding, weight_ih, bias_ih, weight_hh, bias_hh):
+        n, gates, hidden = weight_hh.shape
+        in_dim = embedding.shape[1]
+        ih_shared, hh_shared = _shared(weight_ih) and _shared(bias_ih), _shared(weight_hh) and _shared(bias_hh)
+        inputs, projected = [], []
+        for (tasks, start, end), rows, ended in zip(layout.segments, layout.rows, layout.ended):
+            x = F.embedding(rows, embedding)
+            if ih_shared:
+                p = torch.addmm(bias_ih[0], x.view(-1, in_dim), weight_ih[0].t()).view(tasks, end - start, gates)
+            else:
+                p = torch.baddbmm(bias_ih[:tasks].unsqueeze(1), x, weight_ih[:tasks].transpose(1, 2))
+            p[..., hidden : 2 * hidden] += ended  # +inf after the end: update gate exactly 1
+            inputs.append(x)
+            projected.append(p)
+        state = weight_hh.new_zeros(n, layout.width, hidden)
+        if needs_backward:
+            previous_states = [p.new_zeros(p.shape[0], p.shape[1], hidden) for p in projected]
+            reset_update = [p.new_empty(p.shape[0], p.shape[1], 2 * hidden) for p in projected]
+            candidates = [p.new_empty(p.shape[0], p.shape[1], hidden) for p in projected]
+            hidden_n = [p.new_empty(p.shape[0], p.shape[1], hidden) for p in projected]
+        weight_hh_t, bias = weight_hh.transpose(1, 2), bias_hh.unsqueeze(1)
+        shared_t, shared_bias = weight_hh[0].t(), bias_hh[0]
+        for segment, tasks, rows, column in layout.steps:
+            columns = slice(column, column + rows)
+            block = state[:tasks, :rows]
+            if hh_shared:
+                gates_h = torch.addmm(shared_bias, block.reshape(tasks * rows, hidden), shared_t).view(tasks, rows, gates)
+            else:
+                gates_h = torch.baddbmm(bias[:tasks], block, weight_hh_t[:tasks])
+            gates_x = projected[segment][:tasks, columns]
+            if needs_backward:
+                previous_states[segment][:tasks, columns] = block
+                rz = reset_update[segment][:tasks, columns]
+                hn = hidden_n[segment][:tasks, columns]
+                hn.copy_(gates_h[..., 2 * hidden :])
+                candidate = candidates[segment][:tasks, columns]
+                torch.add(gates_x[..., : 2 * hidden], gates_h[..., : 2 * hidden], out=rz).sigmoid_()
+                torch.addcmul(gates_x[..., 2 * hidden :], rz[..., :hidden], hn, out=candidate).tanh_()
+            else:
+                rz = torch.add(gates_x[..., : 2 * hidden], gates_h[..., : 2 * hidden]).sigmoid_()
+                candidate = torch.addcmul(gates_x[..., 2 * hidden :], rz[..., :hidden], gates_h[..., 2 * hidden :]).tanh_()
+            block.addcmul_(1 - rz[..., hidden:], candidate - block)  # h + (1 - z)(n - h): exactly h past the end
+        if needs_backward:
+            # d(new state)/d(pre-activations) per segment: candidate (n), update (z), reset (r).
+            factors = []
+            for rz, candidate, previous, hn in zip(reset_update, candidates, previous_states, hidden_n):
+                reset, update = rz[..., :hidden], rz[..., hidden:]
+                one_minus_update = 1 - update
+                factors.append(one_minus_update * (1 - candidate * candidate))
+                factors.append((previous - candidate) * update * one_minus_update)
+                factors.append(hn * reset * (1 - reset))
+            ctx.save_for_backward(weight_ih, weight_hh, *inputs, *reset_update, *previous_states, *factors)
+            ctx.layout, ctx.shared = layout, (ih_shared, hh_shared)
+            ctx.sizes = (embedding.shape, in_dim)
+        return state
+
+    @staticmethod
+    def backward(ctx, grad_state):
+        layout = ctx.layout
+        count = len(layout.segments)
+        weight_ih, weight_hh, *rest = ctx.saved_tensors
+        inputs, reset_update, previous_states = rest[:count], rest[count : 2 * count], rest[2 * count : 3 * count]
+        factors = rest[3 * count :]
+        ih_shared, hh_shared = ctx.shared
+        n, gates, hidden = weight_hh.shape
+        grad_gates_x = [grad_state.new_zeros(p.shape[0], p.shape[1], gates) for p in previous_states]
+        grad_gates_h = [grad_state.new_zeros(p.shape[0], p.shape[1], gates) for p in previous_states]
+        grad = grad_state.clone()
+        shared_hh = weight_hh[0]
+        for segment, tasks, rows, column in reversed(layout.steps):
+            columns = slice(column, column + rows)
+            block = grad[:tasks, :rows]
+            factor_candidate, factor_update, factor_reset = (f[:tasks, columns] for f in factors[3 * segment : 3 * segment + 3])
+            rz = reset_update[segment][:tasks, columns]
+            grad_x = grad_gates_x[segment][:tasks, columns]
+            grad_h = grad_gates_h[segment][:tasks, columns]
+            grad_candidate = grad_x[..., 2 * hidden :]
+            torch.mul(block, factor_candidate, out=grad_candidate)
+            torch.mul(block, factor_update, out=grad_x[..., hidden : 2 * hidden])
+            torch.mul(grad_candidate, factor_reset, out=grad_x[..., :hidden])
+            grad_h[..., : 2 * hidden] = grad_x[..., : 2 * hidden]
+            torch.mul(grad_candidate, rz[..., :hidden], out=grad_h[..., 2 * hidden :])
+            kept = block * rz[..., hidden:]  # the state's own share: z (1 past the end)
+            if hh_shared:
+                grad[:tasks, :rows] = torch.addmm(kept.view(tasks * rows, hidden), grad_h.reshape(tasks * rows, gates), shared_hh).view(tasks, rows, hidden)
+            else:
+                grad[:tasks, :rows] = torch.baddbmm(kept, grad_h, weight_hh[:tasks])
+        needs = ctx.needs_input_grad
+        grad_embedding = grad_weight_ih = grad_bias_ih = grad_weight_hh = grad_bias_hh = None
+        if needs[5]:
+            grad_weight_hh = _segment_sum_products(grad_gates_h, previous_states, n)
+        if needs[6]:
+            grad_bias_hh = _segment_sums(grad_gates_h, n)
+        if needs[3]:
+            grad_weight_ih = _segment_sum_products(grad_gates_x, inputs, n)
+        if needs[4]:
+            grad_bias_ih = _segment_sums(grad_gates_x, n)
+        if needs[2]:
+            shape, in_dim = ctx.sizes
+            grad_embedding = grad_state.new_zeros(shape)
+            for (tasks, _, _), rows, grad_x in zip(layout.segments, layout.rows, grad_gates_x):
+                if ih_shared:
+                    grad_input = grad_x.view(-1, gates) @ weight_ih[0]
+                else:
+                    grad_input = torch.bmm(grad_x, weight_ih[:tasks]).view(-1, in_dim)
+                grad_embedding.index_add_(0, rows.flatten(), grad_input)
+        return None, None, grad_embedding, grad_weight_ih, grad_bias_ih, grad_weight_hh, grad_bias_hh
+
+
+def _segment_sum_products(grads: Sequence[torch.Tensor], values: Sequence[torch.Tensor], n: int) -> torch.Tensor:
+    """Per task, the sum over segments of grad^T value ([a_k, cols, G] x [a_k, cols, I] -> [n, G, I];
+    the first segment holds every task)."""
+    total = torch.bmm(grads[0].transpose(1, 2), values[0])
+    for grad, value in zip(grads[1:], values[1:]):
+        total[: grad.shape[0]].baddbmm_(grad.transpose(1, 2), value)
+    return total
+
+
+def _segment_sums(grads: Sequence[torch.Tensor], n: int) -> torch.Tensor:
+    """Per task, the sum of grads over every segment's columns ([a_k, cols, G] -> [n, G])."""
+    total = grads[0].sum(1)
+    for grad in grads[1:]:
+        total[: grad.shape[0]] += grad.sum(1)
+    return total
+
+
 class StackedParams(nn.Module):
     """Per-task copies of a GRURecommender's parameters, [n, ...] each, as a module for maml_update.
 
@@ -296,12 +496,27 @@ class StackedParams(nn.Module):
         self.__dict__["output_weight"] = output_weight
         self.step_states: torch.Tensor | None = None  # [n, steps * B, H] final states of past steps
         self.step_logit_grads: torch.Tensor | None = None  # [n, steps * B, V] their logit gradients
+        self.segmented = True  # SegmentedGRU (False: the first engine's packed path, for comparison)
         for name, tensor in tensors.items():
             self._parameters[name] = tensor
 
-    def forward(self, rows: torch.Tensor, mask: torch.Tensor, steps: tuple, dropout: float, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits [n, B, V], the output layer's input [n, B, H]) for step-packed prefixes as flat
-        embedding rows [n, M] (see StackedBatch)."""
+    def forward(self, batch: StackedBatch, side: str, dropout: float, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [n, B, V], the output layer's input [n, B, H]) for one side ("support" or
+        "query") of the stacked batch. One layer: SegmentedGRU over the side's SideLayout (unless
+        ``segmented`` is off: the first batched engine's path, kept for comparison); more layers:
+        the packed [n, M] path (batched_gru_layer)."""
+        layout = getattr(batch, f"{side}_layout")
+        if self.segmented and self.n_layers == 1 and layout is not None:
+            parameters = self._parameters
+            tensors = [parameters[name] for name in ("embedding_rows", "weight_ih_l0", "bias_ih_l0", "weight_hh_l0", "bias_hh_l0")]
+            needs_backward = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+            state = SegmentedGRU.apply(layout, needs_backward, *tensors)
+        else:
+            state = self._packed_state(getattr(batch, f"{side}_rows"), getattr(batch, f"{side}_mask"), getattr(batch, f"{side}_steps"), training)
+        return self._output(state, dropout, training)
+
+    def _packed_state(self, rows: torch.Tensor, mask: torch.Tensor, steps: tuple, training: bool) -> torch.Tensor:
+        """The last layer's state [n, B, H] over the packed [n, M] layout (every layer count)."""
         layer_input = F.embedding(rows, self._parameters["embedding_rows"])
         for layer in range(self.n_layers):
             last = layer == self.n_layers - 1
@@ -316,9 +531,10 @@ class StackedParams(nn.Module):
                 keep_outputs=not last,
             )
             if last:
-                state = result
-            else:
-                layer_input = F.dropout(result[1], self.layer_dropout, training)
+                return result
+            layer_input = F.dropout(result[1], self.layer_dropout, training)
+
+    def _output(self, state: torch.Tensor, dropout: float, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
         features = F.dropout(state, dropout, training)
         n, batch, hidden = features.shape
         logits = (features.reshape(n * batch, hidden) @ self.output_weight.t()).view(n, batch, -1)
@@ -345,6 +561,25 @@ class StackedParams(nn.Module):
         return weight - self.lr * torch.bmm(self.step_logit_grads.transpose(1, 2), self.step_states)
 
 
+def update_in_place(stacked: StackedParams, lr: float, grads: Sequence[torch.Tensor | None]) -> StackedParams:
+    """learn2learn's ``maml_update`` arithmetic, p + (-lr * g), without fresh per-task copies.
+
+    ``maml_update`` allocates two new [n, ...] tensors per parameter and step (-lr * g, then the
+    sum); on CPU fresh large allocations page-fault. Here the gradient (a fresh tensor autograd
+    returned, used nowhere else) is scaled in place and added in place into the stacked tensor,
+    which autograd records as one more add on the path to the meta-parameters (first-order: the
+    step is a constant, so the query loss's gradient still reaches them unchanged). Only the first
+    step of a tensor that is still the expanded meta-weight (``_shared``) makes the per-task copy.
+    A None gradient (frozen tensor) leaves the tensor unchanged, as ``maml_update`` does.
+    """
+    for (name, tensor), grad in zip(list(stacked._parameters.items()), grads):
+        if grad is None:
+            continue
+        step = grad.mul_(-lr)
+        stacked._parameters[name] = tensor + step if _shared(tensor) else tensor.add_(step)
+    return stacked
+
+
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Sum over tasks of each task's mean cross-entropy (so each task's slice gets its own gradient)."""
     n, batch, vocab = logits.shape
@@ -355,6 +590,7 @@ class BatchedMAML:
     """Task-batched first-order MAML inner loop for GRURecommender (same contract as PerTaskEngine)."""
 
     name = "batched"
+    segmented = True  # SegmentedGRU; False: the first batched engine's packed path (LegacyBatchedMAML)
 
     def _stacked(self, model: nn.Module, batch: StackedBatch, n: int, detach: bool, lr: float) -> StackedParams:
         """Per-task copies as expanded views of the meta-parameters (no copy until the first update)."""
@@ -375,18 +611,21 @@ class BatchedMAML:
                 tensors[f"{kind}_l{layer}"] = meta.expand(n, *meta.shape)
         bias = source(model.output.bias)
         tensors["output_bias"] = bias.expand(n, *bias.shape)
-        return StackedParams(tensors, source(model.output.weight), n_layers, lr, float(gru.dropout))
+        stacked = StackedParams(tensors, source(model.output.weight), n_layers, lr, float(gru.dropout))
+        stacked.segmented = self.segmented
+        return stacked
 
-    @staticmethod
-    def _adapt(stacked: StackedParams, batch: StackedBatch, lr: float, inner_steps: int, dropout: float, training: bool) -> StackedParams:
+    def _adapt(self, stacked: StackedParams, batch: StackedBatch, lr: float, inner_steps: int, dropout: float, training: bool) -> StackedParams:
         """``inner_steps`` first-order steps on the support sets, all tasks at once.
 
         Gradients without create_graph (first-order, as l2l's adapt with first_order=True), then
-        l2l's ``maml_update`` (p <- p + (-lr * g)) on the stacked tensors; the output weight's
-        step is recorded as factors (see StackedParams).
+        l2l's update p <- p + (-lr * g) on the stacked tensors (``update_in_place``; the legacy
+        engine calls l2l's ``maml_update`` itself); the output weight's step is recorded as
+        factors (see StackedParams).
         """
+        update = update_in_place if self.segmented else maml_update
         for _ in range(inner_steps):
-            logits, features = stacked(batch.support_rows, batch.support_mask, batch.support_steps, dropout, training)
+            logits, features = stacked(batch, "support", dropout, training)
             loss = task_loss(logits, batch.support_labels)
             params = list(stacked.parameters())
             differentiable = [p for p in params if p.requires_grad]
@@ -396,7 +635,7 @@ class BatchedMAML:
                 stacked.record_output_step(features, grads[-1])
             grads = iter(grads)
             # Frozen tensors (requires_grad False) get None: left unchanged, as with allow_nograd.
-            stacked = maml_update(stacked, lr, [next(grads) if p.requires_grad else None for p in params])
+            stacked = update(stacked, lr, [next(grads) if p.requires_grad else None for p in params])
         return stacked
 
     def meta_gradient(self, maml, tasks: Sequence, inner_steps: int) -> float:
@@ -407,7 +646,7 @@ class BatchedMAML:
         dropout = float(model.dropout.p) if model.training else 0.0
         stacked = self._stacked(model, batch, n, detach=False, lr=maml.lr)
         stacked = self._adapt(stacked, batch, maml.lr, inner_steps, dropout, model.training)
-        query_loss = task_loss(stacked(batch.query_rows, batch.query_mask, batch.query_steps, dropout, model.training)[0], batch.query_labels) / n
+        query_loss = task_loss(stacked(batch, "query", dropout, model.training)[0], batch.query_labels) / n
         query_loss.backward()
         return float(query_loss.detach())
 
@@ -423,5 +662,14 @@ class BatchedMAML:
                 stacked = self._stacked(model, batch, len(part), detach=True, lr=maml.lr)
                 stacked = self._adapt(stacked, batch, maml.lr, inner_steps, 0.0, False)
             with torch.no_grad():
-                chunks.append(unstack_scores(batch, stacked(batch.query_rows, batch.query_mask, batch.query_steps, 0.0, False)[0].detach()))
+                chunks.append(unstack_scores(batch, stacked(batch, "query", 0.0, False)[0].detach()))
         return torch.cat(chunks)
+
+
+class LegacyBatchedMAML(BatchedMAML):
+    """The first batched engine, as it was before SegmentedGRU (packed [n, M] layout, per-task
+    products at every step, l2l's ``maml_update``): kept so `bench perf --settings full` can time
+    the two in one process. Equal to the per-task reference as well."""
+
+    name = "batched-v1"
+    segmented = False

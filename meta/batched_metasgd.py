@@ -27,8 +27,8 @@ class RatedStackedParams(StackedParams):
         self.__dict__["output_rate"] = output_rate  # [V, H]; kept out of _parameters (a Parameter would register)
         self.output_steps: torch.Tensor | None = None  # D [n, V, H], constant
 
-    def forward(self, rows, mask, steps, dropout: float, training: bool):
-        logits, features = super().forward(rows, mask, steps, dropout, training)  # W0 and the adapted bias
+    def forward(self, batch: StackedBatch, side: str, dropout: float, training: bool):
+        logits, features = super().forward(batch, side, dropout, training)  # W0 and the adapted bias
         if self.output_steps is not None:
             logits = logits - torch.bmm(features, (self.output_rate * self.output_steps).transpose(1, 2))
         return logits, features
@@ -66,7 +66,7 @@ def adapt_with_rates(stacked: RatedStackedParams, batch: StackedBatch, inner_ste
     """``inner_steps`` first-order steps p <- p - rate * g on the support sets, all tasks at once
     (a frozen tensor, requires_grad False, gets no gradient and keeps its value)."""
     for _ in range(inner_steps):
-        logits, features = stacked(batch.support_rows, batch.support_mask, batch.support_steps, dropout, training)
+        logits, features = stacked(batch, "support", dropout, training)
         loss = task_loss(logits, batch.support_labels)
         names = [name for name, p in stacked._parameters.items() if p.requires_grad]
         output_trained = stacked.output_weight.requires_grad
@@ -86,7 +86,7 @@ class BatchedMetaSGD:
         batch = stack_tasks(tasks, model.embedding.num_embeddings)
         dropout = float(model.dropout.p) if model.training else 0.0
         stacked = adapt_with_rates(stacked_with_rates(metasgd, batch, len(tasks), detach=False), batch, inner_steps, dropout, model.training)
-        logits = stacked(batch.query_rows, batch.query_mask, batch.query_steps, dropout, model.training)[0]
+        logits = stacked(batch, "query", dropout, model.training)[0]
         query_loss = task_loss(logits, batch.query_labels) / len(tasks)
         query_loss.backward()
         return float(query_loss.detach())
@@ -100,5 +100,5 @@ class BatchedMetaSGD:
             with torch.enable_grad():
                 stacked = adapt_with_rates(stacked_with_rates(metasgd, batch, len(part), detach=True), batch, inner_steps, 0.0, False)
             with torch.no_grad():
-                chunks.append(unstack_scores(batch, stacked(batch.query_rows, batch.query_mask, batch.query_steps, 0.0, False)[0].detach()))
+                chunks.append(unstack_scores(batch, stacked(batch, "query", 0.0, False)[0].detach()))
         return torch.cat(chunks)

@@ -48,7 +48,7 @@ MAML_DEFAULTS: dict = {
 
 
 def mean_acc1(score_chunks, episodes: pd.DataFrame) -> float:
-    rows = evaluate_scores(score_chunks, list(episodes["query_labels"]))
+    rows = evaluate_scores(score_chunks, list(episodes["query_labels"]), episodes.get("query_excluded"))  # the one protocol, as on test
     return float(np.mean([row["acc@1"] for row in rows]))
 
 

@@ -2,7 +2,9 @@
 
 Float32 throughout, dropout 0 (the only randomness): adapted parameters, query losses, outer
 gradients and query scores within 1e-5; with a trainable and a frozen embedding; with padding
-(prefix lengths 1..50 in one batch). And the hand-written batched GRU equals nn.GRU.
+(prefix lengths 1..50 in one batch); at the `full` grid's sizes (E 64, H 128). Both batched paths:
+today's (SegmentedGRU, the shared-weights first step, in-place updates) and the first one
+(LegacyBatchedMAML, kept for `bench perf --settings full`). And the hand-written GRUs equal nn.GRU.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import torch
 from torch import nn
 
 from baselines.model import GRURecommender, ModelConfig
-from meta.batched import BatchedMAML, batched_gru_layer, pack_steps, stack_tasks, step_blocks
+import meta.batched
+from meta.batched import BatchedMAML, LegacyBatchedMAML, SegmentedGRU, batched_gru_layer, pack_steps, stack_tasks, step_blocks
 from meta.engines import BatchedEngine
 from meta.per_task import PerTaskEngine, adapt
 from meta.tasks import Task
@@ -42,9 +45,9 @@ def make_tasks(n: int, K: int, Q: int, n_items: int, seed: int, max_len: int = 5
     return tasks
 
 
-def make_maml(seed: int, frozen_embedding: bool, n_layers: int = 1, lr: float = 0.5):
+def make_maml(seed: int, frozen_embedding: bool, n_layers: int = 1, lr: float = 0.5, embed_dim: int = 8, hidden_dim: int = 12, dropout: float = 0.0):
     torch.manual_seed(seed)
-    model = GRURecommender(ModelConfig(N_ITEMS, embed_dim=8, hidden_dim=12, n_layers=n_layers, dropout=0.0))
+    model = GRURecommender(ModelConfig(N_ITEMS, embed_dim=embed_dim, hidden_dim=hidden_dim, n_layers=n_layers, dropout=dropout))
     with torch.no_grad():  # larger weights than the default init, so the GRU's gates all matter
         for p in model.gru.parameters():
             p.mul_(3.0)
@@ -99,13 +102,14 @@ def test_batched_gru_equals_nn_gru(lengths_max):
     assert_close(batched_gru_layer(pack_steps(inputs, positions), mask, steps, *stacked, keep_outputs=True)[0], out, "autograd path")
 
 
+@pytest.mark.parametrize("engine_class", [BatchedMAML, LegacyBatchedMAML])
 @pytest.mark.parametrize("frozen_embedding", [False, True])
-def test_adapted_parameters_equal_l2l(frozen_embedding):
+def test_adapted_parameters_equal_l2l(frozen_embedding, engine_class):
     maml = make_maml(2, frozen_embedding)
     model = maml.module
     tasks = make_tasks(4, K=3, Q=4, n_items=N_ITEMS, seed=3)
     inner_steps = 3
-    engine = BatchedMAML()
+    engine = engine_class()
     batch = stack_tasks(tasks, model.embedding.num_embeddings)
     stacked = engine._stacked(model, batch, len(tasks), detach=False, lr=maml.lr)
     stacked = engine._adapt(stacked, batch, maml.lr, inner_steps, 0.0, False)
@@ -134,13 +138,14 @@ def test_adapted_parameters_equal_l2l(frozen_embedding):
             assert torch.equal(adapted["embedding.weight"], model.embedding.weight)
 
 
+@pytest.mark.parametrize("engine_class", [BatchedEngine, LegacyBatchedMAML])
 @pytest.mark.parametrize("frozen_embedding", [False, True])
-def test_meta_gradient_equals_per_task(frozen_embedding):
+def test_meta_gradient_equals_per_task(frozen_embedding, engine_class):
     tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=4)
     reference = make_maml(5, frozen_embedding)
     batched = make_maml(5, frozen_embedding)
     loss_ref = PerTaskEngine().meta_gradient(reference, tasks, inner_steps=3)
-    loss_batched = BatchedEngine().meta_gradient(batched, tasks, inner_steps=3)
+    loss_batched = engine_class().meta_gradient(batched, tasks, inner_steps=3)
     assert abs(loss_ref - loss_batched) <= TOL
     ref_grads, batched_grads = grads_of(reference), grads_of(batched)
     for name, grad in ref_grads.items():
@@ -165,14 +170,15 @@ def test_meta_gradient_accumulates_and_two_layers():
         assert_close(q.grad, p.grad, f"accumulated gradient of {name}")
 
 
+@pytest.mark.parametrize("engine_class", [BatchedEngine, LegacyBatchedMAML])
 @pytest.mark.parametrize("inner_steps", [0, 2])
-def test_query_scores_equal_per_task(inner_steps):
+def test_query_scores_equal_per_task(inner_steps, engine_class):
     tasks = make_tasks(6, K=3, Q=4, n_items=N_ITEMS, seed=8)
     maml = make_maml(9, frozen_embedding=False)
     maml.module.dropout.p = 0.5  # evaluation must switch dropout off in both engines
     before = [p.detach().clone() for p in maml.parameters()]
     ref = PerTaskEngine().query_scores(maml, tasks, inner_steps)
-    mine = BatchedEngine().query_scores(maml, tasks, inner_steps)
+    mine = engine_class().query_scores(maml, tasks, inner_steps)
     assert not mine.requires_grad
     assert_close(mine, ref, "query scores")
     assert all(torch.equal(a, b) for a, b in zip(before, maml.parameters()))
@@ -233,4 +239,116 @@ def test_perf_command_smoke(tmp_path):
     figures = json.loads(out.read_text())
     assert set(figures["engines"]) == {"per-task", "batched", "notebook"}
     assert figures["threads"] == 1 and figures["matmul_gflops"] > 0 and figures["gru4rec_pairs_per_s"] > 0
-    assert figures["grid_projection"]["batched"]["wall_s"] > 0
+    assert "grid_projection" not in figures  # the one projection is `python -m bench project`
+
+
+# ----------------------------------------------------------------------------------------------
+# Today's path in detail: SegmentedGRU, the shared-weights first step, segments, the full sizes
+
+
+def segmented_inputs(seed: int, n: int = 5, E: int = 8, H: int = 16, max_len: int = 50):
+    """A stacked batch's support layout and random per-task GRU weights (std 0.5) for it."""
+    tasks = make_tasks(n, K=4, Q=3, n_items=N_ITEMS, seed=seed, max_len=max_len)
+    batch = stack_tasks(tasks, N_ITEMS + 1)
+    generator = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return (0.5 * torch.randn(*shape, generator=generator)).requires_grad_()
+
+    embedding = rand(batch.row_items.numel(), E)
+    weights = [rand(n, 3 * H, E), rand(n, 3 * H), rand(n, 3 * H, H), rand(n, 3 * H)]
+    return tasks, batch, embedding, weights
+
+
+def test_segmented_gru_equals_nn_gru_and_its_gradients():
+    tasks, batch, embedding, weights = segmented_inputs(40)
+    n, H = weights[2].shape[0], weights[2].shape[2]
+    out = SegmentedGRU.apply(batch.support_layout, True, embedding, *weights)
+    grads = torch.autograd.grad(out.pow(2).sum(), [embedding, *weights])
+    # Reference: nn.GRU per task on the same (packed) sequences, with that task's weights.
+    references, reference_inputs = [], []
+    for index in range(n):
+        gru = nn.GRU(embedding.shape[1], H, batch_first=True)
+        rows = batch.support_rows[index]
+        # each stacked row's prefix, rebuilt from the packed positions inside its length
+        sequences: dict[int, list[int]] = {}
+        for tasks_running, rows_running, offset in batch.support_steps:
+            for row in range(rows_running):
+                if index < tasks_running and bool(batch.support_mask[index, offset + row, 0]):
+                    sequences.setdefault(row, []).append(int(rows[offset + row]))
+        lengths = torch.tensor([len(sequences[row]) for row in range(len(sequences))])
+        padded = torch.zeros(len(sequences), int(lengths.max()), dtype=torch.long)
+        for row, sequence in sequences.items():
+            padded[row, : len(sequence)] = torch.tensor(sequence)
+        inputs = embedding[padded]
+        for name, tensor in zip(("weight_ih_l0", "bias_ih_l0", "weight_hh_l0", "bias_hh_l0"), weights):
+            setattr(gru, name, nn.Parameter(tensor[index].detach().clone()))
+        packed = nn.utils.rnn.pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+        references.append(gru(packed)[1][-1])
+        reference_inputs.append(gru)
+    assert_close(out, torch.stack(references), "last hidden state")
+    loss = torch.stack(references).pow(2).sum()
+    parameters = [p for gru in reference_inputs for p in (gru.weight_ih_l0, gru.bias_ih_l0, gru.weight_hh_l0, gru.bias_hh_l0)]
+    reference_grads = torch.autograd.grad(loss, [embedding, *parameters])
+    assert_close(grads[0], reference_grads[0], "gradient of the embedding rows")
+    for kind in range(4):
+        assert_close(grads[1 + kind], torch.stack(reference_grads[1 + kind :: 4]), f"gradient of GRU tensor {kind}")
+
+
+@pytest.mark.parametrize("fill", [0.0, 0.7, 1.0])
+def test_shared_weights_first_step_equals_per_task_weights(fill, monkeypatch):
+    """The first inner step's shared path (one matrix product over all tasks) gives every task the
+    state and the gradient its own copy of the weights would, whatever the segment cut."""
+    monkeypatch.setattr(meta.batched, "SEGMENT_FILL", fill)
+    tasks, batch, embedding, weights = segmented_inputs(41)
+    n = weights[0].shape[0]
+    meta_weights = [w[0].detach().clone().requires_grad_() for w in weights]
+    shared = [w.expand(n, *w.shape) for w in meta_weights]
+    copies = [w.detach().expand(n, *w.shape).contiguous().requires_grad_() for w in meta_weights]
+    assert all(meta.batched._shared(w) for w in shared) and not any(meta.batched._shared(w) for w in copies)
+    for side in ("support", "query"):
+        layout = getattr(batch, f"{side}_layout")
+        if fill == 0.0:
+            assert len(layout.segments) == 1
+        out_shared = SegmentedGRU.apply(layout, True, embedding, *shared)
+        out_copies = SegmentedGRU.apply(layout, True, embedding, *copies)
+        assert_close(out_shared, out_copies, f"{side} state")
+        g_shared = torch.autograd.grad(out_shared.pow(2).sum(), [embedding, *shared])
+        g_copies = torch.autograd.grad(out_copies.pow(2).sum(), [embedding, *copies])
+        for index, (a, b) in enumerate(zip(g_shared, g_copies)):
+            assert a.abs().max() > 0
+            assert_close(a, b, f"{side} gradient {index}")
+
+
+@pytest.mark.parametrize("frozen_embedding", [False, True])
+def test_full_grid_sizes_equal_per_task(frozen_embedding):
+    """At the `full` grid's sizes (E 64, H 128, 5 inner steps at lr 0.01 as there, the weights
+    scaled up so the steps matter) the default engine still equals per-task learn2learn."""
+    tasks = make_tasks(4, K=5, Q=10, n_items=N_ITEMS, seed=42)
+    reference, batched = (make_maml(43, frozen_embedding, embed_dim=64, hidden_dim=128, lr=0.05) for _ in range(2))
+    loss_ref = PerTaskEngine().meta_gradient(reference, tasks, inner_steps=5)
+    loss_batched = BatchedEngine().meta_gradient(batched, tasks, inner_steps=5)
+    assert abs(loss_ref - loss_batched) <= TOL
+    for (name, p), q in zip(reference.module.named_parameters(), batched.module.parameters()):
+        if frozen_embedding and name == "embedding.weight":
+            assert p.grad is None and q.grad is None
+            continue
+        assert_close(q.grad, p.grad, f"outer gradient of {name}")
+        assert torch.equal(p, q), name  # adaptation never writes into the meta-parameters
+    for steps in (0, 5):
+        assert_close(BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps")
+
+
+def test_dropout_draws_equal_the_first_batched_path():
+    """With dropout 0.2 active (meta-training), today's path and the first one draw the same masks
+    from the same generator state, so their losses and outer gradients agree (the per-task path
+    draws other masks: only p = 0 compares to it)."""
+    tasks = make_tasks(4, K=5, Q=10, n_items=N_ITEMS, seed=44)
+    new, old = (make_maml(45, False, embed_dim=16, hidden_dim=24, dropout=0.2) for _ in range(2))
+    torch.manual_seed(7)
+    loss_new = BatchedEngine().meta_gradient(new, tasks, inner_steps=3)
+    torch.manual_seed(7)
+    loss_old = LegacyBatchedMAML().meta_gradient(old, tasks, inner_steps=3)
+    assert abs(loss_new - loss_old) <= TOL
+    for (name, p), q in zip(old.module.named_parameters(), new.module.parameters()):
+        assert_close(q.grad, p.grad, f"outer gradient of {name}")

@@ -57,7 +57,8 @@ def test_id_zero_is_never_a_real_item(tiny):
 
 def test_pairs_follow_the_session_rules(tiny):
     pairs = tiny.pairs("train")
-    assert list(pairs.columns) == ["user_id", "session_id", "prefix", "label", "timestamp"]
+    assert list(pairs.columns)[:5] == ["user_id", "session_id", "prefix", "label", "timestamp"]
+    assert list(pairs.columns)[5:] == list(tiny.manifest["srs"]["pair_columns"])  # each pair's session statistics and SRS
     assert pairs["user_id"].map(type).eq(str).all() and pairs["timestamp"].dtype == np.int64
     lengths = pairs["prefix"].map(len)
     assert lengths.min() >= 1 and lengths.max() <= 50

@@ -35,7 +35,7 @@ def test_registries_refuse_unknown_names_listing_the_valid_ones(tiny_dataset, tm
     with pytest.raises(BenchError, match="gru4rec-frozen-embed"):
         get_init("frozen")
     ctx = RunContext(tiny_dataset, seed=0, init="warm", cache_dir=tmp_path)
-    with pytest.raises(BenchError, match="random, gru4rec, gru4rec-frozen-embed, checkpoint"):
+    with pytest.raises(BenchError, match="random, gru4rec, gru4rec-frozen-embed, gru4rec-episode-users, checkpoint"):
         METHODS["maml"].build(ctx)
     with pytest.raises(BenchError, match="inner_steps"):  # a typo in a grid param is not ignored
         METHODS["maml"].build(RunContext(tiny_dataset, seed=0, params={"inner_step": 3}, cache_dir=tmp_path))
@@ -53,7 +53,7 @@ def test_declared_modes_and_defaults():
         "anil": ("zero-shot", "few-shot"),
         "metasgd": ("zero-shot", "few-shot"),
         "maml-notebook": ("zero-shot", "few-shot"),
-        **{name: ("zero-shot", "few-shot") for name in ("markov", "sr", "sknn", "vsknn")},
+        **{name: ("zero-shot", "few-shot") for name in ("markov", "sr", "sknn", "vsknn", "recency", "recency-markov")},
         "sasrec": ("zero-shot",),
         "sasrec-finetune": ("few-shot",),
     }
@@ -65,7 +65,7 @@ def test_declared_modes_and_defaults():
     finetune = METHODS["gru4rec-finetune"].defaults
     assert (finetune["inner_lr"], finetune["inner_steps"]) == (maml["inner_lr"], maml["inner_steps"])
     assert METHODS["maml-notebook"].default_init == "gru4rec" and "engine" not in METHODS["maml-notebook"].defaults
-    assert set(INITS) == {"random", "gru4rec", "gru4rec-frozen-embed", "checkpoint"}
+    assert set(INITS) == {"random", "gru4rec", "gru4rec-frozen-embed", "gru4rec-episode-users", "checkpoint"}
     for name in ("anil", "metasgd"):  # the same settings as MAML, so the arms differ only in what adapts
         assert METHODS[name].defaults == maml and METHODS[name].default_init == "random"
     assert maml["init_checkpoint"] is None and "init_checkpoint" not in gru

@@ -53,18 +53,20 @@ def test_sasrec_learns_and_is_trained_once_and_cached(tiny_dataset, tmp_path, mo
     train = sasrec_module.train_sasrec
     monkeypatch.setattr(sasrec_module, "train_sasrec", lambda *a, **k: calls.append(1) or train(*a, **k))
     test = tiny_dataset.episodes("test", 5, 10)
-    acc = {}
+    acc, mrr = {}, {}
     for name, params in [("random", {}), ("sasrec", SMALL_SASREC), ("sasrec-finetune", SMALL_SASREC)]:
         spec = METHODS[name]
         ctx = spec.prepare(RunContext(tiny_dataset, seed=0, params=params, cache_dir=tmp_path))
         method = spec.build(ctx)
         info = method.fit(ctx)
-        acc[name] = float(np.mean([row["acc@1"] for row in evaluate_method(method, test, spec.modes[0])]))
+        rows = evaluate_method(method, test, spec.modes[0])
+        acc[name] = float(np.mean([row["acc@1"] for row in rows]))
+        mrr[name] = float(np.mean([row["mrr"] for row in rows]))
     assert len(calls) == 1 and info["sasrec"]["cached"] is True  # sasrec-finetune reused sasrec's weights
     [entry] = (tmp_path / "sasrec").iterdir()
     assert json.loads((entry / "info.json").read_text())["params"]["hidden_dim"] == 16
     assert acc["sasrec"] > 2 * acc["random"], acc  # learned something (the tiny build is too weak to rank it against popularity)
-    assert acc["sasrec-finetune"] != acc["sasrec"], acc  # the support set moved the scores
+    assert mrr["sasrec-finetune"] != mrr["sasrec"], mrr  # the support set moved the scores (MRR: Acc@1 can tie on 20 episodes)
 
 
 def test_fine_tuning_leaves_the_trained_weights_untouched(tiny_dataset, tmp_path):

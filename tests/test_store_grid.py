@@ -74,7 +74,7 @@ def test_unknown_grid_lists_presets():
 def test_full_grid_uses_the_seed_settings():
     runs = expand(load_grid("full"), {"xuetangx-synth": "h"})
     maml = [r for r in runs if r.method == "maml"]
-    assert {r.init for r in maml} == {"random", "gru4rec", "gru4rec-frozen-embed"}
+    assert {r.init for r in maml} == {"random", "gru4rec", "gru4rec-frozen-embed", "gru4rec-episode-users"}
     assert {r.seed for r in maml} == {0, 1, 2}
     params = maml[0].params_dict
     assert params["meta_iterations"] == 3000 and params["meta_batch"] == 32
@@ -88,7 +88,7 @@ def test_full_short_is_full_at_defaults_budget_and_shares_defaults_runs():
     strip = lambda r: (r.method, r.init, r.seed, tuple((k, v) for k, v in r.params if k not in ("meta_iterations", "val_every", "max_epochs")))
     assert sorted(map(strip, short)) == sorted(map(strip, full))  # every arm, init, sweep and seed of full
     budget = {(k, v) for r in short for k, v in r.params if k in ("meta_iterations", "val_every", "max_epochs")}
-    assert budget == {("meta_iterations", 200), ("val_every", 50), ("max_epochs", 3)}
+    assert budget == {("meta_iterations", 200), ("val_every", 50), ("max_epochs", 10)}  # the seed's epochs, early stopping
     assert {r.hash for r in default} <= {r.hash for r in short}  # seed 0 is default's runs, not re-run
     assert load_grid("full-short").compare == load_grid("full").compare
 

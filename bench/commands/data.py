@@ -95,7 +95,7 @@ def _import_interactions(args) -> int:
     dataset = importers.import_interactions(
         args.file, name=args.name, user=args.user, item=args.item, time=args.time, session=args.session,
         session_gap=args.session_gap, sep=args.sep, data_dir=args.data_dir, config=_pipeline_config(args),
-        force=args.force, progress=_progress, strict=args.strict,
+        force=args.force, progress=_progress, strict=args.strict, event=args.event,
     )
     return _report(dataset, started)
 
@@ -173,6 +173,11 @@ def register(subparsers) -> None:
     group.add_argument("--session", default=None, help="session column")
     group.add_argument("--session-gap", type=float, default=None, help="minutes of inactivity that start a new session (default 30)")
     inter.add_argument("--sep", default=None, help="field separator (default from the extension: , or tab)")
+    inter.add_argument(
+        "--event", default=None, metavar="COLUMN",
+        help="action-type column: the session reliability score's composition counts its distinct values per session "
+             "(without it the score is the mean of intensity and extent only)",
+    )
     _add_strict(inter)
     inter.set_defaults(func=_import_interactions)
 

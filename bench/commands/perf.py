@@ -31,6 +31,14 @@ def register_engines(subparsers) -> None:
     parser.add_argument("--json", dest="json_path", default=None, help="write the figures to this JSON file")
     parser.add_argument("--mean-length", type=float, default=perf.MEAN_LENGTH, help="mean generated prefix length (1 + geometric, capped at 50)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--settings", choices=("synthetic", "full"), default="synthetic",
+                        help="synthetic (default): generated episodes at the options above, every engine and arm; "
+                        "full: the `full` grid's settings (E 64, H 128, dropout 0.2, meta-batch 32, K 5, Q 10, 5 steps) on --dataset's "
+                        "train/val episodes, batched against batched-v1, at each of --thread-counts")
+    parser.add_argument("--dataset", default="xuetangx-synth", help="with --settings full: the dataset whose episodes are timed (default xuetangx-synth)")
+    parser.add_argument("--data-dir", default=None, help="with --settings full: its data folder (default: the project's)")
+    parser.add_argument("--thread-counts", default="1,2", help="with --settings full: comma-separated torch thread counts, measured one after the other (default 1,2)")
+    parser.add_argument("--val-episodes", type=int, default=0, help="with --settings full: cap on val episodes per validation (default 0: all)")
     parser.set_defaults(func=perf.perf_command)
 
 

@@ -15,11 +15,13 @@ def project_command(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
-    runs = projection.project_grid(args.grid, args.source, args.results)
+    speedup = projection.load_speedup(args.speedup_from) if args.speedup_from else None
+    runs = projection.project_grid(args.grid, args.source, args.results, speedup)
     by_cell: dict[str, list[projection.Projected]] = defaultdict(list)
     for run in runs:
         by_cell[run.cell].append(run)
-    table = Table(title=f"PROJECTION (not measured): grid {escape(args.grid)} from the measured runs of grid {escape(args.source)}")
+    scaled = f", meta-learned {projection.SPEEDUP_ENGINE} runs sped up by {escape(args.speedup_from)}" if speedup else ""
+    table = Table(title=f"PROJECTION (not measured): grid {escape(args.grid)} from the measured runs of grid {escape(args.source)}{scaled}")
     for column in ("cell", "runs", "measured min/run", "projected min/run", "scaling (first seed)"):
         table.add_column(column, justify="left" if column.startswith(("cell", "scaling")) else "right", overflow="fold")
     for cell, cell_runs in sorted(by_cell.items(), key=lambda item: -sum(r.projected_s for r in item[1])):
@@ -31,6 +33,13 @@ def project_command(args: argparse.Namespace) -> int:
     console.print(f"PROJECTION: {len(runs)} runs, {total / 3600:.1f} h of single-thread work; the longest run {longest / 60:.0f} min (a floor for any number of workers)")
     for workers in projection.WORKERS:
         console.print(f"  on {workers:>2} single-thread workers (--jobs {workers} or a Ray cluster of {workers} CPUs): {projection.schedule(durations, workers) / 3600:5.1f} h wall at least")
+    if speedup:
+        ratios = ", ".join(f"{t} thread(s): x{r['iteration']:.2f} per meta-iteration, x{r['validation']:.2f} per validation" for t, r in sorted(speedup["by_threads"].items()))
+        console.print(
+            f"PROJECTION, not a measurement: the {projection.SPEEDUP_ENGINE} runs' measured seconds per meta-iteration and per validation divided by the "
+            f"batched/batched-v1 ratios measured in {escape(speedup['path'])} ({ratios}; the run's thread count where the file has it), assuming "
+            f"those runs were measured on batched-v1; their test evaluation as measured"
+        )
     console.print(
         "measured costs carry the conditions of the source runs (threads, machine, processes beside them); "
         "GRU4Rec/SASRec at their epoch limit (early stopping can end them sooner)"
@@ -43,4 +52,6 @@ def register(subparsers) -> None:
     parser.add_argument("--grid", default="full", help="the grid to project (default full)")
     parser.add_argument("--from", dest="source", default="full-short", help="the measured grid: same runs, smaller budget (default full-short)")
     parser.add_argument("--results", default=DEFAULT_RESULTS, help=f"result store folder (default: {DEFAULT_RESULTS}/)")
+    parser.add_argument("--speedup-from", default=None, metavar="PERF_JSON",
+                        help="a `bench perf --settings full --json` file: scale the batched runs' measured meta-iteration and validation costs by its measured speed-up (a PROJECTION)")
     parser.set_defaults(func=project_command)

@@ -7,11 +7,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.data import pipeline
+from bench.data import pipeline, srs
 from bench.core.errors import BenchError
 
 
@@ -102,6 +103,44 @@ class Dataset:
             return pipeline.check_exclusion_rule(recorded["excluded_from_ranking"])
         tables = [pq.read_table(self.root / "pairs" / f"pairs_{split}.parquet", columns=["prefix", "label"]) for split in pipeline.SPLITS]
         return pipeline.exclusion_rule((table.column("prefix"), table.column("label")) for table in tables)
+
+    @property
+    def srs(self) -> dict:
+        """``manifest["srs"]``: the session reliability score's caps and constants (bench.data.srs), or
+        ``{"available": False, "why": ...}``; a dataset built before the key was recorded has none."""
+        recorded = self.manifest.get("srs")
+        if not recorded:
+            return {"available": False, "why": "it was built before session statistics were recorded (rebuild it)"}
+        return recorded
+
+    @property
+    def srs_available(self) -> bool:
+        """Whether every pair carries its session's statistics and SRS (``pairs`` column ``session_srs``)."""
+        return bool(self.srs.get("available"))
+
+    def require_srs(self, method: str) -> None:
+        """Refuse, in one line, before any work, a ``method`` that needs session statistics the dataset lacks."""
+        if self.srs_available:
+            return
+        kind = self.manifest.get("source", {}).get("kind")
+        why = "an episodes-only import" if kind == "seed-episodes" else self.srs.get("why", "no session statistics recorded")
+        raise BenchError(
+            f"dataset {self.name} has no session statistics ({why}); {method} needs them",
+            "import the raw activity log with `python -m bench data import xuetangx-activity FILE --name NAME` "
+            "(or an interaction log with `python -m bench data import interactions FILE ...`, or build `python -m bench data synth`)",
+        )
+
+    def episode_srs(self, split: str, K: int, Q: int, population_K: int | None = None, method: str = "episode_srs") -> np.ndarray:
+        """One SRS per episode row of ``episodes(split, K, Q, population_K)``, same order: the mean of its
+        K support pairs' session SRS (float64 [E]). Pairs are matched by position (the episodes' own
+        indexing, ``pipeline.support_mean``). Refuses (``require_srs(method)``) without session statistics."""
+        self.require_srs(method)
+        self._check_split(split)
+        table = pq.read_table(self.root / "pairs" / f"pairs_{split}.parquet", columns=["user_id", "timestamp", srs.SCORE])
+        stride = int(self.manifest.get("pipeline", {}).get("stride", 1))
+        return pipeline.support_mean(
+            table, srs.SCORE, split, int(K), int(Q), stride, population_K=population_K, per_user=self.test_episodes_per_user
+        )
 
     def episodes_path(self, split: str, K: int, Q: int, population_K: int | None = None) -> Path:
         return self.root / pipeline.episodes_relpath(split, int(K), int(Q), population_K)

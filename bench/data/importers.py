@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bench.data import build, pipeline
+from bench.data import build, pipeline, srs
 from bench.core.errors import BenchError
 
 # ----------------------------------------------------------------------------------------------
@@ -29,6 +29,7 @@ DROP_REASONS = {  # reason -> words, in the order rows are checked: a row counts
     "missing_item": "missing item",
     "missing_time": "missing time",
     "missing_session": "missing session",
+    "missing_event": "missing event type",
     "event_kind_not_kept": "event of a kind not kept",
     "duplicate": "exact duplicate of an earlier row",
 }
@@ -171,11 +172,14 @@ def import_interactions(
     force: bool = False,
     progress=None,
     strict: bool = False,
+    event: str | None = None,
 ):
     """A CSV/TSV/parquet log -> dataset. Without --session or --session-gap, sessions split at 30 idle minutes.
 
-    Rows are dropped, and counted, for a missing user, item, time (or session column), then as exact
-    duplicates (every column equal to an earlier kept row's); ``strict`` refuses the first instead."""
+    Rows are dropped, and counted, for a missing user, item, time (or session, or event column), then as
+    exact duplicates (every column equal to an earlier kept row's); ``strict`` refuses the first instead.
+    ``event`` names the action-type column: the SRS's composition counts its distinct values per session;
+    without it composition is undefined and the SRS is the mean of intensity and extent (bench.data.srs)."""
     path = Path(file)
     if not path.is_file():
         raise BenchError(f"no such file: {path}", "check the path")
@@ -187,23 +191,30 @@ def import_interactions(
     wanted = {"--user": user, "--item": item, "--time": time}
     if session is not None:
         wanted["--session"] = session
+    if event is not None:
+        wanted["--event"] = event
     for flag, column in wanted.items():
         if column not in raw.columns:
             raise BenchError(
                 f"unknown column {column!r} for {flag} in {path.name}",
                 f"the columns are: {', '.join(map(str, raw.columns))}",
             )
-    reasons = ("missing_user", "missing_item", "missing_time") + (("missing_session",) if session is not None else ()) + ("duplicate",)
+    reasons = (
+        ("missing_user", "missing_item", "missing_time") + (("missing_session",) if session is not None else ())
+        + (("missing_event",) if event is not None else ()) + ("duplicate",)
+    )
     account = RowAccount("row", reasons, strict)
     checks = [("missing_user", _missing(raw[user])), ("missing_item", _missing(raw[item])), ("missing_time", _missing(raw[time]))]
     if session is not None:
         checks.append(("missing_session", _missing(raw[session])))
+    if event is not None:
+        checks.append(("missing_event", _missing(raw[event])))
     complete = ~np.logical_or.reduce([mask for _, mask in checks])
     duplicate = np.zeros(len(raw), dtype=bool)
     duplicate[complete] = raw[complete].duplicated(keep="first").to_numpy()
     checks.append(("duplicate", duplicate))
     kept = account.drop_rows(checks, lambda i: f"row {i + 1:,} of {path.name} (data rows counted from 1)")
-    columns = [user, item, time] + ([session] if session is not None else [])
+    columns = list(dict.fromkeys([user, item, time] + ([session] if session is not None else []) + ([event] if event is not None else [])))
     raw = raw.loc[kept, columns]
     if len(raw) == 0:
         raise BenchError(f"no rows with a user, an item and a time in {path.name}", "check the column choice")
@@ -219,16 +230,19 @@ def import_interactions(
     interactions = pd.DataFrame(
         {"user": users, "item": raw[item].astype(str).to_numpy(dtype=object), "timestamp": timestamps, "session": sessions}
     )
+    if event is not None:
+        interactions[pipeline.KIND] = raw[event].astype(str).str.strip().to_numpy(dtype=object)
     source = {
         "kind": "interactions",
         "file": path.name,
         "file_sha256": pipeline.sha256_file(path),
-        "columns": {"user": user, "item": item, "time": time},
+        "columns": {"user": user, "item": item, "time": time, **({"event": event} if event is not None else {})},
         "sessions": session_rule,
         "rows": account.to_json(),
     }
     return build.build_dataset(
-        interactions, name=name, data_dir=data_dir, source=source, config=config, force=force, progress=progress
+        interactions, name=name, data_dir=data_dir, source=source, config=config, force=force, progress=progress,
+        kinds_from=f"column {event!r} (distinct values per session)" if event is not None else None,
     )
 
 
@@ -236,6 +250,19 @@ def import_interactions(
 # The seed's raw XuetangX activity JSON, streamed
 
 KEPT_EVENT_PREFIXES = ("load_", "problem_", "video_", "seek_", "speed_", "pause_")
+SRS_KIND_UNITS = {  # what an event's kind is for the SRS's composition (bench.data.srs)
+    "event_type": "the raw XuetangX event type (e.g. pause_video), as seed notebook 02 counts nunique(event_type)",
+    "prefix": "the event type's kept prefix (load, problem, video, seek, speed, pause)",
+}
+
+
+def event_kind(event_type: str, unit: str = "event_type") -> str:
+    """An event's kind for the SRS: its raw type, or (``unit="prefix"``) the kept prefix it starts with."""
+    if unit == "prefix":
+        for prefix in KEPT_EVENT_PREFIXES:
+            if event_type.startswith(prefix):
+                return prefix[:-1]
+    return event_type
 _DECODER = json.JSONDecoder()
 
 
@@ -361,14 +388,16 @@ class _Buckets:
 
     def __init__(self, folder: Path, n_buckets: int, flush_rows: int, label: str):
         self.folder, self.n, self.flush_rows, self.label = folder, n_buckets, flush_rows, label
-        self.rows: dict[str, list] = {"user": [], "item": [], "time": [], "session": []}
+        self.rows: dict[str, list] = {"user": [], "item": [], "time": [], "session": [], "kind": []}
         self.parts = 0
+        self.kinds: set[str] = set()  # the distinct kinds kept
 
-    def add(self, user, item, session, time):
+    def add(self, user, item, session, time, kind):
         self.rows["user"].append(user)
         self.rows["item"].append(item)
         self.rows["session"].append(session)
         self.rows["time"].append(time)
+        self.rows["kind"].append(kind)
         if len(self.rows["user"]) >= self.flush_rows:
             self.flush()
 
@@ -377,6 +406,7 @@ class _Buckets:
             return
         frame = pd.DataFrame(self.rows)
         self.rows = {key: [] for key in self.rows}
+        self.kinds.update(frame["kind"].unique().tolist())
         frame["timestamp"] = parse_timestamps(frame.pop("time"), f"{self.label} (event times)")
         bucket = pd.util.hash_array(frame["user"].to_numpy(dtype=object)) % self.n
         for b in np.unique(bucket):
@@ -385,20 +415,23 @@ class _Buckets:
             pq.write_table(table, self.folder / f"b{int(b):04d}-{self.parts:06d}.parquet")
         self.parts += 1
 
-    def collapsed(self) -> pd.DataFrame:
-        """Each bucket sorted and stripped of consecutive repeats, then concatenated."""
-        pieces = []
+    def collapsed(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(each bucket sorted and stripped of consecutive repeats, then concatenated; the session
+        statistics of every bucket over its raw events, ``pipeline.session_stats``). A bucket holds
+        whole users, so each session's statistics come from one bucket."""
+        pieces, stats = [], []
         for b in range(self.n):
             files = sorted(self.folder.glob(f"b{b:04d}-*.parquet"))
             if files:
                 part = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+                stats.append(pipeline.session_stats(part))
                 pieces.append(pipeline.collapse_sessions(part))
         if not pieces:
             raise BenchError(
                 f"no learning events left in {self.label} after keeping {', '.join(KEPT_EVENT_PREFIXES)} events",
                 "check that this is the XuetangX activity file",
             )
-        return pd.concat(pieces, ignore_index=True)
+        return pd.concat(pieces, ignore_index=True), pd.concat(stats).sort_index()
 
 
 def import_xuetangx_activity(
@@ -412,12 +445,19 @@ def import_xuetangx_activity(
     flush_rows: int = 2_000_000,
     bucket_bytes: int = 256 << 20,
     strict: bool = False,
+    srs_kinds: str = "event_type",
 ):
     """The seed's raw activity JSON -> dataset, streamed: memory is bounded by the kept events of one
     bucket (events are spilled to disk by user) plus the largest single user-in-course value.
 
     Events are dropped, and counted, for an empty user id, course id or time, a kind not kept, then as
-    exact duplicates of an earlier event of the same (course, user, session); ``strict`` refuses the first."""
+    exact duplicates of an earlier event of the same (course, user, session); ``strict`` refuses the first.
+
+    Each session's statistics (bench.data.srs) are taken over its kept events before repeats are
+    removed; its kinds are the distinct ``srs_kinds``: "event_type" (the raw event type, as seed
+    notebook 02 counts ``nunique(event_type)``) or "prefix" (its kept prefix: load, problem, ...)."""
+    if srs_kinds not in SRS_KIND_UNITS:
+        raise BenchError(f"unknown srs_kinds {srs_kinds!r}", f"use one of {', '.join(SRS_KIND_UNITS)}")
     path = Path(file)
     if not path.is_file():
         raise BenchError(f"no such file: {path}", "check the path to 20170201-20170801-raw_user_activity.json")
@@ -470,11 +510,11 @@ def import_xuetangx_activity(
                             reason = "duplicate"
                         else:
                             seen.add(repr(event))
-                            buckets.add(user, course, session, when)
+                            buckets.add(user, course, session, when, event_kind(event[0], srs_kinds))
                             continue
                         account.drop(reason, f"event {account.read:,} of {path.name} (user {user!r}, course {course!r})")
         buckets.flush()
-        interactions = buckets.collapsed()
+        interactions, stats = buckets.collapsed()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     source = {
@@ -488,7 +528,8 @@ def import_xuetangx_activity(
     }
     say(f"{rows_line(source['rows'])}; {len(interactions):,} interactions after removing consecutive repeats")
     return build.build_dataset(
-        interactions, name=name, data_dir=data_dir, source=source, config=config, force=force, progress=progress
+        interactions, name=name, data_dir=data_dir, source=source, config=config, force=force, progress=progress,
+        session_stats=stats, kinds_from=SRS_KIND_UNITS[srs_kinds], kinds_seen=sorted(buckets.kinds),
     )
 
 
@@ -762,6 +803,9 @@ def import_seed_episodes(
                 "splits": counts_split,
             },
             "summaries": pipeline.summarise(pairs_by_split, n_items, 50),
+            "srs": srs.unavailable(
+                "an episodes-only import: the seed's episodes hold no sessions, so no session has events, a duration or kinds"
+            ),
             "diagnostics": diagnostics.compute(pairs_by_split, tables[primary], n_items, max_prefix=None),
         }
         pipeline.write_manifest(tmp, manifest)

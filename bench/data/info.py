@@ -46,6 +46,7 @@ def info_dict(name: str, data_dir=None) -> dict:
         "counts": m["counts"],
         "cached_episodes": cached_episode_counts(dataset),
         "summaries": m.get("summaries", {}),
+        "srs": dataset.srs,
         "diagnostics": m.get("diagnostics"),
     }
 
@@ -95,9 +96,34 @@ def show_info(name: str, data_dir=None, as_json: bool = False, console: Console 
             for key, value in values.items():
                 table.add_row(f"{group.replace('_', ' ')}: {key.replace('_', ' ')}", _fmt(value))
         console.print(table)
+    for line in srs_lines(info["srs"]):
+        console.print(line, highlight=False)
+    if info["srs"].get("available"):
+        console.print(srs_table(info["srs"]))
     if info["diagnostics"]:
         console.print(diagnostics_table(info["diagnostics"]))
     return info
+
+
+def srs_lines(srs: dict) -> list[str]:
+    """The session reliability score's header lines: caps, components, or why there is none."""
+    if not srs.get("available"):
+        return [f"SRS: unavailable: {srs.get('why', 'no session statistics')}"]
+    return [
+        f"SRS caps ({srs.get('source')}, p{srs.get('percentile')} over {_fmt(srs.get('n_cap_sessions'))} sessions): "
+        f"{_fmt(srs.get('cap_events'))} events, {_fmt(srs.get('cap_seconds'))} s",
+        f"SRS components: {', '.join(srs.get('components', []))}; composition: {srs.get('composition')}",
+    ]
+
+
+def srs_table(srs: dict) -> Table:
+    """Pair-level session SRS per split (mean, p10, p50, p90); ``srs_lines`` give the caps."""
+    table = Table(title="SRS per split (each pair's session SRS)")
+    for column in ("split", "pairs", "mean", "p10", "p50", "p90"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, values in (srs.get("pairs_by_split") or {}).items():
+        table.add_row(split, *(_fmt(values.get(key)) for key in ("n", "mean", "p10", "p50", "p90")))
+    return table
 
 
 def _flat(diagnostics: dict):

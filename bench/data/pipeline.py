@@ -232,22 +232,56 @@ def atomic_dataset_dir(name: str, data_dir, force: bool = False):
 # Interactions -> sessions -> pairs
 
 
+INTERACTION_COLUMNS = ("user", "item", "timestamp", "session")
+KIND = "kind"  # optional interactions column: the event's kind (action type), for the SRS's composition
+
+
 def normalise_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
-    """Check and coerce ``user, item, timestamp, session``; drop rows with a missing value."""
-    missing = [c for c in ("user", "item", "timestamp", "session") if c not in interactions.columns]
+    """Check and coerce ``user, item, timestamp, session`` (and ``kind`` when present); drop rows with a missing value."""
+    missing = [c for c in INTERACTION_COLUMNS if c not in interactions.columns]
     if missing:
         raise ValueError(f"interactions lack columns {missing}")
-    df = interactions[["user", "item", "timestamp", "session"]].dropna()
+    columns = list(INTERACTION_COLUMNS) + ([KIND] if KIND in interactions.columns else [])
+    df = interactions[columns].dropna()
     if len(df) == 0:
         raise BenchError("no interactions left after filtering", "check the input file, the column choice and the filters")
-    return pd.DataFrame(
+    out = {
+        "user": df["user"].astype(str).to_numpy(dtype=object),
+        "item": df["item"].astype(str).to_numpy(dtype=object),
+        "timestamp": df["timestamp"].to_numpy(dtype=np.int64),
+        "session": df["session"].astype(str).to_numpy(dtype=object),
+    }
+    if KIND in columns:
+        out[KIND] = df[KIND].astype(str).to_numpy(dtype=object)
+    return pd.DataFrame(out)
+
+
+def session_key(users, sessions) -> np.ndarray:
+    """One string per (user, session): how sessions are told apart (a session id is per user)."""
+    return (pd.Series(users, dtype=object).astype(str) + "\x1f" + pd.Series(sessions, dtype=object).astype(str)).to_numpy(dtype=object)
+
+
+def session_stats(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Per session, over its raw events (before consecutive repeats are removed; the SRS's inputs,
+    bench.data.srs): ``user, session, events`` (events), ``seconds`` (last minus first event time)
+    and, when the interactions have a ``kind`` column, ``kinds`` (distinct kinds). Indexed by
+    ``session_key``, sorted."""
+    df = normalise_interactions(interactions)
+    codes, keys = pd.factorize(session_key(df["user"], df["session"]), sort=True)
+    by = pd.Series(df["timestamp"].to_numpy(dtype=np.int64)).groupby(codes, sort=True)
+    first_row = pd.Series(np.arange(len(df))).groupby(codes, sort=True).min().to_numpy()
+    out = pd.DataFrame(
         {
-            "user": df["user"].astype(str).to_numpy(dtype=object),
-            "item": df["item"].astype(str).to_numpy(dtype=object),
-            "timestamp": df["timestamp"].to_numpy(dtype=np.int64),
-            "session": df["session"].astype(str).to_numpy(dtype=object),
-        }
+            "user": df["user"].to_numpy()[first_row],
+            "session": df["session"].to_numpy()[first_row],
+            "events": np.bincount(codes, minlength=len(keys)).astype(np.int64),
+            "seconds": (by.max() - by.min()).to_numpy(dtype=np.int64),
+        },
+        index=pd.Index(np.asarray(keys, dtype=object), name="session_key"),
     )
+    if KIND in df.columns:
+        out["kinds"] = pd.Series(df[KIND].to_numpy()).groupby(codes, sort=True).nunique().to_numpy(dtype=np.int64)
+    return out
 
 
 def collapse_sessions(interactions: pd.DataFrame) -> pd.DataFrame:
@@ -260,7 +294,7 @@ def collapse_sessions(interactions: pd.DataFrame) -> pd.DataFrame:
     items = df["item"].to_numpy()
     keep = np.ones(len(df), dtype=bool)
     keep[1:] = (session_codes[1:] != session_codes[:-1]) | (items[1:] != items[:-1])
-    return df[keep].reset_index(drop=True)
+    return df.loc[keep, list(INTERACTION_COLUMNS)].reset_index(drop=True)
 
 
 def build_vocab(items) -> dict[str, int]:
@@ -357,14 +391,14 @@ def held_out_starts(user_start: np.ndarray, user_len: np.ndarray, K: int, Q: int
     return (query_start - K)[exists]  # row-major: by user, then oldest first
 
 
-def build_episodes(
+def episode_starts(
     pairs: pa.Table, split: str, K: int, Q: int, stride: int = 1, population_K: int | None = None, per_user: int = 1
-) -> pa.Table:
-    """Episodes of K support then Q query pairs, time-ordered; see EPISODE_RULES.
+) -> tuple[pa.Table, np.ndarray]:
+    """(the time-ordered pairs, the index into them of each episode's first pair), in episode order.
 
-    ``population_K`` (>= K) and ``per_user`` shape val/test only; train is always sliding windows.
-    Raises BenchError when no user of the split has enough pairs, naming the largest K+Q allowed.
-    """
+    Episode e's support is pairs ``starts[e] .. starts[e]+K-1``, its query the Q after them; see
+    EPISODE_RULES and ``build_episodes``, which uses it (so does ``support_mean``). Only the columns
+    ``user_id`` and ``timestamp`` of ``pairs`` are read. Raises BenchError as ``build_episodes``."""
     pairs = order_pairs(pairs)
     population_K = K if population_K is None or split == "train" else int(population_K)
     if population_K < K:
@@ -392,6 +426,19 @@ def build_episodes(
         starts = first + stride * within
     else:
         starts = held_out_starts(user_start, user_len, K, Q, population_K, per_user)
+    return pairs, starts
+
+
+def build_episodes(
+    pairs: pa.Table, split: str, K: int, Q: int, stride: int = 1, population_K: int | None = None, per_user: int = 1
+) -> pa.Table:
+    """Episodes of K support then Q query pairs, time-ordered; see EPISODE_RULES.
+
+    ``population_K`` (>= K) and ``per_user`` shape val/test only; train is always sliding windows.
+    Raises BenchError when no user of the split has enough pairs, naming the largest K+Q allowed.
+    """
+    pairs, starts = episode_starts(pairs, split, K, Q, stride, population_K, per_user)
+    users = pairs.column("user_id").to_numpy(zero_copy_only=False)
     E = len(starts)
     support_idx = (starts[:, None] + np.arange(K)[None, :]).ravel()
     query_idx = (starts[:, None] + K + np.arange(Q)[None, :]).ravel()
@@ -414,6 +461,16 @@ def build_episodes(
         ],
         names=list(EPISODE_COLUMNS) + ["support_timestamps", "query_timestamps"],
     )
+
+
+def support_mean(
+    pairs: pa.Table, column: str, split: str, K: int, Q: int, stride: int = 1, population_K: int | None = None, per_user: int = 1
+) -> np.ndarray:
+    """Per episode (rows in ``build_episodes``' order), the mean of ``column`` over its K support pairs
+    (float64 [E]); the same indexing as ``build_episodes``, so pairs are matched by position, not value."""
+    ordered, starts = episode_starts(pairs, split, K, Q, stride, population_K, per_user)
+    values = ordered.column(column).to_numpy().astype(np.float64)
+    return values[starts[:, None] + np.arange(K)[None, :]].mean(axis=1)
 
 
 def episodes_relpath(split: str, K: int, Q: int, population_K: int | None = None) -> str:

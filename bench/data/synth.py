@@ -15,7 +15,9 @@ Model: learners enrolled in courses, not a per-course successor.
   (``p_enrol_switch``) or switches to another enrolled course. The enrolled set's size comes out
   heavy-tailed with mode 1.
 - Staying on a course is its visit's events (1 + Poisson: the consecutive repeats the pipeline
-  removes); times and gaps as in a log.
+  removes); times and gaps as in a log. Each event has a kind (a raw XuetangX event type such as
+  pause_video) drawn independently with the real log's printed shares (``kind_*`` knobs, from their
+  own random stream): they feed only the session reliability score's composition (bench.data.srs).
 At the defaults (180k learners): 59% of learners end with one enrolled course (p99 14, max ~110),
 79% of sessions hold one course (max ~300), a course has ~1.8 forward links, 11% none.
 Knobs were chosen by looking at data statistics only (the bands of issue 8, printed by
@@ -54,6 +56,25 @@ KNOB_SOURCES = {
     ),
     "default": BANDS,
 }
+# Event kinds: the shares of the real log's event types as the seed prints them (notebook
+# 01_ingest_xuetangx cell 01-08, app/data/01_ingest_xuetangx/20260408_125223/report.json
+# sanity_samples.top_event_types: the kept log has 8 types, 28,002,537 events); each event draws its
+# kind independently with these shares. They feed only the SRS's composition (bench.data.srs).
+XUETANGX_EVENT_TYPE_COUNTS = {
+    "pause_video": 10447067, "seek_video": 4878540, "problem_get": 4594062, "load_video": 3832977,
+    "problem_check": 1589086, "problem_check_correct": 1287667, "problem_check_incorrect": 717231, "problem_save": 655907,
+}
+EVENT_KINDS = tuple(XUETANGX_EVENT_TYPE_COUNTS)
+KIND_KNOBS = tuple(f"kind_{kind}" for kind in EVENT_KINDS)  # SynthConfig fields: each kind's share of events
+KNOB_SOURCES.update({
+    knob: (
+        f"share of {kind} among the real log's kept events: {XUETANGX_EVENT_TYPE_COUNTS[kind]:,} of 28,002,537 "
+        "(seed notebook 01_ingest_xuetangx cell 01-08 / its report.json top_event_types), rounded to 6 decimals; "
+        "drawn per event, independently; used only by the SRS's composition"
+    )
+    for kind, knob in zip(EVENT_KINDS, KIND_KNOBS)
+})
+KIND_SEED_OFFSET = 24  # event kinds come from their own stream, seed [seed, 24], so the interactions' other columns are unchanged
 
 # The built-in datasets: names `bench run` builds on demand, as SynthConfig fields over the defaults.
 # The variants differ from xuetangx-synth only in their return rate (the scenarios grid).
@@ -91,6 +112,15 @@ class SynthConfig:
     mean_events: float = 2.0  # logged events per course visit (1 + Poisson)
     mean_gap_days: float = 3.0  # between a learner's sessions (exponential)
     mean_event_seconds: float = 120.0  # between events inside a session (exponential)
+    # each event's kind (the raw XuetangX event type), by share of events; see KNOB_SOURCES
+    kind_pause_video: float = 0.373076
+    kind_seek_video: float = 0.174218
+    kind_problem_get: float = 0.164059
+    kind_load_video: float = 0.13688
+    kind_problem_check: float = 0.056748
+    kind_problem_check_correct: float = 0.045984
+    kind_problem_check_incorrect: float = 0.025613
+    kind_problem_save: float = 0.023423
 
     def __post_init__(self):
         probabilities = (self.p_long_session, self.graph_link_prob, self.p_graph, self.p_popular, self.p_enrol_start, self.p_enrol_switch, self.p_return)
@@ -105,10 +135,16 @@ class SynthConfig:
              "tails, zipf and alpha must be positive"),
             (self.graph_window >= 0, "--graph-window must be at least 0"),
             (self.mean_events >= 1 and self.max_sessions >= 1 and self.max_session_courses >= 1, "means and caps must be at least 1"),
+            (all(share >= 0 for share in self.kind_shares()) and sum(self.kind_shares()) > 0,
+             "event kind shares (--kind-*) must be non-negative with a positive sum"),
         ]
         for ok, message in checks:
             if not ok:
                 raise BenchError(f"bad synth parameter: {message}", "see `python -m bench data synth --help`")
+
+    def kind_shares(self) -> tuple[float, ...]:
+        """The event kinds' shares, in ``EVENT_KINDS`` order (not normalised)."""
+        return tuple(float(getattr(self, knob)) for knob in KIND_KNOBS)
 
 
 def _segment_cumsum(values: np.ndarray, segment_start: np.ndarray) -> np.ndarray:
@@ -295,8 +331,16 @@ def simulate_visits(config: SynthConfig, rng: np.random.Generator, cat: _Catalog
     return Visits(session_user, visit_session, courses[offsets[visit_user] + index], action, n_enrolled)
 
 
+def event_kinds(config: SynthConfig, n_events: int) -> np.ndarray:
+    """Each event's kind (``EVENT_KINDS``), drawn independently by ``config.kind_shares()`` from the
+    stream seeded ``[seed, KIND_SEED_OFFSET]``, so adding kinds left every other column as it was."""
+    rng = np.random.default_rng([config.seed, KIND_SEED_OFFSET])
+    cdf = np.cumsum(np.asarray(config.kind_shares(), dtype=np.float64))
+    return np.asarray(EVENT_KINDS, dtype=object)[_draw_from_cdf(cdf, rng.random(n_events))]
+
+
 def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
-    """Raw interactions ``user, item, timestamp, session`` (strings; epoch seconds), vectorised."""
+    """Raw interactions ``user, item, timestamp, session, kind`` (strings; epoch seconds), vectorised."""
     rng = np.random.default_rng(config.seed)
     U = config.users
     cat = _Catalogue(rng, config)
@@ -328,6 +372,7 @@ def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
             "item": course_ids[visit_course[event_visit]],
             "timestamp": timestamp.astype(np.int64),
             "session": session_names[event_session],
+            "kind": event_kinds(config, E),
         }
     )
 
@@ -346,7 +391,8 @@ def build_synthetic(
     sources = {key: KNOB_SOURCES.get(key, KNOB_SOURCES["default"]) for key in parameters if key not in ("users", "seed")}
     source = {"kind": "synth", "generator": "bench.data.synth", "parameters": parameters, "parameter_sources": sources}
     return build.build_dataset(
-        interactions, name=name, data_dir=data_dir, source=source, config=pipeline_config, force=force, progress=progress
+        interactions, name=name, data_dir=data_dir, source=source, config=pipeline_config, force=force, progress=progress,
+        kinds_from="the generator's event kind (the raw XuetangX event type, drawn per event by the kind_* shares)",
     )
 
 

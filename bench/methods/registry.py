@@ -21,6 +21,7 @@ import torch
 from baselines.gru4rec import GRU4REC_DEFAULTS, TRAIN_USERS, TRAIN_USERS_DEFAULTS
 from baselines.knn import POSITION_WEIGHTS, SCORE_DECAYS, SIMILARITIES, SKNN_DEFAULTS, VSKNN_DEFAULTS, SessionKNNMethod
 from baselines.rules import MARKOV_DEFAULTS, SR_DEFAULTS, MarkovMethod, SequentialRulesMethod
+from baselines.recency import RECENCY_DEFAULTS, RECENCY_MARKOV_DEFAULTS, RecencyMarkovMethod, RecencyMethod
 from baselines.sasrec import SASREC_DEFAULTS, SASRecMethod
 from baselines.simple import PopularityMethod, RandomMethod
 from bench.core.errors import BenchError
@@ -70,6 +71,8 @@ PARAMS: dict[str, Param] = {
     "weighting": Param.choice(*POSITION_WEIGHTS),
     "weighting_score": Param.choice(*SCORE_DECAYS),
     "remind": Param.bool(),
+    # repeat-aware rules (baselines/recency.py): candidates for recency-markov's Markov weight, chosen on val
+    "markov_weights": Param.floats(ge=0),
     # the checkpoint init (meta/inits.py): a GRURecommender file, and its sha256 recorded by expansion
     "init_checkpoint": Param.path(exists=True, optional=True),
     "init_checkpoint_sha256": Param("str", optional=True),
@@ -264,6 +267,22 @@ METHODS: dict[str, MethodSpec] = {
         _spec("sr", _memory(SequentialRulesMethod), False, [ZERO_SHOT, FEW_SHOT], SR_DEFAULTS, "sequential rules (session-rec)" + SUPPORT_NOTE),
         _spec("sknn", _memory(SessionKNNMethod), False, [ZERO_SHOT, FEW_SHOT], SKNN_DEFAULTS, "session-based kNN (session-rec)" + SUPPORT_NOTE),
         _spec("vsknn", _memory(SessionKNNMethod), False, [ZERO_SHOT, FEW_SHOT], VSKNN_DEFAULTS, "position-weighted session kNN (session-rec)" + SUPPORT_NOTE),
+        _spec(
+            "recency",
+            _memory(RecencyMethod),
+            False,
+            [ZERO_SHOT, FEW_SHOT],
+            RECENCY_DEFAULTS,
+            "the prefix's earlier courses, most recent first, then popularity (no parameter)" + SUPPORT_NOTE,
+        ),
+        _spec(
+            "recency-markov",
+            _memory(RecencyMarkovMethod),
+            False,
+            [ZERO_SHOT, FEW_SHOT],
+            RECENCY_MARKOV_DEFAULTS,
+            "recency plus Markov-1 transitions, their weight chosen on val" + SUPPORT_NOTE,
+        ),
         _spec("sasrec", _sasrec, False, [ZERO_SHOT], SASREC_DEFAULTS, "global SASRec (causal self-attention), no adaptation"),
         _spec(
             "sasrec-finetune",

@@ -5,8 +5,14 @@ In one process, on the same generated episodes and config, engines measured in a
 engines that implement them, medians reported: meta-training tasks/s, few-shot evaluation episodes/s,
 GRU4Rec training pairs/s, sampled peak RSS; the ratios between engines; achieved GFLOP/s (useful
 first-order FLOPs counted analytically from the true prefix lengths) next to a plain matmul's
-GFLOP/s on the same threads; RSS over a long loop; and a projection (labelled so) of the full grid's
-wall time with ``--jobs 2``.
+GFLOP/s on the same threads; RSS over a long loop. What a grid would cost is `python -m bench project`
+(bench/run/projection.py), from measured runs, not from these figures.
+
+``--settings full`` (``perf_full``) times instead the batched engine at the `full` grid's settings on
+real train episodes of a dataset: today's engine ("batched") against the first one kept for
+comparison ("batched-v1", meta.batched.LegacyBatchedMAML), alternating in one process, at each of
+``--thread-counts``: seconds per meta-iteration, per validation (the dataset's val episodes,
+few-shot, scored in chunks as meta/maml.py scores them) and the share of the matmul rate.
 """
 
 from __future__ import annotations
@@ -24,21 +30,12 @@ from pathlib import Path
 import torch
 
 from bench.core.errors import BenchError
-from bench.run.projection import schedule
 from bench.core.threads import configure_threads
 
 DEFAULT_ENGINES = "per-task,batched,notebook"
 DEFAULT_ARMS = "anil,metasgd"  # measured beside MAML on each of --engines that implements them
 MEAN_LENGTH = 10.0  # prefix length 1 + geometric (mean about 10 by default), capped at 50: skewed short
 MAX_PREFIX = 50
-GRID_RUNS = 9  # the seed's MAML runs: 3 inits x 3 seeds (the whole `full` grid: `python -m bench project`)
-GRID_GRU4REC = 3  # GRU4Rec warm-start weights: one per seed, cached and shared by the gru4rec inits
-GRID_ITERATIONS = 3000
-GRID_VAL_EVERY = 100
-GRID_VAL_EPISODES = 341
-GRID_TEST_EPISODES = 313
-GRID_TRAIN_PAIRS = 225_000  # about 80% of XuetangX's 281,979 pairs
-GRID_GRU4REC_EPOCHS = 10
 
 
 # ----------------------------------------------------------------------------------- inputs
@@ -173,7 +170,7 @@ def gru4rec_pairs_per_second(args, n_batches: int = 16) -> float:
         lengths = (1 + geometric.sample((count,)).long()).clamp(max=MAX_PREFIX).tolist()
         prefixes = [torch.randint(1, args.items + 1, (n,), generator=generator).tolist() for n in lengths]
         labels = torch.randint(1, args.items + 1, (count,), generator=generator).tolist()
-        return pd.DataFrame({"prefix": prefixes, "label": labels})
+        return pd.DataFrame({"user_id": list(range(count)), "prefix": prefixes, "label": labels})
 
     splits = {"train": pairs(256 * n_batches), "val": pairs(256)}
 
@@ -211,28 +208,6 @@ def rss_over_long_loop(engine, args) -> dict:
     return samples
 
 
-# ----------------------------------------------------------------------------------- projection
-
-
-def maml_run_seconds(tasks_per_s: float, eval_eps_per_s: float, meta_batch: int) -> tuple[float, float]:
-    """(training, evaluation) seconds of one full-grid MAML run: 3000 meta-iterations, validation
-    before and every 100 iterations on 341 val episodes (few-shot), then 313 test episodes
-    few-shot and zero-shot (zero-shot counted as few-shot: an upper bound)."""
-    validations = GRID_ITERATIONS // GRID_VAL_EVERY + 1
-    evaluation = (validations * GRID_VAL_EPISODES + 2 * GRID_TEST_EPISODES) / eval_eps_per_s
-    return GRID_ITERATIONS * meta_batch / tasks_per_s, evaluation
-
-
-def project_grid(tasks_per_s: float, eval_eps_per_s: float, pairs_per_s: float | None, meta_batch: int, jobs: int = 2, extra_runs: tuple = ()) -> dict:
-    """Projected wall time (s) of the full grid's 9 MAML runs + 3 GRU4Rec trainings (+ ``extra_runs``
-    seconds, e.g. the maml-notebook runs) on ``jobs`` single-thread workers."""
-    train, evaluation = maml_run_seconds(tasks_per_s, eval_eps_per_s, meta_batch)
-    run = train + evaluation
-    gru4rec = GRID_TRAIN_PAIRS * GRID_GRU4REC_EPOCHS / pairs_per_s if pairs_per_s else 0.0
-    durations = [run] * GRID_RUNS + [gru4rec] * GRID_GRU4REC + list(extra_runs)
-    return {"per_run_s": run, "per_run_train_s": train, "per_run_eval_s": evaluation, "gru4rec_s": gru4rec, "wall_s": schedule(durations, jobs), "jobs": jobs}
-
-
 # ----------------------------------------------------------------------------------- command
 
 
@@ -244,6 +219,8 @@ def perf_command(args: argparse.Namespace) -> int:
     from meta.engines import ENGINES, get_engine
 
     warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not a leaf Tensor is being accessed")
+    if getattr(args, "settings", "synthetic") == "full":
+        return perf_full(args)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)  # the full table in logs
     if args.device == "cuda" and not torch.cuda.is_available():
         raise BenchError("--device cuda but no CUDA device is visible", "use --device cpu")
@@ -386,38 +363,156 @@ def perf_command(args: argparse.Namespace) -> int:
             f"{min(100, rss['iterations'])}, {rss['at_end']:.0f} MB at the end ({100 * rss['growth']:+.1f}%)"
         )
 
-    projections = {}
-    for name in engines:
-        row = figures["engines"][name]
-        projections[name] = project_grid(row["train_tasks_per_s"], row["eval_episodes_per_s"], figures["gru4rec_pairs_per_s"], args.meta_batch)
-    if "notebook" in figures["engines"]:  # the full grid's maml-notebook cell: 3 seeds on the notebook loop
-        row = figures["engines"]["notebook"]
-        notebook_run = sum(maml_run_seconds(row["train_tasks_per_s"], row["eval_episodes_per_s"], args.meta_batch))
-        for name in engines:
-            if name != "notebook":
-                row = figures["engines"][name]
-                with_notebook = project_grid(
-                    row["train_tasks_per_s"], row["eval_episodes_per_s"], figures["gru4rec_pairs_per_s"], args.meta_batch, extra_runs=(notebook_run,) * 3
-                )
-                projections[name]["wall_with_notebook_runs_s"] = with_notebook["wall_s"]
-                projections[name]["notebook_run_s"] = notebook_run
-    figures["grid_projection"] = projections
-    for name, projection in projections.items():
-        console.print(
-            f"PROJECTION (not measured, synthetic tasks) the seed's MAML runs only, 9 (3 inits x 3 seeds, 3000 iterations, "
-            f"validation every 100, test) + 3 GRU4Rec trainings, --jobs 2, engine {name}: {projection['wall_s'] / 3600:.2f} h "
-            f"(per MAML run {projection['per_run_s'] / 60:.1f} min, of which evaluation {projection['per_run_eval_s'] / 60:.1f} min; "
-            f"rates measured at {threads} thread(s) per process{'' if threads == 1 else ': rerun with --threads 1 for the --jobs 2 setting'})"
-        )
-        if "wall_with_notebook_runs_s" in projection:
-            console.print(
-                f"PROJECTION (not measured) the same plus the `notebook` grid's 3 maml-notebook runs (notebook loop, "
-                f"{projection['notebook_run_s'] / 60:.0f} min each), engine {name}: {projection['wall_with_notebook_runs_s'] / 3600:.2f} h"
-            )
-
     if args.json_path:
         path = Path(args.json_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(figures, indent=2, sort_keys=True))
         console.print(f"figures written to {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- --settings full
+
+FULL_SETTINGS = {"embed_dim": 64, "hidden_dim": 128, "dropout": 0.2, "meta_batch": 32, "K": 5, "Q": 10, "inner_steps": 5, "inner_lr": 0.01}
+FULL_ENGINES = ("batched-v1", "batched")  # the first batched engine (kept for comparison), today's
+
+
+def full_engine(name: str):
+    """"batched": the registry's engine (meta/engines.py); "batched-v1": meta.batched.LegacyBatchedMAML."""
+    from meta.batched import LegacyBatchedMAML
+    from meta.engines import get_engine
+
+    return LegacyBatchedMAML() if name == "batched-v1" else get_engine(name)
+
+
+def validation_seconds(engine, maml, episodes, inner_steps: int) -> float:
+    """One validation as meta/maml.py runs it: few-shot scores chunk by chunk (tasks built from the
+    episode rows, padding masked), then mean Acc@1."""
+    from baselines.model import mask_padding
+    from baselines.simple import CHUNK
+    from meta.maml import mean_acc1
+    from meta.tasks import tasks_from_episodes
+
+    start = time.perf_counter()
+    chunks = []
+    for first in range(0, len(episodes), CHUNK):
+        tasks = tasks_from_episodes(episodes.iloc[first : first + CHUNK])
+        chunks.append(mask_padding(engine.query_scores(maml, tasks, inner_steps)).cpu())
+    mean_acc1(chunks, episodes)
+    return time.perf_counter() - start
+
+
+def perf_full(args: argparse.Namespace) -> int:
+    """`bench perf --settings full`: the batched engine against batched-v1 at the `full` grid's settings."""
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from baselines.model import GRURecommender, ModelConfig
+    from bench.data.dataset import open_dataset
+    from meta.algorithms import wrap
+    from meta.tasks import tasks_from_episodes
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    if args.device != "cpu":
+        raise BenchError("--settings full measures the CPU engines", "drop --device, or use --settings synthetic")
+    try:
+        counts = [int(part) for part in args.thread_counts.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise BenchError(f"--thread-counts {args.thread_counts!r} is not a list of thread counts", "give e.g. 1,2")
+    if args.repeats < 1 or args.train_iterations < 1:
+        raise BenchError("--repeats and --train-iterations must be at least 1", "give positive counts")
+    s = FULL_SETTINGS
+    dataset = open_dataset(args.dataset, args.data_dir)
+    train = dataset.episodes("train", s["K"], s["Q"])
+    val = dataset.episodes("val", s["K"], s["Q"])
+    if args.val_episodes:
+        val = val.iloc[: args.val_episodes]
+    rng = np.random.default_rng(args.seed)
+    iterations = args.train_iterations * args.repeats
+    batches = [tasks_from_episodes(train.iloc[rng.choice(len(train), size=min(s["meta_batch"], len(train)), replace=False)]) for _ in range(iterations + 1)]
+    V, E, H = dataset.n_items + 1, s["embed_dim"], s["hidden_dim"]
+    flops = [sum(task_flops(t, E, H, V, s["inner_steps"], True) for t in batch) for batch in batches[1:]]
+    capped = sum(1 for batch in batches[1:] if max(int(t.support_lengths.max()) for t in batch) >= MAX_PREFIX) / iterations
+    console.print(
+        f"bench perf --settings full: dataset {args.dataset} ({dataset.n_items} items; {len(train)} train episodes, {len(val)} val episodes), "
+        f"E={E}, H={H}, dropout {s['dropout']}, meta-batch {s['meta_batch']}, K={s['K']}, Q={s['Q']}, {s['inner_steps']} inner steps, first-order; "
+        f"{iterations} sampled meta-batches ({100 * capped:.0f}% reach the {MAX_PREFIX}-course prefix cap), {statistics.mean(flops) / 1e9:.2f} useful GFLOP each; "
+        f"engines {', '.join(FULL_ENGINES)} alternating, {args.repeats} rounds of {args.train_iterations} meta-iterations + 1 validation; torch {torch.__version__}"
+    )
+    figures: dict = {
+        "dataset": args.dataset,
+        "n_items": dataset.n_items,
+        "settings": dict(s),
+        "val_episodes": len(val),
+        "flops_per_meta_iteration": statistics.mean(flops),
+        "capped_share": capped,
+        "repeats": args.repeats,
+        "train_iterations": args.train_iterations,
+        "threads": {},
+    }
+    for threads in counts:
+        configure_threads(threads)
+        state = {}
+        for name in FULL_ENGINES:
+            torch.manual_seed(args.seed)  # the same initial weights for both engines
+            model = GRURecommender(ModelConfig(dataset.n_items, E, H, 1, s["dropout"])).train()
+            maml = wrap("maml", model, s["inner_lr"], False)
+            engine = full_engine(name)
+            optimizer = torch.optim.Adam(maml.parameters(), lr=1e-3)
+            train_step(engine, maml, optimizer, batches[0], s["inner_steps"])  # warm-up
+            validation_seconds(engine, maml, val.iloc[:8], s["inner_steps"])
+            state[name] = {"engine": engine, "maml": maml, "optimizer": optimizer, "iteration_s": [], "validation_s": [], "gflops": []}
+        matmul = []
+        for round_index in range(args.repeats):
+            part = slice(1 + round_index * args.train_iterations, 1 + (round_index + 1) * args.train_iterations)
+            round_flops = sum(flops[part.start - 1 : part.stop - 1])
+            for name in FULL_ENGINES:
+                entry = state[name]
+                start = time.perf_counter()
+                for tasks in batches[part]:
+                    train_step(entry["engine"], entry["maml"], entry["optimizer"], tasks, s["inner_steps"])
+                seconds = time.perf_counter() - start
+                entry["iteration_s"].append(seconds / args.train_iterations)
+                entry["gflops"].append(round_flops / seconds / 1e9)
+                entry["validation_s"].append(validation_seconds(entry["engine"], entry["maml"], val, s["inner_steps"]))
+                console.print(
+                    f"  {threads} thread(s), round {round_index + 1}/{args.repeats} {name:>10}: {entry['iteration_s'][-1]:.3f} s/meta-iteration, "
+                    f"{entry['validation_s'][-1]:.2f} s/validation"
+                )
+            matmul.append(matmul_gflops("cpu"))
+        rate = statistics.median(matmul)
+        engines = {}
+        for name in FULL_ENGINES:
+            entry = state[name]
+            gflops = statistics.median(entry["gflops"])
+            engines[name] = {
+                "seconds_per_iteration": statistics.median(entry["iteration_s"]),
+                "seconds_per_validation": statistics.median(entry["validation_s"]),
+                "gflops": gflops,
+                "matmul_share": gflops / rate,
+                "rounds": {"seconds_per_iteration": entry["iteration_s"], "seconds_per_validation": entry["validation_s"]},
+            }
+        old, new = engines[FULL_ENGINES[0]], engines[FULL_ENGINES[1]]
+        ratios = {"iteration": old["seconds_per_iteration"] / new["seconds_per_iteration"], "validation": old["seconds_per_validation"] / new["seconds_per_validation"]}
+        figures["threads"][str(threads)] = {"matmul_gflops": rate, "engines": engines, "ratios": ratios}
+        table = Table(title=f"bench perf --settings full ({args.dataset}, {threads} thread(s); medians of {args.repeats} alternating rounds)")
+        for column in ("engine", "s / meta-iteration", f"s / validation ({len(val)} val eps)", "train GFLOP/s", "% of matmul"):
+            table.add_column(column, justify="left" if column == "engine" else "right")
+        for name, row in engines.items():
+            table.add_row(name, f"{row['seconds_per_iteration']:.3f}", f"{row['seconds_per_validation']:.2f}", f"{row['gflops']:.1f}", f"{100 * row['matmul_share']:.1f}%")
+        console.print(table)
+        console.print(
+            f"full, {threads} thread(s): batched/batched-v1 speed-up {ratios['iteration']:.2f}x per meta-iteration, {ratios['validation']:.2f}x per validation; "
+            f"matmul 1024^3 {rate:.1f} GFLOP/s"
+        )
+    first = figures["threads"][str(counts[0])]
+    figures["engines"], figures["ratios"], figures["matmul_gflops"], figures["thread_count"] = first["engines"], first["ratios"], first["matmul_gflops"], counts[0]
+    if args.json_path:
+        path = Path(args.json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"full": figures}, indent=2, sort_keys=True))
+        console.print(f"figures written to {path} (full.engines: {counts[0]} thread(s); full.threads.<n>: each thread count)")
     return 0

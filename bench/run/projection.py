@@ -13,6 +13,12 @@ K, Q and every parameter but the budget keys (``BUDGET_KEYS``); its measured cos
   ``max_epochs`` (an upper bound: early stopping may end them sooner), plus evaluation as measured;
 - every other run (no budget parameter): as measured.
 
+With a speed-up (``load_speedup``: a `bench perf --settings full --json` file), the meta-learned
+runs measured on engine "batched" have their seconds per meta-iteration and per validation divided
+by that file's measured batched/batched-v1 ratios (at the run's thread count when the file has it,
+else at its first): a projection of what those runs would cost on today's engine, assuming they
+were measured on batched-v1; their test evaluation is kept as measured.
+
 The runs are then placed longest first on the least loaded of W single-thread workers, the way
 ``--jobs W`` (or a Ray cluster of W CPUs) would run them if every run cost the same whoever runs
 beside it, and prerequisites (cached GRU4Rec/SASRec weights) are ignored: a lower bound on wall
@@ -62,17 +68,53 @@ def _validations(iterations: int, val_every: int) -> int:
     return 1 + iterations // val_every  # meta/maml.py validates before training and every val_every
 
 
-def project_run(target: RunConfig, record: dict, curve_rows: int) -> Projected:
+SPEEDUP_ENGINE = "batched"  # the engine whose runs a perf speed-up applies to
+
+
+def load_speedup(path) -> dict:
+    """The measured batched/batched-v1 ratios of a `bench perf --settings full --json` file:
+    {"path", "by_threads": {threads: {"iteration", "validation"}}, "default": threads}."""
+    from pathlib import Path
+
+    try:
+        figures = json.loads(Path(path).read_text())["full"]
+        by_threads = {int(t): {k: float(v["ratios"][k]) for k in ("iteration", "validation")} for t, v in figures["threads"].items()}
+        default = int(figures["thread_count"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise BenchError(f"{path} is not a `bench perf --settings full --json` file ({type(error).__name__}: {error})", "write one with `python -m bench perf --settings full --json FILE`") from None
+    if default not in by_threads or any(r[k] <= 0 for r in by_threads.values() for k in r):
+        raise BenchError(f"{path} holds no usable speed-up ratios", "rerun `python -m bench perf --settings full --json FILE`")
+    return {"path": str(path), "by_threads": by_threads, "default": default}
+
+
+def speedup_for(speedup: dict | None, record: dict) -> tuple[dict, int] | None:
+    """(ratios, thread count they were measured at) for a run record, or None (no speed-up applies)."""
+    if not speedup or record["config"].get("engine", record["config"]["params"].get("engine")) != SPEEDUP_ENGINE:
+        return None
+    threads = record.get("threads")
+    threads = int(threads) if threads is not None and int(threads) in speedup["by_threads"] else speedup["default"]
+    return speedup["by_threads"][threads], threads
+
+
+def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict | None = None) -> Projected:
     """One target run's projected wall seconds from its measured counterpart ``record`` (run.json)
-    and the number of rows of that run's curve (validations, or epochs)."""
+    and the number of rows of that run's curve (validations, or epochs); ``speedup``: see
+    ``load_speedup`` (meta-learned runs on engine "batched" only)."""
     fit, measured = record.get("fit", {}), float(record["wall_seconds"])
     evaluation = float(record.get("eval_seconds", 0.0))
     params, source = target.params_dict, record["config"]["params"]
     if "seconds_per_iteration" in fit:  # meta-learned
+        per_iteration = float(fit["seconds_per_iteration"])
         per_validation = float(fit["val_seconds"]) / max(curve_rows, 1)
+        scaled = speedup_for(speedup, record)
+        if scaled is not None:
+            ratios, _ = scaled
+            per_iteration, per_validation = per_iteration / ratios["iteration"], per_validation / ratios["validation"]
         iterations, validations = int(params["meta_iterations"]), _validations(int(params["meta_iterations"]), int(params["val_every"]))
-        seconds = float(fit["seconds_per_iteration"]) * iterations + per_validation * validations + evaluation
-        how = f"{iterations} it x {fit['seconds_per_iteration']:.2f}s + {validations} val x {per_validation:.1f}s + test"
+        seconds = per_iteration * iterations + per_validation * validations + evaluation
+        how = f"{iterations} it x {per_iteration:.2f}s + {validations} val x {per_validation:.1f}s + test"
+        if scaled is not None:
+            how += f" (measured costs / {scaled[0]['iteration']:.2f} per it, / {scaled[0]['validation']:.2f} per val: perf speed-up at {scaled[1]} thread(s))"
     elif target.method in EPOCH_METHODS and "max_epochs" in params:
         per_epoch = float(record["train_seconds"]) / max(curve_rows, 1)
         epochs = int(params["max_epochs"])
@@ -91,9 +133,10 @@ def schedule(durations: list[float], workers: int) -> float:
     return max(loads)
 
 
-def project_grid(target_name: str, source_name: str, results_dir: str = "results") -> list[Projected]:
-    """Every run of ``target_name``, projected from the complete runs of ``source_name`` in the store;
-    refused in one line when a target run has no measured counterpart."""
+def project_grid(target_name: str, source_name: str, results_dir: str = "results", speedup: dict | None = None) -> list[Projected]:
+    """Every run of ``target_name``, projected from the complete runs of ``source_name`` in the store
+    (with ``speedup``, see ``load_speedup``); refused in one line when a target run has no measured
+    counterpart."""
     target, source = load_grid(target_name), load_grid(source_name)
     store = Store(results_dir, create=False)
     records = store.complete_runs()
@@ -109,7 +152,7 @@ def project_grid(target_name: str, source_name: str, results_dir: str = "results
             missing.append(f"{run.cell} seed={run.seed}")
             continue
         rows = len(pd.read_parquet(store.run_dir(record["hash"]) / "curve.parquet"))
-        projected.append(project_run(run, record, rows))
+        projected.append(project_run(run, record, rows, speedup))
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise BenchError(

@@ -1,0 +1,97 @@
+"""Early stopping of GRU4Rec and SASRec on val loss (patience, best epoch kept, still_improving), and
+MAML's still_improving flag, on the tiny generated dataset with scripted validation curves."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import baselines.gru4rec as gru4rec_module
+import meta.maml as maml_module
+from baselines.sasrec import train_sasrec
+from bench.methods.prerequisites import prerequisites_of
+from bench.methods.registry import METHODS, RunContext
+from bench.plan.grid import RunConfig
+
+FAST = {"embed_dim": 8, "hidden_dim": 8, "batch_size": 1024}
+
+
+def scripted_val(monkeypatch, losses):
+    """evaluate_pairs replaced: epoch i's val loss is ``losses[i]``; the model's weights at each
+    validation are kept in the returned list, to check which epoch's weights training returns."""
+    snapshots = []
+
+    def fake_evaluate(model, pairs, batch_size, device):
+        snapshots.append(copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}))
+        return losses[len(snapshots) - 1], 0.0
+
+    monkeypatch.setattr(gru4rec_module, "evaluate_pairs", fake_evaluate)
+    return snapshots
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_patience_stops_training_and_the_best_epochs_weights_are_kept(tiny_dataset, monkeypatch):
+    snapshots = scripted_val(monkeypatch, [3.0, 2.0, 2.5, 2.1, 1.0, 0.5])  # no better epoch after 2
+    params = {**FAST, "max_epochs": 6, "patience": 2}
+    state, info = gru4rec_module.train_gru4rec(tiny_dataset, params, seed=0)
+    assert len(snapshots) == 4 and len(info["curve"]) == 4  # epochs 3 and 4 were the two without improvement
+    assert (info["best_epoch"], info["epochs_trained"], info["stopped"], info["still_improving"]) == (2, 4, "patience", False)
+    assert info["best_val_loss"] == 2.0
+    assert same(state, snapshots[1]) and not same(state, snapshots[3])  # epoch 2's weights, not the last
+    assert info["budget_pairs"] == 4 * info["n_train_pairs"] == 4 * len(tiny_dataset.pairs("train"))
+
+
+def test_still_improving_when_max_epochs_stops_a_run_whose_last_epoch_is_best(tiny_dataset, monkeypatch):
+    snapshots = scripted_val(monkeypatch, [3.0, 2.0, 1.0])
+    state, info = gru4rec_module.train_gru4rec(tiny_dataset, {**FAST, "max_epochs": 3, "patience": 2}, seed=0)
+    assert (info["best_epoch"], info["epochs_trained"], info["stopped"], info["still_improving"]) == (3, 3, "max_epochs", True)
+    assert same(state, snapshots[2])
+
+
+def test_not_still_improving_when_the_budget_ends_after_a_worse_epoch(tiny_dataset, monkeypatch):
+    snapshots = scripted_val(monkeypatch, [1.0, 2.0, 3.0])
+    state, info = gru4rec_module.train_gru4rec(tiny_dataset, {**FAST, "max_epochs": 3, "patience": 5}, seed=0)
+    assert (info["best_epoch"], info["epochs_trained"], info["stopped"], info["still_improving"]) == (1, 3, "max_epochs", False)
+    assert same(state, snapshots[0])
+
+
+def test_sasrec_stops_early_the_same_way(tiny_dataset, monkeypatch):
+    snapshots = scripted_val(monkeypatch, [2.0, 1.5, 1.6, 1.7, 1.0])
+    state, info = train_sasrec(tiny_dataset, {"hidden_dim": 8, "n_blocks": 1, "batch_size": 1024, "max_epochs": 5, "patience": 2}, seed=0)
+    assert (info["best_epoch"], info["epochs_trained"], info["stopped"], info["still_improving"]) == (2, 4, "patience", False)
+    assert same(state, snapshots[1])
+
+
+def test_patience_is_part_of_the_cached_weights_key():
+    def key(method, **params):
+        spec = METHODS[method]
+        resolved = spec.run_params(None, spec.resolve_params(params))
+        config = RunConfig("tiny", "h", method, None, 0, 5, 10, tuple(sorted(resolved.items())), cell=method)
+        return prerequisites_of(config)
+
+    assert key("gru4rec", patience=1) != key("gru4rec", patience=2) == key("gru4rec")
+    assert key("sasrec", patience=1) != key("sasrec")
+    assert METHODS["gru4rec"].defaults["patience"] == 2 and METHODS["gru4rec"].defaults["max_epochs"] == 10
+    with pytest.raises(Exception, match="patience"):
+        METHODS["gru4rec"].resolve_params({"patience": 0})
+
+
+@pytest.mark.parametrize("accs, best, improving", [([0.1, 0.3, 0.2], 2, False), ([0.1, 0.2, 0.3], 4, True)])
+def test_maml_still_improving_is_whether_the_last_validation_is_best(tiny_dataset, tmp_path, monkeypatch, accs, best, improving):
+    calls = []
+
+    def scripted_acc(score_chunks, episodes):
+        calls.append(1)
+        return accs[len(calls) - 1]
+
+    monkeypatch.setattr(maml_module, "mean_acc1", scripted_acc)
+    params = {**FAST, "meta_iterations": 4, "val_every": 2, "meta_batch": 2, "inner_steps": 1, "val_episodes": 2}
+    ctx = RunContext(tiny_dataset, seed=0, params=params, init="random", cache_dir=tmp_path)
+    method = METHODS["maml"].build(ctx)
+    info = method.fit(ctx)
+    assert len(calls) == 3 and (info["best_iteration"], info["still_improving"]) == (best, improving)

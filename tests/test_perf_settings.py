@@ -1,0 +1,60 @@
+"""`bench perf --settings full` (the batched engine against batched-v1 on a dataset's episodes) and
+`bench project --speedup-from` (a projection scaled by its measured ratios). Not timing tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from bench.core.errors import BenchError
+from bench.plan.grid import expand, load_grid
+from bench.run.projection import load_speedup, project_run
+
+
+def test_perf_full_settings_times_both_engines_on_the_dataset(tiny_dataset, tmp_path):
+    from bench.commands.cli import main
+
+    out = tmp_path / "perf.json"
+    data_dir = str(tiny_dataset.root.parent.parent)
+    argv = ["perf", "--settings", "full", "--dataset", "tiny", "--data-dir", data_dir, "--thread-counts", "1",
+            "--repeats", "1", "--train-iterations", "1", "--val-episodes", "4", "--json", str(out)]
+    assert main(argv) == 0
+    full = json.loads(out.read_text())["full"]
+    assert full["settings"]["hidden_dim"] == 128 and full["settings"]["meta_batch"] == 32 and full["val_episodes"] == 4
+    assert set(full["engines"]) == {"batched", "batched-v1"}
+    for row in full["engines"].values():
+        assert row["seconds_per_iteration"] > 0 and row["seconds_per_validation"] > 0 and 0 < row["matmul_share"] < 2
+    assert full["threads"]["1"]["ratios"]["iteration"] > 0
+    speedup = load_speedup(out)
+    assert speedup["default"] == 1 and set(speedup["by_threads"]) == {1}
+    assert main(argv[:-2] + ["--thread-counts", "x"]) == 2
+
+
+def _record(run, engine: str, threads: int) -> dict:
+    return {
+        "config": {**run.identity(), "engine": engine},
+        "threads": threads,
+        "wall_seconds": 0.0,
+        "eval_seconds": 0.5,
+        "fit": {"seconds_per_iteration": 1.0, "val_seconds": 6.0},
+    }
+
+
+def test_projection_scales_the_batched_runs_by_the_measured_speedup(tmp_path):
+    path = tmp_path / "perf.json"
+    path.write_text(json.dumps({"full": {"thread_count": 1, "threads": {"1": {"ratios": {"iteration": 2.0, "validation": 3.0}}, "2": {"ratios": {"iteration": 4.0, "validation": 1.5}}}}}))
+    speedup = load_speedup(path)
+    run = next(r for r in expand(load_grid("smoke"), {"d": "h"}) if r.method == "maml")
+    target = dataclasses.replace(run, params=tuple(sorted({**run.params_dict, "meta_iterations": 100, "val_every": 50}.items())))
+    plain = project_run(target, _record(run, "batched", 1), curve_rows=3)
+    assert plain.projected_s == pytest.approx(100 * 1.0 + 3 * 2.0 + 0.5)
+    assert project_run(target, _record(run, "batched", 1), 3, speedup).projected_s == pytest.approx(100 / 2.0 + 3 * 2.0 / 3.0 + 0.5)
+    assert project_run(target, _record(run, "batched", 2), 3, speedup).projected_s == pytest.approx(100 / 4.0 + 3 * 2.0 / 1.5 + 0.5)
+    assert project_run(target, _record(run, "batched", 8), 3, speedup).projected_s == pytest.approx(100 / 2.0 + 3 * 2.0 / 3.0 + 0.5)  # the file's first
+    assert "perf speed-up" in project_run(target, _record(run, "batched", 1), 3, speedup).how
+    assert project_run(target, _record(run, "per-task", 1), 3, speedup).projected_s == pytest.approx(plain.projected_s)  # other engines as measured
+    path.write_text("{}")
+    with pytest.raises(BenchError):
+        load_speedup(path)
