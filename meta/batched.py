@@ -86,21 +86,40 @@ class SideLayout(NamedTuple):
     step inside its segment); ``rows``: the flat embedding rows of each segment [a_k, cols_k];
     ``ended``: 0 inside each sequence's true length, +inf after it (added to the update gate's
     pre-activation: the gate is then exactly 1, the state is held, and every gate derivative there
-    is exactly 0, so no mask is applied per step).
+    is exactly 0, so no mask is applied per step). The input projection depends on the position
+    only through its (task, item) row, so it is formed once per row: the row table holds each
+    task's rows (its S slots, padded with a zero row), and positions gather from it by slot.
     """
 
     steps: tuple  # per step: (segment, tasks a_t, rows b_t, local column)
     segments: tuple  # per segment: (tasks a_k, first packed column, end packed column)
-    rows: tuple  # per segment: [a_k, cols_k] long
+    slots: tuple  # per segment: [a_k, cols_k] long, each position's slot in the row table
     ended: tuple  # per segment: [a_k, cols_k, 1] float, 0 or +inf
     width: int  # B, rows per task
+    row_table: torch.Tensor  # [n, S] flat embedding row of each task's slots (R: an all-zero padding row)
+    row_slot: torch.Tensor  # [R] slot (task * S + rank) of each flat embedding row
 
 
 # A segment grows while its steps still run at least this share of its first step's tasks.
 SEGMENT_FILL = 0.7
 
 
-def side_layout(rows: torch.Tensor, mask: torch.Tensor, steps: tuple, dtype=torch.float32) -> SideLayout:
+def row_tables(unique_keys: torch.Tensor, n: int, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row_table [n, S], row_slot [R]) for the sorted flat-row keys task * vocab + item (so each
+    task's rows are consecutive): slot = task * S + rank within the task, S the most rows a task
+    has; empty slots point at row R (a zero row appended to the embedding rows)."""
+    task = torch.div(unique_keys, vocab_size, rounding_mode="floor")
+    counts = torch.bincount(task, minlength=n)
+    width = int(counts.max())
+    first = torch.cumsum(counts, 0) - counts
+    rows = torch.arange(unique_keys.numel(), device=unique_keys.device)
+    row_slot = task * width + (rows - first[task])
+    row_table = torch.full((n * width,), unique_keys.numel(), dtype=torch.long, device=unique_keys.device)
+    row_table[row_slot] = rows
+    return row_table.view(n, width), row_slot
+
+
+def side_layout(rows: torch.Tensor, mask: torch.Tensor, steps: tuple, row_table: torch.Tensor, row_slot: torch.Tensor, dtype=torch.float32) -> SideLayout:
     """Cut a packed side (rows [n, M], mask [n, M, 1], step blocks) into SideLayout segments."""
     segments, local = [], []
     for tasks, block_rows, offset in steps:
@@ -114,9 +133,11 @@ def side_layout(rows: torch.Tensor, mask: torch.Tensor, steps: tuple, dtype=torc
     return SideLayout(
         steps=tuple(local),
         segments=tuple(tuple(segment) for segment in segments),
-        rows=tuple(rows[:a, start:end].contiguous() for a, start, end in segments),
+        slots=tuple(row_slot[rows[:a, start:end]] for a, start, end in segments),
         ended=tuple(torch.where(mask[:a, start:end], zero, inf) for a, start, end in segments),
         width=steps[0][1],
+        row_table=row_table,
+        row_slot=row_slot,
     )
 
 
@@ -173,6 +194,7 @@ def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
     unique_keys, inverse = torch.unique(keys, return_inverse=True)
     split = support.numel()
     support_rows, query_rows = inverse[:split].view_as(support), inverse[split:].view_as(query)
+    row_table, row_slot = row_tables(unique_keys, n, vocab_size)
     return StackedBatch(
         task_order=torch.tensor(order, dtype=torch.long, device=support.device),
         support_rows=support_rows,
@@ -185,8 +207,8 @@ def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
         query_steps=query_steps,
         query_order=query_order,
         row_items=unique_keys % vocab_size,
-        support_layout=side_layout(support_rows, support_mask, support_steps),
-        query_layout=side_layout(query_rows, query_mask, query_steps),
+        support_layout=side_layout(support_rows, support_mask, support_steps, row_table, row_slot),
+        query_layout=side_layout(query_rows, query_mask, query_steps, row_table, row_slot),
     )
 
 
@@ -321,6 +343,12 @@ def batched_gru_layer(
     return state, torch.cat(outputs, dim=1)
 
 
+def _tanh_(x: torch.Tensor) -> torch.Tensor:
+    """tanh in place, as 2 sigmoid(2x) - 1: PyTorch's CPU tanh costs about three of its sigmoids at
+    these sizes; the two differ by under 3e-7 (absolute, |tanh| <= 1)."""
+    return x.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
 def _shared(tensor: torch.Tensor) -> bool:
     """Is this stacked [n, ...] tensor one tensor expanded over tasks (the meta-weights, before any
     inner step)? Then a product with it is one large matrix product instead of n small ones."""
@@ -339,7 +367,9 @@ class SegmentedGRU(torch.autograd.Function):
       tasks instead of a batch of small ones (each task's own gradient is still formed);
     - a sequence past its end is held by an update gate of exactly 1 (SideLayout.ended), not by a
       mask per step; the state update is written h + (1 - z)(n - h) so that it is exactly h there.
-    The embedding lookup is inside: forward gathers the rows, backward adds into their gradient.
+    The embedding lookup is inside, and the input projection is formed once per (task, item) row
+    (SideLayout's row table) and gathered by position; its gradients are formed from each row's
+    summed gate gradients.
     Inputs: layout, needs_backward, embedding rows [R, E], weight_ih [n, 3H, E], bias_ih [n, 3H],
     weight_hh [n, 3H, H], bias_hh [n, 3H]. Output: the last state [n, B, H]. First-order only.
     """
@@ -349,15 +379,16 @@ class SegmentedGRU(torch.autograd.Function):
         n, gates, hidden = weight_hh.shape
         in_dim = embedding.shape[1]
         ih_shared, hh_shared = _shared(weight_ih) and _shared(bias_ih), _shared(weight_hh) and _shared(bias_hh)
-        inputs, projected = [], []
-        for (tasks, start, end), rows, ended in zip(layout.segments, layout.rows, layout.ended):
-            x = F.embedding(rows, embedding)
-            if ih_shared:
-                p = torch.addmm(bias_ih[0], x.view(-1, in_dim), weight_ih[0].t()).view(tasks, end - start, gates)
-            else:
-                p = torch.baddbmm(bias_ih[:tasks].unsqueeze(1), x, weight_ih[:tasks].transpose(1, 2))
+        # Input projections once per (task, item) row, in the row table [n, S, 3H].
+        table_inputs = torch.cat([embedding, embedding.new_zeros(1, in_dim)])[layout.row_table]
+        if ih_shared:
+            table = torch.addmm(bias_ih[0], table_inputs.view(-1, in_dim), weight_ih[0].t())
+        else:
+            table = torch.baddbmm(bias_ih.unsqueeze(1), table_inputs, weight_ih.transpose(1, 2)).view(-1, gates)
+        projected = []
+        for slots, ended in zip(layout.slots, layout.ended):
+            p = table[slots]  # [a_k, cols_k, 3H]
             p[..., hidden : 2 * hidden] += ended  # +inf after the end: update gate exactly 1
-            inputs.append(x)
             projected.append(p)
         state = weight_hh.new_zeros(n, layout.width, hidden)
         if needs_backward:
@@ -382,32 +413,32 @@ class SegmentedGRU(torch.autograd.Function):
                 hn.copy_(gates_h[..., 2 * hidden :])
                 candidate = candidates[segment][:tasks, columns]
                 torch.add(gates_x[..., : 2 * hidden], gates_h[..., : 2 * hidden], out=rz).sigmoid_()
-                torch.addcmul(gates_x[..., 2 * hidden :], rz[..., :hidden], hn, out=candidate).tanh_()
+                _tanh_(torch.addcmul(gates_x[..., 2 * hidden :], rz[..., :hidden], hn, out=candidate))
             else:
                 rz = torch.add(gates_x[..., : 2 * hidden], gates_h[..., : 2 * hidden]).sigmoid_()
-                candidate = torch.addcmul(gates_x[..., 2 * hidden :], rz[..., :hidden], gates_h[..., 2 * hidden :]).tanh_()
+                candidate = _tanh_(torch.addcmul(gates_x[..., 2 * hidden :], rz[..., :hidden], gates_h[..., 2 * hidden :]))
             block.addcmul_(1 - rz[..., hidden:], candidate - block)  # h + (1 - z)(n - h): exactly h past the end
         if needs_backward:
             # d(new state)/d(pre-activations) per segment: candidate (n), update (z), reset (r).
+            # (candidates and hidden_n are not needed after this: overwritten in place.)
             factors = []
             for rz, candidate, previous, hn in zip(reset_update, candidates, previous_states, hidden_n):
                 reset, update = rz[..., :hidden], rz[..., hidden:]
                 one_minus_update = 1 - update
-                factors.append(one_minus_update * (1 - candidate * candidate))
-                factors.append((previous - candidate) * update * one_minus_update)
-                factors.append(hn * reset * (1 - reset))
-            ctx.save_for_backward(weight_ih, weight_hh, *inputs, *reset_update, *previous_states, *factors)
+                factor_update = torch.sub(previous, candidate).mul_(update).mul_(one_minus_update)
+                factor_candidate = torch.addcmul(one_minus_update, one_minus_update, candidate.mul_(candidate), value=-1)
+                factor_reset = hn.mul_(torch.addcmul(reset, reset, reset, value=-1))
+                factors += [factor_candidate, factor_update, factor_reset]
+            ctx.save_for_backward(weight_ih, weight_hh, table_inputs, *reset_update, *previous_states, *factors)
             ctx.layout, ctx.shared = layout, (ih_shared, hh_shared)
-            ctx.sizes = (embedding.shape, in_dim)
         return state
 
     @staticmethod
     def backward(ctx, grad_state):
         layout = ctx.layout
         count = len(layout.segments)
-        weight_ih, weight_hh, *rest = ctx.saved_tensors
-        inputs, reset_update, previous_states = rest[:count], rest[count : 2 * count], rest[2 * count : 3 * count]
-        factors = rest[3 * count :]
+        weight_ih, weight_hh, table_inputs, *rest = ctx.saved_tensors
+        reset_update, previous_states, factors = rest[:count], rest[count : 2 * count], rest[2 * count :]
         ih_shared, hh_shared = ctx.shared
         n, gates, hidden = weight_hh.shape
         grad_gates_x = [grad_state.new_zeros(p.shape[0], p.shape[1], gates) for p in previous_states]
@@ -438,19 +469,23 @@ class SegmentedGRU(torch.autograd.Function):
             grad_weight_hh = _segment_sum_products(grad_gates_h, previous_states, n)
         if needs[6]:
             grad_bias_hh = _segment_sums(grad_gates_h, n)
-        if needs[3]:
-            grad_weight_ih = _segment_sum_products(grad_gates_x, inputs, n)
-        if needs[4]:
-            grad_bias_ih = _segment_sums(grad_gates_x, n)
-        if needs[2]:
-            shape, in_dim = ctx.sizes
-            grad_embedding = grad_state.new_zeros(shape)
-            for (tasks, _, _), rows, grad_x in zip(layout.segments, layout.rows, grad_gates_x):
+        if any(needs[2:5]):
+            # The input side's gradients through the row table: each row's summed gate gradients.
+            slots_total, in_dim = table_inputs.shape[1], table_inputs.shape[2]
+            grad_table = grad_state.new_zeros(n * slots_total, gates)
+            for slots, grad_x in zip(layout.slots, grad_gates_x):
+                grad_table.index_add_(0, slots.flatten(), grad_x.view(-1, gates))
+            grad_table = grad_table.view(n, slots_total, gates)
+            if needs[3]:
+                grad_weight_ih = torch.bmm(grad_table.transpose(1, 2), table_inputs)
+            if needs[4]:
+                grad_bias_ih = grad_table.sum(1)
+            if needs[2]:
                 if ih_shared:
-                    grad_input = grad_x.view(-1, gates) @ weight_ih[0]
+                    grad_rows = grad_table.view(-1, gates) @ weight_ih[0]
                 else:
-                    grad_input = torch.bmm(grad_x, weight_ih[:tasks]).view(-1, in_dim)
-                grad_embedding.index_add_(0, rows.flatten(), grad_input)
+                    grad_rows = torch.bmm(grad_table, weight_ih).view(-1, in_dim)
+                grad_embedding = grad_rows[layout.row_slot]  # each flat row sits in exactly one slot
         return None, None, grad_embedding, grad_weight_ih, grad_bias_ih, grad_weight_hh, grad_bias_hh
 
 

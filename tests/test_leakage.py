@@ -42,7 +42,8 @@ def shuffle_query_labels(episodes: pd.DataFrame) -> pd.DataFrame:
     rng = np.random.default_rng(2)
     shuffled = [list(rng.permutation(list(labels))) for labels in episodes["query_labels"]]
     assert any(list(a) != list(b) for a, b in zip(shuffled, episodes["query_labels"]))
-    return episodes.assign(query_labels=shuffled)
+    # a shuffled label may be its query's last prefix course: such data has no ranking protocol
+    return episodes.assign(query_labels=shuffled).drop(columns=["query_excluded"], errors="ignore")
 
 
 def fit(name, dataset, cache_dir, init=None, **params):

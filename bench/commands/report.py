@@ -47,6 +47,15 @@ def _report_command(args: argparse.Namespace) -> int:
     results = results_from_args(args)
     tables = tables_from_args(args, results)
     print_report(tables, questions=questions_from_args(args, results), wide=args.wide, header=dataset_header(tables, args.data_dir))
+    if args.grid:  # the grid's tuning studies, when `python -m bench tune` has run (bench/run/tune.py)
+        from bench.output.tuning import tuning_markdown
+        from bench.plan.grid import load_grid
+        from bench.run.tune import grid_study_summaries
+
+        summaries = grid_study_summaries(load_grid(args.grid).name, args.results)
+        if summaries:
+            print()
+            print(tuning_markdown(summaries))
     return 0
 
 

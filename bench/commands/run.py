@@ -16,7 +16,7 @@ from bench.analysis.select import dataset_header
 from bench.core.errors import BenchError
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.output.terminal import print_report
-from bench.plan.grid import RunConfig, available_grids, expand, load_grid, parse_sets
+from bench.plan.grid import RunConfig, available_grids, expand, load_grid, parse_sets, tuned_runs
 from bench.run.eta import GridEta
 from bench.run.execute import ERROR_FILE, Outcome
 from bench.run.executors import EXECUTORS, run_grid
@@ -40,6 +40,7 @@ def register(subparsers) -> None:
     parser.add_argument("--ray-address", help="join a running Ray cluster (e.g. 10.0.0.1:6379); default: start a local Ray instance")
     parser.add_argument("--quiet", action="store_true", help="one line per finished run, no progress display")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and whether each is complete, run nothing")
+    parser.add_argument("--tuned", action="store_true", help="each tuned cell with its best val trial's params (`python -m bench tune` first; other run hashes)")
     parser.set_defaults(func=run_command)
 
 
@@ -80,6 +81,10 @@ def run_command(args: argparse.Namespace) -> int:
     expand(grid, dict.fromkeys(names, ""), seeds, overrides)  # every value checked before a dataset is opened or built
     datasets = _open_datasets(names, args.data_dir, console)
     runs = expand(grid, {name: ds.content_hash for name, ds in datasets.items()}, seeds, overrides)
+    if args.tuned:  # every tunable cell must have a finished study (refused in one line otherwise)
+        from bench.run.tune import tuned_params
+
+        runs = tuned_runs(runs, tuned_params(grid, runs, args.results))
     for name, ds in datasets.items():  # refuse impossible K/Q before any run starts
         shots = sorted({(r.K, r.Q, r.population_K) for r in runs if r.dataset == name}, key=lambda s: (s[1], s[0]))
         for K, Q, population_K in shots:

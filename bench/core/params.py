@@ -118,3 +118,34 @@ class Param:
                 and (self.lt is None or value < self.lt)
             )
         return True
+
+
+@dataclass(frozen=True)
+class Space:
+    """A declared hyperparameter search range (bench/run/tune.py asks Optuna for a value in it).
+
+    ``Space.float(1e-4, 1e-2, log=True)``, ``Space.int(1, 10)``, ``Space.choice("a", "b")``; both
+    bounds inclusive. Every value it can yield must parse by the param's ``Param`` (tests check)."""
+
+    kind: str  # "int", "float" or "choice"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
+
+    @classmethod
+    def int(cls, low: int, high: int, *, log: bool = False) -> Space:
+        return cls("int", low, high, log)
+
+    @classmethod
+    def float(cls, low: float, high: float, *, log: bool = False) -> Space:
+        return cls("float", low, high, log)
+
+    @classmethod
+    def choice(cls, *choices) -> Space:
+        return cls("choice", choices=tuple(choices))
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return "{" + ", ".join(map(str, self.choices)) + "}"
+        return f"{self.kind} {'log ' if self.log else ''}[{self.low:g}, {self.high:g}]"

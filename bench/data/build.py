@@ -58,7 +58,8 @@ def attach_srs(pairs: pa.Table, stats: pd.DataFrame, train_users, kinds_from: st
         if columns[column] is not None:
             values = columns[column][where]
             pairs = pairs.append_column(column, pa.array(values, type=pa.float64() if column == srs.SCORE else pa.int64()))
-    described = srs.describe(cap_events, cap_seconds, n_cap, kinds_from if with_kinds else None, kinds_seen if with_kinds else (), {})
+    kinds_from = (kinds_from or "the session statistics' kinds") if with_kinds else None
+    described = srs.describe(cap_events, cap_seconds, n_cap, kinds_from, kinds_seen if with_kinds else (), {})
     return pairs, described
 
 

@@ -257,8 +257,8 @@ def normalise_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
 
 
 def session_key(users, sessions) -> np.ndarray:
-    """One string per (user, session): how sessions are told apart (a session id is per user)."""
-    return (pd.Series(users, dtype=object).astype(str) + "\x1f" + pd.Series(sessions, dtype=object).astype(str)).to_numpy(dtype=object)
+    """One string per (user, session) (both str already): how sessions are told apart (a session id is per user)."""
+    return (pd.Series(users, dtype=object) + "\x1f" + pd.Series(sessions, dtype=object)).to_numpy(dtype=object)
 
 
 def session_stats(interactions: pd.DataFrame) -> pd.DataFrame:
@@ -267,20 +267,26 @@ def session_stats(interactions: pd.DataFrame) -> pd.DataFrame:
     and, when the interactions have a ``kind`` column, ``kinds`` (distinct kinds). Indexed by
     ``session_key``, sorted."""
     df = normalise_interactions(interactions)
-    codes, keys = pd.factorize(session_key(df["user"], df["session"]), sort=True)
-    by = pd.Series(df["timestamp"].to_numpy(dtype=np.int64)).groupby(codes, sort=True)
-    first_row = pd.Series(np.arange(len(df))).groupby(codes, sort=True).min().to_numpy()
+    codes, keys = pd.factorize(session_key(df["user"].to_numpy(), df["session"].to_numpy()), sort=True)
+    n = len(keys)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])  # one per session: every code occurs
+    times = df["timestamp"].to_numpy(dtype=np.int64)[order]
+    first_row = order[starts]
     out = pd.DataFrame(
         {
             "user": df["user"].to_numpy()[first_row],
             "session": df["session"].to_numpy()[first_row],
-            "events": np.bincount(codes, minlength=len(keys)).astype(np.int64),
-            "seconds": (by.max() - by.min()).to_numpy(dtype=np.int64),
+            "events": np.diff(np.r_[starts, len(order)]).astype(np.int64),
+            "seconds": (np.maximum.reduceat(times, starts) - np.minimum.reduceat(times, starts)).astype(np.int64),
         },
         index=pd.Index(np.asarray(keys, dtype=object), name="session_key"),
     )
     if KIND in df.columns:
-        out["kinds"] = pd.Series(df[KIND].to_numpy()).groupby(codes, sort=True).nunique().to_numpy(dtype=np.int64)
+        kind_codes, kinds = pd.factorize(df[KIND].to_numpy())
+        distinct = np.unique(codes.astype(np.int64) * len(kinds) + kind_codes)
+        out["kinds"] = np.bincount(distinct // len(kinds), minlength=n).astype(np.int64)
     return out
 
 

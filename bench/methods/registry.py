@@ -26,7 +26,7 @@ from baselines.sasrec import SASREC_DEFAULTS, SASRecMethod
 from baselines.simple import PopularityMethod, RandomMethod
 from bench.core.errors import BenchError
 from bench.core.metrics import evaluate_scores
-from bench.core.params import Param
+from bench.core.params import Param, Space
 from meta.engines import ENGINES, get_engine
 from meta.algorithms import check_engine
 from meta.inits import INIT_PARAMS, INITS, resolve_init_params
@@ -80,6 +80,39 @@ PARAMS: dict[str, Param] = {
     "n_blocks": Param.int(ge=1),
     "n_heads": Param.int(ge=1),
 }
+
+
+# Search spaces for `python -m bench tune` (bench/run/tune.py): per method, the params tuned on val and
+# their ranges (each value parses by PARAMS; tests/test_tune.py checks). Budgets (max_epochs,
+# meta_iterations) are not tuned: every trial has the grid's. A method without an entry is not tuned;
+# NOT_TUNED says why. A cell's own params and sweep keys stay fixed (they define the cell).
+_MAML_SPACE = {"inner_lr": Space.float(1e-3, 1e-1, log=True), "outer_lr": Space.float(1e-4, 1e-2, log=True), "inner_steps": Space.int(1, 10)}
+_TRAINED_SPACE = {"lr": Space.float(1e-4, 1e-2, log=True), "dropout": Space.float(0.0, 0.5)}  # early stopping (patience) within max_epochs
+_FINETUNE_SPACE = {"inner_lr": Space.float(1e-3, 1e-1, log=True), "inner_steps": Space.int(1, 10)}
+_KNN_SPACE = {"k": Space.int(10, 500, log=True), "sample_size": Space.int(100, 5000, log=True), "similarity": Space.choice(*SIMILARITIES)}
+SPACES: dict[str, dict[str, Space]] = {
+    "maml": _MAML_SPACE,
+    "anil": _MAML_SPACE,
+    "metasgd": _MAML_SPACE,
+    "gru4rec": _TRAINED_SPACE,
+    "sasrec": _TRAINED_SPACE,
+    "gru4rec-finetune": _FINETUNE_SPACE,  # its GRU4Rec: the tuned gru4rec cell's best (bench/run/tune.py)
+    "sasrec-finetune": _FINETUNE_SPACE,  # its SASRec: the tuned sasrec cell's best
+    "sknn": _KNN_SPACE,
+    "vsknn": _KNN_SPACE,
+    "sr": {"steps": Space.int(1, 20), "pruning": Space.int(0, 50)},
+}
+NOT_TUNED: dict[str, str] = {
+    "random": "no parameter",
+    "popularity": "no parameter",
+    "recency": "no parameter (its support weight is already chosen on val)",
+    "markov": "its support weight is already chosen on val",
+    "recency-markov": "its Markov and support weights are already chosen on val",
+    "maml-notebook": "a reproduction of notebook 08's settings, not a recommended method",
+}
+# Methods whose weights start from another method's trained model: that method's tuned best params
+# (its space's keys) are used for it, e.g. maml[gru4rec] starts from the tuned gru4rec's GRU4Rec.
+WARM_SOURCES: dict[str, str] = {"gru4rec-finetune": "gru4rec", "sasrec-finetune": "sasrec"}
 
 
 def param_spec(method: str, key: str) -> Param:

@@ -41,6 +41,7 @@ class RunConfig:
     cell: str = field(compare=False)  # display label, derived; not part of the identity
     code: str = field(default_factory=lambda: code_fingerprint())  # bench.core.provenance.code_fingerprint
     population_K: int | None = None  # val/test learners are those eligible at population_K+Q (None: K)
+    eval_split: str = "test"  # the episodes the run is scored on: "val" for tuning trials (bench/run/tune.py)
 
     def __post_init__(self):
         if self.population_K is not None and int(self.population_K) == self.K:
@@ -63,6 +64,8 @@ class RunConfig:
             # only when it differs from K, so single-K runs keep the hashes they had before it existed
             **({"population_K": self.population_K} if self.population_K is not None else {}),
         }
+        if self.eval_split != "test":  # only for tuning trials, so every test run keeps its hash
+            identity["eval_split"] = self.eval_split
         if self.code:  # runs stored before fingerprints existed keep their hash (code "")
             identity["code"] = self.code
         return identity
@@ -375,3 +378,33 @@ def grid_cell_modes(grid) -> set[str]:
 def questions_for(grid_name: str) -> tuple[Question, ...]:
     """The declared family of a grid (preset name or .toml path)."""
     return load_grid(grid_name).compare
+
+
+def cell_fixed_keys(grid: Grid) -> dict[str, set[str]]:
+    """Cell label -> the params its ``[[cells]]`` entry fixes (its ``params`` and ``sweep`` keys): they
+    define the cell, so tuning (bench/run/tune.py) leaves them as declared."""
+    fixed: dict[str, set[str]] = {}
+    for cell in grid.cells:
+        spec = get_method(cell.get("method"))
+        sweep = dict(cell.get("sweep", {}))
+        keys = sorted(sweep)
+        for init in cell_inits(cell, spec):
+            for values in itertools.product(*(sweep[k] for k in keys)):
+                label = cell_label(spec.name, init, dict(zip(keys, values)))
+                fixed[label] = set(cell.get("params", {})) | set(sweep)
+    return fixed
+
+
+def tuned_runs(runs: list[RunConfig], tuned: dict[tuple[str, int, int, str], dict[str, Any]]) -> list[RunConfig]:
+    """``run --tuned``: each run with its cell's tuned params, by (dataset, K, Q, cell label) (from
+    bench.run.tune.tuned_params; a cell absent from ``tuned`` keeps its own). The params are part of the
+    identity, so a tuned run has another hash than its untuned run."""
+    out = []
+    for run in runs:
+        params = tuned.get((run.dataset, run.K, run.Q, run.cell))
+        if params is not None:
+            spec = get_method(run.method)
+            merged = {**run.params_dict, **{key: spec.parse_param(key, value) for key, value in params.items()}}
+            run = dataclasses.replace(run, params=tuple(sorted(spec.run_params(run.init, merged).items())))
+        out.append(run)
+    return out

@@ -107,7 +107,8 @@ def compute_run(config: RunConfig, data_dir: str, cache_dir, threads: int, devic
     train_seconds = time.perf_counter() - train0
     fit_info.update(training_budget(config.method, spec.prepare(context), fit_info))  # budget_pairs, still_improving
 
-    test = dataset.episodes("test", config.K, config.Q, config.population_K)
+    # "test" for every grid run; "val" for a tuning trial (bench/run/tune.py), which never opens a test episode
+    test = dataset.episodes(config.eval_split, config.K, config.Q, config.population_K)
     frames = []
     eval0 = time.perf_counter()
     for mode in spec.modes:
@@ -128,6 +129,7 @@ def compute_run(config: RunConfig, data_dir: str, cache_dir, threads: int, devic
         train_seconds=fit_info.pop("train_seconds", train_seconds),
         eval_seconds=time.perf_counter() - eval0,
         n_test_episodes=len(test),
+        **({"eval_split": config.eval_split} if config.eval_split != "test" else {}),
         modes=list(spec.modes),
         fit={k: v for k, v in fit_info.items() if isinstance(v, (int, float, str, bool, list, dict, type(None)))},
     )

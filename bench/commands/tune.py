@@ -1,0 +1,71 @@
+"""`python -m bench tune`: equal-budget hyperparameter search on val only (bench/run/tune.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.core.errors import BenchError
+from bench.core.paths import DEFAULT_RESULTS, default_data_dir
+from bench.output.tuning import tuning_markdown
+from bench.plan.grid import available_grids, expand, load_grid
+from bench.run.lock import StoreLock
+from bench.run.tune import SPLIT, TUNING_DIR, tune_cells, tune_grid, tuning_store
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("tune", help="tune each cell's declared search space on val (Optuna TPE, same N trials per cell); resumable")
+    parser.add_argument("--grid", default="default", help=f"preset ({', '.join(available_grids())}) or a .toml path")
+    parser.add_argument("--trials", type=int, required=True, help="trials per tuned cell (completed + pruned; trial 0 is the grid's own settings)")
+    parser.add_argument("--jobs", type=int, default=1, help="trials of a cell in parallel processes (asked J at a time)")
+    parser.add_argument("--timeout-per-cell", type=float, default=None, metavar="S", help="stop asking a cell for trials once S seconds are spent on it")
+    parser.add_argument("--results", default=DEFAULT_RESULTS, help=f"result folder (default: {DEFAULT_RESULTS}/); trials go to RESULTS/{TUNING_DIR}/")
+    parser.add_argument("--data-dir", default=default_data_dir(), help="data folder (default: data/ or $BENCH_DATA_DIR)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.set_defaults(func=tune_command)
+
+
+def open_datasets(names, data_dir: str) -> dict:
+    """The grid's datasets (a built-in one built on first use, as `run` does)."""
+    from bench.data.dataset import open_dataset
+
+    datasets = {}
+    for name in names:
+        try:
+            datasets[name] = open_dataset(name, data_dir)
+        except BenchError:
+            from bench.data.synth import BUILTIN, build_builtin
+
+            if name not in BUILTIN:
+                raise
+            print(f"building the built-in dataset {name} in {data_dir} ...")
+            datasets[name] = build_builtin(name, data_dir)
+    return datasets
+
+
+def tune_command(args: argparse.Namespace) -> int:
+    if args.trials < 1:
+        raise BenchError(f"--trials {args.trials} must be at least 1", "write e.g. --trials 8")
+    if args.jobs < 1:
+        raise BenchError(f"--jobs {args.jobs} must be at least 1", "write e.g. --jobs 2")
+    grid = load_grid(args.grid)
+    seeds = [grid.seeds[0]]  # trials run at the grid's first seed
+    expand(grid, dict.fromkeys(grid.datasets, ""), seeds)  # every value checked before a dataset is opened
+    datasets = open_datasets(grid.datasets, args.data_dir)
+    runs = expand(grid, {name: ds.content_hash for name, ds in datasets.items()}, seeds)
+    for run in runs:  # trials are scored on val: refuse an impossible K/Q there (test is never opened)
+        datasets[run.dataset].episodes(SPLIT, run.K, run.Q, run.population_K)
+    from meta.inits import check_init
+
+    for run in runs:
+        check_init(run.init, run.params_dict, datasets[run.dataset])
+    cells, _ = tune_cells(grid, runs)
+    store = tuning_store(args.results)
+    print(f"tuning {len(cells)} cells of grid {grid.name}: {args.trials} trials each on {SPLIT}, trials stored in {store.root}", flush=True)
+    with StoreLock(store):
+        summaries = tune_grid(
+            grid, runs, args.results, args.data_dir, args.trials, args.jobs, args.timeout_per_cell, args.device,
+            notice=lambda line: print(line, flush=True),
+        )
+    print()
+    print(tuning_markdown(summaries))
+    return 1 if any(s.failed for s in summaries) else 0

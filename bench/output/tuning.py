@@ -1,0 +1,50 @@
+"""The tuning summary table (bench.run.tune.CellSummary rows), as markdown text: per tuned cell the
+trials run, pruned and failed, seconds spent, the untuned settings' val score beside the tuned best,
+and the best params (those that differ from the grid's marked)."""
+
+from __future__ import annotations
+
+
+def _num(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _score(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
+    """One row per cell's study; ``skipped`` (label, why) listed below the table."""
+    if not summaries and not skipped:
+        return ""
+    lines = [
+        "Tuning on val (equal budget: the same N trials per cell; objective val Acc@1, few-shot where the cell adapts)",
+        "",
+        "| cell | data K/Q | mode | trials | pruned | failed | seconds | val untuned | val tuned | best params | warm start |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for s in summaries:
+        trials = f"{s.complete + s.pruned}/{s.target}" if s.target is not None else str(s.complete + s.pruned)
+        if s.running:
+            trials += f" ({s.running} unfinished)"
+        if s.timed_out:
+            trials += " (timed out)"
+        params = ", ".join(
+            f"{k}={_num(v)}" + ("" if s.untuned_params.get(k) != v else " (=grid)") for k, v in s.best_params.items()
+        ) or "-"
+        warm = "-"
+        if s.warm_from:
+            warm = f"{s.warm_from} best: " + (", ".join(f"{k}={_num(v)}" for k, v in s.warm_params.items()) or "not tuned yet")
+        lines.append(
+            f"| {s.cell} | {s.dataset} {s.K}/{s.Q} | {s.mode} | {trials} | {s.pruned} | {s.failed} | {s.seconds:.0f} | "
+            f"{_score(s.untuned_val)} | {_score(s.best_val)} | {params} | {warm} |"
+        )
+    if summaries:
+        lines += ["", "Trial 0 of each study is the grid's own settings (val untuned). No pruning: every trial runs its full budget."]
+    for label, why in skipped:
+        lines.append(f"not tuned: {label} ({why})")
+    return "\n".join(lines)

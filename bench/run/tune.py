@@ -1,0 +1,433 @@
+"""Equal-budget hyperparameter search on validation only (`python -m bench tune`).
+
+Every tuned cell of a grid (one per dataset, K, Q and cell label, at the grid's first seed) gets the
+same N trials (completed + pruned; failed ones are reported, not counted) of Optuna's TPE sampler over
+the method's declared search space (bench.methods.registry.SPACES). A trial is a normal run
+(bench.plan.grid.RunConfig) whose identity carries ``eval_split = "val"``: compute_run scores it on the
+val episodes, so no trial ever opens a test episode, and its stored per-episode metrics are val metrics.
+The objective is the cell's mean val Acc@1 in few-shot mode where the method has one, else zero-shot.
+
+Storage: trials are runs of their own store, ``<results>/tuning`` (runs/<hash>/, cache/), written by
+the normal run function through ``run_grid`` (so grid reports of ``<results>`` never see a val run);
+each cell's study is an Optuna JournalStorage file ``<results>/tuning/<grid>/<cell>.log``. Resume: a
+trial asked by a killed process (still RUNNING in the journal) is run again with the params it was
+given, a trial whose run is already complete in the store is read, not recomputed, and the sampler is
+reseeded before each ask from (grid, cell, grid seed, trials so far), so an interrupted study asks
+what an uninterrupted one would (with ``jobs`` = 1). Trial 0 is the grid's own (untuned) settings,
+enqueued, so the untuned val score is measured the same way.
+
+Warm starts: a cell whose weights start from a GRU4Rec (maml[gru4rec], gru4rec-finetune, ...) or from
+SASRec (sasrec-finetune) is tuned after the gru4rec (sasrec) cell, and its trials use that cell's best
+params (its space's keys: lr, dropout) for the pretrained model. No pruning: every trial runs its whole
+budget (GRU4Rec/SASRec stop early on val loss; MAML keeps its best-by-val weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.core.errors import BenchError
+from bench.core.params import Space
+from bench.methods.prerequisites import uses_gru4rec
+from bench.methods.registry import FEW_SHOT, NOT_TUNED, SPACES, WARM_SOURCES, ZERO_SHOT, get_method
+from bench.plan.grid import Grid, RunConfig, cell_fixed_keys
+from bench.run.executors import run_grid
+from bench.store.results import Store
+
+TUNING_DIR = "tuning"  # under the results folder: the trials' store and the studies
+METRIC = "acc@1"
+SPLIT = "val"
+
+
+def tuning_store(results_dir) -> Store:
+    """The store of tuning trials: ``<results>/tuning`` (apart from the test runs of ``<results>``)."""
+    return Store(Path(results_dir) / TUNING_DIR)
+
+
+def objective_mode(method: str) -> str:
+    """Few-shot where the method adapts, else zero-shot."""
+    return FEW_SHOT if FEW_SHOT in get_method(method).modes else ZERO_SHOT
+
+
+@dataclass(frozen=True)
+class TuneCell:
+    """One tuned cell: the grid's run at its first seed (untuned), its space, and its warm-start source."""
+
+    base: RunConfig
+    space: dict[str, Space]
+    key: str  # the study's name and file stem
+    warm_from: str | None = None  # cell label whose best params its pretrained model takes
+    warm_keys: tuple[str, ...] = ()
+
+    @property
+    def unit(self) -> tuple[str, int, int, str]:
+        return (self.base.dataset, self.base.K, self.base.Q, self.base.cell)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=,+\[\]-]+", "_", text)
+
+
+def study_path(results_dir, grid_name: str, key: str) -> Path:
+    return Path(results_dir) / TUNING_DIR / _safe(grid_name) / f"{_safe(key)}.log"
+
+
+def warm_source(method: str, init: str | None) -> str | None:
+    """The method whose trained model this one starts from (its tuned best is used), or None."""
+    if method in WARM_SOURCES:
+        return WARM_SOURCES[method]
+    if method != "gru4rec" and uses_gru4rec(method, init):
+        return "gru4rec"
+    return None
+
+
+def tune_cells(grid: Grid, runs: list[RunConfig]) -> tuple[list[TuneCell], list[tuple[str, str]]]:
+    """The cells to tune (sources of warm starts first) and (label, why) for those not tuned.
+    ``runs``: the grid expanded at one seed."""
+    fixed = cell_fixed_keys(grid)
+    versions = {(r.dataset, r.K, r.Q) for r in runs}
+    cells, skipped = [], []
+    for run in runs:
+        space = SPACES.get(run.method)
+        if space is None:
+            why = NOT_TUNED.get(run.method, "no search space declared in bench/methods/registry.py SPACES")
+            skipped.append((run.cell, why))
+            continue
+        space = {k: v for k, v in space.items() if k not in fixed.get(run.cell, set())}
+        if not space:
+            skipped.append((run.cell, "every param of its search space is fixed by the cell"))
+            continue
+        key = run.cell if len(versions) == 1 else f"{run.dataset} K{run.K} Q{run.Q} {run.cell}"
+        source = warm_source(run.method, run.init)
+        warm_from, warm_keys = None, ()
+        if source is not None:
+            match = [r for r in runs if (r.dataset, r.K, r.Q, r.method, r.cell) == (run.dataset, run.K, run.Q, source, source)]
+            if match:
+                warm_from = source
+                warm_keys = tuple(k for k in SPACES[source] if k not in fixed.get(run.cell, set()) and k in run.params_dict)
+        cells.append(TuneCell(run, space, key, warm_from, warm_keys))
+    cells.sort(key=lambda c: c.warm_from is not None)  # stable: sources first
+    return cells, list(dict.fromkeys(skipped))
+
+
+def cell_seed(grid_name: str, label: str, grid_seed: int, n_before: int = 0) -> int:
+    """The TPE seed of a cell's next ask: a hash of the grid name, cell label, grid seed and trials so far."""
+    blob = json.dumps([grid_name, label, int(grid_seed), int(n_before)])
+    return int(hashlib.sha256(blob.encode()).hexdigest()[:8], 16)
+
+
+def trial_config(cell: TuneCell, values: dict[str, Any], base_params: dict[str, Any] | None = None) -> RunConfig:
+    """The trial's run: ``base_params`` (default: the cell's) with ``values``, scored on val."""
+    spec = get_method(cell.base.method)
+    params = {**(base_params if base_params is not None else cell.base.params_dict)}
+    params.update({key: spec.parse_param(key, value) for key, value in values.items()})
+    params = spec.run_params(cell.base.init, params)
+    return dataclasses.replace(cell.base, params=tuple(sorted(params.items())), eval_split=SPLIT)
+
+
+def val_score(store: Store, run_hash: str, mode: str) -> float:
+    """Mean Acc@1 of a complete trial run's val episodes in ``mode``."""
+    episodes = pd.read_parquet(store.run_dir(run_hash) / "episodes.parquet")
+    rows = episodes[episodes["mode"] == mode]
+    return float(rows[METRIC].mean())
+
+
+def _optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def open_study(path: Path, key: str, create: bool = True):
+    """The cell's study in its JournalStorage file (created, or loaded if it exists)."""
+    optuna = _optuna()
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if not create and not path.is_file():
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    return optuna.create_study(storage=storage, study_name=key, direction="maximize", load_if_exists=True)
+
+
+def _suggest(trial, space: dict[str, Space]) -> dict[str, Any]:
+    values = {}
+    for name, sp in space.items():
+        if sp.kind == "float":
+            values[name] = trial.suggest_float(name, sp.low, sp.high, log=sp.log)
+        elif sp.kind == "int":
+            values[name] = trial.suggest_int(name, int(sp.low), int(sp.high), log=sp.log)
+        else:
+            values[name] = trial.suggest_categorical(name, list(sp.choices))
+    return values
+
+
+@dataclass
+class CellSummary:
+    """What ``report`` shows of one cell's study."""
+
+    cell: str
+    dataset: str
+    K: int
+    Q: int
+    mode: str
+    target: int | None  # N asked for
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    seconds: float
+    untuned_val: float | None
+    best_val: float | None
+    best_number: int | None
+    best_params: dict = field(default_factory=dict)  # the space's keys of the best trial
+    untuned_params: dict = field(default_factory=dict)
+    warm_from: str | None = None
+    warm_params: dict = field(default_factory=dict)
+    timed_out: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.target is not None and self.complete + self.pruned >= self.target and self.running == 0
+
+
+def summarize(study, store: Store) -> CellSummary:
+    """The study's counts, seconds (the wall time of its distinct trial runs in ``store``), untuned and best."""
+    optuna = _optuna()
+    states = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    attrs = study.user_attrs
+    done = [t for t in trials if t.state == states.COMPLETE]
+    best = max(done, key=lambda t: (t.value, -t.number)) if done else None
+    untuned = next((t for t in trials if t.user_attrs.get("untuned")), None)
+    hashes = {}
+    for t in trials:
+        if "hash" in t.user_attrs and t.user_attrs["hash"] not in hashes:
+            record = store.read_run(t.user_attrs["hash"]) or {}
+            hashes[t.user_attrs["hash"]] = float(record.get("wall_seconds") or 0.0)
+    space = attrs.get("space", [])
+    return CellSummary(
+        cell=attrs.get("cell", study.study_name),
+        dataset=attrs.get("dataset", ""),
+        K=attrs.get("K", 0),
+        Q=attrs.get("Q", 0),
+        mode=attrs.get("mode", ""),
+        target=attrs.get("n_trials"),
+        complete=len(done),
+        pruned=sum(t.state == states.PRUNED for t in trials),
+        failed=sum(t.state == states.FAIL for t in trials),
+        running=sum(t.state == states.RUNNING for t in trials),
+        seconds=sum(hashes.values()),
+        untuned_val=untuned.value if untuned is not None and untuned.state == states.COMPLETE else None,
+        best_val=best.value if best else None,
+        best_number=best.number if best else None,
+        best_params={k: best.user_attrs.get("params", {}).get(k) for k in space} if best else {},
+        untuned_params={k: untuned.user_attrs.get("params", {}).get(k) for k in space} if untuned is not None and "params" in untuned.user_attrs else {},
+        warm_from=attrs.get("warm_from"),
+        warm_params=attrs.get("warm_params") or {},
+        timed_out=bool(attrs.get("timed_out")),
+    )
+
+
+Notice = Callable[[str], None]
+
+
+def run_study(
+    cell: TuneCell,
+    grid: Grid,
+    results_dir,
+    data_dir: str,
+    n_trials: int,
+    jobs: int = 1,
+    timeout: float | None = None,
+    warm_params: dict | None = None,
+    device: str = "cpu",
+    notice: Notice = lambda line: None,
+) -> CellSummary:
+    """Run (or resume) one cell's study until it has ``n_trials`` completed + pruned trials, or
+    ``n_trials`` failed ones, or ``timeout`` seconds spent on it (all sessions together)."""
+    optuna = _optuna()
+    states = optuna.trial.TrialState
+    store = tuning_store(results_dir)
+    study = open_study(study_path(results_dir, grid.name, cell.key), cell.key)
+    label = cell.base.cell
+    grid_seed = cell.base.seed
+    mode = objective_mode(cell.base.method)
+    base_params = {**cell.base.params_dict, **(warm_params or {})}
+    attrs = {
+        "grid": grid.name, "cell": label, "dataset": cell.base.dataset, "dataset_hash": cell.base.dataset_hash,
+        "K": cell.base.K, "Q": cell.base.Q, "seed": grid_seed, "split": SPLIT, "metric": METRIC, "mode": mode,
+        "space": list(cell.space), "space_text": {k: v.describe() for k, v in cell.space.items()},
+        "warm_from": cell.warm_from, "warm_params": warm_params or {}, "n_trials": n_trials, "timed_out": False,
+    }
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    if not study.get_trials(deepcopy=False):  # trial 0: the grid's own settings, measured the same way
+        study.enqueue_trial({k: cell.base.params_dict[k] for k in cell.space}, user_attrs={"untuned": True})
+
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        stale = [t for t in trials if t.state == states.RUNNING]  # asked by a process that was killed
+        counted = sum(t.state in (states.COMPLETE, states.PRUNED) for t in trials)
+        failed = sum(t.state == states.FAIL for t in trials)
+        spent = summarize(study, store).seconds
+        if counted >= n_trials and not stale:
+            break
+        if failed >= n_trials and not stale:
+            notice(f"tune {label}: {failed} trials failed; stopped at {counted} of {n_trials}")
+            break
+        if timeout is not None and spent >= timeout and not stale:
+            study.set_user_attr("timed_out", counted < n_trials)
+            notice(f"tune {label}: --timeout-per-cell {timeout:g} s reached after {counted} of {n_trials} trials ({spent:.0f} s)")
+            break
+        batch = []  # (trial number, config, the Trial asked here or None)
+        for t in stale:
+            if "params" not in t.user_attrs and set(t.params) != set(cell.space):  # killed while it was being asked
+                study.tell(t.number, state=states.FAIL)
+                continue
+            batch.append((t.number, _stale_config(cell, t, base_params), None))
+        for _ in range(max(0, min(jobs, n_trials - counted - len(stale)))):
+            study.sampler = optuna.samplers.TPESampler(seed=cell_seed(grid.name, label, grid_seed, len(study.get_trials(deepcopy=False))))
+            trial = study.ask()
+            values = _suggest(trial, cell.space)
+            untuned = bool(trial.user_attrs.get("untuned"))
+            config = trial_config(cell, values, cell.base.params_dict if untuned else base_params)
+            trial.set_user_attr("hash", config.hash)
+            trial.set_user_attr("params", config.params_dict)
+            batch.append((trial.number, config, trial))
+        unique = list({config.hash: config for _, config, _ in batch}.values())
+        outcomes = run_grid(unique, data_dir, store, jobs, device)
+        errors = {o.config.hash: o.error for o in outcomes if o.error}
+        for number, config, trial in batch:
+            if store.is_complete(config.hash):
+                study.tell(number, val_score(store, config.hash, mode))
+            else:
+                if trial is not None:
+                    trial.set_user_attr("error", errors.get(config.hash, "run incomplete"))
+                study.tell(number, state=states.FAIL)
+                notice(f"tune {label}: trial {number} failed: {errors.get(config.hash, 'run incomplete')}")
+    return summarize(study, store)
+
+
+def _stale_config(cell: TuneCell, trial, base_params: dict) -> RunConfig:
+    """The run a trial left RUNNING by a killed process was given (its stored params), else rebuilt."""
+    if "params" in trial.user_attrs:
+        return dataclasses.replace(cell.base, params=tuple(sorted(trial.user_attrs["params"].items())), eval_split=SPLIT)
+    untuned = bool(trial.user_attrs.get("untuned"))
+    return trial_config(cell, dict(trial.params), cell.base.params_dict if untuned else base_params)
+
+
+def best_warm_params(results_dir, grid: Grid, cells: list[TuneCell], cell: TuneCell) -> dict | None:
+    """The best params (the warm keys) of the cell ``cell`` starts from, from its study; None if none."""
+    if cell.warm_from is None:
+        return None
+    source = next((c for c in cells if c.unit == (cell.base.dataset, cell.base.K, cell.base.Q, cell.warm_from)), None)
+    if source is None:
+        return None
+    study = open_study(study_path(results_dir, grid.name, source.key), source.key, create=False)
+    if study is None:
+        return None
+    summary = summarize(study, tuning_store(results_dir))
+    if summary.best_number is None:
+        return None
+    params = study.trials[summary.best_number].user_attrs.get("params", {})
+    return {k: params[k] for k in cell.warm_keys if k in params}
+
+
+def tune_grid(
+    grid: Grid,
+    runs: list[RunConfig],
+    results_dir,
+    data_dir: str,
+    n_trials: int,
+    jobs: int = 1,
+    timeout: float | None = None,
+    device: str = "cpu",
+    notice: Notice = print,
+) -> list[CellSummary]:
+    """Tune every cell of ``runs`` (the grid at its first seed) with ``n_trials`` trials each."""
+    if n_trials < 1:
+        raise BenchError(f"--trials {n_trials} must be at least 1", "write e.g. --trials 8")
+    cells, skipped = tune_cells(grid, runs)
+    for label, why in skipped:
+        notice(f"not tuned: {label} ({why})")
+    summaries = []
+    for cell in cells:
+        warm = best_warm_params(results_dir, grid, cells, cell)
+        if cell.warm_from is not None and warm is None:
+            notice(f"tune {cell.base.cell}: the {cell.warm_from} cell has no tuned best; its pretrained model keeps the grid's params")
+        t0 = time.perf_counter()
+        summary = run_study(cell, grid, results_dir, data_dir, n_trials, jobs, timeout, warm, device, notice)
+        notice(
+            f"tuned {cell.base.cell}: {summary.complete + summary.pruned} trials ({summary.failed} failed), "
+            f"best val {METRIC} {summary.best_val if summary.best_val is not None else float('nan'):.4f} "
+            f"(untuned {summary.untuned_val if summary.untuned_val is not None else float('nan'):.4f}) in {time.perf_counter() - t0:.1f} s"
+        )
+        summaries.append(summary)
+    return summaries
+
+
+def tuned_params(grid: Grid, runs: list[RunConfig], results_dir) -> dict[tuple[str, int, int, str], dict]:
+    """(dataset, K, Q, cell label) -> the best trial's params, for every tuned cell of ``runs``; a
+    BenchError (one line per cell) when a tunable cell has no finished study or one of another data version."""
+    one_seed = [r for r in runs if r.seed == runs[0].seed] if runs else []
+    cells, _ = tune_cells(grid, one_seed)
+    problems, tuned = [], {}
+    for cell in cells:
+        study = open_study(study_path(results_dir, grid.name, cell.key), cell.key, create=False)
+        summary = summarize(study, tuning_store(results_dir)) if study is not None else None
+        if summary is None or not summary.finished or summary.best_number is None:
+            state = "no study" if summary is None else f"{summary.complete + summary.pruned} of {summary.target} trials, {summary.running} unfinished"
+            problems.append(f"cell {cell.base.cell} of grid {grid.name} has no finished tuning study ({state}) in {Path(results_dir) / TUNING_DIR}")
+            continue
+        if study.user_attrs.get("dataset_hash") != cell.base.dataset_hash:
+            problems.append(f"cell {cell.base.cell} was tuned on another version of dataset {cell.base.dataset}")
+            continue
+        tuned[cell.unit] = dict(study.trials[summary.best_number].user_attrs["params"])
+    if problems:
+        raise BenchError(
+            problems[0] + (f" (and {len(problems) - 1} more cells)" if len(problems) > 1 else ""),
+            f"run `python -m bench tune --grid {grid.name} --trials N` first, with the same --results",
+        )
+    return tuned
+
+
+def study_summaries(grid: Grid, runs: list[RunConfig], results_dir) -> list[CellSummary]:
+    """The summary of every tuned cell of ``runs`` that has a study (for ``report``)."""
+    cells, _ = tune_cells(grid, runs)
+    out = []
+    for cell in cells:
+        study = open_study(study_path(results_dir, grid.name, cell.key), cell.key, create=False)
+        if study is not None:
+            out.append(summarize(study, tuning_store(results_dir)))
+    return out
+
+
+def grid_study_summaries(grid_name: str, results_dir) -> list[CellSummary]:
+    """The summary of every study under ``<results>/tuning/<grid>/`` (none: an empty list)."""
+    folder = Path(results_dir) / TUNING_DIR / _safe(grid_name)
+    if not folder.is_dir():
+        return []
+    optuna = _optuna()
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    store = tuning_store(results_dir)
+    out = []
+    for path in sorted(folder.glob("*.log")):
+        storage = JournalStorage(JournalFileBackend(str(path)))
+        for name in optuna.get_all_study_names(storage):
+            out.append(summarize(optuna.load_study(study_name=name, storage=storage), store))
+    return sorted(out, key=lambda s: (s.dataset, s.K, s.Q, s.warm_from is not None, s.cell))

@@ -1,0 +1,195 @@
+"""`python -m bench tune` on the tiny grid: val only, the same N per cell, resume without recomputing,
+`run --tuned` changes run identities, methods without a search space skipped with a notice."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.commands.cli import main
+from bench.core.params import Space
+from bench.methods.registry import METHODS, NOT_TUNED, PARAMS, SPACES
+from bench.plan.grid import expand, load_grid
+from bench.run import tune
+from tests.conftest import TINY_GRID
+
+REPO = Path(__file__).resolve().parent.parent
+TUNED_CELLS = {"gru4rec", "maml[random]", "maml[gru4rec]"}  # random and popularity have no search space
+
+
+@pytest.fixture(scope="module")
+def grid_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tune-grid") / "tinytune.toml"
+    path.write_text(TINY_GRID.replace('name = "tiny"', 'name = "tinytune"'))
+    return path
+
+
+def _tune(run_data, grid_file, results, trials, *extra):
+    return main(["tune", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--trials", str(trials), *extra])
+
+
+def _studies(results) -> dict:
+    """cell label -> (state names, params of each trial) of every study of the grid."""
+    optuna = pytest.importorskip("optuna")
+    out = {}
+    for path in sorted((Path(results) / "tuning" / "tinytune").glob("*.log")):
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        (name,) = optuna.get_all_study_names(storage)
+        study = optuna.load_study(study_name=name, storage=storage)
+        out[study.user_attrs["cell"]] = [(t.state.name, t.user_attrs.get("params"), t.value) for t in study.trials]
+    return out
+
+
+def test_search_spaces_agree_with_the_declared_params():
+    for method, space in SPACES.items():
+        assert method in METHODS and method not in NOT_TUNED
+        for key, sp in space.items():
+            assert key in METHODS[method].defaults, (method, key)
+            values = list(sp.choices) if sp.kind == "choice" else [sp.low, sp.high]
+            for value in values:
+                PARAMS[key].parse(int(value) if sp.kind == "int" else value)  # raises if out of the declared range
+            assert isinstance(sp, Space)
+    for budget in ("max_epochs", "meta_iterations"):  # budgets are never tuned
+        assert not any(budget in space for space in SPACES.values())
+
+
+def test_eval_split_joins_the_identity_only_for_trials(run_data, grid_file):
+    grid = load_grid(str(grid_file))
+    run = expand(grid, {"tiny": "h"})[0]
+    assert "eval_split" not in run.identity()  # every existing run hash unchanged
+    trial = dataclasses.replace(run, eval_split="val")
+    assert trial.identity()["eval_split"] == "val" and trial.hash != run.hash
+
+
+def test_tune_reads_val_only_same_n_per_cell_and_resumes_without_recomputing(run_data, grid_file, tmp_path, monkeypatch, capsys):
+    from bench.data.dataset import Dataset
+    from bench.run import execute
+
+    splits = []
+    episodes = Dataset.episodes
+
+    def recording(self, split, *args, **kwargs):
+        splits.append(split)
+        return episodes(self, split, *args, **kwargs)
+
+    computed = []
+    compute = execute.compute_run
+
+    def counting(config, *args, **kwargs):
+        computed.append(config.hash)
+        return compute(config, *args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "episodes", recording)
+    monkeypatch.setattr(execute, "compute_run", counting)
+
+    results = tmp_path / "results"
+    assert _tune(run_data, grid_file, results, 2) == 0
+    out = capsys.readouterr().out
+    assert "not tuned: random (no parameter)" in out and "not tuned: popularity (no parameter)" in out
+    assert "val" in splits and "test" not in splits  # no trial, no check, ever opens a test episode
+    studies = _studies(results)
+    assert set(studies) == TUNED_CELLS
+    assert all([state for state, _, _ in trials] == ["COMPLETE"] * 2 for trials in studies.values())  # the same N per cell
+    assert len(computed) == 6
+    assert not (results / "runs").exists()  # trials live in results/tuning, apart from the test runs
+    for run_json in (results / "tuning" / "runs").glob("*/run.json"):
+        record = json.loads(run_json.read_text())
+        assert record["config"]["eval_split"] == "val" and record["eval_split"] == "val"
+
+    # resume with a larger N: the first 2 trials of each cell are not recomputed
+    computed.clear()
+    assert _tune(run_data, grid_file, results, 3) == 0
+    assert "test" not in splits
+    assert len(computed) <= 3  # one new trial per cell (fewer if TPE repeats a stored config: read, not run)
+    resumed = _studies(results)
+    assert all(len(trials) == 3 and all(s == "COMPLETE" for s, _, _ in trials) for trials in resumed.values())
+    for cell, trials in resumed.items():
+        assert trials[:2] == studies[cell]
+        assert trials[0][1] == {**trials[0][1]}  # trial 0: the grid's own settings
+    # the same study as an uninterrupted one (the sampler is reseeded from the trials so far)
+    fresh = tmp_path / "fresh"
+    assert _tune(run_data, grid_file, fresh, 3) == 0
+    assert _studies(fresh) == resumed
+    # report --grid shows the tuning summary
+    capsys.readouterr()
+    assert main(["report", "--grid", str(grid_file), "--results", str(fresh), "--data-dir", str(run_data)]) in (0, 2)
+    shown = capsys.readouterr().out
+    assert "Tuning on val" in shown and "maml[gru4rec]" in shown and "3/3" in shown
+
+
+def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_data, grid_file, tmp_path, monkeypatch, capsys):
+    grid = load_grid(str(grid_file))
+    from bench.data.dataset import open_dataset
+
+    data_hash = open_dataset("tiny", str(run_data)).content_hash
+    untuned = expand(grid, {"tiny": data_hash}, [0])
+    untuned_trials = {dataclasses.replace(r, eval_split="val").hash for r in untuned}
+    # a score that makes every non-default trial beat the grid's settings (the real tiny scores tie at 0)
+    monkeypatch.setattr(tune, "val_score", lambda store, run_hash, mode: 0.0 if run_hash in untuned_trials else 1.0)
+    results = tmp_path / "results"
+    base = ["run", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--dry-run"]
+    assert main(base + ["--tuned"]) == 2  # no study yet: refused in one line
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "no finished tuning study" in err
+
+    assert _tune(run_data, grid_file, results, 2) == 0
+    studies = _studies(results)
+    for cell, trials in studies.items():
+        assert trials[0][2] == 0.0 and trials[1][2] == 1.0  # trial 0 ran the grid's own settings
+    capsys.readouterr()
+    assert main(base) == 0
+    plain = _dry_hashes(capsys.readouterr().out)
+    assert main(base + ["--tuned"]) == 0
+    tuned = _dry_hashes(capsys.readouterr().out)
+    assert plain["random"] == tuned["random"] and plain["popularity"] == tuned["popularity"]
+    for cell in TUNED_CELLS:
+        assert plain[cell] != tuned[cell]
+    # the warm start's GRU4Rec takes the tuned gru4rec's best lr and dropout
+    best = {cell: trials[1][1] for cell, trials in studies.items()}
+    for key in ("lr", "dropout"):
+        assert best["maml[gru4rec]"][key] == best["gru4rec"][key]
+    # a study short of its N is not finished: refused
+    assert _tune(run_data, grid_file, results, 2) == 0
+    assert main(["tune", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--trials", "1"]) == 0
+    assert main(base + ["--tuned"]) == 0  # 2 trials >= the 1 last asked for
+
+
+def _dry_hashes(out: str) -> dict:
+    hashes = {}
+    for line in out.splitlines():
+        if line.endswith(")") and "seed=" in line:
+            parts = line.split("  ")
+            hashes[parts[4]] = parts[0]
+    return hashes
+
+
+def test_kill_dash_nine_mid_study_then_resume(run_data, grid_file, tmp_path):
+    """A real kill -9 while a study runs; the resumed study completes with N trials per cell, and
+    the trials completed before the kill are not rerun (their run.json is untouched)."""
+    results = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "bench", "tune", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--trials", "3"]
+    env = {**os.environ, "BENCH_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = results / "tuning" / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(runs.glob("*/episodes.parquet"))) < 4:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p.parent.name: p.read_bytes() for p in runs.glob("*/run.json") if json.loads(p.read_text())["status"] == "complete"}
+    assert 4 <= len(before) < 9, "the kill should land mid-study"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    studies = _studies(results)
+    assert set(studies) == TUNED_CELLS
+    assert all([s for s, _, _ in trials] == ["COMPLETE"] * 3 for trials in studies.values())
+    for run_hash, data in before.items():
+        assert (runs / run_hash / "run.json").read_bytes() == data
