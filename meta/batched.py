@@ -3,37 +3,42 @@
 Each task gets its own copy of the GRURecommender's parameters, stacked on a leading task
 dimension ([n, ...]); one batched forward and one backward per inner step adapt all n copies, since
 the summed loss gives each task's slice exactly its own task's gradient. The update is
-learn2learn's ``maml_update`` (p <- p + (-lr * g), the same arithmetic as ``MAML.adapt``), applied
-to a small module holding the stacked tensors. First-order only, like the suite's ``MAML(...,
-first_order=True)``: gradients are taken without ``create_graph``, so the adapted parameters are the
-meta-parameters plus constants and the query loss's gradient flows back to the meta-parameters
-through the stacking (expand backward = sum over tasks).
+learn2learn's ``maml_update`` arithmetic (p <- p + (-lr * g), as ``MAML.adapt``). First-order only,
+like the suite's ``MAML(..., first_order=True)``: gradients are taken without ``create_graph``, so
+the adapted parameters are the meta-parameters plus constants and the query loss's gradient flows
+back to the meta-parameters through the stacking (expand backward = sum over tasks).
 
-Where the time went, and what this module does about it (torch.profiler, E=H=64, V=1519, 32 tasks,
-one thread; first cut about 1.7x per-task learn2learn, now about 5x):
+How it is made fast (torch.profiler, one thread):
 - Embedding: one lookup into a flat table of only the rows each task uses (keys
   ``task * vocab + item``, made unique once per meta-batch), gathered from the meta embedding, so
   no dense [tasks, items, E] table or gradient is ever built. A row a task does not use would
   never change in the per-task path either (its gradient is zero), so this is exact.
-- Output layer: a dense per-task [tasks, V, H] weight cost most: ``maml_update``'s
-  ``p + (-lr * g)`` allocates two fresh 12 MB tensors per step, and fresh large allocations
-  page-fault (~10 ms per update here). A first-order step changes it by a rank-B product, so it
-  is kept as the meta weight plus factors (StackedParams).
-- GRU: batched matrix products; input projections for all steps in one bmm; the recurrence is a
-  custom autograd Function (MaskedGRURecurrence) whose backward forms dW_hh in one bmm instead of
-  one tiny bmm per step, and whose per-step work is limited to the sequences still running:
-  tasks and rows are sorted longest first and steps are packed (StackedBatch), so tensors scale
-  with the true lengths (mean ~10) rather than the longest prefix (50). Length masks hold each
-  sequence's state after its end (what a packed ``nn.GRU`` does); padding gets zero gradient.
+- Output layer: a dense per-task [tasks, V, H] weight would cost most (fresh large allocations
+  page-fault on CPU). A first-order step changes it by a rank-B product, so it is kept as the meta
+  weight plus factors (StackedParams).
+- GRU (SegmentedGRU, one layer): tasks and rows sorted longest first, steps packed (StackedBatch),
+  and the packed steps cut into segments (SideLayout) so that buffers and all-steps products
+  scale with the true lengths (on real episodes most sequences are far shorter than the longest
+  of a meta-batch, which reaches the 50-course cap in most batches); input projections once per
+  (task, item) row; a hand-written backward whose weight gradients are one product per segment;
+  where the weights are still the shared meta-weights (the first inner step, zero-shot scoring)
+  one large matrix product for all tasks instead of n small ones; past a sequence's end the update
+  gate is exactly 1 (no mask per step).
+- Updates in place (``update_in_place``): no fresh per-task copies per inner step.
+The first batched engine (packed [n, M] layout, per-task products everywhere, l2l's
+``maml_update``) is kept as LegacyBatchedMAML ("batched-v1", not in the engine registry) so that
+`python -m bench perf --settings full` can time the two in one process; multi-layer GRUs still
+take its packed path (batched_gru_layer) for every layer.
 The other algorithms of meta/algorithms.py have their own batched inner loops, chosen by the
 wrapper's type: ANIL in meta/batched_anil.py, Meta-SGD in meta/batched_metasgd.py (both proven
 equal to per-task learn2learn in tests/test_arms.py).
 Dropout (meta-training, model in train mode) is applied to the last hidden state as in
 ``GRURecommender.forward``, with the module's p (and the GRU's inter-layer p between layers), but
 masks are drawn for the whole stacked batch, so they are not the per-task path's masks bit for
-bit: the same distribution, not the same draws. With p = 0 or at evaluation (dropout off) the two
-engines agree to float rounding (tests/test_batched.py). Works on CUDA unchanged (devices follow
-the inputs); stacking reads the lengths on the host once per meta-batch.
+bit: the same distribution, not the same draws (the same draws as batched-v1's). With p = 0 or at
+evaluation (dropout off) the engines agree to float rounding (tests/test_batched.py). Works on
+CUDA unchanged (devices follow the inputs); stacking reads the lengths on the host once per
+meta-batch.
 """
 
 from __future__ import annotations
@@ -45,8 +50,9 @@ import torch.nn.functional as F
 from learn2learn.algorithms.maml import maml_update
 from torch import nn
 
-# Tasks adapted together at evaluation: bounds memory (logit gradients are tasks x steps*K x V).
-EVAL_CHUNK = 64
+# Tasks adapted together at evaluation: bounds memory (logit gradients are tasks x steps*K x V);
+# 32 measured about 10% faster per episode than 64 at the `full` grid's sizes (cache-sized buffers).
+EVAL_CHUNK = 32
 
 
 class StackedBatch(NamedTuple):
@@ -458,11 +464,20 @@ class SegmentedGRU(torch.autograd.Function):
             torch.mul(grad_candidate, factor_reset, out=grad_x[..., :hidden])
             grad_h[..., : 2 * hidden] = grad_x[..., : 2 * hidden]
             torch.mul(grad_candidate, rz[..., :hidden], out=grad_h[..., 2 * hidden :])
-            kept = block * rz[..., hidden:]  # the state's own share: z (1 past the end)
-            if hh_shared:
-                grad[:tasks, :rows] = torch.addmm(kept.view(tasks * rows, hidden), grad_h.reshape(tasks * rows, gates), shared_hh).view(tasks, rows, hidden)
+            # The state's own share, z (1 past the end), plus the gates' share; in place when the
+            # block is contiguous (every row of the tasks still running).
+            if block.is_contiguous():
+                block.mul_(rz[..., hidden:])
+                if hh_shared:
+                    block.view(tasks * rows, hidden).addmm_(grad_h.reshape(tasks * rows, gates), shared_hh)
+                else:
+                    block.baddbmm_(grad_h, weight_hh[:tasks])
             else:
-                grad[:tasks, :rows] = torch.baddbmm(kept, grad_h, weight_hh[:tasks])
+                kept = block * rz[..., hidden:]
+                if hh_shared:
+                    grad[:tasks, :rows] = torch.addmm(kept.view(tasks * rows, hidden), grad_h.reshape(tasks * rows, gates), shared_hh).view(tasks, rows, hidden)
+                else:
+                    grad[:tasks, :rows] = torch.baddbmm(kept, grad_h, weight_hh[:tasks])
         needs = ctx.needs_input_grad
         grad_embedding = grad_weight_ih = grad_bias_ih = grad_weight_hh = grad_bias_hh = None
         if needs[5]:

@@ -324,10 +324,10 @@ def test_perf_times_the_arms_beside_maml(tmp_path):
 # Meta-SGD, task-batched (meta/batched_metasgd.py) against the per-task reference
 
 
-def make_metasgd(seed: int, frozen_embedding: bool = False) -> MetaSGD:
+def make_metasgd(seed: int, frozen_embedding: bool = False, **sizes) -> MetaSGD:
     from tests.test_batched import make_maml
 
-    model = make_maml(seed, frozen_embedding).module
+    model = make_maml(seed, frozen_embedding, **sizes).module
     meta = MetaSGD(model, lr=0.5, first_order=True)
     with torch.no_grad():  # rates that differ entry by entry, as after some meta-training
         generator = torch.Generator().manual_seed(seed)
@@ -375,6 +375,23 @@ def test_batched_metasgd_equals_per_task(frozen_embedding):
     # query scores, zero-shot and few-shot
     for steps in (0, 2):
         assert_close(BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps")
+
+
+def test_batched_metasgd_at_the_full_grid_sizes_equals_per_task():
+    """Meta-SGD through today's batched path (SegmentedGRU, its shared first step) at E 64, H 128:
+    the query loss and every outer gradient, the rates' included, equal per-task learn2learn."""
+    from meta.engines import BatchedEngine
+    from tests.test_batched import N_ITEMS, assert_close, make_tasks
+
+    tasks = make_tasks(4, K=5, Q=10, n_items=N_ITEMS, seed=33)
+    reference, batched = (make_metasgd(34, embed_dim=64, hidden_dim=128, lr=0.05) for _ in range(2))
+    loss_reference = PerTaskEngine().meta_gradient(reference, tasks, 5)
+    loss_batched = BatchedEngine().meta_gradient(batched, tasks, 5)
+    assert abs(loss_reference - loss_batched) <= 1e-5
+    pairs = [*zip(reference.module.parameters(), batched.module.parameters()), *zip(reference.lrs, batched.lrs)]
+    for index, (p, q) in enumerate(pairs):
+        assert_close(q.grad, p.grad, f"outer gradient {index}")
+    assert_close(BatchedEngine().query_scores(batched, tasks, 5), PerTaskEngine().query_scores(reference, tasks, 5), "query scores")
 
 
 def test_a_checkpoint_that_does_not_fit_is_refused_before_any_run_starts(tiny_dataset, model_cache, tmp_path, capsys):

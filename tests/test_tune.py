@@ -28,7 +28,8 @@ TUNED_CELLS = {"gru4rec", "maml[random]", "maml[gru4rec]"}  # random and popular
 @pytest.fixture(scope="module")
 def grid_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("tune-grid") / "tinytune.toml"
-    path.write_text(TINY_GRID.replace('name = "tiny"', 'name = "tinytune"'))
+    question = '[[compare]]\nquestion = "Does a warm start help MAML?"\na = "maml[gru4rec]:few-shot"\nb = "maml[random]:few-shot"\n'
+    path.write_text(TINY_GRID.replace('name = "tiny"', 'name = "tinytune"') + question)
     return path
 
 
@@ -113,16 +114,10 @@ def test_tune_reads_val_only_same_n_per_cell_and_resumes_without_recomputing(run
     assert all(len(trials) == 3 and all(s == "COMPLETE" for s, _, _ in trials) for trials in resumed.values())
     for cell, trials in resumed.items():
         assert trials[:2] == studies[cell]
-        assert trials[0][1] == {**trials[0][1]}  # trial 0: the grid's own settings
     # the same study as an uninterrupted one (the sampler is reseeded from the trials so far)
     fresh = tmp_path / "fresh"
     assert _tune(run_data, grid_file, fresh, 3) == 0
     assert _studies(fresh) == resumed
-    # report --grid shows the tuning summary
-    capsys.readouterr()
-    assert main(["report", "--grid", str(grid_file), "--results", str(fresh), "--data-dir", str(run_data)]) in (0, 2)
-    shown = capsys.readouterr().out
-    assert "Tuning on val" in shown and "maml[gru4rec]" in shown and "3/3" in shown
 
 
 def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_data, grid_file, tmp_path, monkeypatch, capsys):
@@ -156,10 +151,20 @@ def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_da
     best = {cell: trials[1][1] for cell, trials in studies.items()}
     for key in ("lr", "dropout"):
         assert best["maml[gru4rec]"][key] == best["gru4rec"][key]
-    # a study short of its N is not finished: refused
-    assert _tune(run_data, grid_file, results, 2) == 0
-    assert main(["tune", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--trials", "1"]) == 0
-    assert main(base + ["--tuned"]) == 0  # 2 trials >= the 1 last asked for
+    # the untuned and tuned grids run (on test, in results/); report --grid shows the tuning summary and
+    # each declared question untuned vs tuned
+    report = ["report", "--grid", str(grid_file), "--results", str(results), "--data-dir", str(run_data)]
+    assert main(base[:-1] + ["--quiet"]) == 0
+    capsys.readouterr()
+    assert main(report) == 0
+    shown = capsys.readouterr().out
+    assert "Tuning on val" in shown and "| maml[gru4rec] |" in shown and "2/2" in shown
+    assert "what tuning changes: not shown (no tuned runs yet" in shown
+    assert main(base[:-1] + ["--tuned", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(report) == 0
+    shown = capsys.readouterr().out
+    assert "What tuning changes" in shown and "| Does a warm start help MAML? | tiny 3/4 |" in shown
 
 
 def _dry_hashes(out: str) -> dict:
@@ -171,6 +176,19 @@ def _dry_hashes(out: str) -> dict:
     return hashes
 
 
+def _complete(runs: Path) -> dict:
+    """run.json bytes of every complete run, by hash (a run.json being replaced is skipped)."""
+    out = {}
+    for path in runs.glob("*/run.json"):
+        try:
+            data = path.read_bytes()
+            if json.loads(data)["status"] == "complete":
+                out[path.parent.name] = data
+        except (OSError, ValueError):
+            pass
+    return out
+
+
 def test_kill_dash_nine_mid_study_then_resume(run_data, grid_file, tmp_path):
     """A real kill -9 while a study runs; the resumed study completes with N trials per cell, and
     the trials completed before the kill are not rerun (their run.json is untouched)."""
@@ -180,11 +198,11 @@ def test_kill_dash_nine_mid_study_then_resume(run_data, grid_file, tmp_path):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = results / "tuning" / "runs"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(runs.glob("*/episodes.parquet"))) < 4:
+    while time.time() < deadline and len(_complete(runs)) < 4:
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    before = {p.parent.name: p.read_bytes() for p in runs.glob("*/run.json") if json.loads(p.read_text())["status"] == "complete"}
+    before = _complete(runs)
     assert 4 <= len(before) < 9, "the kill should land mid-study"
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -193,3 +211,23 @@ def test_kill_dash_nine_mid_study_then_resume(run_data, grid_file, tmp_path):
     assert all([s for s, _, _ in trials] == ["COMPLETE"] * 3 for trials in studies.values())
     for run_hash, data in before.items():
         assert (runs / run_hash / "run.json").read_bytes() == data
+
+
+def test_failed_trials_are_reported_not_counted_and_a_timed_out_study_is_not_finished(run_data, grid_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_FAIL_CELL", "gru4rec")  # every gru4rec trial raises (bench.run.execute's fault injection)
+    results = tmp_path / "results"
+    assert _tune(run_data, grid_file, results, 2, "--timeout-per-cell", "0.01") == 1
+    out = capsys.readouterr().out
+    assert "tune gru4rec: trial 0 failed: RuntimeError: injected failure" in out
+    assert "tune gru4rec: 2 trials failed; stopped at 0 of 2" in out
+    assert "the gru4rec cell has no tuned best" in out
+    assert "--timeout-per-cell 0.01 s reached after 1 of 2 trials" in out
+    studies = _studies(results)
+    assert [s for s, _, _ in studies["gru4rec"]] == ["FAIL", "FAIL"]
+    assert [s for s, _, _ in studies["maml[random]"]] == ["COMPLETE"]
+    assert "| gru4rec | tiny 3/4 | zero-shot | 0/2 | 0 | 2 |" in out and "1/2 (timed out)" in out
+    monkeypatch.delenv("BENCH_FAIL_CELL")
+    base = ["run", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--dry-run", "--tuned"]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "cell gru4rec of grid tinytune has no finished tuning study (0 of 2 trials" in err

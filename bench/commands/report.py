@@ -46,17 +46,51 @@ def _report_command(args: argparse.Namespace) -> int:
         return write_html_report(args)
     results = results_from_args(args)
     tables = tables_from_args(args, results)
-    print_report(tables, questions=questions_from_args(args, results), wide=args.wide, header=dataset_header(tables, args.data_dir))
+    questions = questions_from_args(args, results)
+    print_report(tables, questions=questions, wide=args.wide, header=dataset_header(tables, args.data_dir))
     if args.grid:  # the grid's tuning studies, when `python -m bench tune` has run (bench/run/tune.py)
         from bench.output.tuning import tuning_markdown
         from bench.plan.grid import load_grid
         from bench.run.tune import grid_study_summaries
 
-        summaries = grid_study_summaries(load_grid(args.grid).name, args.results)
+        grid = load_grid(args.grid)
+        summaries = grid_study_summaries(grid.name, args.results)
         if summaries:
             print()
             print(tuning_markdown(summaries))
+            if grid.compare:
+                print()
+                print(tuning_changes_text(args, grid, results, questions))
     return 0
+
+
+def tuning_changes_text(args: argparse.Namespace, grid, results, questions) -> str:
+    """The "what tuning changes" table: each declared question on the untuned runs and on `run --tuned`'s."""
+    from bench.analysis.questions import answer_questions
+    from bench.analysis.tuning import tuning_changes
+    from bench.core.errors import BenchError
+    from bench.output.tuning import changes_markdown
+    from bench.plan.grid import expand, tuned_runs
+    from bench.run.tune import tuned_params
+    from bench.store.results import load_results
+
+    versions = {(run["config"]["dataset"], run["config"]["dataset_hash"]) for run in results.runs}
+    hashes: set[str] = set()
+    changed: set[str] = set()  # the runs tuning gave other params
+    try:
+        for dataset, dataset_hash in sorted(versions):
+            runs = expand(grid, {dataset: dataset_hash})
+            tuned_hashes = {run.hash for run in tuned_runs(runs, tuned_params(grid, runs, args.results))}
+            hashes |= tuned_hashes
+            changed |= tuned_hashes - {run.hash for run in runs}
+    except BenchError as err:
+        return f"what tuning changes: not shown ({str(err).splitlines()[0]})"
+    tuned = load_results(args.results).only(hashes)
+    if changed and not any(run["hash"] in changed for run in tuned.runs):
+        return f"what tuning changes: not shown (no tuned runs yet: run `python -m bench run --grid {grid.name} --tuned`)"
+    answers = answer_questions(tuned, grid.compare, metric=args.metric, dataset=args.dataset, grid=grid.name)
+    names = {dataset for dataset, _ in versions}
+    return changes_markdown(tuning_changes([t for t in questions if t.dataset in names], answers))
 
 
 def _export_command(args: argparse.Namespace) -> int:

@@ -48,3 +48,29 @@ def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
     for label, why in skipped:
         lines.append(f"not tuned: {label} ({why})")
     return "\n".join(lines)
+
+
+def _p(value) -> str:
+    return "-" if value is None or value != value else f"{value:.3g}"
+
+
+def _diff(value) -> str:
+    return "-" if value is None or value != value else f"{value:+.4f}"
+
+
+def changes_markdown(changes) -> str:
+    """The "what tuning changes" table (bench.analysis.tuning.TuningChange rows)."""
+    if not changes:
+        return ""
+    lines = [
+        "What tuning changes: each declared question untuned vs tuned (A - B on the same test episodes, Holm p)",
+        "",
+        "| question | data K/Q | untuned diff | untuned p | tuned diff | tuned p | sign flipped | tuned verdict |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for c in changes:
+        lines.append(
+            f"| {c.question} | {c.dataset} {c.K}/{c.Q} | {_diff(c.untuned_diff)} | {_p(c.untuned_p_holm)} | "
+            f"{_diff(c.tuned_diff)} | {_p(c.tuned_p_holm)} | {'yes' if c.sign_flipped else 'no'} | {c.tuned_verdict} |"
+        )
+    return "\n".join(lines)
