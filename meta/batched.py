@@ -641,6 +641,7 @@ class BatchedMAML:
 
     name = "batched"
     segmented = True  # SegmentedGRU; False: the first batched engine's packed path (LegacyBatchedMAML)
+    eval_chunk = EVAL_CHUNK  # tasks adapted together by query_scores
 
     def _stacked(self, model: nn.Module, batch: StackedBatch, n: int, detach: bool, lr: float) -> StackedParams:
         """Per-task copies as expanded views of the meta-parameters (no copy until the first update)."""
@@ -704,16 +705,26 @@ class BatchedMAML:
         """Query logits [n, Q, n_items + 1] after ``inner_steps`` adaptation steps (0: zero-shot); detached."""
         model = maml.module
         vocab = model.embedding.num_embeddings
+        order = list(range(len(tasks)))
+        if self.segmented:
+            # Chunks of tasks of similar length: a chunk runs as many steps as its longest prefix,
+            # so the short tasks' chunks end early instead of every chunk running to the cap.
+            order.sort(key=lambda i: (-int(tasks[i].support_lengths.max()), -int(tasks[i].query_lengths.max())))
         chunks = []
-        for start in range(0, len(tasks), EVAL_CHUNK):
-            part = tasks[start : start + EVAL_CHUNK]
+        for start in range(0, len(tasks), self.eval_chunk):
+            part = [tasks[i] for i in order[start : start + self.eval_chunk]]
             batch = stack_tasks(part, vocab)
             with torch.enable_grad():
                 stacked = self._stacked(model, batch, len(part), detach=True, lr=maml.lr)
                 stacked = self._adapt(stacked, batch, maml.lr, inner_steps, 0.0, False)
             with torch.no_grad():
                 chunks.append(unstack_scores(batch, stacked(batch, "query", 0.0, False)[0].detach()))
-        return torch.cat(chunks)
+        scores = torch.cat(chunks)
+        if order == sorted(order):
+            return scores
+        restored = torch.empty_like(scores)
+        restored[torch.tensor(order, device=scores.device)] = scores
+        return restored
 
 
 class LegacyBatchedMAML(BatchedMAML):
@@ -723,3 +734,4 @@ class LegacyBatchedMAML(BatchedMAML):
 
     name = "batched-v1"
     segmented = False
+    eval_chunk = 64  # as it was (and no sorting of the tasks by length)

@@ -352,3 +352,16 @@ def test_dropout_draws_equal_the_first_batched_path():
     assert abs(loss_new - loss_old) <= TOL
     for (name, p), q in zip(old.module.named_parameters(), new.module.parameters()):
         assert_close(q.grad, p.grad, f"outer gradient of {name}")
+
+
+@pytest.mark.parametrize("inner_steps", [0, 2])
+def test_query_scores_in_length_sorted_chunks_come_back_in_order(inner_steps):
+    """query_scores adapts tasks in chunks of similar length (sorted longest first); the scores
+    come back in the callers' order, equal to per-task learn2learn's, whatever the chunk size."""
+    tasks = make_tasks(7, K=3, Q=4, n_items=N_ITEMS, seed=46)
+    maml = make_maml(47, frozen_embedding=False)
+    reference = PerTaskEngine().query_scores(maml, tasks, inner_steps)
+    for chunk in (2, 3, 7):
+        engine = BatchedMAML()
+        engine.eval_chunk = chunk
+        assert_close(engine.query_scores(maml, tasks, inner_steps), reference, f"query scores, chunks of {chunk}")

@@ -147,6 +147,8 @@ def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_da
     assert plain["random"] == tuned["random"] and plain["popularity"] == tuned["popularity"]
     for cell in TUNED_CELLS:
         assert plain[cell] != tuned[cell]
+    assert main(base + ["--tuned", "--set", "inner_lr=0.5"]) == 2  # a tuned value overridden: refused
+    assert "--set inner_lr with --tuned" in capsys.readouterr().err
     # the warm start's GRU4Rec takes the tuned gru4rec's best lr and dropout
     best = {cell: trials[1][1] for cell, trials in studies.items()}
     for key in ("lr", "dropout"):

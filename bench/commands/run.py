@@ -84,7 +84,11 @@ def run_command(args: argparse.Namespace) -> int:
     if args.tuned:  # every tunable cell must have a finished study (refused in one line otherwise)
         from bench.run.tune import tuned_params
 
-        runs = tuned_runs(runs, tuned_params(grid, runs, args.results))
+        tuned = tuned_params(grid, runs, args.results)
+        clash = sorted(set(overrides) & {key for params in tuned.values() for key in params})
+        if clash:
+            raise BenchError(f"--set {', '.join(clash)} with --tuned: tuning chose them", "drop --tuned or those --set values")
+        runs = tuned_runs(runs, tuned)
     for name, ds in datasets.items():  # refuse impossible K/Q before any run starts
         shots = sorted({(r.K, r.Q, r.population_K) for r in runs if r.dataset == name}, key=lambda s: (s[1], s[0]))
         for K, Q, population_K in shots:

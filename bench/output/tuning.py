@@ -4,6 +4,8 @@ and the best params (those that differ from the grid's marked)."""
 
 from __future__ import annotations
 
+import math
+
 
 def _num(value) -> str:
     if value is None:
@@ -51,11 +53,11 @@ def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
 
 
 def _p(value) -> str:
-    return "-" if value is None or value != value else f"{value:.3g}"
+    return "-" if value is None or math.isnan(value) else f"{value:.3g}"
 
 
 def _diff(value) -> str:
-    return "-" if value is None or value != value else f"{value:+.4f}"
+    return "-" if value is None or math.isnan(value) else f"{value:+.4f}"
 
 
 def changes_markdown(changes) -> str:

@@ -39,7 +39,14 @@ import pandas as pd
 from bench.core.errors import BenchError
 from bench.core.params import Space
 from bench.methods.prerequisites import uses_gru4rec
-from bench.methods.registry import FEW_SHOT, NOT_TUNED, SPACES, WARM_SOURCES, ZERO_SHOT, get_method
+from bench.methods.registry import (
+    FEW_SHOT,
+    NOT_TUNED,
+    SPACES,
+    WARM_SOURCES,
+    ZERO_SHOT,
+    get_method,
+)
 from bench.plan.grid import Grid, RunConfig, cell_fixed_keys
 from bench.run.executors import run_grid
 from bench.store.results import Store
@@ -380,7 +387,8 @@ def tune_grid(
 
 
 def tuned_params(grid: Grid, runs: list[RunConfig], results_dir) -> dict[tuple[str, int, int, str], dict]:
-    """(dataset, K, Q, cell label) -> the best trial's params, for every tuned cell of ``runs``; a
+    """(dataset, K, Q, cell label) -> the best trial's values of the cell's search space (and, for a warm
+    start, of the params its pretrained model took from its source cell), for every tuned cell of ``runs``; a
     BenchError (one line per cell) when a tunable cell has no finished study or one of another data version."""
     one_seed = [r for r in runs if r.seed == runs[0].seed] if runs else []
     cells, _ = tune_cells(grid, one_seed)
@@ -395,7 +403,8 @@ def tuned_params(grid: Grid, runs: list[RunConfig], results_dir) -> dict[tuple[s
         if study.user_attrs.get("dataset_hash") != cell.base.dataset_hash:
             problems.append(f"cell {cell.base.cell} was tuned on another version of dataset {cell.base.dataset}")
             continue
-        tuned[cell.unit] = dict(study.trials[summary.best_number].user_attrs["params"])
+        best = study.trials[summary.best_number].user_attrs["params"]
+        tuned[cell.unit] = {key: best[key] for key in (*cell.space, *cell.warm_keys) if key in best}  # the rest stays the grid's
     if problems:
         raise BenchError(
             problems[0] + (f" (and {len(problems) - 1} more cells)" if len(problems) > 1 else ""),
