@@ -77,8 +77,8 @@ class StackedBatch(NamedTuple):
     query_steps: tuple
     query_order: torch.Tensor  # [n, Q] stacked query j of stacked task i is its query_order[i, j]
     row_items: torch.Tensor  # [R] item id of each flat row (gathered from the meta embedding)
-    support_layout: "SideLayout | None" = None  # the same support side cut into segments (SegmentedGRU)
-    query_layout: "SideLayout | None" = None
+    support_layout: SideLayout | None = None  # the same support side cut into segments (SegmentedGRU)
+    query_layout: SideLayout | None = None
 
 
 class SideLayout(NamedTuple):
@@ -89,7 +89,7 @@ class SideLayout(NamedTuple):
     steps whose running task count a_t is at least ``SEGMENT_FILL`` of its first step's a_k, as its
     own tensors [a_k, cols_k, .], so the all-steps products (input projections, weight gradients)
     and buffers cost about the true lengths. ``steps``: per step (segment, a_t, b_t, column of the
-    step inside its segment); ``rows``: the flat embedding rows of each segment [a_k, cols_k];
+    step inside its segment); ``slots``: each segment position's slot in the row table (below);
     ``ended``: 0 inside each sequence's true length, +inf after it (added to the update gate's
     pre-activation: the gate is then exactly 1, the state is held, and every gate derivative there
     is exactly 0, so no mask is applied per step). The input projection depends on the position
@@ -481,9 +481,9 @@ class SegmentedGRU(torch.autograd.Function):
         needs = ctx.needs_input_grad
         grad_embedding = grad_weight_ih = grad_bias_ih = grad_weight_hh = grad_bias_hh = None
         if needs[5]:
-            grad_weight_hh = _segment_sum_products(grad_gates_h, previous_states, n)
+            grad_weight_hh = _segment_sum_products(grad_gates_h, previous_states)
         if needs[6]:
-            grad_bias_hh = _segment_sums(grad_gates_h, n)
+            grad_bias_hh = _segment_sums(grad_gates_h)
         if any(needs[2:5]):
             # The input side's gradients through the row table: each row's summed gate gradients.
             slots_total, in_dim = table_inputs.shape[1], table_inputs.shape[2]
@@ -504,7 +504,7 @@ class SegmentedGRU(torch.autograd.Function):
         return None, None, grad_embedding, grad_weight_ih, grad_bias_ih, grad_weight_hh, grad_bias_hh
 
 
-def _segment_sum_products(grads: Sequence[torch.Tensor], values: Sequence[torch.Tensor], n: int) -> torch.Tensor:
+def _segment_sum_products(grads: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> torch.Tensor:
     """Per task, the sum over segments of grad^T value ([a_k, cols, G] x [a_k, cols, I] -> [n, G, I];
     the first segment holds every task)."""
     total = torch.bmm(grads[0].transpose(1, 2), values[0])
@@ -513,7 +513,7 @@ def _segment_sum_products(grads: Sequence[torch.Tensor], values: Sequence[torch.
     return total
 
 
-def _segment_sums(grads: Sequence[torch.Tensor], n: int) -> torch.Tensor:
+def _segment_sums(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     """Per task, the sum of grads over every segment's columns ([a_k, cols, G] -> [n, G])."""
     total = grads[0].sum(1)
     for grad in grads[1:]:

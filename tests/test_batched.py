@@ -14,9 +14,17 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.model import GRURecommender, ModelConfig
 import meta.batched
-from meta.batched import BatchedMAML, LegacyBatchedMAML, SegmentedGRU, batched_gru_layer, pack_steps, stack_tasks, step_blocks
+from baselines.model import GRURecommender, ModelConfig
+from meta.batched import (
+    BatchedMAML,
+    LegacyBatchedMAML,
+    SegmentedGRU,
+    batched_gru_layer,
+    pack_steps,
+    stack_tasks,
+    step_blocks,
+)
 from meta.engines import BatchedEngine
 from meta.per_task import PerTaskEngine, adapt
 from meta.tasks import Task
@@ -261,7 +269,7 @@ def segmented_inputs(seed: int, n: int = 5, E: int = 8, H: int = 16, max_len: in
 
 
 def test_segmented_gru_equals_nn_gru_and_its_gradients():
-    tasks, batch, embedding, weights = segmented_inputs(40)
+    _, batch, embedding, weights = segmented_inputs(40)
     n, H = weights[2].shape[0], weights[2].shape[2]
     out = SegmentedGRU.apply(batch.support_layout, True, embedding, *weights)
     grads = torch.autograd.grad(out.pow(2).sum(), [embedding, *weights])
@@ -300,7 +308,7 @@ def test_shared_weights_first_step_equals_per_task_weights(fill, monkeypatch):
     """The first inner step's shared path (one matrix product over all tasks) gives every task the
     state and the gradient its own copy of the weights would, whatever the segment cut."""
     monkeypatch.setattr(meta.batched, "SEGMENT_FILL", fill)
-    tasks, batch, embedding, weights = segmented_inputs(41)
+    _, batch, embedding, weights = segmented_inputs(41)
     n = weights[0].shape[0]
     meta_weights = [w[0].detach().clone().requires_grad_() for w in weights]
     shared = [w.expand(n, *w.shape) for w in meta_weights]
