@@ -68,3 +68,12 @@ def test_a_question_on_a_still_improving_run_says_so_in_its_verdict():
     first, second = answered.rows
     assert first.verdict.endswith(f"maml[random]:few-shot was {STILL_IMPROVING}: more training could change this answer")
     assert STILL_IMPROVING not in second.verdict
+
+
+def test_two_still_improving_sides_are_named_together():
+    results = _with_fits({"maml[random]": {"still_improving": True}, "gru4rec": {"still_improving": True}})
+    questions = [Question("Does MAML beat GRU4Rec?", "maml[random]:few-shot", "gru4rec:zero-shot")]
+    (answered,) = answer_questions(results, questions, n_resamples=200)
+    assert answered.rows[0].verdict.endswith(
+        "maml[random]:few-shot and gru4rec:zero-shot were still improving at the end of their budgets: more training could change this answer"
+    )

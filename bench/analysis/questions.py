@@ -126,7 +126,8 @@ def _improving_clause(question: Question, improving: dict) -> str:
     sides = [side for side in (question.a, question.b) if improving.get(side)]
     if not sides:
         return ""
-    return f"; {' and '.join(sides)} {'was' if len(sides) == 1 else 'were'} {STILL_IMPROVING}: more training could change this answer"
+    state = STILL_IMPROVING if len(sides) == 1 else STILL_IMPROVING.replace("its budget", "their budgets")
+    return f"; {' and '.join(sides)} {'was' if len(sides) == 1 else 'were'} {state}: more training could change this answer"
 
 
 def _split(side: str) -> tuple[str, str]:
