@@ -233,3 +233,11 @@ def test_failed_trials_are_reported_not_counted_and_a_timed_out_study_is_not_fin
     assert main(base) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "cell gru4rec of grid tinytune has no finished tuning study (0 of 2 trials" in err
+
+
+def test_a_warm_start_takes_the_gru4rec_cell_trained_as_its_init_is():
+    from bench.run.tune import warm_source
+
+    assert warm_source("maml", "gru4rec") == "gru4rec"
+    assert warm_source("maml", "gru4rec-episode-users") == "gru4rec train_users=episode-users"
+    assert warm_source("sasrec-finetune", None) == "sasrec" and warm_source("maml", "random") is None

@@ -47,9 +47,10 @@ from bench.methods.registry import (
     ZERO_SHOT,
     get_method,
 )
-from bench.plan.grid import Grid, RunConfig, cell_fixed_keys
+from bench.plan.grid import Grid, RunConfig, cell_fixed_keys, cell_label
 from bench.run.executors import run_grid
 from bench.store.results import Store
+from meta.inits import INITS
 
 TUNING_DIR = "tuning"  # under the results folder: the trials' store and the studies
 METRIC = "acc@1"
@@ -94,7 +95,8 @@ def warm_source(method: str, init: str | None) -> str | None:
     if method in WARM_SOURCES:
         return WARM_SOURCES[method]
     if method != "gru4rec" and uses_gru4rec(method, init):
-        return "gru4rec"
+        # the GRU4Rec cell trained the way the init trains it (e.g. train_users=episode-users)
+        return cell_label("gru4rec", None, dict(INITS[init].pretraining) if init in INITS else {})
     return None
 
 
