@@ -62,3 +62,21 @@ def questions_from_args(args: argparse.Namespace, results: Results) -> list:
     tables = list(answer_questions(results, questions_for(args.grid), metric=args.metric, dataset=args.dataset, grid=args.grid))
     combined = by_dataset(tables)  # several datasets (e.g. the scenarios grid): every answer side by side too
     return tables + ([combined] if combined is not None else [])
+
+
+def open_grid_datasets(names, data_dir: str, say=print) -> dict:
+    """The grid's datasets by name; a built-in one (bench.data.synth.BUILTIN) is built on first use."""
+    from bench.core.errors import BenchError
+    from bench.data.dataset import open_dataset
+    from bench.data.synth import BUILTIN, build_builtin
+
+    datasets = {}
+    for name in names:
+        try:
+            datasets[name] = open_dataset(name, data_dir)
+        except BenchError:
+            if name not in BUILTIN:
+                raise
+            say(f"building the built-in dataset {name} in {data_dir} ...")
+            datasets[name] = build_builtin(name, data_dir)
+    return datasets

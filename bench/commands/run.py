@@ -13,6 +13,7 @@ from rich.text import Text
 from bench.analysis.leaderboard import leaderboard
 from bench.analysis.questions import answer_questions, by_dataset
 from bench.analysis.select import dataset_header
+from bench.commands.common import open_grid_datasets
 from bench.core.errors import BenchError
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.output.terminal import print_report
@@ -45,20 +46,7 @@ def register(subparsers) -> None:
 
 
 def _open_datasets(names: list[str], data_dir: str, console: Console) -> dict:
-    from bench.data.dataset import open_dataset
-
-    datasets = {}
-    for name in names:
-        try:
-            datasets[name] = open_dataset(name, data_dir)
-        except BenchError:
-            from bench.data.synth import BUILTIN, build_builtin
-
-            if name not in BUILTIN:
-                raise
-            console.print(f"building the built-in dataset {name} in {data_dir} ...")
-            datasets[name] = build_builtin(name, data_dir)
-    return datasets
+    return open_grid_datasets(names, data_dir, say=console.print)
 
 
 def run_command(args: argparse.Namespace) -> int:

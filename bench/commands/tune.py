@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bench.commands.common import open_grid_datasets
 from bench.core.errors import BenchError
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.output.tuning import tuning_markdown
@@ -26,20 +27,7 @@ def register(subparsers) -> None:
 
 def open_datasets(names, data_dir: str) -> dict:
     """The grid's datasets (a built-in one built on first use, as `run` does)."""
-    from bench.data.dataset import open_dataset
-
-    datasets = {}
-    for name in names:
-        try:
-            datasets[name] = open_dataset(name, data_dir)
-        except BenchError:
-            from bench.data.synth import BUILTIN, build_builtin
-
-            if name not in BUILTIN:
-                raise
-            print(f"building the built-in dataset {name} in {data_dir} ...")
-            datasets[name] = build_builtin(name, data_dir)
-    return datasets
+    return open_grid_datasets(names, data_dir)
 
 
 def tune_command(args: argparse.Namespace) -> int:

@@ -361,18 +361,21 @@ def grid_run_labels(grid: Grid, runs: list[dict], any_code: bool = False) -> dic
     return labels
 
 
-def grid_cell_modes(grid) -> set[str]:
-    """Every "CELL:MODE" a grid's runs can produce (cell labels as ``bench.plan.grid.expand`` makes them)."""
-    produced = set()
+def cell_labels(grid):
+    """(``[[cells]]`` entry, its method spec, a cell label) for every label each entry expands to
+    (inits x sweep values), as ``expand`` labels its runs."""
     for cell in grid.cells:
         spec = get_method(cell.get("method"))
         sweep = dict(cell.get("sweep", {}))
         keys = sorted(sweep)
         for init in cell_inits(cell, spec):
             for values in itertools.product(*(sweep[k] for k in keys)):
-                label = cell_label(spec.name, init, dict(zip(keys, values)))
-                produced |= {f"{label}:{mode}" for mode in spec.modes}
-    return produced
+                yield cell, spec, cell_label(spec.name, init, dict(zip(keys, values)))
+
+
+def grid_cell_modes(grid) -> set[str]:
+    """Every "CELL:MODE" a grid's runs can produce (cell labels as ``bench.plan.grid.expand`` makes them)."""
+    return {f"{label}:{mode}" for _, spec, label in cell_labels(grid) for mode in spec.modes}
 
 
 def questions_for(grid_name: str) -> tuple[Question, ...]:
@@ -383,16 +386,7 @@ def questions_for(grid_name: str) -> tuple[Question, ...]:
 def cell_fixed_keys(grid: Grid) -> dict[str, set[str]]:
     """Cell label -> the params its ``[[cells]]`` entry fixes (its ``params`` and ``sweep`` keys): they
     define the cell, so tuning (bench/run/tune.py) leaves them as declared."""
-    fixed: dict[str, set[str]] = {}
-    for cell in grid.cells:
-        spec = get_method(cell.get("method"))
-        sweep = dict(cell.get("sweep", {}))
-        keys = sorted(sweep)
-        for init in cell_inits(cell, spec):
-            for values in itertools.product(*(sweep[k] for k in keys)):
-                label = cell_label(spec.name, init, dict(zip(keys, values)))
-                fixed[label] = set(cell.get("params", {})) | set(sweep)
-    return fixed
+    return {label: set(cell.get("params", {})) | set(cell.get("sweep", {})) for cell, _, label in cell_labels(grid)}
 
 
 def tuned_runs(runs: list[RunConfig], tuned: dict[tuple[str, int, int, str], dict[str, Any]]) -> list[RunConfig]:
