@@ -22,7 +22,7 @@ import torch
 
 from baselines.simple import CHUNK, check_mode
 from bench.core.errors import BenchError
-from bench.core.metrics import evaluate_scores
+from bench.core.metrics import evaluate_scores, popularity_then_id
 
 ZERO_SHOT, FEW_SHOT = "zero-shot", "few-shot"
 SUPPORT_DEFAULTS: dict = {"support_weights": "0,0.1,0.3,1,3,10,100"}  # candidates for w, chosen on val
@@ -84,14 +84,6 @@ def rank_scores(primary: np.ndarray, secondary: np.ndarray) -> torch.Tensor:
     ranks = ranks.astype(np.float32)
     ranks[:, 0] = -np.inf  # padding is never a prediction
     return torch.from_numpy(ranks.reshape(shape))
-
-
-def popularity_then_id(popularity: np.ndarray) -> np.ndarray:
-    """A secondary key with no ties: 0..V-1 ordering items by ``popularity``, then by the lower id."""
-    key = np.empty(len(popularity), dtype=np.float64)
-    ids = np.arange(len(popularity))
-    key[np.lexsort((-ids, popularity))] = np.arange(len(popularity), dtype=np.float64)
-    return key
 
 
 class MemoryMethod:

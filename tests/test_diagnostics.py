@@ -231,3 +231,20 @@ def test_seed_episode_imports_get_diagnostics_without_session_figures(tmp_path):
     assert d["test_episodes"] == ds.manifest["counts"]["splits"]["test"]["episodes"]
     assert d["courses_per_session_mean"] is None and d["users_with_pairs_share"] is None  # the seed kept no sessions
     assert d["markov1_acc@1"] is not None and d["support_signal"]["own"] is not None
+
+
+def test_the_headers_repeat_ceiling_is_the_recency_rows_acc1(tiny_dataset, tmp_path):
+    """The header's figure and the leaderboard's recency row are one rule scored by one evaluator."""
+    import numpy as np
+
+    from bench.methods.registry import METHODS, RunContext, evaluate_method
+
+    spec = METHODS["recency"]
+    ctx = spec.prepare(RunContext(tiny_dataset, seed=0, params={}, cache_dir=tmp_path))
+    method = spec.build(ctx)
+    method.fit(ctx)
+    rows = evaluate_method(method, tiny_dataset.episodes("test", 5, 10), "zero-shot")
+    queries = sum(len(labels) for labels in tiny_dataset.episodes("test", 5, 10)["query_labels"])
+    pooled = float(np.sum([row["acc@1"] for row in rows]) * 10 / queries)  # per-query, as the diagnostic pools
+    assert tiny_dataset.manifest["diagnostics"]["recency_acc@1"] == pytest.approx(pooled, abs=1e-6)
+    assert pooled > 0

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from baselines.memory import popularity_then_id
+from bench.core.metrics import popularity_then_id
 from baselines.recency import recency_part, support_courses
 from bench.methods.registry import METHODS, RunContext, evaluate_method
 

@@ -109,3 +109,12 @@ def evaluate_scores(
     if len(results) != len(query_labels):
         raise ValueError(f"scores cover {len(results)} episodes but there are {len(query_labels)}")
     return results
+
+
+def popularity_then_id(popularity: np.ndarray) -> np.ndarray:
+    """A ranking key with no ties: 0..V-1 ordering items by ``popularity``, then by the lower id (the
+    popularity fallback of the rule baselines and of the data diagnostics; exact in float32)."""
+    key = np.empty(len(popularity), dtype=np.float64)
+    ids = np.arange(len(popularity))
+    key[np.lexsort((-ids, popularity))] = np.arange(len(popularity), dtype=np.float64)
+    return key

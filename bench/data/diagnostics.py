@@ -41,7 +41,8 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 import torch
 
-from bench.core.metrics import ranks_from_scores
+from bench.core.metrics import popularity_then_id, ranks_from_scores
+from bench.data import pipeline
 
 # Real XuetangX under the seed's protocol (shared notes) and the band issue 8 asks of the built-in
 # stand-in: statistic path -> (real, low, high); None = open.
@@ -134,30 +135,26 @@ class _Queries:
 
 
 def _acc_at_1(score_rows, labels: np.ndarray, n_items: int, excluded: np.ndarray | None = None) -> float | None:
-    """Mean Acc@1 from scores built chunk by chunk: ``score_rows(lo, hi) -> Tensor [hi-lo, n_items+1]``.
-    ``excluded``: per query an item that can never be the label (the evaluator's protocol: the query
-    prefix's last item where consecutive repeats are removed) and so never competes; None: none."""
+    """Mean Acc@1 from scores built chunk by chunk: ``score_rows(lo, hi) -> Tensor [hi-lo, n_items+1]``,
+    ranked by the evaluator. ``excluded``: per query the item the dataset's protocol leaves out of the
+    ranking (the query prefix's last item where it can never be the label); None: none."""
     if len(labels) == 0:
         return None
     hits = 0
     step = max(1, SCORE_CELLS // (n_items + 1))
     for lo in range(0, len(labels), step):
         hi = min(lo + step, len(labels))
-        scores = score_rows(lo, hi).to(torch.float64).clone()
-        if excluded is not None:
-            scores[torch.arange(hi - lo), torch.as_tensor(excluded[lo:hi], dtype=torch.long)] = -torch.inf
-        ranks = ranks_from_scores(scores, torch.as_tensor(labels[lo:hi], dtype=torch.long))
+        left_out = None if excluded is None else torch.as_tensor(excluded[lo:hi], dtype=torch.long)
+        ranks = ranks_from_scores(score_rows(lo, hi), torch.as_tensor(labels[lo:hi], dtype=torch.long), left_out)
         hits += int((ranks == 1).sum())
     return hits / len(labels)
 
 
 def _recency_acc(queries: _Queries, popularity: torch.Tensor, n_items: int, excluded: np.ndarray | None) -> float | None:
-    """Acc@1 of the repeat rule with no parameters: the query prefix's distinct items, most recent first
-    (its last item excluded by the protocol), then every other course by train-label popularity (ties:
-    the lower id first). The same rule as the `recency` baseline's zero-shot mode."""
-    ids = torch.arange(n_items + 1, dtype=torch.float64)
-    base = popularity.to(torch.float64) + (n_items + 1 - ids) / (n_items + 2) * 0.5  # < 1: never reorders counts
-    big = float(popularity.sum()) + 1.0
+    """Acc@1 of the repeat rule with no parameters: the query prefix's distinct items except its last,
+    most recent first, then every other course by train-label popularity (ties: the lower id first).
+    The same rule as the `recency` baseline's zero-shot mode; scores are exact ranks (float32-safe)."""
+    base = torch.as_tensor(popularity_then_id(popularity.numpy()), dtype=torch.float64)  # 0..V-1, no ties
     offsets, items = queries.prefix_offsets, queries.prefix_items
 
     def rows(lo, hi):
@@ -166,22 +163,13 @@ def _recency_acc(queries: _Queries, popularity: torch.Tensor, n_items: int, excl
         row = np.repeat(np.arange(hi - lo), np.diff(offsets[lo : hi + 1]))
         position = np.arange(end - start) - (offsets[lo:hi] - start)[row]  # 0 = the oldest prefix item
         flat = torch.as_tensor(row * (n_items + 1) + items[start:end], dtype=torch.long)
-        view = scores.view(-1)
-        view.scatter_reduce_(0, flat, torch.as_tensor(big + position, dtype=torch.float64), reduce="amax")
+        prefix_score = torch.as_tensor(n_items + 1 + position, dtype=torch.float64)  # above every popularity rank
+        scores.view(-1).scatter_reduce_(0, flat, prefix_score, reduce="amax")
         last = torch.as_tensor(queries.last[lo:hi], dtype=torch.long)
         scores[torch.arange(hi - lo), last] = base[last]  # "except its last": the last item is not a prefix candidate
         return scores
 
     return _acc_at_1(rows, queries.labels, n_items, excluded)
-
-
-def _repeats_removed(pairs: pa.Table) -> bool:
-    """Whether no pair's label equals its prefix's last item (consecutive repeats removed): then that
-    item can never be the label, and every ranking excludes it."""
-    offsets, flat = _lists(pairs.column("prefix"))
-    if len(offsets) <= 1:
-        return True
-    return not bool((flat[offsets[1:] - 1] == pairs.column("label").to_numpy()).any())
 
 
 def _markov_table(train: pa.Table, n_items: int) -> sp.csr_matrix:
@@ -278,7 +266,8 @@ def compute(
     test, val = _Queries(episodes_by_split["test"]), _Queries(episodes_by_split["val"])
 
     popularity = torch.as_tensor(np.bincount(train_labels, minlength=n_items + 1)[: n_items + 1], dtype=torch.float64)
-    exclude_last = _repeats_removed(all_pairs)  # the evaluator's protocol, decided by the data
+    rule = pipeline.exclusion_rule([(all_pairs.column("prefix"), all_pairs.column("label"))])  # the evaluator's protocol
+    exclude_last = rule == pipeline.LAST_PREFIX_ITEM
     test_excluded = test.last if exclude_last else None
     val_excluded = val.last if exclude_last else None
     table = _markov_table(train, n_items)
