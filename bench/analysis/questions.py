@@ -276,3 +276,9 @@ def by_dataset(tables: Sequence[QuestionsTable]) -> QuestionsTable | None:
     )
     return QuestionsTable(dataset="by dataset", dataset_hash="", K=first.K, Q=first.Q, metric=first.metric, grid=first.grid,
                           rows=tuple(r for _, _, r in rows), notes=notes)
+
+
+def with_answers_by_dataset(tables: Sequence[QuestionsTable]) -> list[QuestionsTable]:
+    """``tables``, followed by their answers side by side when several datasets answered (``by_dataset``)."""
+    combined = by_dataset(tables)
+    return list(tables) + ([combined] if combined is not None else [])

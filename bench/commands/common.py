@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from bench.analysis.leaderboard import DEFAULT_METRIC, DEFAULT_REFERENCE, LeaderboardTable, leaderboard, parse_reference
-from bench.analysis.questions import answer_questions, by_dataset
+from bench.analysis.questions import answer_questions, with_answers_by_dataset
 from bench.analysis.select import select_results
 from bench.core.labels import check_metric
 from bench.core.metrics import METRICS
@@ -59,9 +59,8 @@ def questions_from_args(args: argparse.Namespace, results: Results) -> list:
     """The declared questions of ``--grid`` answered on ``results`` (none without --grid)."""
     if not args.grid:
         return []
-    tables = list(answer_questions(results, questions_for(args.grid), metric=args.metric, dataset=args.dataset, grid=args.grid))
-    combined = by_dataset(tables)  # several datasets (e.g. the scenarios grid): every answer side by side too
-    return tables + ([combined] if combined is not None else [])
+    # several datasets (e.g. the scenarios grid): every answer side by side too
+    return with_answers_by_dataset(answer_questions(results, questions_for(args.grid), metric=args.metric, dataset=args.dataset, grid=args.grid))
 
 
 def open_grid_datasets(names, data_dir: str, say=print) -> dict:

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from bench.analysis.leaderboard import leaderboard
-from bench.analysis.questions import answer_questions, by_dataset
+from bench.analysis.questions import answer_questions, with_answers_by_dataset
 from bench.analysis.select import dataset_header
 from bench.commands.common import open_grid_datasets
 from bench.core.errors import BenchError
@@ -109,9 +109,7 @@ def run_command(args: argparse.Namespace) -> int:
     subset = load_results(store.root).only({r.hash for r in runs})
     if subset.runs:
         tables = leaderboard(subset)
-        questions = answer_questions(subset, grid.compare, grid=grid.name) if grid.compare else []
-        combined = by_dataset(questions)
-        questions = list(questions) + ([combined] if combined is not None else [])
+        questions = with_answers_by_dataset(answer_questions(subset, grid.compare, grid=grid.name)) if grid.compare else []
         print_report(tables, console=console if console.is_terminal else None, questions=questions, header=dataset_header(tables, args.data_dir))
     return 1 if failed else 0
 
