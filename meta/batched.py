@@ -50,6 +50,8 @@ import torch.nn.functional as F
 from learn2learn.algorithms.maml import maml_update
 from torch import nn
 
+from meta.tasks import TaskPlan
+
 # Tasks adapted together at evaluation: bounds memory (logit gradients are tasks x steps*K x V);
 # 32 measured about 10% faster per episode than 64 at the `full` grid's sizes (cache-sized buffers).
 EVAL_CHUNK = 32
@@ -79,6 +81,7 @@ class StackedBatch(NamedTuple):
     row_items: torch.Tensor  # [R] item id of each flat row (gathered from the meta embedding)
     support_layout: SideLayout | None = None  # the same support side cut into segments (SegmentedGRU)
     query_layout: SideLayout | None = None
+    row_tasks: torch.Tensor | None = None  # [R] stacked task of each flat row (per-task rates: meta/tasks.py TaskPlan)
 
 
 class SideLayout(NamedTuple):
@@ -213,6 +216,7 @@ def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
         query_steps=query_steps,
         query_order=query_order,
         row_items=unique_keys % vocab_size,
+        row_tasks=torch.div(unique_keys, vocab_size, rounding_mode="floor"),
         support_layout=side_layout(support_rows, support_mask, support_steps, row_table, row_slot),
         query_layout=side_layout(query_rows, query_mask, query_steps, row_table, row_slot),
     )
@@ -611,7 +615,7 @@ class StackedParams(nn.Module):
         return weight - self.lr * torch.bmm(self.step_logit_grads.transpose(1, 2), self.step_states)
 
 
-def update_in_place(stacked: StackedParams, lr: float, grads: Sequence[torch.Tensor | None]) -> StackedParams:
+def update_in_place(stacked: StackedParams, lr: float, grads: Sequence[torch.Tensor | None], row_rates: torch.Tensor | None = None, task_rates: torch.Tensor | None = None) -> StackedParams:
     """learn2learn's ``maml_update`` arithmetic, p + (-lr * g), without fresh per-task copies.
 
     ``maml_update`` allocates two new [n, ...] tensors per parameter and step (-lr * g, then the
@@ -621,19 +625,29 @@ def update_in_place(stacked: StackedParams, lr: float, grads: Sequence[torch.Ten
     step is a constant, so the query loss's gradient still reaches them unchanged). Only the first
     step of a tensor that is still the expanded meta-weight (``_shared``) makes the per-task copy.
     A None gradient (frozen tensor) leaves the tensor unchanged, as ``maml_update`` does.
+    Per-task rates (a TaskPlan): ``task_rates`` [n] scale each task's slice of an [n, ...] tensor and
+    ``row_rates`` [R] each flat embedding row (its task's rate) instead of the one ``lr``.
     """
     for (name, tensor), grad in zip(list(stacked._parameters.items()), grads):
         if grad is None:
             continue
-        step = grad.mul_(-lr)
+        if task_rates is None:
+            step = grad.mul_(-lr)
+        else:
+            rates = row_rates if name == "embedding_rows" else task_rates
+            step = grad.mul_(rates.view(-1, *([1] * (grad.dim() - 1))).neg())
         stacked._parameters[name] = tensor + step if _shared(tensor) else tensor.add_(step)
     return stacked
 
 
-def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum over tasks of each task's mean cross-entropy (so each task's slice gets its own gradient)."""
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over tasks of each task's mean cross-entropy (so each task's slice gets its own gradient),
+    each times its weight when ``weights`` [n] are given."""
     n, batch, vocab = logits.shape
-    return F.cross_entropy(logits.reshape(n * batch, vocab), labels.reshape(-1), reduction="sum") / batch
+    if weights is None:
+        return F.cross_entropy(logits.reshape(n * batch, vocab), labels.reshape(-1), reduction="sum") / batch
+    losses = F.cross_entropy(logits.reshape(n * batch, vocab), labels.reshape(-1), reduction="none").view(n, batch).mean(1)
+    return (losses * weights).sum()
 
 
 class BatchedMAML:
@@ -666,43 +680,56 @@ class BatchedMAML:
         stacked.segmented = self.segmented
         return stacked
 
-    def _adapt(self, stacked: StackedParams, batch: StackedBatch, lr: float, inner_steps: int, dropout: float, training: bool) -> StackedParams:
+    def _adapt(self, stacked: StackedParams, batch: StackedBatch, lr: float, inner_steps: int, dropout: float, training: bool, plan: TaskPlan | None = None) -> StackedParams:
         """``inner_steps`` first-order steps on the support sets, all tasks at once.
 
         Gradients without create_graph (first-order, as l2l's adapt with first_order=True), then
         l2l's update p <- p + (-lr * g) on the stacked tensors (``update_in_place``; the legacy
         engine calls l2l's ``maml_update`` itself); the output weight's step is recorded as
-        factors (see StackedParams).
+        factors (see StackedParams). A ``plan`` (in stacked task order) gives task i the rate
+        ``lr * rate_factors[i]`` for its first ``steps[i]`` steps and 0 after them (the batch runs
+        the longest count; a finished task's weights no longer change).
         """
+        if plan is not None and not self.segmented:
+            raise ValueError("per-task rates and step counts (a TaskPlan) need the segmented batched engine")
         update = update_in_place if self.segmented else maml_update
-        for _ in range(inner_steps):
+        for step in range(inner_steps if plan is None else max(plan.steps, default=0)):
             logits, features = stacked(batch, "support", dropout, training)
             loss = task_loss(logits, batch.support_labels)
             params = list(stacked.parameters())
             differentiable = [p for p in params if p.requires_grad]
             output_trained = stacked.output_weight.requires_grad
             grads = torch.autograd.grad(loss, differentiable + ([logits] if output_trained else []))
+            rates = {}
+            if plan is not None:
+                factors = torch.tensor(plan.step_factors(step), dtype=logits.dtype, device=logits.device)
+                rates = {"task_rates": factors * lr, "row_rates": (factors * lr)[batch.row_tasks]}
             if output_trained:
-                stacked.record_output_step(features, grads[-1])
+                logit_grads = grads[-1] if plan is None else grads[-1] * factors.view(-1, 1, 1)
+                stacked.record_output_step(features, logit_grads)
             grads = iter(grads)
             # Frozen tensors (requires_grad False) get None: left unchanged, as with allow_nograd.
-            stacked = update(stacked, lr, [next(grads) if p.requires_grad else None for p in params])
+            stacked = update(stacked, lr, [next(grads) if p.requires_grad else None for p in params], **rates)
         return stacked
 
-    def meta_gradient(self, maml, tasks: Sequence, inner_steps: int) -> float:
-        """Mean query loss over ``tasks``; adds d(mean query loss)/d(meta params) into their .grad."""
+    def meta_gradient(self, maml, tasks: Sequence, inner_steps: int, plan: TaskPlan | None = None) -> float:
+        """Mean query loss over ``tasks``; adds d(mean query loss)/d(meta params) into their .grad.
+        A ``plan``: each task's own rate and step count, and the loss (1/n) sum_i w_i L_i."""
         model = maml.module
         batch = stack_tasks(tasks, model.embedding.num_embeddings)
         n = len(tasks)
         dropout = float(model.dropout.p) if model.training else 0.0
+        stacked_plan = None if plan is None else plan.take(batch.task_order.tolist())
         stacked = self._stacked(model, batch, n, detach=False, lr=maml.lr)
-        stacked = self._adapt(stacked, batch, maml.lr, inner_steps, dropout, model.training)
-        query_loss = task_loss(stacked(batch, "query", dropout, model.training)[0], batch.query_labels) / n
+        stacked = self._adapt(stacked, batch, maml.lr, inner_steps, dropout, model.training, stacked_plan)
+        weights = None if plan is None else torch.tensor(stacked_plan.weights, dtype=torch.float32, device=batch.query_labels.device)
+        query_loss = task_loss(stacked(batch, "query", dropout, model.training)[0], batch.query_labels, weights) / n
         query_loss.backward()
         return float(query_loss.detach())
 
-    def query_scores(self, maml, tasks: Sequence, inner_steps: int) -> torch.Tensor:
-        """Query logits [n, Q, n_items + 1] after ``inner_steps`` adaptation steps (0: zero-shot); detached."""
+    def query_scores(self, maml, tasks: Sequence, inner_steps: int, plan: TaskPlan | None = None) -> torch.Tensor:
+        """Query logits [n, Q, n_items + 1] after ``inner_steps`` adaptation steps (0: zero-shot; a
+        ``plan``: each task's own rate and step count); detached."""
         model = maml.module
         vocab = model.embedding.num_embeddings
         order = list(range(len(tasks)))
@@ -712,11 +739,13 @@ class BatchedMAML:
             order.sort(key=lambda i: (-int(tasks[i].support_lengths.max()), -int(tasks[i].query_lengths.max())))
         chunks = []
         for start in range(0, len(tasks), self.eval_chunk):
-            part = [tasks[i] for i in order[start : start + self.eval_chunk]]
+            indices = order[start : start + self.eval_chunk]
+            part = [tasks[i] for i in indices]
             batch = stack_tasks(part, vocab)
+            part_plan = None if plan is None else plan.take([indices[i] for i in batch.task_order.tolist()])
             with torch.enable_grad():
                 stacked = self._stacked(model, batch, len(part), detach=True, lr=maml.lr)
-                stacked = self._adapt(stacked, batch, maml.lr, inner_steps, 0.0, False)
+                stacked = self._adapt(stacked, batch, maml.lr, inner_steps, 0.0, False, part_plan)
             with torch.no_grad():
                 chunks.append(unstack_scores(batch, stacked(batch, "query", 0.0, False)[0].detach()))
         scores = torch.cat(chunks)

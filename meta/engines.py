@@ -4,7 +4,9 @@ Registry from name to "module:Class"; classes are imported on first use so each 
 its own module. "per-task" (learn2learn's MAML.clone()/adapt(), one task at a time) is the
 readable reference and the default; "batched" must equal it; "notebook" reproduces notebook 08's
 defects and is not a recommended method. Which engines implement which algorithm (MAML, ANIL,
-Meta-SGD) is declared in meta/algorithms.py and checked when a run's params are resolved.
+Meta-SGD) is declared in meta/algorithms.py and checked when a run's params are resolved. Those that
+also take a per-task plan (``plan=``, meta/tasks.py TaskPlan: SRS-adaptive MAML's own rates, step
+counts and loss weights) are listed in PLAN_ENGINES.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import importlib
 
 from bench.core.errors import BenchError
 from meta.algorithms import algorithm_of
+from meta.tasks import plan_keyword
 
 ENGINES: dict[str, str] = {
     "per-task": "meta.per_task:PerTaskEngine",
     "batched": "meta.engines:BatchedEngine",
     "notebook": "meta.notebook:NotebookEngine",
 }
+
+PLAN_ENGINES: tuple[str, ...] = ("per-task", "batched")  # MAML only: BatchedMAML and the l2l reference
 
 
 def get_engine(name: str):
@@ -48,8 +53,8 @@ class BatchedEngine:
             self._loops[path] = _load(path)()
         return self._loops[path]
 
-    def meta_gradient(self, maml, tasks, inner_steps: int) -> float:
-        return self._loop(maml).meta_gradient(maml, tasks, inner_steps)
+    def meta_gradient(self, maml, tasks, inner_steps: int, plan=None) -> float:
+        return self._loop(maml).meta_gradient(maml, tasks, inner_steps, **plan_keyword(plan))
 
-    def query_scores(self, maml, tasks, inner_steps: int):
-        return self._loop(maml).query_scores(maml, tasks, inner_steps)
+    def query_scores(self, maml, tasks, inner_steps: int, plan=None):
+        return self._loop(maml).query_scores(maml, tasks, inner_steps, **plan_keyword(plan))

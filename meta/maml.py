@@ -31,7 +31,7 @@ from bench.core.metrics import evaluate_scores
 from meta.algorithms import check_engine, wrap
 from meta.engines import get_engine
 from meta.inits import build_init, get_init
-from meta.tasks import tasks_from_episodes
+from meta.tasks import TaskPlan, plan_keyword, tasks_from_episodes
 
 INNER_DEFAULTS: dict = {"inner_lr": 0.01, "inner_steps": 5, "engine": "per-task"}
 MAML_DEFAULTS: dict = {
@@ -114,7 +114,7 @@ class MAMLMethod:
                 batch = train.iloc[rng.choice(len(train), size=meta_batch, replace=False)]
                 tasks = tasks_from_episodes(batch, self.device)
                 optimizer.zero_grad()
-                losses.append(engine.meta_gradient(maml, tasks, inner_steps))
+                losses.append(engine.meta_gradient(maml, tasks, inner_steps, **plan_keyword(self.plan(batch, "few-shot"))))
                 torch.nn.utils.clip_grad_norm_(trainable, float(p["grad_clip"]))
                 optimizer.step()
                 ctx.progress("meta-train", iteration, iterations)
@@ -143,6 +143,11 @@ class MAMLMethod:
             info["inner_rates"] = {"mean": float(rates.mean()), "min": float(rates.min()), "max": float(rates.max())}
         return info
 
+    def plan(self, episodes: pd.DataFrame, mode: str) -> TaskPlan | None:
+        """Per-task inner rates, step counts and loss weights for these episodes (meta/tasks.py
+        TaskPlan); None: every task at the run's inner rate and steps (MAML; SRS-adaptive MAML overrides)."""
+        return None
+
     def score(self, episodes: pd.DataFrame, mode: str, check: bool = True) -> Iterator[torch.Tensor]:
         """Scores [n, Q, n_items + 1] per chunk of episodes; few-shot adapts on each support set first."""
         if check:
@@ -151,8 +156,9 @@ class MAMLMethod:
             raise RuntimeError(f"{self.name} scored before fit()")
         inner_steps = int(self.params["inner_steps"]) if mode == "few-shot" else 0
         for start in range(0, len(episodes), CHUNK):
-            tasks = tasks_from_episodes(episodes.iloc[start : start + CHUNK], self.device)
-            yield mask_padding(self.engine.query_scores(self.maml, tasks, inner_steps)).cpu()
+            chunk = episodes.iloc[start : start + CHUNK]
+            tasks = tasks_from_episodes(chunk, self.device)
+            yield mask_padding(self.engine.query_scores(self.maml, tasks, inner_steps, **plan_keyword(self.plan(chunk, mode)))).cpu()
 
 
 class GRU4RecMethod(MAMLMethod):

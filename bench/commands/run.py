@@ -84,10 +84,10 @@ def run_command(args: argparse.Namespace) -> int:
                 ds.episodes(split, K, Q, population_K)
         for line in population_lines(name, ds, shots):
             console.print(line, markup=False, soft_wrap=True)
-    from meta.inits import check_init
+    from bench.methods.registry import check_run
 
-    for run in runs:  # refuse an init that cannot fit its dataset (a checkpoint's vocabulary) before any run starts
-        check_init(run.init, run.params_dict, datasets[run.dataset])
+    for run in runs:  # refuse, before any run starts, what a dataset cannot serve (a checkpoint's vocabulary, session statistics)
+        check_run(run.method, run.init, run.params_dict, datasets[run.dataset])
     store = Store(args.results)  # created only once the grid is known to be runnable
 
     if args.dry_run:

@@ -42,10 +42,10 @@ def tune_command(args: argparse.Namespace) -> int:
     runs = expand(grid, {name: ds.content_hash for name, ds in datasets.items()}, seeds)
     for run in runs:  # trials are scored on val: refuse an impossible K/Q there (test is never opened)
         datasets[run.dataset].episodes(SPLIT, run.K, run.Q, run.population_K)
-    from meta.inits import check_init
+    from bench.methods.registry import check_run
 
-    for run in runs:
-        check_init(run.init, run.params_dict, datasets[run.dataset])
+    for run in runs:  # refuse what a dataset cannot serve (a checkpoint's vocabulary, missing session statistics)
+        check_run(run.method, run.init, run.params_dict, datasets[run.dataset])
     cells, _ = tune_cells(grid, runs)
     store = tuning_store(args.results)
     print(f"tuning {len(cells)} cells of grid {grid.name}: {args.trials} trials each on {SPLIT}, trials stored in {store.root}", flush=True)

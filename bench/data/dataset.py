@@ -33,6 +33,14 @@ def _query_excluded_cached(path: str, mtime_ns: int, size: int, rule: str | None
     return pa.Table.from_arrays([pipeline.query_excluded(prefixes, rule)], names=[pipeline.QUERY_EXCLUDED]).to_pandas()[pipeline.QUERY_EXCLUDED]
 
 
+@functools.lru_cache(maxsize=16)
+def _support_srs_cached(path: str, mtime_ns: int, size: int, split: str, K: int, Q: int, stride: int, population_K: int | None, per_user: int) -> np.ndarray:
+    table = pq.read_table(path, columns=["user_id", "timestamp", srs.SCORE])
+    values = pipeline.support_mean(table, srs.SCORE, split, K, Q, stride, population_K=population_K, per_user=per_user)
+    values.setflags(write=False)
+    return values
+
+
 def list_datasets(data_dir=None) -> list[str]:
     base = pipeline.processed_dir(data_dir)
     if not base.is_dir():
@@ -136,10 +144,12 @@ class Dataset:
         indexing, ``pipeline.support_mean``). Refuses (``require_srs(method)``) without session statistics."""
         self.require_srs(method)
         self._check_split(split)
-        table = pq.read_table(self.root / "pairs" / f"pairs_{split}.parquet", columns=["user_id", "timestamp", srs.SCORE])
+        path = self.root / "pairs" / f"pairs_{split}.parquet"
+        stat = os.stat(path)
         stride = int(self.manifest.get("pipeline", {}).get("stride", 1))
-        return pipeline.support_mean(
-            table, srs.SCORE, split, int(K), int(Q), stride, population_K=population_K, per_user=self.test_episodes_per_user
+        population = None if population_K is None else int(population_K)
+        return _support_srs_cached(
+            str(path.resolve()), stat.st_mtime_ns, stat.st_size, split, int(K), int(Q), stride, population, self.test_episodes_per_user
         )
 
     def episodes_path(self, split: str, K: int, Q: int, population_K: int | None = None) -> Path:
@@ -150,6 +160,8 @@ class Dataset:
 
         ``query_excluded`` (not stored: derived on read from the query prefixes and
         ``excluded_from_ranking``): per query, the item the evaluator leaves out of its ranking, 0 = none.
+        ``support_srs`` (only with session statistics; derived on read, ``episode_srs``): the mean
+        session reliability score of the episode's K support pairs (SRS-adaptive MAML's task SRS).
 
         ``population_K`` (val/test; >= K): score the users eligible at population_K+Q on their last Q
         pairs, so every K of a grid sees the same learners and query pairs; ignored for train.
@@ -168,4 +180,6 @@ class Dataset:
         stat = os.stat(path)
         excluded = _query_excluded_cached(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size, self.excluded_from_ranking)
         frame[pipeline.QUERY_EXCLUDED] = excluded.to_numpy()
+        if self.srs_available:
+            frame[srs.EPISODE_COLUMN] = self.episode_srs(split, K, Q, population_K)
         return frame

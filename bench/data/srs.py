@@ -28,6 +28,7 @@ DECIMALS = 6  # notebook 03b rounds each score to 6 decimals
 COMPONENTS = ("intensity", "extent", "composition")
 PAIR_COLUMNS = ("session_events", "session_seconds", "session_kinds", "session_srs")  # session_kinds only with kinds
 SCORE = "session_srs"
+EPISODE_COLUMN = "support_srs"  # Dataset.episodes: the mean SCORE of each episode's K support pairs
 FORMULA = (
     "SRS = mean(components), rounded to 6 decimals; intensity = min(session_events / cap_events, 1); "
     "extent = min(session_seconds / cap_seconds, 1); composition = min(session_kinds / n_kinds, 1) "

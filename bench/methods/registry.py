@@ -29,8 +29,9 @@ from bench.core.metrics import evaluate_scores
 from bench.core.params import Param, Space
 from meta.engines import ENGINES, get_engine
 from meta.algorithms import check_engine
-from meta.inits import INIT_PARAMS, INITS, resolve_init_params
+from meta.inits import INIT_PARAMS, INITS, check_init, resolve_init_params
 from meta.maml import INNER_DEFAULTS, MAML_DEFAULTS, GRU4RecMethod, MAMLMethod
+from meta.srs_maml import SRS_DEFAULTS, SRSMAMLMethod
 from meta.tasks import tasks_from_episodes
 
 ZERO_SHOT, FEW_SHOT = "zero-shot", "few-shot"
@@ -61,6 +62,13 @@ PARAMS: dict[str, Param] = {
     "val_episodes": Param.int(ge=0, optional=True),
     "grad_clip": Param.float(gt=0),
     "select_init": Param.bool(),
+    # SRS-adaptive MAML (meta/srs_maml.py; notebook 10's TAU, K_MIN, K_MAX and its three parts, each switchable)
+    "srs_tau": Param.float(ge=0, le=1),
+    "srs_steps_high": Param.int(ge=0),
+    "srs_steps_low": Param.int(ge=0),
+    "srs_adaptive_steps": Param.bool(),
+    "srs_scale_rate": Param.bool(),
+    "srs_weight_outer": Param.bool(),
     # non-neural baselines (baselines/rules.py, baselines/knn.py; session-rec's names and defaults)
     "support_weights": Param.floats(ge=0),
     "steps": Param.int(ge=1),
@@ -94,6 +102,7 @@ SPACES: dict[str, dict[str, Space]] = {
     "maml": _MAML_SPACE,
     "anil": _MAML_SPACE,
     "metasgd": _MAML_SPACE,
+    "srs-maml": {key: _MAML_SPACE[key] for key in ("inner_lr", "outer_lr")},  # its steps are SRS's
     "gru4rec": _TRAINED_SPACE,
     "sasrec": _TRAINED_SPACE,
     "gru4rec-finetune": _FINETUNE_SPACE,  # its GRU4Rec: the tuned gru4rec cell's best (bench/run/tune.py)
@@ -163,6 +172,7 @@ class MethodSpec:
     description: str = ""
     default_init: str | None = None
     algorithm: str | None = None  # MAML-family: meta/algorithms.py's entry; its engines are checked
+    needs_srs: bool = False  # needs the dataset's session statistics (refused before any run without them)
 
     def resolve_params(self, overrides: dict | None) -> dict:
         """The defaults overridden by ``overrides``, each parsed by its declared type; a key the
@@ -209,20 +219,24 @@ class MethodSpec:
         return dataclasses.replace(ctx, params=self.run_params(init, self.resolve_params(ctx.params)), init=init)
 
 
-def _spec(name, factory, uses_init, modes, defaults, description, default_init=None, algorithm=None) -> MethodSpec:
+def _spec(name, factory, uses_init, modes, defaults, description, default_init=None, algorithm=None, needs_srs=False) -> MethodSpec:
     """A registry entry whose build(ctx) resolves params and init, then calls ``factory(spec, ctx)``."""
 
     def build(ctx: RunContext) -> Method:
         return factory(spec, spec.prepare(ctx))
 
     defaults = {**defaults, **INIT_PARAMS} if uses_init else dict(defaults)  # an init's own params (init_checkpoint)
-    spec = MethodSpec(name, build, uses_init, tuple(modes), defaults, description, default_init, algorithm)
+    spec = MethodSpec(name, build, uses_init, tuple(modes), defaults, description, default_init, algorithm, needs_srs)
     return spec
 
 
 def _meta(spec: MethodSpec, ctx: RunContext) -> Method:
     """A MAML-family method whose inner loop is meta/algorithms.py's ``spec.algorithm``."""
     return MAMLMethod(ctx, spec.name, ctx.init, spec.modes, ctx.params, spec.algorithm)
+
+
+def _srs_maml(spec: MethodSpec, ctx: RunContext) -> Method:
+    return SRSMAMLMethod(ctx, spec.name, ctx.init, spec.modes, ctx.params)
 
 
 def _maml_notebook(spec: MethodSpec, ctx: RunContext) -> Method:
@@ -288,6 +302,17 @@ METHODS: dict[str, MethodSpec] = {
             algorithm="metasgd",
         ),
         _spec(
+            "srs-maml",
+            _srs_maml,
+            True,
+            [ZERO_SHOT, FEW_SHOT],
+            {**MAML_DEFAULTS, **SRS_DEFAULTS},
+            "SRS-adaptive first-order MAML (seed notebooks 10/11): inner rate x task SRS, 3 steps if SRS >= 0.5 else 7, SRS-weighted outer loss",
+            default_init="random",
+            algorithm="maml",
+            needs_srs=True,
+        ),
+        _spec(
             "maml-notebook",
             _maml_notebook,
             True,
@@ -333,6 +358,14 @@ def get_method(name: str) -> MethodSpec:
     if name not in METHODS:
         raise BenchError(f"unknown method {name!r}", f"choose one of {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def check_run(method: str, init: str | None, params: dict, dataset) -> None:
+    """Refuse, before any run starts, a run its dataset cannot serve: an init that cannot be built for
+    it (a checkpoint's vocabulary), a method that needs session statistics the dataset lacks."""
+    check_init(init, params, dataset)
+    if get_method(method).needs_srs:
+        dataset.require_srs(method)
 
 
 def evaluate_method(method: Method, episodes: pd.DataFrame, mode: str) -> list[dict]:
