@@ -53,6 +53,7 @@ def test_declared_modes_and_defaults():
         "anil": ("zero-shot", "few-shot"),
         "metasgd": ("zero-shot", "few-shot"),
         "maml-notebook": ("zero-shot", "few-shot"),
+        "srs-maml": ("zero-shot", "few-shot"),
         **{name: ("zero-shot", "few-shot") for name in ("markov", "sr", "sknn", "vsknn", "recency", "recency-markov")},
         "sasrec": ("zero-shot",),
         "sasrec-finetune": ("few-shot",),
@@ -68,6 +69,10 @@ def test_declared_modes_and_defaults():
     assert set(INITS) == {"random", "gru4rec", "gru4rec-frozen-embed", "gru4rec-episode-users", "checkpoint"}
     for name in ("anil", "metasgd"):  # the same settings as MAML, so the arms differ only in what adapts
         assert METHODS[name].defaults == maml and METHODS[name].default_init == "random"
+    srs = METHODS["srs-maml"].defaults  # MAML's settings plus notebook 10's TAU, K_MIN, K_MAX, all parts on
+    assert {k: v for k, v in srs.items() if k in maml} == maml and METHODS["srs-maml"].default_init == "random"
+    assert (srs["srs_tau"], srs["srs_steps_high"], srs["srs_steps_low"]) == (0.5, 3, 7)
+    assert srs["srs_adaptive_steps"] and srs["srs_scale_rate"] and srs["srs_weight_outer"] and METHODS["srs-maml"].needs_srs
     assert maml["init_checkpoint"] is None and "init_checkpoint" not in gru
     assert [name for name, spec in INITS.items() if spec.frozen_embedding] == ["gru4rec-frozen-embed"]
 
@@ -84,7 +89,7 @@ def test_scores_cover_the_catalogue_and_padding_never_ranks_first(tiny_dataset, 
     for name, spec in METHODS.items():
         if name == "maml-notebook":
             continue  # another engineer's engine; its scores are checked in its own tests
-        params = {**SMALL_GRU4REC, "meta_iterations": 0} if name in ("maml", "anil", "metasgd") else SMALL_GRU4REC if name.startswith("gru4rec") else {}
+        params = {**SMALL_GRU4REC, "meta_iterations": 0} if spec.algorithm is not None else SMALL_GRU4REC if name.startswith("gru4rec") else {}
         params = {"hidden_dim": 16, "max_epochs": 1} if name.startswith("sasrec") else params
         method, _ = fitted(name, tiny_dataset, model_cache, **params)
         for mode in spec.modes:
