@@ -75,3 +75,16 @@ def test_project_run_reads_the_source_runs_own_validation_count():
     record = _record(run, wall=0.0, train=0.0, evaluation=0.5, fit={"seconds_per_iteration": 1.0, "val_seconds": 6.0})
     bigger = dataclasses.replace(run, params=tuple(sorted({**run.params_dict, "meta_iterations": 100, "val_every": 50}.items())))
     assert project_run(bigger, record, curve_rows=3).projected_s == pytest.approx(100 * 1.0 + 3 * (6.0 / 3) + 0.5)
+
+
+def test_seeds_project_the_other_seeds_from_the_first_ones_runs(tmp_path):
+    _store_of("smoke", tmp_path / "store")  # smoke runs seed 0 only
+    three = tmp_path / "three.toml"
+    three.write_text('extends = "smoke"\nseeds = [0, 1, 2]\n[params]\nmeta_iterations = 40\nval_every = 10\n')
+    with pytest.raises(BenchError, match="no complete counterpart"):  # without --seeds, seeds 1 and 2 are missing
+        project_grid(str(three), "smoke", str(tmp_path / "store"))
+    projected = project_grid(str(three), "smoke", str(tmp_path / "store"), seeds=[0])
+    by = {(r.cell, r.seed): r for r in projected}
+    assert {seed for _, seed in by} == {0, 1, 2}
+    assert by[("maml[random]", 2)].projected_s == by[("maml[random]", 0)].projected_s == pytest.approx(40 * 2.0 + 5 * 1.0 + 3.0)
+    assert "seed 0's run" in by[("maml[random]", 1)].how and "seed 0's run" not in by[("maml[random]", 0)].how

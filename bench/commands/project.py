@@ -16,12 +16,23 @@ def project_command(args: argparse.Namespace) -> int:
 
     console = Console()
     speedup = projection.load_speedup(args.speedup_from) if args.speedup_from else None
-    runs = projection.project_grid(args.grid, args.source, args.results, speedup)
+    seeds = None
+    if args.seeds is not None:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            seeds = []
+        if not seeds:
+            from bench.core.errors import BenchError
+
+            raise BenchError(f"--seeds {args.seeds!r} is not a comma-separated list of integers", "write e.g. --seeds 0")
+    runs = projection.project_grid(args.grid, args.source, args.results, speedup, seeds)
     by_cell: dict[str, list[projection.Projected]] = defaultdict(list)
     for run in runs:
         by_cell[run.cell].append(run)
     scaled = f", meta-learned {projection.SPEEDUP_ENGINE} runs sped up by {escape(args.speedup_from)}" if speedup else ""
-    table = Table(title=f"PROJECTION (not measured): grid {escape(args.grid)} from the measured runs of grid {escape(args.source)}{scaled}")
+    only = f" (seed(s) {escape(args.seeds)} only; other seeds cost what the first one's run did)" if seeds else ""
+    table = Table(title=f"PROJECTION (not measured): grid {escape(args.grid)} from the measured runs of grid {escape(args.source)}{only}{scaled}")
     for column in ("cell", "runs", "measured min/run", "projected min/run", "scaling (first seed)"):
         table.add_column(column, justify="left" if column.startswith(("cell", "scaling")) else "right", overflow="fold")
     for cell, cell_runs in sorted(by_cell.items(), key=lambda item: -sum(r.projected_s for r in item[1])):
@@ -51,6 +62,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("project", help="project a grid's cost from the measured runs of a cheaper grid with the same runs")
     parser.add_argument("--grid", default="full", help="the grid to project (default full)")
     parser.add_argument("--from", dest="source", default="full-short", help="the measured grid: same runs, smaller budget (default full-short)")
+    parser.add_argument("--seeds", default=None, help="the source grid was run at these seeds only (`run --seeds 0`): other seeds are projected from the first one's runs")
     parser.add_argument("--results", default=DEFAULT_RESULTS, help=f"result store folder (default: {DEFAULT_RESULTS}/)")
     parser.add_argument("--speedup-from", default=None, metavar="PERF_JSON",
                         help="a `bench perf --settings full --json` file: scale the batched runs' measured meta-iteration and validation costs by its measured speed-up (a PROJECTION)")

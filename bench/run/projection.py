@@ -27,6 +27,7 @@ time for W workers. The longest single run is a floor that no number of workers 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -133,26 +134,30 @@ def schedule(durations: list[float], workers: int) -> float:
     return max(loads)
 
 
-def project_grid(target_name: str, source_name: str, results_dir: str = "results", speedup: dict | None = None) -> list[Projected]:
+def project_grid(target_name: str, source_name: str, results_dir: str = "results", speedup: dict | None = None, seeds: list[int] | None = None) -> list[Projected]:
     """Every run of ``target_name``, projected from the complete runs of ``source_name`` in the store
     (with ``speedup``, see ``load_speedup``); refused in one line when a target run has no measured
-    counterpart."""
+    counterpart. ``seeds``: only those seeds of the source were run; a target run of another seed is
+    projected from the first of them's run of the same cell (seeds change draws, not the work),
+    and says so."""
     target, source = load_grid(target_name), load_grid(source_name)
     store = Store(results_dir, create=False)
     records = store.complete_runs()
     versions = {r["config"]["dataset"]: r["config"]["dataset_hash"] for r in records if r["config"]["dataset"] in target.datasets}
     if set(versions) != set(target.datasets):
         raise BenchError(f"no complete runs of dataset(s) {', '.join(sorted(set(target.datasets) - set(versions)))} in {store.root}", f"run `python -m bench run --grid {source_name}` first")
-    source_hashes = {run.hash for run in expand(source, versions)}
+    source_hashes = {run.hash for run in expand(source, versions, seeds)}
     measured = {_record_key(r): r for r in records if r["hash"] in source_hashes}
     projected, missing = [], []
     for run in expand(target, versions):
-        record = measured.get(_key(run))
+        stand_in = seeds is not None and run.seed not in seeds
+        record = measured.get(_key(dataclasses.replace(run, seed=seeds[0]) if stand_in else run))
         if record is None:
-            missing.append(f"{run.cell} seed={run.seed}")
+            missing.append(f"{run.cell} seed={run.seed if not stand_in else seeds[0]}")
             continue
         rows = len(pd.read_parquet(store.run_dir(record["hash"]) / "curve.parquet"))
-        projected.append(project_run(run, record, rows, speedup))
+        result = project_run(run, record, rows, speedup)
+        projected.append(dataclasses.replace(result, how=f"{result.how} (seed {seeds[0]}'s run)") if stand_in else result)
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise BenchError(
