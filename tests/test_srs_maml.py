@@ -166,3 +166,14 @@ def test_a_dataset_without_session_statistics_is_refused_before_any_run(tmp_path
     err = capsys.readouterr().err
     assert code != 0 and "srs-maml needs them" in err
     assert not results.exists()  # refused before any output
+
+
+def test_data_info_shows_the_task_srs_srs_maml_adapts_by(tiny_dataset):
+    from bench.data.info import TASK_SRS_TAU, task_srs
+
+    assert TASK_SRS_TAU == SRS_DEFAULTS["srs_tau"]
+    shown = task_srs(tiny_dataset)
+    test = tiny_dataset.episode_srs("test", shown["K"], shown["Q"])
+    assert shown["by_split"]["test"]["n"] == len(test)
+    assert shown["by_split"]["test"]["mean"] == pytest.approx(test.mean(), abs=1e-6)
+    assert shown["by_split"]["test"]["below_tau"] == pytest.approx((test < 0.5).mean(), abs=1e-6)

@@ -33,6 +33,31 @@ def cached_episode_counts(dataset) -> dict[str, int]:
     return counts
 
 
+# SRS-adaptive MAML's threshold (meta/srs_maml.py SRS_DEFAULTS, notebook 10's TAU): shown, not imported
+# (data sits below meta); tests/test_srs_maml.py checks that the two agree.
+TASK_SRS_TAU = 0.5
+
+
+def task_srs(dataset) -> dict:
+    """Per split, the distribution of the task SRS (the mean session SRS of an episode's K support pairs,
+    what srs-maml adapts by) at the dataset's K and Q, with the share of tasks below TASK_SRS_TAU; {} without
+    session statistics or episodes."""
+    if not dataset.srs_available:
+        return {}
+    from bench.core.errors import BenchError
+    from bench.data.srs import distribution
+
+    K, Q = int(dataset.manifest["counts"]["K"]), int(dataset.manifest["counts"]["Q"])
+    found = {}
+    for split in pipeline.SPLITS:
+        try:
+            values = dataset.episode_srs(split, K, Q)
+        except BenchError:  # no user of that split has K+Q pairs
+            continue
+        found[split] = {**distribution(values), "below_tau": round(float((values < TASK_SRS_TAU).mean()), 6) if len(values) else None}
+    return {"K": K, "Q": Q, "tau": TASK_SRS_TAU, "by_split": found} if found else {}
+
+
 def info_dict(name: str, data_dir=None) -> dict:
     dataset = open_dataset(name, data_dir)
     m = dataset.manifest
@@ -47,6 +72,7 @@ def info_dict(name: str, data_dir=None) -> dict:
         "cached_episodes": cached_episode_counts(dataset),
         "summaries": m.get("summaries", {}),
         "srs": dataset.srs,
+        "task_srs": task_srs(dataset),
         "diagnostics": m.get("diagnostics"),
     }
 
@@ -100,6 +126,8 @@ def show_info(name: str, data_dir=None, as_json: bool = False, console: Console 
         console.print(line, highlight=False)
     if info["srs"].get("available"):
         console.print(srs_table(info["srs"]))
+    if info["task_srs"]:
+        console.print(task_srs_table(info["task_srs"]))
     if info["diagnostics"]:
         console.print(diagnostics_table(info["diagnostics"]))
     return info
@@ -123,6 +151,17 @@ def srs_table(srs: dict) -> Table:
         table.add_column(column, justify="left" if column == "split" else "right")
     for split, values in (srs.get("pairs_by_split") or {}).items():
         table.add_row(split, *(_fmt(values.get(key)) for key in ("n", "mean", "p10", "p50", "p90")))
+    return table
+
+
+def task_srs_table(tasks: dict) -> Table:
+    """Task SRS per split (``task_srs``): what srs-maml's rate, steps and weights follow."""
+    table = Table(title=f"task SRS per split (mean over an episode's K={tasks['K']} support pairs; srs-maml's tau {tasks['tau']:g})")
+    for column in ("split", "episodes", "mean", "p10", "p50", "p90", f"below {tasks['tau']:g}"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, values in tasks["by_split"].items():
+        below = values.get("below_tau")
+        table.add_row(split, *(_fmt(values.get(key)) for key in ("n", "mean", "p10", "p50", "p90")), "-" if below is None else f"{100 * below:.1f}%")
     return table
 
 
