@@ -88,3 +88,13 @@ def test_seeds_project_the_other_seeds_from_the_first_ones_runs(tmp_path):
     assert {seed for _, seed in by} == {0, 1, 2}
     assert by[("maml[random]", 2)].projected_s == by[("maml[random]", 0)].projected_s == pytest.approx(40 * 2.0 + 5 * 1.0 + 3.0)
     assert "seed 0's run" in by[("maml[random]", 1)].how and "seed 0's run" not in by[("maml[random]", 0)].how
+
+
+@pytest.mark.parametrize("command", [["project", "--grid", "full", "--from", "full-short"], ["run", "--grid", "smoke", "--dry-run"]])
+def test_bad_seeds_are_refused_in_one_line_by_run_and_project(command, tmp_path, capsys):
+    from bench.commands.cli import main
+
+    assert main([*command, "--seeds", "0,x", "--results", str(tmp_path / "r")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --seeds '0,x' is not a comma-separated list of integers (write e.g. --seeds 0,1,2)"]
+    assert not (tmp_path / "r").exists()

@@ -15,6 +15,21 @@ from bench.plan.grid import questions_for
 from bench.store.results import Results
 
 
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``--seeds 0,1,2`` as a list (None when not given); anything else is refused in one line."""
+    if not text:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        from bench.core.errors import BenchError
+
+        raise BenchError(f"--seeds {text!r} is not a comma-separated list of integers", "write e.g. --seeds 0,1,2")
+    return seeds
+
+
 def selection_options(reference: bool = True, mixed_code: bool = True) -> argparse.ArgumentParser:
     """The options that choose what a report shows, as a parent parser."""
     common = argparse.ArgumentParser(add_help=False)

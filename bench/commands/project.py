@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
+from bench.commands.common import parse_seeds
 from bench.core.paths import DEFAULT_RESULTS
 from bench.run import projection
 
@@ -16,16 +17,7 @@ def project_command(args: argparse.Namespace) -> int:
 
     console = Console()
     speedup = projection.load_speedup(args.speedup_from) if args.speedup_from else None
-    seeds = None
-    if args.seeds is not None:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        except ValueError:
-            seeds = []
-        if not seeds:
-            from bench.core.errors import BenchError
-
-            raise BenchError(f"--seeds {args.seeds!r} is not a comma-separated list of integers", "write e.g. --seeds 0")
+    seeds = parse_seeds(args.seeds)
     runs = projection.project_grid(args.grid, args.source, args.results, speedup, seeds)
     by_cell: dict[str, list[projection.Projected]] = defaultdict(list)
     for run in runs:

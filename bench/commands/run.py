@@ -13,7 +13,7 @@ from rich.text import Text
 from bench.analysis.leaderboard import leaderboard
 from bench.analysis.questions import answer_questions, with_answers_by_dataset
 from bench.analysis.select import dataset_header
-from bench.commands.common import open_grid_datasets
+from bench.commands.common import open_grid_datasets, parse_seeds
 from bench.core.errors import BenchError
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.output.terminal import print_report
@@ -55,12 +55,7 @@ def run_command(args: argparse.Namespace) -> int:
     overrides = parse_sets(args.sets)
     if args.engine:
         overrides["engine"] = args.engine
-    seeds = None
-    if args.seeds:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        except ValueError:
-            raise BenchError(f"--seeds {args.seeds!r} is not a comma-separated list of integers", "write e.g. --seeds 0,1,2") from None
+    seeds = parse_seeds(args.seeds)
     if args.ray_address and args.executor != "ray":
         raise BenchError("--ray-address is only used with --executor ray", "add --executor ray")
     if args.jobs < 1:
