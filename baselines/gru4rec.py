@@ -54,6 +54,13 @@ TRAIN_USERS_DEFAULTS: dict = {"train_users": "all"}
 Progress = Callable[[str, int, int], None]
 
 
+Report = Callable[[int, float], None]  # (step, value so far): a tuning trial's pruning hook; may raise to stop
+
+
+def no_report(step: int, value: float) -> None:
+    """Report nothing (every run outside a tuning study)."""
+
+
 def no_progress(phase: str, done: int, total: int) -> None:
     pass
 
@@ -140,15 +147,17 @@ def evaluate_pairs(model: GRURecommender, pairs: PairTensors, batch_size: int, d
 
 
 def train_gru4rec(
-    dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu", selection: dict | None = None
+    dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu", selection: dict | None = None, report: Report = no_report
 ) -> tuple[dict, dict]:
     """Train GRU4Rec on ``dataset.pairs("train")`` (those ``selection`` keeps); return (best-by-val state_dict on CPU, info)."""
     p = gru4rec_params(params)
-    return train_on_pairs(lambda: GRURecommender(model_config(dataset.n_items, p)), dataset, p, seed, progress, device, "gru4rec", selection)
+    build = lambda: GRURecommender(model_config(dataset.n_items, p))  # noqa: E731
+    return train_on_pairs(build, dataset, p, seed, progress, device, "gru4rec", selection, report)
 
 
 def train_on_pairs(
-    build_model, dataset, p: dict, seed: int, progress: Progress, device, phase: str, selection: dict | None = None
+    build_model, dataset, p: dict, seed: int, progress: Progress, device, phase: str, selection: dict | None = None,
+    report: Report = no_report,
 ) -> tuple[dict, dict]:
     """Train ``build_model()`` (forward(prefixes, lengths) -> logits) on every train pair (or those of
     the users ``selection`` keeps, ``train_selection``) with GRU4Rec's schedule (``p``: lr, batch_size,
@@ -160,6 +169,9 @@ def train_on_pairs(
     is the last one and max_epochs stopped training: more epochs might have helped), ``n_train_pairs``,
     ``n_train_users``, ``train_users``, ``budget_pairs`` (epochs_trained x n_train_pairs: pairs seen
     by gradient steps).
+
+    ``report(epoch, val Acc@1 of the best epoch so far)`` after every epoch: a tuning trial's pruner
+    (bench/run/pruning.py) may raise there to stop the training; nothing is cached then.
 
     Deterministic for a given seed and device: weight init and dropout draw from a forked RNG
     seeded with ``seed``, and batch order from a generator seeded with ``seed``.
@@ -176,7 +188,7 @@ def train_on_pairs(
     with seeded_rng(seed, device):
         model = build_model().to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=float(p["lr"]))
-        best_loss, best_state, best_epoch = math.inf, copy.deepcopy(model.state_dict()), 0
+        best_loss, best_state, best_epoch, best_acc = math.inf, copy.deepcopy(model.state_dict()), 0, 0.0
         total_steps = int(p["max_epochs"]) * math.ceil(len(train) / batch_size)
         steps, stopped = 0, "max_epochs"
         for epoch in range(1, int(p["max_epochs"]) + 1):
@@ -193,9 +205,11 @@ def train_on_pairs(
                 progress(phase, steps, total_steps)
             val_loss, val_acc = evaluate_pairs(model, val, batch_size, device)
             epochs.append({"iteration": epoch, "train_loss": loss_sum / len(train), "val_loss": val_loss, "val_acc@1": val_acc})
-            if val_loss < best_loss:
-                best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
-            elif epoch - best_epoch >= int(p["patience"]):
+            improved = val_loss < best_loss
+            if improved:
+                best_loss, best_state, best_epoch, best_acc = val_loss, copy.deepcopy(model.state_dict()), epoch, val_acc
+            report(epoch, best_acc)  # what the kept weights score on val so far
+            if not improved and epoch - best_epoch >= int(p["patience"]):
                 stopped = "patience"
                 break
     state = {key: tensor.detach().cpu() for key, tensor in best_state.items()}
@@ -268,12 +282,13 @@ def cached_info(folder: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() and (Path(folder) / "model.pt").is_file() else None
 
 
-def load_or_train_gru4rec(ctx) -> tuple[GRURecommender, dict]:
+def load_or_train_gru4rec(ctx, report: Report = no_report) -> tuple[GRURecommender, dict]:
     """GRU4Rec for (ctx.dataset, ctx.params, ctx.seed): from ``gru4rec_folder(ctx)`` or trained once
-    and cached (``cached_training``); ctx.params' ``train_users`` picks the train pairs."""
+    and cached (``cached_training``); ctx.params' ``train_users`` picks the train pairs. ``report``: the
+    training's val curve, for the run whose own model this is (the gru4rec cell's tuning trials)."""
     selection = train_selection(ctx.params, ctx.K, ctx.Q)
     state, info = cached_training(
-        gru4rec_folder(ctx), lambda: train_gru4rec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device, selection)
+        gru4rec_folder(ctx), lambda: train_gru4rec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device, selection, report)
     )
     model = GRURecommender(model_config(ctx.dataset.n_items, ctx.params))
     model.load_state_dict(state)

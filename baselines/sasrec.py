@@ -25,7 +25,7 @@ import learn2learn as l2l
 import torch
 from torch import nn
 
-from baselines.gru4rec import GRU4REC_DEFAULTS, Progress, no_progress, cache_key, cached_training, train_on_pairs
+from baselines.gru4rec import GRU4REC_DEFAULTS, Progress, Report, no_progress, no_report, cache_key, cached_training, train_on_pairs
 from baselines.model import mask_padding
 from baselines.simple import CHUNK, check_mode
 from bench.core.errors import BenchError
@@ -136,16 +136,17 @@ class SASRec(nn.Module):
         return self.output(states[torch.arange(len(lengths), device=prefixes.device), lengths - 1])
 
 
-def train_sasrec(dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu") -> tuple[dict, dict]:
+def train_sasrec(dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu", report: Report = no_report) -> tuple[dict, dict]:
     """Train SASRec on ``dataset.pairs("train")``; return (best-by-val state_dict on CPU, info)."""
     config = sasrec_config(dataset.n_items, params)
-    return train_on_pairs(lambda: SASRec(config), dataset, sasrec_params(params), seed, progress, device, "sasrec")
+    return train_on_pairs(lambda: SASRec(config), dataset, sasrec_params(params), seed, progress, device, "sasrec", report=report)
 
 
-def load_or_train_sasrec(ctx) -> tuple[SASRec, dict]:
-    """SASRec for (ctx.dataset, ctx.params, ctx.seed): from ``cache_dir/sasrec/<sha256>/`` or trained once and cached."""
+def load_or_train_sasrec(ctx, report: Report = no_report) -> tuple[SASRec, dict]:
+    """SASRec for (ctx.dataset, ctx.params, ctx.seed): from ``cache_dir/sasrec/<sha256>/`` or trained once and
+    cached; ``report``: the training's val curve, for the run whose own model this is (the sasrec cell)."""
     folder = Path(ctx.cache_dir) / "sasrec" / cache_key(ctx.dataset.content_hash, ctx.params, ctx.seed, select=sasrec_params)
-    state, info = cached_training(folder, lambda: train_sasrec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device))
+    state, info = cached_training(folder, lambda: train_sasrec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device, report))
     model = SASRec(sasrec_config(ctx.dataset.n_items, ctx.params))
     model.load_state_dict(state)
     return model.to(ctx.device), info
@@ -166,7 +167,8 @@ class SASRecMethod:
 
     def fit(self, ctx) -> dict:
         start = time.perf_counter()
-        model, info = load_or_train_sasrec(dataclasses.replace(ctx, params=self.params))
+        own = "few-shot" not in self.modes  # the sasrec cell tunes the model itself; sasrec-finetune its inner loop
+        model, info = load_or_train_sasrec(dataclasses.replace(ctx, params=self.params), ctx.report if own else no_report)
         self.maml = l2l.algorithms.MAML(model, lr=float(self.params.get("inner_lr", 0.0)), first_order=True)
         return {"curve": info["curve"], "train_seconds": time.perf_counter() - start, "sasrec": info}
 

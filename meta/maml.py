@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from baselines.gru4rec import GRU4REC_DEFAULTS, load_or_train_gru4rec, seeded_rng
+from baselines.gru4rec import GRU4REC_DEFAULTS, load_or_train_gru4rec, no_report, seeded_rng
 from baselines.model import GRURecommender, mask_padding
 from baselines.simple import CHUNK, check_mode
 from bench.core.metrics import evaluate_scores
@@ -125,6 +125,7 @@ class MAMLMethod:
                     if acc > best_acc:
                         best_acc, best_iteration = acc, iteration
                         best_state = copy.deepcopy(maml.state_dict())
+                    ctx.report(iteration, max(best_acc, acc))  # what the kept weights score on val so far
         meta_seconds = time.perf_counter() - train_start
         maml.load_state_dict(best_state)  # the wrapper's state: Meta-SGD's inner rates too
         info = {
@@ -170,7 +171,8 @@ class GRU4RecMethod(MAMLMethod):
         self.gru4rec_info: dict = {}
 
     def build_model(self, ctx) -> GRURecommender:
-        model, self.gru4rec_info = load_or_train_gru4rec(ctx)
+        own = "few-shot" not in self.modes  # the gru4rec cell tunes the model itself; gru4rec-finetune its inner loop
+        model, self.gru4rec_info = load_or_train_gru4rec(ctx, ctx.report if own else no_report)
         return model
 
     def fit(self, ctx) -> dict:

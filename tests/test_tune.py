@@ -49,6 +49,21 @@ def _studies(results) -> dict:
     return out
 
 
+def count_computed(monkeypatch) -> list:
+    """The hashes of the runs computed from now on (in this process: jobs = 1), in order."""
+    from bench.run import execute
+
+    computed = []
+    compute = execute.compute_run
+
+    def counting(config, *args, **kwargs):
+        computed.append(config.hash)
+        return compute(config, *args, **kwargs)
+
+    monkeypatch.setattr(execute, "compute_run", counting)
+    return computed
+
+
 def test_search_spaces_agree_with_the_declared_params():
     for method, space in SPACES.items():
         assert method in METHODS and method not in NOT_TUNED
@@ -72,7 +87,6 @@ def test_eval_split_joins_the_identity_only_for_trials(run_data, grid_file):
 
 def test_tune_reads_val_only_same_n_per_cell_and_resumes_without_recomputing(run_data, grid_file, tmp_path, monkeypatch, capsys):
     from bench.data.dataset import Dataset
-    from bench.run import execute
 
     splits = []
     episodes = Dataset.episodes
@@ -81,15 +95,8 @@ def test_tune_reads_val_only_same_n_per_cell_and_resumes_without_recomputing(run
         splits.append(split)
         return episodes(self, split, *args, **kwargs)
 
-    computed = []
-    compute = execute.compute_run
-
-    def counting(config, *args, **kwargs):
-        computed.append(config.hash)
-        return compute(config, *args, **kwargs)
-
     monkeypatch.setattr(Dataset, "episodes", recording)
-    monkeypatch.setattr(execute, "compute_run", counting)
+    computed = count_computed(monkeypatch)
 
     results = tmp_path / "results"
     assert _tune(run_data, grid_file, results, 2) == 0

@@ -9,6 +9,7 @@ from bench.core.errors import BenchError
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.output.tuning import tuning_markdown
 from bench.plan.grid import available_grids, expand, load_grid
+from bench.run import pruning
 from bench.run.lock import StoreLock
 from bench.run.tune import SPLIT, TUNING_DIR, tune_cells, tune_grid, tuning_store
 
@@ -19,6 +20,10 @@ def register(subparsers) -> None:
     parser.add_argument("--trials", type=int, required=True, help="trials per tuned cell (completed + pruned; trial 0 is the grid's own settings)")
     parser.add_argument("--jobs", type=int, default=1, help="trials of a cell in parallel processes (asked J at a time)")
     parser.add_argument("--timeout-per-cell", type=float, default=None, metavar="S", help="stop asking a cell for trials once S seconds are spent on it")
+    parser.add_argument(
+        "--pruner", choices=("median", "none"), default="median",
+        help="stop a trial whose val curve falls below the median of finished trials' (default), or run every trial whole",
+    )
     parser.add_argument("--results", default=DEFAULT_RESULTS, help=f"result folder (default: {DEFAULT_RESULTS}/); trials go to RESULTS/{TUNING_DIR}/")
     parser.add_argument("--data-dir", default=default_data_dir(), help="data folder (default: data/ or $BENCH_DATA_DIR)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -52,7 +57,7 @@ def tune_command(args: argparse.Namespace) -> int:
     with StoreLock(store):
         summaries = tune_grid(
             grid, runs, args.results, args.data_dir, args.trials, args.jobs, args.timeout_per_cell, args.device,
-            notice=lambda line: print(line, flush=True),
+            notice=lambda line: print(line, flush=True), pruner=pruning.PRUNER if args.pruner == "median" else {"name": "none"},
         )
     print()
     print(tuning_markdown(summaries))

@@ -138,6 +138,10 @@ def no_progress(phase: str, done: int, total: int) -> None:
     pass
 
 
+def no_report(step: int, value: float) -> None:
+    pass
+
+
 @dataclass
 class RunContext:
     dataset: Any  # bench.data.dataset.Dataset (n_items, content_hash, pairs(split), episodes(split, K, Q, population_K))
@@ -150,6 +154,9 @@ class RunContext:
     cache_dir: Path = Path("results/cache")  # shared prerequisites (GRU4Rec weights)
     device: str = "cpu"
     progress: Callable[[str, int, int], None] = no_progress
+    # (step, val objective so far) after each validation of the run's own training; a tuning trial's
+    # pruner (bench/run/pruning.py) raises there to stop it; a no-op for every other run
+    report: Callable[[int, float], None] = no_report
 
 
 class Method(Protocol):

@@ -46,7 +46,12 @@ def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
             f"{_score(s.untuned_val)} | {_score(s.best_val)} | {params} | {warm} |"
         )
     if summaries:
-        lines += ["", "Trial 0 of each study is the grid's own settings (val untuned). No pruning: every trial runs its full budget."]
+        pruners = sorted({s.pruner for s in summaries})
+        pruned = (
+            "no pruning: every trial ran its full budget" if pruners == ["none"]
+            else "pruning: " + "; ".join(pruners) + " on each trial's val curve; a pruned trial counts toward N"
+        )
+        lines += ["", f"Trial 0 of each study is the grid's own settings (val untuned); {pruned}."]
     for label, why in skipped:
         lines.append(f"not tuned: {label} ({why})")
     return "\n".join(lines)

@@ -57,8 +57,11 @@ def start_record(config: RunConfig, threads: int) -> dict:
     }
 
 
-def compute_run(config: RunConfig, data_dir: str, cache_dir, threads: int, device: str, record: dict, progress: Progress | None = None) -> RunResult:
+def compute_run(
+    config: RunConfig, data_dir: str, cache_dir, threads: int, device: str, record: dict, progress: Progress | None = None, report=None
+) -> RunResult:
     """Fit and evaluate one run; writes nothing but shared prerequisites under ``cache_dir``.
+    ``report(step, value)``: a tuning trial's pruning hook (bench/run/pruning.py), else None.
 
     The local runner writes the result to the store itself; the Ray executor ships it back to
     the driver, which writes it (workers need no shared filesystem).
@@ -72,7 +75,7 @@ def compute_run(config: RunConfig, data_dir: str, cache_dir, threads: int, devic
     from bench.core.threads import configure_threads
 
     configure_threads(threads)
-    report = progress or (lambda *_: None)
+    say = progress or (lambda *_: None)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     # Fault injection for the executor tests: a run of this cell label raises like a broken method.
     if os.environ.get("BENCH_FAIL_CELL") and os.environ["BENCH_FAIL_CELL"] == config.cell:
@@ -99,7 +102,8 @@ def compute_run(config: RunConfig, data_dir: str, cache_dir, threads: int, devic
         init=config.init,
         cache_dir=Path(cache_dir),
         device=torch.device(device),
-        progress=lambda phase, done, total: report(config.hash, phase, done, total),
+        progress=lambda phase, done, total: say(config.hash, phase, done, total),
+        **({"report": report} if report is not None else {}),
     )
     method = spec.build(context)
     train0 = time.perf_counter()
@@ -112,13 +116,13 @@ def compute_run(config: RunConfig, data_dir: str, cache_dir, threads: int, devic
     frames = []
     eval0 = time.perf_counter()
     for mode in spec.modes:
-        report(config.hash, f"eval {mode}", 0, len(test))
+        say(config.hash, f"eval {mode}", 0, len(test))
         rows = pd.DataFrame(evaluate_method(method, test, mode))
         rows.insert(0, "mode", mode)
         rows.insert(0, "user_id", test["user_id"].astype(str).to_numpy())
         rows.insert(0, "episode", np.arange(len(test)))
         frames.append(rows)
-        report(config.hash, f"eval {mode}", len(test), len(test))
+        say(config.hash, f"eval {mode}", len(test), len(test))
     curve = pd.DataFrame(fit_info.pop("curve", []), columns=None)
     if curve.empty:
         curve = pd.DataFrame({"iteration": pd.Series(dtype="int64")})
@@ -146,11 +150,19 @@ def write_error(store: Store, run_hash: str, text: str) -> None:
 def execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int, device: str, progress: Progress | None = None) -> dict:
     """Fit and evaluate one run, write it to the store, return its run.json record. A failure no
     check could foresee leaves its traceback in ``runs/HASH/error.txt`` (the run stays incomplete)."""
+    from bench.run import pruning
+
     store = Store(results_dir)
     record = start_record(config, threads)
     store.start_run(config.hash, record)
+    spec = pruning.read_spec(store.root, config.hash)  # a tuning trial's: its study may stop it early
+    wall0 = time.perf_counter()
     try:
-        result = compute_run(config, data_dir, store.cache_dir, threads, device, record, progress)
+        result = compute_run(config, data_dir, store.cache_dir, threads, device, record, progress, pruning.trial_reporter(spec) if spec else None)
+    except pruning.Pruned as stop:
+        pruned = {**record, "finished": _now(), "wall_seconds": time.perf_counter() - wall0, "pruned_at": stop.step, "pruned_value": stop.value}
+        store.prune_run(config.hash, pruned)
+        return {**pruned, "status": "pruned"}
     except BenchError:
         raise
     except Exception:

@@ -18,8 +18,14 @@ enqueued, so the untuned val score is measured the same way.
 
 Warm starts: a cell whose weights start from a GRU4Rec (maml[gru4rec], gru4rec-finetune, ...) or from
 SASRec (sasrec-finetune) is tuned after the gru4rec (sasrec) cell, and its trials use that cell's best
-params (its space's keys: lr, dropout) for the pretrained model. No pruning: every trial runs its whole
-budget (GRU4Rec/SASRec stop early on val loss; MAML keeps its best-by-val weights).
+params (its space's keys: lr, dropout) for the pretrained model.
+
+Pruning (bench/run/pruning.py): an iterative trial reports the val Acc@1 of the weights it would keep
+after each validation (MAML family: every val_every iterations; GRU4Rec, SASRec: every epoch) and stops
+when the median rule says so; a pruned trial counts toward N (as Optuna counts it) and its run is
+stored as "pruned". ``--pruner none`` runs every trial's whole budget. With jobs > 1, which trials are
+pruned can depend on timing (a trial compares with those finished when it reports). Trials run on the
+local executor, whose workers read the driver's study file.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from bench.methods.registry import (
     get_method,
 )
 from bench.plan.grid import Grid, RunConfig, cell_fixed_keys, cell_label
+from bench.run import pruning
 from bench.run.executors import run_grid
 from bench.store.results import Store
 from meta.inits import INITS
@@ -158,8 +165,9 @@ def _optuna():
     return optuna
 
 
-def open_study(path: Path, key: str, create: bool = True):
-    """The cell's study in its JournalStorage file (created, or loaded if it exists)."""
+def open_study(path: Path, key: str, create: bool = True, pruner_settings: dict | None = None):
+    """The cell's study in its JournalStorage file (created, or loaded if it exists), with the pruner
+    of ``pruner_settings`` (default bench.run.pruning.PRUNER)."""
     optuna = _optuna()
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -168,7 +176,9 @@ def open_study(path: Path, key: str, create: bool = True):
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(path)))
-    return optuna.create_study(storage=storage, study_name=key, direction="maximize", load_if_exists=True)
+    return optuna.create_study(
+        storage=storage, study_name=key, direction="maximize", load_if_exists=True, pruner=pruning.make_pruner(pruner_settings)
+    )
 
 
 def _suggest(trial, space: dict[str, Space]) -> dict[str, Any]:
@@ -206,6 +216,7 @@ class CellSummary:
     warm_from: str | None = None
     warm_params: dict = field(default_factory=dict)
     timed_out: bool = False
+    pruner: str = "none"  # bench.run.pruning.describe of the study's pruner
 
     @property
     def finished(self) -> bool:
@@ -247,6 +258,7 @@ def summarize(study, store: Store) -> CellSummary:
         warm_from=attrs.get("warm_from"),
         warm_params=attrs.get("warm_params") or {},
         timed_out=bool(attrs.get("timed_out")),
+        pruner=attrs.get("pruner", "none"),
     )
 
 
@@ -264,13 +276,17 @@ def run_study(
     warm_params: dict | None = None,
     device: str = "cpu",
     notice: Notice = lambda line: None,
+    pruner: dict | None = None,
 ) -> CellSummary:
     """Run (or resume) one cell's study until it has ``n_trials`` completed + pruned trials, or
-    ``n_trials`` failed ones, or ``timeout`` seconds spent on it (all sessions together)."""
+    ``n_trials`` failed ones, or ``timeout`` seconds spent on it (all sessions together). ``pruner``:
+    bench.run.pruning's settings (default its PRUNER; ``{"name": "none"}``: every trial runs whole)."""
     optuna = _optuna()
     states = optuna.trial.TrialState
     store = tuning_store(results_dir)
-    study = open_study(study_path(results_dir, grid.name, cell.key), cell.key)
+    pruner = pruner or pruning.PRUNER
+    path = study_path(results_dir, grid.name, cell.key)
+    study = open_study(path, cell.key, pruner_settings=pruner)
     label = cell.base.cell
     grid_seed = cell.base.seed
     mode = objective_mode(cell.base.method)
@@ -280,6 +296,7 @@ def run_study(
         "K": cell.base.K, "Q": cell.base.Q, "seed": grid_seed, "split": SPLIT, "metric": METRIC, "mode": mode,
         "space": list(cell.space), "space_text": {k: v.describe() for k, v in cell.space.items()},
         "warm_from": cell.warm_from, "warm_params": warm_params or {}, "n_trials": n_trials, "timed_out": False,
+        "pruner": pruning.describe(pruner),
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)
@@ -301,12 +318,12 @@ def run_study(
             study.set_user_attr("timed_out", counted < n_trials)
             notice(f"tune {label}: --timeout-per-cell {timeout:g} s reached after {counted} of {n_trials} trials ({spent:.0f} s)")
             break
-        batch = []  # (trial number, config, the Trial asked here or None)
+        batch = []  # (trial number, trial id, config, the Trial asked here or None)
         for t in stale:
             if "params" not in t.user_attrs and set(t.params) != set(cell.space):  # killed while it was being asked
                 study.tell(t.number, state=states.FAIL)
                 continue
-            batch.append((t.number, _stale_config(cell, t, base_params), None))
+            batch.append((t.number, t._trial_id, _stale_config(cell, t, base_params), None))
         for _ in range(max(0, min(jobs, n_trials - counted - len(stale)))):
             study.sampler = optuna.samplers.TPESampler(seed=cell_seed(grid.name, label, grid_seed, len(study.get_trials(deepcopy=False))))
             trial = study.ask()
@@ -315,13 +332,23 @@ def run_study(
             config = trial_config(cell, values, cell.base.params_dict if untuned else base_params)
             trial.set_user_attr("hash", config.hash)
             trial.set_user_attr("params", config.params_dict)
-            batch.append((trial.number, config, trial))
-        unique = list({config.hash: config for _, config, _ in batch}.values())
-        outcomes = run_grid(unique, data_dir, store, jobs, device)
+            batch.append((trial.number, trial._trial_id, config, trial))
+        # a run already pruned (a killed driver, or a config TPE asked again) is not run again
+        unique = list({config.hash: (trial_id, config) for _, trial_id, config, _ in batch if not store.is_pruned(config.hash)}.values())
+        for trial_id, config in unique:  # the worker reports its val curve to this trial (bench/run/pruning.py)
+            pruning.write_spec(store.root, config.hash, path, cell.key, trial_id, pruner)
+        try:
+            outcomes = run_grid([config for _, config in unique], data_dir, store, jobs, device)
+        finally:
+            for _, config in unique:
+                pruning.clear_spec(store.root, config.hash)
         errors = {o.config.hash: o.error for o in outcomes if o.error}
-        for number, config, trial in batch:
+        for number, _, config, trial in batch:
             if store.is_complete(config.hash):
                 study.tell(number, val_score(store, config.hash, mode))
+            elif store.is_pruned(config.hash):
+                study.tell(number, state=states.PRUNED)
+                notice(f"tune {label}: trial {number} pruned at step {store.read_run(config.hash).get('pruned_at')}")
             else:
                 if trial is not None:
                     trial.set_user_attr("error", errors.get(config.hash, "run incomplete"))
@@ -365,6 +392,7 @@ def tune_grid(
     timeout: float | None = None,
     device: str = "cpu",
     notice: Notice = print,
+    pruner: dict | None = None,
 ) -> list[CellSummary]:
     """Tune every cell of ``runs`` (the grid at its first seed) with ``n_trials`` trials each."""
     if n_trials < 1:
@@ -378,7 +406,7 @@ def tune_grid(
         if cell.warm_from is not None and warm is None:
             notice(f"tune {cell.base.cell}: the {cell.warm_from} cell has no tuned best; its pretrained model keeps the grid's params")
         t0 = time.perf_counter()
-        summary = run_study(cell, grid, results_dir, data_dir, n_trials, jobs, timeout, warm, device, notice)
+        summary = run_study(cell, grid, results_dir, data_dir, n_trials, jobs, timeout, warm, device, notice, pruner)
         notice(
             f"tuned {cell.base.cell}: {summary.complete + summary.pruned} trials ({summary.failed} failed), "
             f"best val {METRIC} {summary.best_val if summary.best_val is not None else float('nan'):.4f} "

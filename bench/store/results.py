@@ -100,6 +100,17 @@ class Store:
         atomic_write_parquet(folder / "curve.parquet", curve)
         atomic_write_json(folder / "run.json", {**record, "schema": SCHEMA, "status": "complete"})
 
+    def prune_run(self, run_hash: str, record: dict) -> None:
+        """A tuning trial's run its study's pruner stopped (bench/run/pruning.py): run.json with status
+        "pruned" and no tables; never complete, so no report reads it, and its study never runs it again."""
+        folder = self.run_dir(run_hash)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / "run.json", {**record, "schema": SCHEMA, "status": "pruned"})
+
+    def is_pruned(self, run_hash: str) -> bool:
+        record = self.read_run(run_hash)
+        return bool(record) and record.get("status") == "pruned" and record.get("schema") == SCHEMA
+
     def complete_runs(self) -> list[dict]:
         """run.json of every complete run, sorted by hash."""
         if not self.runs_dir.is_dir():
