@@ -248,3 +248,13 @@ def test_a_warm_start_takes_the_gru4rec_cell_trained_as_its_init_is():
     assert warm_source("maml", "gru4rec") == "gru4rec"
     assert warm_source("maml", "gru4rec-episode-users") == "gru4rec train_users=episode-users"
     assert warm_source("sasrec-finetune", None) == "sasrec" and warm_source("maml", "random") is None
+    # and the default grid's tuning finds that cell: the warm start takes its best lr and dropout
+    from bench.run.tune import tune_cells
+
+    grid = load_grid("default")
+    cells, _ = tune_cells(grid, expand(grid, dict.fromkeys(grid.datasets, "h"), [grid.seeds[0]]))
+    warm = {c.base.cell: (c.warm_from, c.warm_keys) for c in cells}
+    assert warm["maml[gru4rec-episode-users]"] == ("gru4rec train_users=episode-users", ("lr", "dropout"))
+    assert warm["maml[gru4rec]"] == ("gru4rec", ("lr", "dropout")) and warm["maml[random]"] == (None, ())
+    order = [c.base.cell for c in cells]
+    assert order.index("gru4rec train_users=episode-users") < order.index("maml[gru4rec-episode-users]")

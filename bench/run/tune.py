@@ -127,10 +127,11 @@ def tune_cells(grid: Grid, runs: list[RunConfig]) -> tuple[list[TuneCell], list[
         source = warm_source(run.method, run.init)
         warm_from, warm_keys = None, ()
         if source is not None:
-            match = [r for r in runs if (r.dataset, r.K, r.Q, r.method, r.cell) == (run.dataset, run.K, run.Q, source, source)]
+            # the source cell, by label: "gru4rec", or e.g. "gru4rec train_users=episode-users" for that init
+            match = [r for r in runs if (r.dataset, r.K, r.Q, r.cell) == (run.dataset, run.K, run.Q, source) and r.method in SPACES]
             if match:
                 warm_from = source
-                warm_keys = tuple(k for k in SPACES[source] if k not in fixed.get(run.cell, set()) and k in run.params_dict)
+                warm_keys = tuple(k for k in SPACES[match[0].method] if k not in fixed.get(run.cell, set()) and k in run.params_dict)
         cells.append(TuneCell(run, space, key, warm_from, warm_keys))
     cells.sort(key=lambda c: c.warm_from is not None)  # stable: sources first
     return cells, list(dict.fromkeys(skipped))
