@@ -24,18 +24,16 @@ Model: learners enrolled in courses, not a per-course successor.
   gaps between events are lognormal (``gap_median_seconds``, ``gap_sigma``) below the 30-min
   session threshold (``gap_max_seconds``); each event has a kind (a raw XuetangX event type such as
   pause_video) drawn with the real log's printed shares (``kind_*``) or, with chance
-  ``kind_repeat``, the previous event's kind again (real types persist). Scale: the log holds ~1/4
-  of a real session's events (7.7 against 30.76 per session of >= 2 events, ~3M rows at 180k
-  learners instead of ~28M), so one generated event stands for ``gap_parts`` = 4 logged ones (a
-  gap is the sum of 4 logged gaps). The SRS divides events and seconds by their 95th percentiles,
-  so the common scale leaves intensity and extent alone; composition is matched by ``kind_repeat``.
-  The kinds come from their own random stream: they never move another column.
-  What the scale cannot give: a session's events are at least its visits, and at 1/4 of the
-  events the cap (25 events, real 115) is near the visits of the long sessions most pairs come
-  from, so those saturate: the task SRS is 0.81 train / 0.79 val / 0.80 test with 17-19% below
-  0.5, where real XuetangX has 0.6157 / 0.5353 / 0.5355 and 37.8% (notebook 10 cell 10-04). At
-  the real event scale (``mean_events`` 24, ``gap_parts`` 1, ``kind_repeat`` 0.6; 60k learners,
-  4.0M rows) the same model gives 0.64 / 0.52 / 0.56 and 34%, but 180k learners would need ~12M rows.
+  ``kind_repeat``, the previous event's kind again (real types persist). Scale: the real one (a
+  generated event is a logged event): 30.4 events per session of >= 2 events against the printed
+  30.76, 14.5M rows at 180k learners (real XuetangX: 27.9M events of 173k users); building it peaks at
+  ~8 GB of memory. A quarter of the events (one generated event standing for 4) was tried first: the
+  session-level SRS matched, but a session's events are at least its visits, so the cap (25 events)
+  sat near the visits of the long sessions most pairs come from and the task SRS came out 0.81 train
+  with 18% below 0.5, against the printed 0.6157 and 37.8% (notebook 10 cell 10-04). At the real
+  scale it is 0.56 train / 0.48 val / 0.50 test with 48% of train tasks below 0.5 (``bench data
+  info`` prints it): lower than real, mostly through the extent (durations p50 620 s, real 821 s). The kinds come from their own
+  random stream: they never move another column.
 At the defaults (180k learners): 59% of learners end with one enrolled course (p99 14, max ~110),
 79% of sessions hold one course (max ~300), a course has ~1.8 forward links, 11% none.
 Knobs were chosen by looking at data statistics only (the bands of issue 8, printed by
@@ -93,17 +91,13 @@ KNOB_SOURCES.update({
     for kind, knob in zip(EVENT_KINDS, KIND_KNOBS)
 })
 # Session statistics (issue 24): printed by the seed for real XuetangX (notebooks 02_sessionize, 03b_srs_scores,
-# 09_srs_validation); sessions of >= 2 events, as the seed keeps. The scale: the log may hold at most ~2x the
-# previous 1.6M rows at 180k learners where real XuetangX has 27.9M events, so a generated session has ~1/4
-# of a real one's events (7.7 against 30.76 on average) and one generated event stands for gap_parts = 4
-# logged ones. The SRS takes events and seconds over their 95th percentiles, so that common scale leaves
-# intensity and extent alone; composition is not scale-free and is matched by kind_repeat.
+# 09_srs_validation); sessions of >= 2 events, as the seed keeps. At the real scale: a generated event is a logged
+# one (gap_parts 1), so events, seconds and kinds per session are compared with the printed figures directly.
 KNOB_SOURCES.update({
     "mean_events": (
-        "the scale only (events per session, not their shape): the row budget of issue 24 (at most ~2x the "
-        "previous 1,596,402 rows at 180k learners) gives 7.7 events per session of >= 2 events, 1/4 of real "
-        "XuetangX's 30.76 (27,875,155 events in 906,341 sessions, seed notebook 02_sessionize_xuetangx "
-        "cells 02-05 and 02-11); the SRS's intensity is events over their 95th percentile, so the scale does not move it"
+        "events per session: 30.4 per session of >= 2 events at 60k learners against real XuetangX's 30.76 "
+        "(27,875,155 events in 906,341 sessions, seed notebook 02_sessionize_xuetangx cells 02-05 and 02-11); "
+        "its 95th percentile comes out 110 events where the seed's SRS cap is 115 (notebook 03b_srs_scores_xuetangx cell 03b-03)"
     ),
     "events_sigma": (
         "the shape of events per session: the median at 0.0957 of the 95th percentile as on real XuetangX "
@@ -128,14 +122,15 @@ KNOB_SOURCES.update({
         "1800): a longer pause starts a new session, so no gap inside one exceeds it"
     ),
     "gap_parts": (
-        "the event scale: real sessions of >= 2 events average 30.76 events (seed notebook 02_sessionize_xuetangx "
-        "cells 02-05 and 02-11), the generated ones 7.7 at the defaults, so one generated event stands for 4 logged "
-        "ones and its gap is the sum of 4 logged gaps: a session's seconds are those of a log with 4 times its events"
+        "1: a generated event is a logged one (the real scale), so a gap between events is one logged gap; "
+        "a scale of 4 (one generated event for 4 logged ones, a quarter of the rows) was tried first and left the "
+        "task SRS at 0.81 against the printed 0.6157 (seed notebook 10 cell 10-04): a session's events are at least "
+        "its visits, which a quarter-scale cap no longer clears"
     ),
     "kind_repeat": (
         "set so that the composition's mean over sessions of >= 2 events is real XuetangX's 0.5123 (seed notebook "
-        "09_srs_validation_xuetangx cell 09-05; 0.51 here at 180k learners, 0.54 with independent kinds): real "
-        "event types persist (a session of median ~11 events holds 3 distinct types, p50 0.5 in the same cell)"
+        "09_srs_validation_xuetangx cell 09-05): 0.5124 at 60k learners, 0.57 at kind_repeat 0.6, more with independent "
+        "kinds: real event types persist (a session of median ~11 events holds 3 distinct types, p50 0.5 in the same cell)"
     ),
 })
 KIND_SEED_OFFSET = 24  # event kinds come from their own stream, seed [seed, 24], so the interactions' other columns are unchanged
@@ -174,16 +169,16 @@ class SynthConfig:
     p_enrol_switch: float = 0.15  # chance a switch inside a session enrols in a new course
     p_return: float = 0.35  # chance a visit returns to the course before the current one (A-B-A)
     # Session statistics (issue 24): events, seconds and kinds of a session feed only the SRS (bench.data.srs);
-    # one generated event stands for about gap_parts logged ones (see KNOB_SOURCES for the scale)
-    mean_events: float = 5.5  # events of a one-course session: 1 + Poisson(rate), the rate's mean mean_events - 1 ...
+    # at the real scale (a generated event is a logged one; see KNOB_SOURCES)
+    mean_events: float = 28.5  # events of a one-course session: 1 + Poisson(rate), the rate's mean mean_events - 1 ...
     events_sigma: float = 1.43  # ... times the session's lognormal activity of mean 1 and this sigma (0: plain Poisson) ...
     events_visits_power: float = 0.0  # ... times v ** power over a session's v visits (1: each visit adds alike; 0: not at all)
     mean_gap_days: float = 3.0  # between a learner's sessions (exponential)
     gap_median_seconds: float = 4.0  # between events inside a session: lognormal with this median ...
     gap_sigma: float = 3.07  # ... and this sigma, ...
     gap_max_seconds: float = 1800.0  # ... redrawn above this (a longer pause would end the session); ...
-    gap_parts: int = 4  # ... a generated gap is the sum of this many such draws (one event stands for this many)
-    kind_repeat: float = 0.13  # chance an event repeats the previous event's kind in its session (else drawn by the shares)
+    gap_parts: int = 1  # ... a generated gap is the sum of this many such draws (one event stands for this many)
+    kind_repeat: float = 0.75  # chance an event repeats the previous event's kind in its session (else drawn by the shares)
     # each event's kind (the raw XuetangX event type), by share of events; see KNOB_SOURCES
     kind_pause_video: float = 0.373076
     kind_seek_video: float = 0.174218
