@@ -151,8 +151,11 @@ def register(subparsers) -> None:
         "long_session_scale": "least switches of a long session", "long_session_tail": "Pareto tail of a long session's switches",
         "max_session_courses": "cap on course visits per session", "p_enrol_start": "chance a session starts on a new enrolment",
         "p_enrol_switch": "chance a switch enrols in a new course", "p_return": "chance of returning to the course before (A-B-A)",
-        "mean_events": "events per course visit", "mean_gap_days": "days between sessions",
-        "mean_event_seconds": "seconds between events",
+        "mean_events": "mean events of a one-course session", "events_sigma": "lognormal sigma of a session's activity (events)",
+        "events_visits_power": "how a session's events grow with its visits (v ** power)", "mean_gap_days": "days between sessions",
+        "gap_median_seconds": "median seconds between events", "gap_sigma": "lognormal sigma of the seconds between events",
+        "gap_max_seconds": "longest gap inside a session", "gap_parts": "logged gaps summed per generated gap",
+        "kind_repeat": "chance an event repeats the previous event's kind",
     }
     for field in dataclasses.fields(SynthConfig):
         flag = "--" + field.name.replace("_", "-")

@@ -14,10 +14,26 @@ Model: learners enrolled in courses, not a per-course successor.
   returns to the course before the current one (A-B-A, ``p_return``), enrols in a new course
   (``p_enrol_switch``) or switches to another enrolled course. The enrolled set's size comes out
   heavy-tailed with mode 1.
-- Staying on a course is its visit's events (1 + Poisson: the consecutive repeats the pipeline
-  removes); times and gaps as in a log. Each event has a kind (a raw XuetangX event type such as
-  pause_video) drawn independently with the real log's printed shares (``kind_*`` knobs, from their
-  own random stream): they feed only the session reliability score's composition (bench.data.srs).
+- Staying on a course is its visit's events (at least one; the consecutive repeats the pipeline
+  removes, so they never change a pair). Their number, their gaps and their kinds are the session
+  statistics the session reliability score (bench.data.srs) reads, calibrated on what the seed prints
+  for real XuetangX (issue 24, ``KNOB_SOURCES``): a session's events beyond one per visit are
+  Poisson, their mean ``mean_events`` - 1 times a lognormal session activity (``events_sigma``:
+  heavy-tailed, the median at ~0.1 of the 95th percentile as printed), and do not grow with its
+  visits (``events_visits_power`` 0); the
+  gaps between events are lognormal (``gap_median_seconds``, ``gap_sigma``) below the 30-min
+  session threshold (``gap_max_seconds``); each event has a kind (a raw XuetangX event type such as
+  pause_video) drawn with the real log's printed shares (``kind_*``) or, with chance
+  ``kind_repeat``, the previous event's kind again (real types persist). Scale: the real one (a
+  generated event is a logged event): 30.4 events per session of >= 2 events against the printed
+  30.76, 14.5M rows at 180k learners (real XuetangX: 27.9M events of 173k users); building it peaks at
+  ~8 GB of memory. A quarter of the events (one generated event standing for 4) was tried first: the
+  session-level SRS matched, but a session's events are at least its visits, so the cap (25 events)
+  sat near the visits of the long sessions most pairs come from and the task SRS came out 0.81 train
+  with 18% below 0.5, against the printed 0.6157 and 37.8% (notebook 10 cell 10-04). At the real
+  scale it is 0.56 train / 0.48 val / 0.50 test with 48% of train tasks below 0.5 (``bench data
+  info`` prints it): lower than real, mostly through the extent (durations p50 620 s, real 821 s). The kinds come from their own
+  random stream: they never move another column.
 At the defaults (180k learners): 59% of learners end with one enrolled course (p99 14, max ~110),
 79% of sessions hold one course (max ~300), a course has ~1.8 forward links, 11% none.
 Knobs were chosen by looking at data statistics only (the bands of issue 8, printed by
@@ -59,7 +75,7 @@ KNOB_SOURCES = {
 # Event kinds: the shares of the real log's event types as the seed prints them (notebook
 # 01_ingest_xuetangx cell 01-08, app/data/01_ingest_xuetangx/20260408_125223/report.json
 # sanity_samples.top_event_types: the kept log has 8 types, 28,002,537 events); each event draws its
-# kind independently with these shares. They feed only the SRS's composition (bench.data.srs).
+# kind with these shares (or repeats the previous one, kind_repeat). They feed only the SRS's composition.
 XUETANGX_EVENT_TYPE_COUNTS = {
     "pause_video": 10447067, "seek_video": 4878540, "problem_get": 4594062, "load_video": 3832977,
     "problem_check": 1589086, "problem_check_correct": 1287667, "problem_check_incorrect": 717231, "problem_save": 655907,
@@ -70,9 +86,52 @@ KNOB_SOURCES.update({
     knob: (
         f"share of {kind} among the real log's kept events: {XUETANGX_EVENT_TYPE_COUNTS[kind]:,} of 28,002,537 "
         "(seed notebook 01_ingest_xuetangx cell 01-08 / its report.json top_event_types), rounded to 6 decimals; "
-        "drawn per event, independently; used only by the SRS's composition"
+        "drawn per event (unless it repeats the previous kind, kind_repeat); used only by the SRS's composition"
     )
     for kind, knob in zip(EVENT_KINDS, KIND_KNOBS)
+})
+# Session statistics (issue 24): printed by the seed for real XuetangX (notebooks 02_sessionize, 03b_srs_scores,
+# 09_srs_validation); sessions of >= 2 events, as the seed keeps. At the real scale: a generated event is a logged
+# one (gap_parts 1), so events, seconds and kinds per session are compared with the printed figures directly.
+KNOB_SOURCES.update({
+    "mean_events": (
+        "events per session: 30.4 per session of >= 2 events at 60k learners against real XuetangX's 30.76 "
+        "(27,875,155 events in 906,341 sessions, seed notebook 02_sessionize_xuetangx cells 02-05 and 02-11); "
+        "its 95th percentile comes out 110 events where the seed's SRS cap is 115 (notebook 03b_srs_scores_xuetangx cell 03b-03)"
+    ),
+    "events_sigma": (
+        "the shape of events per session: the median at 0.0957 of the 95th percentile as on real XuetangX "
+        "(intensity p50 0.0957, seed notebook 09_srs_validation_xuetangx cell 09-05, of the cap 115 events, "
+        "notebook 03b_srs_scores_xuetangx cell 03b-03: median ~11 events); lognormal sigma = -ln(0.0957) / 1.645 = 1.43, "
+        "whose mean / median exp(sigma^2 / 2) = 2.78 agrees with the printed 30.76 / 11 = 2.80"
+    ),
+    "events_visits_power": (
+        "how a session's events grow with its course visits, pinned by the SRS of real pairs: mean 0.4887 over "
+        "pairs (seed notebook 03b_srs_scores_xuetangx cell 03b-05) against 0.3248 over sessions (cell 03b-04); "
+        "at the real event scale (mean_events 24, cap ~93 events, 60k learners) power 0 gives 0.51 over pairs "
+        "and power 1 gives 0.66, so beyond one event per visit a session's events do not grow with its visits"
+    ),
+    "gap_median_seconds": "median gap between consecutive events of a session, 4 s (seed notebook 02_sessionize_xuetangx cell 02-04 p50_sec)",
+    "gap_sigma": (
+        "lognormal sigma = ln(p90 / p50) / 1.2816 from the printed gaps p50 4 s and p90 205 s (seed notebook "
+        "02_sessionize_xuetangx cell 02-04; p95 504 s would give 2.94); it puts 2.3% of gaps above 30 min, "
+        "where the log has 2.17% (same cell)"
+    ),
+    "gap_max_seconds": (
+        "the seed's 30-min inactivity threshold (notebook 02_sessionize_xuetangx cell 02-05, gap_threshold_seconds "
+        "1800): a longer pause starts a new session, so no gap inside one exceeds it"
+    ),
+    "gap_parts": (
+        "1: a generated event is a logged one (the real scale), so a gap between events is one logged gap; "
+        "a scale of 4 (one generated event for 4 logged ones, a quarter of the rows) was tried first and left the "
+        "task SRS at 0.81 against the printed 0.6157 (seed notebook 10 cell 10-04): a session's events are at least "
+        "its visits, which a quarter-scale cap no longer clears"
+    ),
+    "kind_repeat": (
+        "set so that the composition's mean over sessions of >= 2 events is real XuetangX's 0.5123 (seed notebook "
+        "09_srs_validation_xuetangx cell 09-05): 0.5124 at 60k learners, 0.57 at kind_repeat 0.6, more with independent "
+        "kinds: real event types persist (a session of median ~11 events holds 3 distinct types, p50 0.5 in the same cell)"
+    ),
 })
 KIND_SEED_OFFSET = 24  # event kinds come from their own stream, seed [seed, 24], so the interactions' other columns are unchanged
 
@@ -109,9 +168,17 @@ class SynthConfig:
     p_enrol_start: float = 0.3  # chance a later session starts on a new enrolment
     p_enrol_switch: float = 0.15  # chance a switch inside a session enrols in a new course
     p_return: float = 0.35  # chance a visit returns to the course before the current one (A-B-A)
-    mean_events: float = 2.0  # logged events per course visit (1 + Poisson)
+    # Session statistics (issue 24): events, seconds and kinds of a session feed only the SRS (bench.data.srs);
+    # at the real scale (a generated event is a logged one; see KNOB_SOURCES)
+    mean_events: float = 28.5  # events of a one-course session: 1 + Poisson(rate), the rate's mean mean_events - 1 ...
+    events_sigma: float = 1.43  # ... times the session's lognormal activity of mean 1 and this sigma (0: plain Poisson) ...
+    events_visits_power: float = 0.0  # ... times v ** power over a session's v visits (1: each visit adds alike; 0: not at all)
     mean_gap_days: float = 3.0  # between a learner's sessions (exponential)
-    mean_event_seconds: float = 120.0  # between events inside a session (exponential)
+    gap_median_seconds: float = 4.0  # between events inside a session: lognormal with this median ...
+    gap_sigma: float = 3.07  # ... and this sigma, ...
+    gap_max_seconds: float = 1800.0  # ... redrawn above this (a longer pause would end the session); ...
+    gap_parts: int = 1  # ... a generated gap is the sum of this many such draws (one event stands for this many)
+    kind_repeat: float = 0.75  # chance an event repeats the previous event's kind in its session (else drawn by the shares)
     # each event's kind (the raw XuetangX event type), by share of events; see KNOB_SOURCES
     kind_pause_video: float = 0.373076
     kind_seek_video: float = 0.174218
@@ -135,6 +202,9 @@ class SynthConfig:
              "tails, zipf and alpha must be positive"),
             (self.graph_window >= 0, "--graph-window must be at least 0"),
             (self.mean_events >= 1 and self.max_sessions >= 1 and self.max_session_courses >= 1, "means and caps must be at least 1"),
+            (self.events_sigma >= 0 and self.gap_sigma >= 0 and 0 < self.gap_median_seconds <= self.gap_max_seconds and self.gap_parts >= 1,
+             "--events-sigma and --gap-sigma must be non-negative, --gap-median-seconds positive and at most --gap-max-seconds, --gap-parts at least 1"),
+            (0.0 <= self.kind_repeat < 1.0, "--kind-repeat must lie in [0, 1)"),
             (all(share >= 0 for share in self.kind_shares()) and sum(self.kind_shares()) > 0,
              "event kind shares (--kind-*) must be non-negative with a positive sum"),
         ]
@@ -331,12 +401,52 @@ def simulate_visits(config: SynthConfig, rng: np.random.Generator, cat: _Catalog
     return Visits(session_user, visit_session, courses[offsets[visit_user] + index], action, n_enrolled)
 
 
-def event_kinds(config: SynthConfig, n_events: int) -> np.ndarray:
-    """Each event's kind (``EVENT_KINDS``), drawn independently by ``config.kind_shares()`` from the
-    stream seeded ``[seed, KIND_SEED_OFFSET]``, so adding kinds left every other column as it was."""
+def event_kinds(config: SynthConfig, event_session: np.ndarray) -> np.ndarray:
+    """Each event's kind (``EVENT_KINDS``) from the stream seeded ``[seed, KIND_SEED_OFFSET]``, so the
+    kinds never move another column: drawn by ``config.kind_shares()``, except that an event after its
+    session's first repeats the previous event's kind with chance ``config.kind_repeat`` (the shares
+    stay each kind's share of events)."""
     rng = np.random.default_rng([config.seed, KIND_SEED_OFFSET])
     cdf = np.cumsum(np.asarray(config.kind_shares(), dtype=np.float64))
-    return np.asarray(EVENT_KINDS, dtype=object)[_draw_from_cdf(cdf, rng.random(n_events))]
+    kind = _draw_from_cdf(cdf, rng.random(len(event_session)))
+    if config.kind_repeat > 0:
+        repeat = (rng.random(len(event_session)) < config.kind_repeat) & ~_starts(event_session)
+        kind = kind[np.maximum.accumulate(np.where(repeat, 0, np.arange(len(kind))))]  # the last fresh draw
+    return np.asarray(EVENT_KINDS, dtype=object)[kind]
+
+
+def _visit_events(rng, config: SynthConfig, visit_session: np.ndarray) -> np.ndarray:
+    """Events of each course visit: 1 + Poisson(rate). The rate is ``mean_events - 1`` times its
+    session's activity, a lognormal factor of mean 1 and sigma ``events_sigma`` shared by the
+    session's visits (none drawn at 0: the plain Poisson), times ``v ** (events_visits_power - 1)`` in
+    a session of v visits: at power 1 every visit adds as many events, at 0 a session's events beyond
+    one per visit do not grow with its visits."""
+    rate = np.full(len(visit_session), config.mean_events - 1.0)
+    if config.events_sigma > 0:
+        sigma = config.events_sigma
+        n_sessions = int(visit_session[-1]) + 1 if len(visit_session) else 0
+        rate *= rng.lognormal(-sigma * sigma / 2, sigma, size=n_sessions)[visit_session]
+    if config.events_visits_power != 1:
+        rate *= np.bincount(visit_session)[visit_session].astype(np.float64) ** (config.events_visits_power - 1)
+    return 1 + rng.poisson(rate)
+
+
+def _event_gaps(rng, config: SynthConfig, n: int) -> np.ndarray:
+    """Whole seconds (at least 1) between consecutive events of a session: the sum of ``gap_parts``
+    draws of a lognormal (median ``gap_median_seconds``, sigma ``gap_sigma``) whose draws above
+    ``gap_max_seconds`` are redrawn (a longer pause would have ended the session; the few left after
+    8 rounds are clipped). One generated event stands for ``gap_parts`` logged ones, so a session's
+    seconds are those of a log with that many times its events."""
+    total = np.zeros(n)
+    for _ in range(config.gap_parts):
+        gap = rng.lognormal(np.log(config.gap_median_seconds), config.gap_sigma, size=n)
+        for _ in range(8):
+            over = np.flatnonzero(gap > config.gap_max_seconds)
+            if len(over) == 0:
+                break
+            gap[over] = rng.lognormal(np.log(config.gap_median_seconds), config.gap_sigma, size=len(over))
+        total += np.minimum(gap, config.gap_max_seconds)
+    return np.maximum(np.rint(total), 1).astype(np.int64)
 
 
 def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
@@ -349,14 +459,15 @@ def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
     session_user, visit_session, visit_course = visits.session_user, visits.visit_session, visits.visit_course
     S, V = len(session_user), len(visit_session)
 
-    # Events: each visit logs 1 + Poisson events; times increase strictly inside a session, and a
-    # learner's sessions are separated by exponential gaps from a random start in the log's window.
-    n_events = 1 + rng.poisson(config.mean_events - 1, size=V)
+    # Events: each visit logs a heavy-tailed count (_visit_events); times increase strictly inside a
+    # session by heavy-tailed gaps (_event_gaps), and a learner's sessions are separated by exponential
+    # gaps from a random start in the log's window.
+    n_events = _visit_events(rng, config, visit_session)
     event_visit = np.repeat(np.arange(V), n_events)
     event_session = visit_session[event_visit]
     E = len(event_visit)
     first_event = _starts(event_session)
-    step = 1 + rng.exponential(config.mean_event_seconds, size=E).astype(np.int64)
+    step = _event_gaps(rng, config, E)
     within = _segment_cumsum(np.where(first_event, 0, step), first_event)
     first_session = _starts(session_user)
     gap = (rng.exponential(config.mean_gap_days * 86400, size=S)).astype(np.int64) + 3600
@@ -372,7 +483,7 @@ def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
             "item": course_ids[visit_course[event_visit]],
             "timestamp": timestamp.astype(np.int64),
             "session": session_names[event_session],
-            "kind": event_kinds(config, E),
+            "kind": event_kinds(config, event_session),
         }
     )
 
@@ -392,7 +503,7 @@ def build_synthetic(
     source = {"kind": "synth", "generator": "bench.data.synth", "parameters": parameters, "parameter_sources": sources}
     return build.build_dataset(
         interactions, name=name, data_dir=data_dir, source=source, config=pipeline_config, force=force, progress=progress,
-        kinds_from="the generator's event kind (the raw XuetangX event type, drawn per event by the kind_* shares)",
+        kinds_from="the generator's event kind (the raw XuetangX event type, drawn per event by the kind_* shares or repeated, kind_repeat)",
     )
 
 
