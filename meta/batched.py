@@ -25,6 +25,12 @@ How it is made fast (torch.profiler, one thread):
   one large matrix product for all tasks instead of n small ones; past a sequence's end the update
   gate is exactly 1 (no mask per step).
 - Updates in place (``update_in_place``): no fresh per-task copies per inner step.
+- The one-layer GRU itself runs on a compiled kernel (meta/fused.py, meta/fused_gru.cpp) where it
+  builds: each task's whole sequence with its own W_hh hot in cache, a register-blocked small
+  product per step and the gate work fused per row, instead of SegmentedGRU's one batched product
+  per step that streams every task's weights from memory (2.1x per meta-iteration at the `full`
+  grid's settings, one thread). SegmentedGRU stays as the fallback (SegmentedBatchedMAML) and the
+  kernel's reference; both equal per-task learn2learn (tests/test_batched.py).
 The first batched engine (packed [n, M] layout, per-task products everywhere, l2l's
 ``maml_update``) is kept as LegacyBatchedMAML ("batched-v1", not in the engine registry) so that
 `python -m bench perf --settings full` can time the two in one process; multi-layer GRUs still
@@ -50,6 +56,8 @@ import torch.nn.functional as F
 from learn2learn.algorithms.maml import maml_update
 from torch import nn
 
+from meta.fused import FusedGRU, KernelSide, shared_over_tasks
+from meta.fused import load as load_fused
 from meta.tasks import TaskPlan
 
 # Tasks adapted together at evaluation: bounds memory (logit gradients are tasks x steps*K x V);
@@ -82,6 +90,8 @@ class StackedBatch(NamedTuple):
     support_layout: SideLayout | None = None  # the same support side cut into segments (SegmentedGRU)
     query_layout: SideLayout | None = None
     row_tasks: torch.Tensor | None = None  # [R] stacked task of each flat row (per-task rates: meta/tasks.py TaskPlan)
+    support_kernel: KernelSide | None = None  # the same sides as the compiled kernel reads them (meta/fused.py)
+    query_kernel: KernelSide | None = None
 
 
 class SideLayout(NamedTuple):
@@ -186,7 +196,7 @@ def _sorted_side(tasks: Sequence, order: list[int], prefixes: str, lengths: str,
     labels_tensor = torch.gather(torch.stack([getattr(tasks[i], labels) for i in order]), 1, perm_tensor)
     steps, positions = step_blocks([sorted(ls, reverse=True) for ls in lists])
     mask = (torch.arange(width, device=device) < lengths_tensor.unsqueeze(-1)).unsqueeze(-1)
-    return pack_steps(stacked, positions), pack_steps(mask, positions), labels_tensor, perm_tensor, steps
+    return pack_steps(stacked, positions), pack_steps(mask, positions), labels_tensor, perm_tensor, steps, stacked, lengths_tensor
 
 
 def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
@@ -195,8 +205,8 @@ def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
         raise ValueError("task-batched adaptation needs the same K and Q in every task of a batch")
     longest = [int(t.support_lengths.max()) for t in tasks]
     order = sorted(range(len(tasks)), key=lambda i: -longest[i])
-    support, support_mask, support_labels, _, support_steps = _sorted_side(tasks, order, "support_prefixes", "support_lengths", "support_labels")
-    query, query_mask, query_labels, query_order, query_steps = _sorted_side(tasks, order, "query_prefixes", "query_lengths", "query_labels")
+    support, support_mask, support_labels, _, support_steps, support_items, support_lengths = _sorted_side(tasks, order, "support_prefixes", "support_lengths", "support_labels")
+    query, query_mask, query_labels, query_order, query_steps, query_items, query_lengths = _sorted_side(tasks, order, "query_prefixes", "query_lengths", "query_labels")
     n = support.shape[0]
     offsets = torch.arange(n, device=support.device).view(n, 1) * vocab_size
     keys = torch.cat([(support + offsets).flatten(), (query + offsets).flatten()])
@@ -204,6 +214,13 @@ def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
     split = support.numel()
     support_rows, query_rows = inverse[:split].view_as(support), inverse[split:].view_as(query)
     row_table, row_slot = row_tables(unique_keys, n, vocab_size)
+
+    def kernel_side(items: torch.Tensor, lengths: torch.Tensor) -> KernelSide:
+        # Each position's row-table slot (positions past a row's length: any slot, never read).
+        keys = items + offsets.view(n, 1, 1)
+        rows = torch.searchsorted(unique_keys, keys).clamp_(max=unique_keys.numel() - 1)
+        return KernelSide(slots=row_slot[rows].contiguous(), lengths=lengths.contiguous())
+
     return StackedBatch(
         task_order=torch.tensor(order, dtype=torch.long, device=support.device),
         support_rows=support_rows,
@@ -219,6 +236,8 @@ def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
         row_tasks=torch.div(unique_keys, vocab_size, rounding_mode="floor"),
         support_layout=side_layout(support_rows, support_mask, support_steps, row_table, row_slot),
         query_layout=side_layout(query_rows, query_mask, query_steps, row_table, row_slot),
+        support_kernel=kernel_side(support_items, support_lengths),
+        query_kernel=kernel_side(query_items, query_lengths),
     )
 
 
@@ -359,10 +378,7 @@ def _tanh_(x: torch.Tensor) -> torch.Tensor:
     return x.mul_(2).sigmoid_().mul_(2).sub_(1)
 
 
-def _shared(tensor: torch.Tensor) -> bool:
-    """Is this stacked [n, ...] tensor one tensor expanded over tasks (the meta-weights, before any
-    inner step)? Then a product with it is one large matrix product instead of n small ones."""
-    return tensor.stride(0) == 0 or tensor.shape[0] == 1
+_shared = shared_over_tasks  # (meta/fused.py) the meta-weights expanded over tasks: one product for all
 
 
 class SegmentedGRU(torch.autograd.Function):
@@ -551,6 +567,7 @@ class StackedParams(nn.Module):
         self.step_states: torch.Tensor | None = None  # [n, steps * B, H] final states of past steps
         self.step_logit_grads: torch.Tensor | None = None  # [n, steps * B, V] their logit gradients
         self.segmented = True  # SegmentedGRU (False: the first engine's packed path, for comparison)
+        self.fused = True  # the compiled kernel (meta/fused.py) where it loads, else SegmentedGRU
         for name, tensor in tensors.items():
             self._parameters[name] = tensor
 
@@ -564,7 +581,11 @@ class StackedParams(nn.Module):
             parameters = self._parameters
             tensors = [parameters[name] for name in ("embedding_rows", "weight_ih_l0", "bias_ih_l0", "weight_hh_l0", "bias_hh_l0")]
             needs_backward = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-            state = SegmentedGRU.apply(layout, needs_backward, *tensors)
+            kernel_side = getattr(batch, f"{side}_kernel")
+            if self.fused and kernel_side is not None and tensors[0].device.type == "cpu" and all(t.dtype == torch.float32 for t in tensors) and load_fused() is not None:
+                state = FusedGRU.apply(kernel_side, layout.row_table, layout.row_slot, needs_backward, *tensors)
+            else:
+                state = SegmentedGRU.apply(layout, needs_backward, *tensors)
         else:
             state = self._packed_state(getattr(batch, f"{side}_rows"), getattr(batch, f"{side}_mask"), getattr(batch, f"{side}_steps"), training)
         return self._output(state, dropout, training)
@@ -655,6 +676,7 @@ class BatchedMAML:
 
     name = "batched"
     segmented = True  # SegmentedGRU; False: the first batched engine's packed path (LegacyBatchedMAML)
+    fused = True  # one-layer GRUs on the compiled kernel (meta/fused.py) where it loads
     eval_chunk = EVAL_CHUNK  # tasks adapted together by query_scores
 
     def _stacked(self, model: nn.Module, batch: StackedBatch, n: int, detach: bool, lr: float) -> StackedParams:
@@ -678,6 +700,7 @@ class BatchedMAML:
         tensors["output_bias"] = bias.expand(n, *bias.shape)
         stacked = StackedParams(tensors, source(model.output.weight), n_layers, lr, float(gru.dropout))
         stacked.segmented = self.segmented
+        stacked.fused = self.fused and self.segmented
         return stacked
 
     def _adapt(self, stacked: StackedParams, batch: StackedBatch, lr: float, inner_steps: int, dropout: float, training: bool, plan: TaskPlan | None = None) -> StackedParams:
@@ -703,7 +726,8 @@ class BatchedMAML:
             rates = {}
             if plan is not None:
                 factors = torch.tensor(plan.step_factors(step), dtype=logits.dtype, device=logits.device)
-                rates = {"task_rates": factors * lr, "row_rates": (factors * lr)[batch.row_tasks]}
+                task_rates = factors * lr
+                rates = {"task_rates": task_rates, "row_rates": task_rates[batch.row_tasks]}
             if output_trained:
                 logit_grads = grads[-1] if plan is None else grads[-1] * factors.view(-1, 1, 1)
                 stacked.record_output_step(features, logit_grads)
@@ -763,4 +787,14 @@ class LegacyBatchedMAML(BatchedMAML):
 
     name = "batched-v1"
     segmented = False
+    fused = False
     eval_chunk = 64  # as it was (and no sorting of the tasks by length)
+
+
+class SegmentedBatchedMAML(BatchedMAML):
+    """The batched engine without the compiled kernel (SegmentedGRU for every one-layer GRU): the
+    engine before meta/fused.py, and the fallback where the kernel cannot be built; kept so
+    `bench perf --settings full` times the three in one process."""
+
+    name = "batched-segmented"
+    fused = False

@@ -2,9 +2,11 @@
 
 Float32 throughout, dropout 0 (the only randomness): adapted parameters, query losses, outer
 gradients and query scores within 1e-5; with a trainable and a frozen embedding; with padding
-(prefix lengths 1..50 in one batch); at the `full` grid's sizes (E 64, H 128). Both batched paths:
-today's (SegmentedGRU, the shared-weights first step, in-place updates) and the first one
-(LegacyBatchedMAML, kept for `bench perf --settings full`). And the hand-written GRUs equal nn.GRU.
+(prefix lengths 1..50 in one batch); at the `full` grid's sizes (E 64, H 128). The batched paths:
+today's (the compiled GRU kernel of meta/fused.py, the shared-weights first step, in-place
+updates), the same without the kernel (SegmentedGRU: SegmentedBatchedMAML, the fallback) and the
+first one (LegacyBatchedMAML, kept for `bench perf --settings full`). And the hand-written GRUs
+equal nn.GRU, the kernel equals SegmentedGRU.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ from baselines.model import GRURecommender, ModelConfig
 from meta.batched import (
     BatchedMAML,
     LegacyBatchedMAML,
+    SegmentedBatchedMAML,
     SegmentedGRU,
     batched_gru_layer,
     pack_steps,
     stack_tasks,
     step_blocks,
 )
+from meta import fused
 from meta.engines import BatchedEngine
+from meta.fused import FusedGRU
 from meta.per_task import PerTaskEngine, adapt
 from meta.tasks import Task
 
@@ -110,7 +115,7 @@ def test_batched_gru_equals_nn_gru(lengths_max):
     assert_close(batched_gru_layer(pack_steps(inputs, positions), mask, steps, *stacked, keep_outputs=True)[0], out, "autograd path")
 
 
-@pytest.mark.parametrize("engine_class", [BatchedMAML, LegacyBatchedMAML])
+@pytest.mark.parametrize("engine_class", [BatchedMAML, SegmentedBatchedMAML, LegacyBatchedMAML])
 @pytest.mark.parametrize("frozen_embedding", [False, True])
 def test_adapted_parameters_equal_l2l(frozen_embedding, engine_class):
     maml = make_maml(2, frozen_embedding)
@@ -146,7 +151,7 @@ def test_adapted_parameters_equal_l2l(frozen_embedding, engine_class):
             assert torch.equal(adapted["embedding.weight"], model.embedding.weight)
 
 
-@pytest.mark.parametrize("engine_class", [BatchedEngine, LegacyBatchedMAML])
+@pytest.mark.parametrize("engine_class", [BatchedEngine, SegmentedBatchedMAML, LegacyBatchedMAML])
 @pytest.mark.parametrize("frozen_embedding", [False, True])
 def test_meta_gradient_equals_per_task(frozen_embedding, engine_class):
     tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=4)
@@ -178,7 +183,7 @@ def test_meta_gradient_accumulates_and_two_layers():
         assert_close(q.grad, p.grad, f"accumulated gradient of {name}")
 
 
-@pytest.mark.parametrize("engine_class", [BatchedEngine, LegacyBatchedMAML])
+@pytest.mark.parametrize("engine_class", [BatchedEngine, SegmentedBatchedMAML, LegacyBatchedMAML])
 @pytest.mark.parametrize("inner_steps", [0, 2])
 def test_query_scores_equal_per_task(inner_steps, engine_class):
     tasks = make_tasks(6, K=3, Q=4, n_items=N_ITEMS, seed=8)
@@ -373,3 +378,86 @@ def test_query_scores_in_length_sorted_chunks_come_back_in_order(inner_steps):
         engine = BatchedMAML()
         engine.eval_chunk = chunk
         assert_close(engine.query_scores(maml, tasks, inner_steps), reference, f"query scores, chunks of {chunk}")
+
+
+# The compiled kernel (meta/fused.py): it builds here, and it equals SegmentedGRU
+
+
+def test_fused_kernel_builds_and_the_engine_uses_it():
+    """The batched engine's GRU runs on the compiled kernel on this machine (g++ and ninja present);
+    BENCH_FUSED_GRU=0 is the only way to the fallback, and then the engine says so."""
+    if not fused.enabled():
+        pytest.skip("BENCH_FUSED_GRU=0: the kernel is switched off")
+    assert fused.load() is not None, fused.kernel_status()
+    assert fused.kernel_status() == "fused C++ kernel"
+    calls = []
+    original = FusedGRU.forward
+
+    def spy(ctx, *args):
+        calls.append(args[0].lengths.shape)
+        return original(ctx, *args)
+
+    tasks = make_tasks(3, K=2, Q=3, n_items=N_ITEMS, seed=50, max_len=9)
+    try:
+        FusedGRU.forward = staticmethod(spy)
+        BatchedEngine().meta_gradient(make_maml(51, False), tasks, inner_steps=2)
+        SegmentedBatchedMAML().meta_gradient(make_maml(51, False), tasks, inner_steps=2)
+    finally:
+        FusedGRU.forward = staticmethod(original)
+    # 2 support passes and 1 query pass, by BatchedEngine only (the segmented engine never calls it)
+    assert calls == [(3, 2), (3, 2), (3, 3)]
+
+
+@pytest.mark.parametrize("hidden, rows", [(16, 4), (12, 12), (40, 7)])
+@pytest.mark.parametrize("shared", [False, True])
+def test_fused_gru_equals_segmented_gru(hidden, rows, shared):
+    """State and the gradients of all five inputs, per-task or shared (expanded) weights, hidden
+    sizes that are and are not multiples of the kernel's 16-float vectors, more rows per step
+    than its 5-row blocks; each task's lengths 1..50 (so rows end at different steps)."""
+    if fused.load() is None:
+        pytest.skip(f"kernel unavailable: {fused.kernel_status()}")
+    n, E = 5, 8
+    tasks = make_tasks(n, K=rows, Q=3, n_items=N_ITEMS, seed=52 + hidden)
+    batch = stack_tasks(tasks, N_ITEMS + 1)
+    generator = torch.Generator().manual_seed(hidden)
+    scale = 0.5 * (16 / hidden) ** 0.5
+
+    def rand(*shape):
+        return (scale * torch.randn(*shape, generator=generator)).requires_grad_()
+
+    embedding = rand(batch.row_items.numel(), E)
+    weights = [rand(n, 3 * hidden, E), rand(n, 3 * hidden), rand(n, 3 * hidden, hidden), rand(n, 3 * hidden)]
+    used = [w[0].expand(n, *w.shape[1:]) for w in weights] if shared else weights
+    for side in ("support", "query"):
+        layout, kernel_side = getattr(batch, f"{side}_layout"), getattr(batch, f"{side}_kernel")
+        reference = SegmentedGRU.apply(layout, True, embedding, *used)
+        out = FusedGRU.apply(kernel_side, layout.row_table, layout.row_slot, True, embedding, *used)
+        assert_close(out, reference, f"{side} state")
+        with torch.no_grad():  # the scoring path (nothing saved) gives the same state
+            assert_close(FusedGRU.apply(kernel_side, layout.row_table, layout.row_slot, False, embedding, *used), reference, f"{side} state, no backward")
+        probe = torch.randn(out.shape, generator=generator)
+        expected = torch.autograd.grad((reference * probe).sum(), [embedding, *weights])
+        got = torch.autograd.grad((out * probe).sum(), [embedding, *weights])
+        for index, (a, b) in enumerate(zip(got, expected)):
+            assert b.abs().max() > 0
+            assert_close(a, b, f"{side} gradient {index}")
+
+
+def test_fused_gru_holds_a_finished_row():
+    """A row past its length keeps its state: changing the items after a row's end (the padding
+    of the kernel's slot table) changes nothing."""
+    if fused.load() is None:
+        pytest.skip(f"kernel unavailable: {fused.kernel_status()}")
+    tasks = make_tasks(3, K=4, Q=2, n_items=N_ITEMS, seed=60, max_len=20)
+    batch = stack_tasks(tasks, N_ITEMS + 1)
+    torch.manual_seed(61)
+    embedding = torch.randn(batch.row_items.numel(), 8)
+    weights = [torch.randn(3, 48, 8), torch.randn(3, 48), torch.randn(3, 48, 16) * 0.3, torch.randn(3, 48)]
+    side, layout = batch.support_kernel, batch.support_layout
+    out = FusedGRU.apply(side, layout.row_table, layout.row_slot, False, embedding, *weights)
+    ended = torch.arange(side.slots.shape[2]).view(1, 1, -1) >= side.lengths.unsqueeze(-1)
+    assert ended.any()
+    noisy = side._replace(slots=torch.where(ended, torch.zeros_like(side.slots), side.slots))
+    assert not torch.equal(noisy.slots, side.slots)
+    assert_close(FusedGRU.apply(noisy, layout.row_table, layout.row_slot, False, embedding, *weights), out, "state with other padding")
+    assert_close(out, SegmentedGRU.apply(layout, False, embedding, *weights), "state against SegmentedGRU")

@@ -23,7 +23,8 @@ def test_perf_full_settings_times_both_engines_on_the_dataset(tiny_dataset, tmp_
     assert main(argv) == 0
     full = json.loads(out.read_text())["full"]
     assert full["settings"]["hidden_dim"] == 128 and full["settings"]["meta_batch"] == 32 and full["val_episodes"] == 4
-    assert set(full["engines"]) == {"batched", "batched-v1"}
+    assert set(full["engines"]) == {"batched", "batched-segmented", "batched-v1"}
+    assert full["kernel"] in ("fused C++ kernel", "SegmentedGRU (BENCH_FUSED_GRU=0)") and full["kernel_ratios"]["iteration"] > 0
     for row in full["engines"].values():
         assert row["seconds_per_iteration"] > 0 and row["seconds_per_validation"] > 0 and 0 < row["matmul_share"] < 2
     assert full["threads"]["1"]["ratios"]["iteration"] > 0
@@ -55,6 +56,8 @@ def test_projection_scales_the_batched_runs_by_the_measured_speedup(tmp_path):
     assert project_run(target, _record(run, "batched", 8), 3, speedup).projected_s == pytest.approx(100 / 2.0 + 3 * 2.0 / 3.0 + 0.5)  # the file's first
     assert "perf speed-up" in project_run(target, _record(run, "batched", 1), 3, speedup).how
     assert project_run(target, _record(run, "per-task", 1), 3, speedup).projected_s == pytest.approx(plain.projected_s)  # other engines as measured
+    on_kernel = {**_record(run, "batched", 1), "gru_kernel": "fused C++ kernel"}  # today's engine already
+    assert project_run(target, on_kernel, 3, speedup).projected_s == pytest.approx(plain.projected_s)
     path.write_text("{}")
     with pytest.raises(BenchError):
         load_speedup(path)

@@ -59,6 +59,7 @@ FINGERPRINT_SOURCES = (
     "bench/run/execute.py",
     "baselines/**/*.py",
     "meta/**/*.py",
+    "meta/**/*.cpp",  # the batched engine's compiled GRU kernel (meta/fused_gru.cpp)
 )
 FINGERPRINT_EXCLUDED = frozenset({"bench/data/info.py"})  # commands and summaries only
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from baselines.gru4rec import GRU4REC_DEFAULTS, TRAIN_USERS, TRAIN_USERS_DEFAULTS
+from baselines.gru4rec import GRU4REC_DEFAULTS, TRAIN_USERS, TRAIN_USERS_DEFAULTS, no_report
 from baselines.knn import POSITION_WEIGHTS, SCORE_DECAYS, SIMILARITIES, SKNN_DEFAULTS, VSKNN_DEFAULTS, SessionKNNMethod
 from baselines.rules import MARKOV_DEFAULTS, SR_DEFAULTS, MarkovMethod, SequentialRulesMethod
 from baselines.recency import RECENCY_DEFAULTS, RECENCY_MARKOV_DEFAULTS, RecencyMarkovMethod, RecencyMethod
@@ -135,10 +135,6 @@ def param_spec(method: str, key: str) -> Param:
 
 
 def no_progress(phase: str, done: int, total: int) -> None:
-    pass
-
-
-def no_report(step: int, value: float) -> None:
     pass
 
 

@@ -73,6 +73,7 @@ def compute_run(
     from bench.methods.prerequisites import training_budget
     from bench.methods.registry import METHODS, RunContext, evaluate_method
     from bench.core.threads import configure_threads
+    from meta.fused import kernel_status
 
     configure_threads(threads)
     say = progress or (lambda *_: None)
@@ -135,6 +136,7 @@ def compute_run(
         n_test_episodes=len(test),
         **({"eval_split": config.eval_split} if config.eval_split != "test" else {}),
         modes=list(spec.modes),
+        gru_kernel=kernel_status(),  # what the batched engine's one-layer GRU ran on (meta/fused.py)
         fit={k: v for k, v in fit_info.items() if isinstance(v, (int, float, str, bool, list, dict, type(None)))},
     )
     return RunResult(record, pd.concat(frames, ignore_index=True), curve)

@@ -17,7 +17,9 @@ With a speed-up (``load_speedup``: a `bench perf --settings full --json` file), 
 runs measured on engine "batched" have their seconds per meta-iteration and per validation divided
 by that file's measured batched/batched-v1 ratios (at the run's thread count when the file has it,
 else at its first): a projection of what those runs would cost on today's engine, assuming they
-were measured on batched-v1; their test evaluation is kept as measured.
+were measured on batched-v1; their test evaluation is kept as measured. Runs whose record says
+their GRU ran on the compiled kernel (``gru_kernel``, meta/fused.py) are today's engine already:
+never scaled.
 
 The runs are then placed longest first on the least loaded of W single-thread workers, the way
 ``--jobs W`` (or a Ray cluster of W CPUs) would run them if every run cost the same whoever runs
@@ -89,8 +91,11 @@ def load_speedup(path) -> dict:
 
 
 def speedup_for(speedup: dict | None, record: dict) -> tuple[dict, int] | None:
-    """(ratios, thread count they were measured at) for a run record, or None (no speed-up applies)."""
+    """(ratios, thread count they were measured at) for a run record, or None (no speed-up applies:
+    another engine, or a run that already ran on today's engine, its GRU on the compiled kernel)."""
     if not speedup or record["config"].get("engine", record["config"]["params"].get("engine")) != SPEEDUP_ENGINE:
+        return None
+    if record.get("gru_kernel") == "fused C++ kernel":
         return None
     threads = record.get("threads")
     threads = int(threads) if threads is not None and int(threads) in speedup["by_threads"] else speedup["default"]
