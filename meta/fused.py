@@ -70,16 +70,16 @@ def load():
         return _module
     _tried = True
     try:
-        from torch.utils.cpp_extension import load as load_extension
-
         # The venv's own ninja (a dependency) when the venv is not activated.
         bin_dir = str(Path(sys.executable).parent)
         if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         logger = logging.getLogger("torch.utils.cpp_extension")
         level = logger.level
-        logger.setLevel(logging.ERROR)  # "No CUDA runtime is found" on CPU machines
+        logger.setLevel(logging.ERROR)  # "No CUDA runtime is found", logged at import on CPU machines
         try:
+            from torch.utils.cpp_extension import load as load_extension
+
             _module = load_extension(f"bench_fused_gru_{_cpu_digest()}", [str(SOURCE)], extra_cflags=CFLAGS, verbose=False)
         finally:
             logger.setLevel(level)
