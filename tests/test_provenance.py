@@ -23,7 +23,7 @@ from bench.store.results import Store, load_results
 def source_copy(tmp_path):
     """A copy of the repository's bench/, baselines/ and meta/ sources."""
     for package in ("bench", "baselines", "meta"):
-        shutil.copytree(provenance.REPO_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(provenance.REPO_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     return tmp_path
 
 
@@ -41,7 +41,7 @@ def test_fingerprint_covers_numbers_code_and_new_modules_but_not_reports(source_
         target = root / path
         original = target.read_bytes() if target.exists() else None
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes((original or b"") + b"\n# edited\n")
+        target.write_bytes((original or b"") + b"\nEDITED = 1\n")
         assert (provenance.code_fingerprint(root) != base) == counts, path
         if original is None:
             target.unlink()

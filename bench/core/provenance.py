@@ -10,6 +10,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from bench.core.fingerprint import fingerprint
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "learn2learn", "numpy", "pandas", "pyarrow", "scipy", "rich")
 
@@ -71,12 +73,7 @@ def fingerprint_files(root: Path = REPO_ROOT) -> list[Path]:
 
 
 def _fingerprint(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in fingerprint_files(root):
-        source = (root / path).read_bytes()
-        digest.update(f"{path.as_posix()}\0{len(source)}\0".encode())
-        digest.update(source)
-    return digest.hexdigest()[:12]
+    return fingerprint(root, fingerprint_files(root))
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,7 +82,9 @@ def _current_fingerprint() -> str:
 
 
 def code_fingerprint(root: Path | None = None) -> str:
-    """Hash of the source that can change a result (``FINGERPRINT_SOURCES``): part of every run's
-    identity and of every cached prerequisite's key (GRU4Rec weights), so a fix never reuses
-    results or weights made by the code before it. Computed once per process for this checkout."""
+    """Hash of what the source that can change a result (``FINGERPRINT_SOURCES``) does: its
+    definitions, not its bytes (bench/core/fingerprint.py), so comments, docstrings, formatting and
+    moves keep it. Part of every run's identity and of every cached prerequisite's key (GRU4Rec
+    weights), so a fix never reuses results or weights made by the code before it. Computed once
+    per process for this checkout."""
     return _current_fingerprint() if root is None else _fingerprint(Path(root))
