@@ -23,7 +23,7 @@ SIZE_FREE = [path for path in XUETANGX_BANDS if path not in ("test_episodes", "p
 def _visits(**knobs) -> synth.Visits:
     config = SynthConfig(**{"users": 3000, **knobs})
     rng = np.random.default_rng(config.seed)
-    return synth.simulate_visits(config, rng, synth._Catalogue(rng, config))
+    return synth.simulate_visits(config, rng, synth.Catalogue(rng, config))
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_resumed_and_switched_courses_come_from_the_learners_enrolled_set():
 
 def test_the_course_graph_goes_forward_inside_a_topic_so_chains_end():
     config = SynthConfig(users=10)
-    cat = synth._Catalogue(np.random.default_rng(0), config)
+    cat = synth.Catalogue(np.random.default_rng(0), config)
     position = np.empty(config.n_courses, dtype=np.int64)
     position[cat.topic_members] = np.arange(config.n_courses)
     topic = np.searchsorted(cat.topic_offsets, position, side="right") - 1

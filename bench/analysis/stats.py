@@ -73,7 +73,7 @@ class PairedComparison:
     n_episodes: int
 
 
-def _as_1d(values: np.ndarray, name: str = "values") -> np.ndarray:
+def as_1d(values: np.ndarray, name: str = "values") -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
@@ -84,7 +84,7 @@ def _as_1d(values: np.ndarray, name: str = "values") -> np.ndarray:
     return array
 
 
-def _chunk_rows(n_columns: int) -> int:
+def chunk_rows(n_columns: int) -> int:
     return max(1, _CHUNK_ELEMENTS // max(1, n_columns))
 
 
@@ -97,7 +97,7 @@ def bootstrap_means(values: np.ndarray, n_resamples: int = N_RESAMPLES, seed: in
     and ``n_resamples``, so a row gets the same bootstrap means alone or with others.
     """
     array = np.asarray(values, dtype=np.float64)
-    rows = _as_1d(array)[None, :] if array.ndim == 1 else array
+    rows = as_1d(array)[None, :] if array.ndim == 1 else array
     if rows.ndim != 2 or rows.shape[1] == 0 or not np.all(np.isfinite(rows)):
         raise ValueError(f"values must be a finite [n] or [k, n] array, got shape {array.shape}")
     if n_resamples < 1:
@@ -105,7 +105,7 @@ def bootstrap_means(values: np.ndarray, n_resamples: int = N_RESAMPLES, seed: in
     n = rows.shape[1]
     rng = np.random.default_rng(seed)
     means = np.empty((rows.shape[0], n_resamples), dtype=np.float64)
-    step = _chunk_rows(n)
+    step = chunk_rows(n)
     for start in range(0, n_resamples, step):
         stop = min(start + step, n_resamples)
         indices = rng.integers(0, n, size=(stop - start, n))
@@ -114,7 +114,7 @@ def bootstrap_means(values: np.ndarray, n_resamples: int = N_RESAMPLES, seed: in
     return means[0] if array.ndim == 1 else means
 
 
-def _interval(values: np.ndarray, boot_means: np.ndarray, confidence: float, method: CIMethod) -> tuple[float, float]:
+def bootstrap_interval(values: np.ndarray, boot_means: np.ndarray, confidence: float, method: CIMethod) -> tuple[float, float]:
     """Percentile or BCa interval of one sample from its bootstrap means."""
     mean = float(values.mean())
     if np.ptp(values) == 0.0:
@@ -128,7 +128,7 @@ def _interval(values: np.ndarray, boot_means: np.ndarray, confidence: float, met
     return float(low), float(high)
 
 
-def _check_ci_args(confidence: float, method: str) -> None:
+def check_ci_args(confidence: float, method: str) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError("confidence must lie strictly between 0 and 1")
     if method not in ("percentile", "bca"):
@@ -151,11 +151,11 @@ def bootstrap_ci(
     share of bootstrap means below the sample mean, acceleration from the jackknife means.
     A constant sample gives the degenerate interval (mean, mean).
     """
-    values = _as_1d(values)
-    _check_ci_args(confidence, method)
+    values = as_1d(values)
+    check_ci_args(confidence, method)
     if np.ptp(values) == 0.0:
         return float(values.mean()), float(values.mean())
-    return _interval(values, bootstrap_means(values, n_resamples, seed), confidence, method)
+    return bootstrap_interval(values, bootstrap_means(values, n_resamples, seed), confidence, method)
 
 
 def _bca_levels(values: np.ndarray, boot_means: np.ndarray, tail: float) -> np.ndarray:
@@ -175,12 +175,12 @@ def seed_mean_episodes(values: np.ndarray) -> np.ndarray:
     """Per-episode values averaged over seeds: [n_seeds, n_episodes] -> [n_episodes] (1-D passes)."""
     array = np.asarray(values, dtype=np.float64)
     if array.ndim == 1:
-        return _as_1d(array)
+        return as_1d(array)
     if array.ndim != 2:
         raise ValueError(f"values must be [n_seeds, n_episodes] or [n_episodes], got {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError("values contain NaN: every seed must cover the same test episodes")
-    return _as_1d(array.mean(axis=0))
+    return as_1d(array.mean(axis=0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def two_stage_means(
     learner_rng = np.random.default_rng([seed, 0])
     seed_rngs = [np.random.default_rng([seed, i + 1]) for i in range(len(arrays))]
     out = [np.empty((a.shape[0], n_resamples)) for a in arrays]
-    step = _chunk_rows(n)
+    step = chunk_rows(n)
     for start in range(0, n_resamples, step):
         rows = min(step, n_resamples - start)
         weights = _draw_counts(learner_rng, n_clusters, rows)[:, codes]  # [rows, n] episode multiplicities
@@ -340,7 +340,7 @@ def summarize_cells(
     """:func:`summarize_cell` for several metrics of one cell on the same episodes (name -> array),
     resampling the seeds and episodes jointly (one set of draws for all metrics); each metric's
     result is identical to :func:`summarize_cell` on it alone."""
-    _check_ci_args(confidence, method)
+    check_ci_args(confidence, method)
     per_seed = {name: np.atleast_2d(np.asarray(array, dtype=np.float64)) for name, array in values.items()}
     if len({array.shape for array in per_seed.values()}) > 1:
         raise ValueError("every metric must cover the same seeds and episodes")
@@ -362,7 +362,7 @@ def summarize_cells(
             parts = [(seed_variance(array), n_seeds)]
             low, high, _, _ = seed_t_interval(float(episodes[name].mean()), boot_means, parts, n_learners, confidence)
         else:
-            low, high = _interval(episodes[name], boot_means, confidence, method)
+            low, high = bootstrap_interval(episodes[name], boot_means, confidence, method)
         summaries[name] = CellSummary(
             mean=float(episodes[name].mean()),
             ci_low=low,
@@ -429,14 +429,14 @@ def sign_flip_test(
     patterns are drawn and p = (1 + #{|T*| >= |t|}) / (1 + n_resamples), which is never 0 and keeps
     the test valid. Matches ``scipy.stats.permutation_test(..., permutation_type='samples')``.
     """
-    d = _as_1d(differences, "differences")
+    d = as_1d(differences, "differences")
     n = d.size
     observed = abs(d.mean())
     threshold = observed - _TIE_RTOL * max(observed, np.abs(d).mean())
     if n < 63 and 2**n <= n_resamples:
         patterns = np.arange(2**n, dtype=np.int64)
         extreme = 0
-        step = _chunk_rows(n)
+        step = chunk_rows(n)
         for start in range(0, patterns.size, step):
             bits = (patterns[start : start + step, None] >> np.arange(n)) & 1
             null = np.abs((1 - 2 * bits) @ d) / n
@@ -444,7 +444,7 @@ def sign_flip_test(
         return min(1.0, extreme / 2**n)
     rng = np.random.default_rng(seed)
     extreme = 0
-    step = _chunk_rows(n)
+    step = chunk_rows(n)
     for start in range(0, n_resamples, step):
         rows = min(step, n_resamples - start)
         signs = rng.integers(0, 2, size=(rows, n), dtype=np.int8) * 2 - 1
@@ -590,7 +590,7 @@ def compare_seeded(
         low, high = bootstrap_ci(d, confidence, n_resamples, seed)
         p, se, test = sign_flip_test(d, n_resamples, seed), float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0, "sign-flip"
     else:
-        _check_ci_args(confidence, "percentile")
+        check_ci_args(confidence, "percentile")
         if paired_seeds:
             (boot,) = two_stage_means([(a2 - b2)[None]], codes, n_resamples, seed)
             boot = boot[0]
@@ -598,7 +598,7 @@ def compare_seeded(
             boot_a, boot_b = two_stage_means([a2[None], b2[None]], codes, n_resamples, seed)
             boot = boot_a[0] - boot_b[0]
         if n_seeds == 1:
-            low, high = _interval(d, boot, confidence, "percentile")
+            low, high = bootstrap_interval(d, boot, confidence, "percentile")
             se = float(boot.std(ddof=1))
             p, test = sign_flip_test(np.bincount(codes, weights=d), n_resamples, seed), "sign-flip by learner"
         else:

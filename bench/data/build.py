@@ -17,7 +17,6 @@ from bench.data.dataset import open_dataset
 from bench.data.pipeline import (
     PipelineConfig,
     SPLITS,
-    SCHEMA_VERSION,
     EPISODE_RULES,
     atomic_dataset_dir,
     collapse_sessions,
@@ -136,17 +135,17 @@ def build_dataset(
                 "users_dropped_too_few_pairs": int((per_user < config.K + config.Q).sum()),
             }
             say(f"{name_split}: {counts_split[name_split]}")
-        manifest = {
-            "schema": SCHEMA_VERSION,
-            "name": name,
-            "source": source,
-            "pipeline": {
+        write_manifest(
+            tmp,
+            name=name,
+            source=source,
+            settings={
                 **config.to_json(),
                 "episode_rules": EPISODE_RULES,
                 # consecutive repeats are removed, so no label equals its prefix's last item: "last_prefix_item"
                 "excluded_from_ranking": exclusion_rule([(pairs.column("prefix"), pairs.column("label"))]),
             },
-            "counts": {
+            counts={
                 "interactions": n_raw,
                 "users": n_users,
                 "users_with_pairs": sum(len(v) for v in split.values()),
@@ -157,12 +156,11 @@ def build_dataset(
                 "Q": config.Q,
                 "splits": counts_split,
             },
-            "summaries": summarise(pairs_by_split, len(vocab), config.max_prefix),
-            "srs": srs_manifest,
-            "diagnostics": diagnostics.compute(
+            summaries=summarise(pairs_by_split, len(vocab), config.max_prefix),
+            srs=srs_manifest,
+            diagnostics=diagnostics.compute(
                 pairs_by_split, episodes_by_split, len(vocab), max_prefix=config.max_prefix,
                 n_users=n_users, n_sessions=n_sessions, sessions_per_user=sessions_per_user,
             ),
-        }
-        write_manifest(tmp, manifest)
+        )
     return open_dataset(name, data_dir)

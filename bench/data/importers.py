@@ -80,7 +80,7 @@ def rows_line(rows: dict) -> str:
     return text + "; dropped: " + ", ".join(f"{n:,} {DROP_REASONS.get(reason, reason)}" for reason, n in dropped.items())
 
 
-def _missing(values: pd.Series) -> np.ndarray:
+def missing_values(values: pd.Series) -> np.ndarray:
     """Null, or text that is empty once stripped."""
     return (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
 
@@ -204,11 +204,11 @@ def import_interactions(
         + (("missing_event",) if event is not None else ()) + ("duplicate",)
     )
     account = RowAccount("row", reasons, strict)
-    checks = [("missing_user", _missing(raw[user])), ("missing_item", _missing(raw[item])), ("missing_time", _missing(raw[time]))]
+    checks = [("missing_user", missing_values(raw[user])), ("missing_item", missing_values(raw[item])), ("missing_time", missing_values(raw[time]))]
     if session is not None:
-        checks.append(("missing_session", _missing(raw[session])))
+        checks.append(("missing_session", missing_values(raw[session])))
     if event is not None:
-        checks.append(("missing_event", _missing(raw[event])))
+        checks.append(("missing_event", missing_values(raw[event])))
     complete = ~np.logical_or.reduce([mask for _, mask in checks])
     duplicate = np.zeros(len(raw), dtype=bool)
     duplicate[complete] = raw[complete].duplicated(keep="first").to_numpy()
@@ -536,9 +536,6 @@ def import_xuetangx_activity(
 # ----------------------------------------------------------------------------------------------
 # The seed's processed episodes
 
-_EPISODE_FILE = "episodes_{split}_K{K}_Q{Q}.parquet"
-
-
 def _find_seed_root(folder: Path) -> Path:
     """DIR itself, or the one ``[data/]processed/<name>`` folder below it that holds episodes/ and vocab/."""
     if (folder / "episodes").is_dir() and (folder / "vocab").is_dir():
@@ -615,7 +612,7 @@ def _rows_with_null(values: pa.Array, depth: int) -> np.ndarray:
 
 def _seed_row_checks(table: pa.Table, user_ids: pa.Array, needed: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
     """Drop checks for one seed episode file: missing user id, a missing id in any list, exact duplicate rows."""
-    missing_user = _missing(pd.Series(user_ids.to_pandas()))
+    missing_user = missing_values(pd.Series(user_ids.to_pandas()))
     missing_item = np.logical_or.reduce(
         [_rows_with_null(table.column(c).combine_chunks(), 2 if c.endswith("prefixes") else 1) for c in needed]
     )
@@ -629,6 +626,141 @@ def _seed_row_checks(table: pa.Table, user_ids: pa.Array, needed: tuple[str, ...
         duplicate[i] = key in seen
         seen.add(key)
     return [("missing_user", missing_user), ("missing_item", missing_item), ("duplicate", duplicate)]
+
+
+SEED_COLUMNS = ("support_prefixes", "support_labels", "query_prefixes", "query_labels")  # what a seed episode file must hold
+
+
+def _read_vocab(root: Path) -> tuple[Path, dict, int]:
+    """(the path of ``root``'s vocab/course2id.json, its course -> id mapping, the id shift ``check_vocab`` gives)."""
+    vocab_path = root / "vocab" / "course2id.json"
+    if not vocab_path.is_file():
+        raise BenchError(f"no vocab/course2id.json in {root}", "copy the seed's course2id.json there")
+    try:
+        course2id = json.loads(vocab_path.read_text())
+    except json.JSONDecodeError as err:
+        raise BenchError(f"malformed JSON in {vocab_path} at character {err.pos}: {err.msg}", "copy the file again") from None
+    return vocab_path, course2id, check_vocab(course2id)
+
+
+def _complete_episode_files(root: Path) -> dict[tuple[int, int], dict[str, Path]]:
+    """Per (K, Q) whose train, val and test files are all in ``root``/episodes: split -> file."""
+    found: dict[tuple[int, int], dict[str, Path]] = {}
+    for path in sorted((root / "episodes").glob("episodes_*_K*_Q*.parquet")):
+        parts = path.stem.split("_")
+        if len(parts) != 4:  # e.g. our own _P<population K> files: not the seed's
+            continue
+        try:
+            split, K, Q = parts[1], int(parts[2][1:]), int(parts[3][1:])
+        except (IndexError, ValueError):
+            continue
+        if split in pipeline.SPLITS:
+            found.setdefault((K, Q), {})[split] = path
+    complete = {kq: files for kq, files in found.items() if set(files) == set(pipeline.SPLITS)}
+    if not complete:
+        raise BenchError(
+            f"no complete set of episodes_{{train,val,test}}_K*_Q*.parquet in {root / 'episodes'}",
+            "copy all three split files for one K and Q",
+        )
+    return complete
+
+
+def _read_episode_file(path: Path, split: str, shift: int, n_items: int, account: RowAccount) -> pa.Table:
+    """One seed episode file as ``user_id`` + ``SEED_COLUMNS``: rows dropped (and counted) by ``account``, every
+    id checked against the vocabulary's 1 - shift .. n_items - shift and shifted by ``shift``; a file without
+    user ids gives each episode its own user."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise BenchError(f"cannot read {path}: {str(err).splitlines()[0]}", "copy the file again") from None
+    missing = [c for c in SEED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise BenchError(f"{path.name} lacks columns {missing}", f"episode files need {', '.join(SEED_COLUMNS)}")
+    if "user_id" in table.column_names:
+        user_ids = table.column("user_id").cast(pa.string())
+    else:
+        user_ids = pa.array([f"{split}-episode-{i}" for i in range(table.num_rows)], type=pa.string())
+    kept = account.drop_rows(_seed_row_checks(table, user_ids, SEED_COLUMNS), lambda i: f"row {i + 1:,} of {path.name}")
+    if not kept.all():
+        table, user_ids = table.filter(pa.array(kept)), user_ids.filter(pa.array(kept))
+    if table.num_rows == 0:
+        raise BenchError(f"no episode rows left in {path.name} after dropping incomplete and duplicate rows", "copy the file again")
+    columns = [user_ids]
+    for column in SEED_COLUMNS:
+        depth = 2 if column.endswith("prefixes") else 1
+        values = table.column(column).combine_chunks()
+        flat = pc.list_flatten(pc.list_flatten(values) if depth == 2 else values)
+        if len(flat):
+            low, high = pc.min(flat).as_py(), pc.max(flat).as_py()
+            if low < 1 - shift or high > n_items - shift:
+                raise BenchError(
+                    f"{path.name} column {column} holds ids {low}..{high}, outside the vocabulary's {1 - shift}..{n_items - shift}",
+                    "the episodes and course2id.json must come from the same seed run",
+                )
+        columns.append(_shift_nested(values, shift, depth))
+    return pa.Table.from_arrays(columns, names=["user_id", *SEED_COLUMNS])
+
+
+def _pairs_from_episodes(episodes: pa.Table) -> tuple[pa.Table, dict]:
+    """(the pairs behind one split's episodes, per user in sequence order (``PAIRS_SCHEMA``, timestamp = position,
+    session 'unknown'); the split's counts for ``manifest["counts"]["splits"]``)."""
+    columns = episodes.to_pydict()
+    sequences = [
+        [(tuple(p), int(l)) for p, l in zip(sp + qp, sl + ql)]
+        for sp, sl, qp, ql in zip(
+            columns["support_prefixes"], columns["support_labels"], columns["query_prefixes"], columns["query_labels"]
+        )
+    ]
+    merged = _merge_user_sequences(columns["user_id"], sequences)
+    users, prefixes, labels, order = [], [], [], []
+    for user in sorted(merged):
+        for position, (prefix, label) in enumerate(merged[user]):
+            users.append(user)
+            prefixes.append(list(prefix))
+            labels.append(label)
+            order.append(position)
+    pairs = pa.Table.from_arrays(
+        [
+            pa.array(users, type=pa.string()),
+            pa.array(["unknown"] * len(users), type=pa.string()),
+            pa.array(prefixes, type=pa.list_(pa.int64())),
+            pa.array(labels, type=pa.int64()),
+            pa.array(order, type=pa.int64()),
+        ],
+        schema=pipeline.PAIRS_SCHEMA,
+    )
+    counts = {
+        "users": len(merged),
+        "pairs": pairs.num_rows,
+        "episodes": len(sequences),
+        "episode_users": len(merged),
+        "users_dropped_too_few_pairs": None,  # unknown: the seed kept only users with episodes
+    }
+    return pairs, counts
+
+
+def _seed_source(root: Path, vocab_path: Path, complete: dict, account: RowAccount, shift: int, primary: tuple[int, int]) -> dict:
+    """``manifest["source"]`` of a seed-episodes import: where from, rows dropped, original hashes, repair, derivation."""
+    return {
+        "kind": "seed-episodes",
+        "folder": str(root),
+        "episode_files": {f"K{k}_Q{q}": sorted(files) for (k, q), files in complete.items()},
+        "rows": account.to_json(),
+        "original_files": {
+            p.relative_to(root).as_posix(): pipeline.sha256_file(p)
+            for p in [vocab_path, *(f for files in complete.values() for f in files.values())]
+        },
+        "repair": (
+            {"id_shift": 1, "reason": "course2id.json gave id 0 to a real course; every id (vocabulary, prefixes, labels) was shifted by +1 so 0 is padding only"}
+            if shift
+            else None
+        ),
+        "pairs_derivation": (
+            "pairs_{split}.parquet are derived from the K%d_Q%d episodes: per user, each episode's K+Q pairs "
+            "appended after their largest overlap with the pairs already known (exact for stride-1 windows); "
+            "timestamp = the pair's position in the user's sequence, session_id = 'unknown'" % primary
+        ),
+    }
 
 
 def import_seed_episodes(
@@ -650,139 +782,34 @@ def import_seed_episodes(
     if not folder.is_dir():
         raise BenchError(f"no such folder: {folder}", "pass the seed's data/processed/<name> folder")
     root = _find_seed_root(folder)
-    vocab_path = root / "vocab" / "course2id.json"
-    if not vocab_path.is_file():
-        raise BenchError(f"no vocab/course2id.json in {root}", "copy the seed's course2id.json there")
-    try:
-        course2id = json.loads(vocab_path.read_text())
-    except json.JSONDecodeError as err:
-        raise BenchError(f"malformed JSON in {vocab_path} at character {err.pos}: {err.msg}", "copy the file again") from None
-    shift = check_vocab(course2id)
+    vocab_path, course2id, shift = _read_vocab(root)
     n_items = len(course2id)
-    found: dict[tuple[int, int], dict[str, Path]] = {}
-    for path in sorted((root / "episodes").glob("episodes_*_K*_Q*.parquet")):
-        parts = path.stem.split("_")
-        if len(parts) != 4:  # e.g. our own _P<population K> files: not the seed's
-            continue
-        try:
-            split, K, Q = parts[1], int(parts[2][1:]), int(parts[3][1:])
-        except (IndexError, ValueError):
-            continue
-        if split in pipeline.SPLITS:
-            found.setdefault((K, Q), {})[split] = path
-    complete = {kq: files for kq, files in found.items() if set(files) == set(pipeline.SPLITS)}
-    if not complete:
-        raise BenchError(
-            f"no complete set of episodes_{{train,val,test}}_K*_Q*.parquet in {root / 'episodes'}",
-            "copy all three split files for one K and Q",
-        )
+    complete = _complete_episode_files(root)
     primary = (5, 10) if (5, 10) in complete else sorted(complete)[0]
-    needed = ("support_prefixes", "support_labels", "query_prefixes", "query_labels")
-    tables: dict[tuple[int, int], dict[str, pa.Table]] = {}
     account = RowAccount("episode row", ("missing_user", "missing_item", "duplicate"), strict)
+    tables: dict[tuple[int, int], dict[str, pa.Table]] = {}
     for kq, files in sorted(complete.items()):
         for split, path in files.items():
-            try:
-                table = pq.read_table(path)
-            except (pa.ArrowInvalid, OSError) as err:
-                raise BenchError(f"cannot read {path}: {str(err).splitlines()[0]}", "copy the file again") from None
-            missing = [c for c in needed if c not in table.column_names]
-            if missing:
-                raise BenchError(f"{path.name} lacks columns {missing}", f"episode files need {', '.join(needed)}")
-            if "user_id" in table.column_names:
-                user_ids = table.column("user_id").cast(pa.string())
-            else:
-                user_ids = pa.array([f"{split}-episode-{i}" for i in range(table.num_rows)], type=pa.string())
-            kept = account.drop_rows(_seed_row_checks(table, user_ids, needed), lambda i: f"row {i + 1:,} of {path.name}")
-            if not kept.all():
-                table, user_ids = table.filter(pa.array(kept)), user_ids.filter(pa.array(kept))
-            if table.num_rows == 0:
-                raise BenchError(f"no episode rows left in {path.name} after dropping incomplete and duplicate rows", "copy the file again")
-            columns = [user_ids]
-            for column in needed:
-                depth = 2 if column.endswith("prefixes") else 1
-                values = table.column(column).combine_chunks()
-                flat = pc.list_flatten(pc.list_flatten(values) if depth == 2 else values)
-                if len(flat):
-                    low, high = pc.min(flat).as_py(), pc.max(flat).as_py()
-                    if low < 1 - shift or high > n_items - shift:
-                        raise BenchError(
-                            f"{path.name} column {column} holds ids {low}..{high}, outside the vocabulary's {1 - shift}..{n_items - shift}",
-                            "the episodes and course2id.json must come from the same seed run",
-                        )
-                columns.append(_shift_nested(values, shift, depth))
-            tables.setdefault(kq, {})[split] = pa.Table.from_arrays(columns, names=["user_id", *needed])
+            tables.setdefault(kq, {})[split] = _read_episode_file(path, split, shift, n_items, account)
 
     with pipeline.atomic_dataset_dir(name, data_dir, force=force) as tmp:
         vocab = {str(course): int(i) + shift for course, i in sorted(course2id.items(), key=lambda kv: int(kv[1]))}
         pipeline.write_json(vocab, tmp / "vocab" / "course2id.json")
-        counts_split = {}
-        K, Q = primary
         for (k, q), by_split in tables.items():
             for split, table in by_split.items():
                 pipeline.write_parquet(table, tmp / pipeline.episodes_relpath(split, k, q))
-        pairs_by_split = {}
+        pairs_by_split, counts_split = {}, {}
         for split in pipeline.SPLITS:
-            episodes = tables[primary][split].to_pydict()
-            sequences = [
-                [(tuple(p), int(l)) for p, l in zip(sp + qp, sl + ql)]
-                for sp, sl, qp, ql in zip(
-                    episodes["support_prefixes"], episodes["support_labels"], episodes["query_prefixes"], episodes["query_labels"]
-                )
-            ]
-            merged = _merge_user_sequences(episodes["user_id"], sequences)
-            users, prefixes, labels, order = [], [], [], []
-            for user in sorted(merged):
-                for position, (prefix, label) in enumerate(merged[user]):
-                    users.append(user)
-                    prefixes.append(list(prefix))
-                    labels.append(label)
-                    order.append(position)
-            part = pa.Table.from_arrays(
-                [
-                    pa.array(users, type=pa.string()),
-                    pa.array(["unknown"] * len(users), type=pa.string()),
-                    pa.array(prefixes, type=pa.list_(pa.int64())),
-                    pa.array(labels, type=pa.int64()),
-                    pa.array(order, type=pa.int64()),
-                ],
-                schema=pipeline.PAIRS_SCHEMA,
-            )
-            pairs_by_split[split] = part
-            pipeline.write_parquet(part, tmp / "pairs" / f"pairs_{split}.parquet")
-            counts_split[split] = {
-                "users": len(merged),
-                "pairs": part.num_rows,
-                "episodes": len(sequences),
-                "episode_users": len(merged),
-                "users_dropped_too_few_pairs": None,  # unknown: the seed kept only users with episodes
-            }
+            pairs_by_split[split], counts_split[split] = _pairs_from_episodes(tables[primary][split])
+            pipeline.write_parquet(pairs_by_split[split], tmp / "pairs" / f"pairs_{split}.parquet")
             say(f"{split}: {counts_split[split]}")
         all_users = set().union(*(set(pairs_by_split[s].column("user_id").to_pylist()) for s in pipeline.SPLITS))
-        manifest = {
-            "schema": pipeline.SCHEMA_VERSION,
-            "name": name,
-            "source": {
-                "kind": "seed-episodes",
-                "folder": str(root),
-                "episode_files": {f"K{k}_Q{q}": sorted(files) for (k, q), files in complete.items()},
-                "rows": account.to_json(),
-                "original_files": {
-                    p.relative_to(root).as_posix(): pipeline.sha256_file(p)
-                    for p in [vocab_path, *(f for files in complete.values() for f in files.values())]
-                },
-                "repair": (
-                    {"id_shift": 1, "reason": "course2id.json gave id 0 to a real course; every id (vocabulary, prefixes, labels) was shifted by +1 so 0 is padding only"}
-                    if shift
-                    else None
-                ),
-                "pairs_derivation": (
-                    "pairs_{split}.parquet are derived from the K%d_Q%d episodes: per user, each episode's K+Q pairs "
-                    "appended after their largest overlap with the pairs already known (exact for stride-1 windows); "
-                    "timestamp = the pair's position in the user's sequence, session_id = 'unknown'" % primary
-                ),
-            },
-            "pipeline": {
+        K, Q = primary
+        pipeline.write_manifest(
+            tmp,
+            name=name,
+            source=_seed_source(root, vocab_path, complete, account, shift, primary),
+            settings={
                 "max_prefix": None, "split_seed": None, "K": K, "Q": Q, "stride": 1,
                 "test_episodes_per_user": test_episodes_per_user, "episode_rules": pipeline.EPISODE_RULES,
                 # the seed's episodes are taken as given: the last prefix item is excluded only if no pair has it as label
@@ -791,7 +818,7 @@ def import_seed_episodes(
                     for by_split in tables.values() for table in by_split.values() for part in ("support", "query")
                 ),
             },
-            "counts": {
+            counts={
                 "interactions": None,
                 "users": len(all_users),
                 "users_with_pairs": len(all_users),
@@ -802,13 +829,12 @@ def import_seed_episodes(
                 "Q": Q,
                 "splits": counts_split,
             },
-            "summaries": pipeline.summarise(pairs_by_split, n_items, 50),
-            "srs": srs.unavailable(
+            summaries=pipeline.summarise(pairs_by_split, n_items, 50),
+            srs=srs.unavailable(
                 "an episodes-only import: the seed's episodes hold no sessions, so no session has events, a duration or kinds"
             ),
-            "diagnostics": diagnostics.compute(pairs_by_split, tables[primary], n_items, max_prefix=None),
-        }
-        pipeline.write_manifest(tmp, manifest)
+            diagnostics=diagnostics.compute(pairs_by_split, tables[primary], n_items, max_prefix=None),
+        )
     from bench.data.dataset import open_dataset
 
     return open_dataset(name, data_dir)

@@ -153,7 +153,7 @@ def query_excluded(query_prefixes, rule: str | None) -> pa.ListArray:
     query_prefixes = query_prefixes.combine_chunks() if isinstance(query_prefixes, pa.ChunkedArray) else query_prefixes
     inner = query_prefixes.values
     excluded = last_items(inner) if rule == LAST_PREFIX_ITEM else np.zeros(len(inner), dtype=np.int64)
-    return _list_array(query_prefixes.offsets.to_numpy(), pa.array(excluded, type=pa.int64()))
+    return list_array(query_prefixes.offsets.to_numpy(), pa.array(excluded, type=pa.int64()))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,8 +185,16 @@ def content_hash(files: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(folder: Path, manifest: dict) -> dict:
-    """Add ``files`` (sha256 of every file so far) and ``content_hash``, then write dataset.json."""
+def write_manifest(
+    folder: Path, *, name: str, source: dict, settings: dict, counts: dict, summaries: dict, srs: dict, diagnostics: dict
+) -> dict:
+    """Write ``folder``'s dataset.json, the one writer of every dataset's manifest: its sections in one order
+    (schema, name, source, pipeline = ``settings``, counts, summaries, srs, diagnostics), then ``files``
+    (sha256 of every file so far) and ``content_hash``. Returns the manifest written."""
+    manifest = {
+        "schema": SCHEMA_VERSION, "name": name, "source": source, "pipeline": settings, "counts": counts,
+        "summaries": summaries, "srs": srs, "diagnostics": diagnostics,
+    }
     files = {}
     for path in sorted(Path(folder).rglob("*")):
         if path.is_file() and path.name != MANIFEST:
@@ -309,7 +317,7 @@ def build_vocab(items) -> dict[str, int]:
     return {raw: index + 1 for index, raw in enumerate(unique)}
 
 
-def _list_array(offsets: np.ndarray, values) -> pa.ListArray:
+def list_array(offsets: np.ndarray, values) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), values)
 
 
@@ -340,7 +348,7 @@ def make_pairs(collapsed: pd.DataFrame, vocab: dict[str, int], max_prefix: int) 
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     flat = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-    prefix = _list_array(offsets.astype(np.int32), pa.array(item_ids[flat], type=pa.int64()))
+    prefix = list_array(offsets.astype(np.int32), pa.array(item_ids[flat], type=pa.int64()))
     return pa.Table.from_arrays(
         [
             pa.array(collapsed["user"].to_numpy()[rows], type=pa.string()),
@@ -453,7 +461,7 @@ def build_episodes(
     ts = pairs.column("timestamp").combine_chunks()
 
     def nest(column, idx, size):
-        return _list_array(np.arange(0, E * size + 1, size, dtype=np.int32), column.take(pa.array(idx)))
+        return list_array(np.arange(0, E * size + 1, size, dtype=np.int32), column.take(pa.array(idx)))
 
     return pa.Table.from_arrays(
         [

@@ -217,14 +217,14 @@ class SynthConfig:
         return tuple(float(getattr(self, knob)) for knob in KIND_KNOBS)
 
 
-def _segment_cumsum(values: np.ndarray, segment_start: np.ndarray) -> np.ndarray:
+def segment_cumsum(values: np.ndarray, segment_start: np.ndarray) -> np.ndarray:
     """Integer cumulative sum restarting at each True of ``segment_start`` (whose first entry is True)."""
     total = np.cumsum(values, dtype=np.int64)
     before = total - values
     return total - np.maximum.accumulate(np.where(segment_start, before, np.iinfo(np.int64).min))
 
 
-def _starts(group: np.ndarray) -> np.ndarray:
+def group_starts(group: np.ndarray) -> np.ndarray:
     """True where a sorted group id array begins a new group."""
     start = np.ones(len(group), dtype=bool)
     start[1:] = group[1:] != group[:-1]
@@ -236,11 +236,11 @@ def _discrete_pareto(rng, tail: float, cap: int, size: int) -> np.ndarray:
     return np.minimum(np.floor(rng.random(size) ** (-1.0 / tail)), cap).astype(np.int64)
 
 
-def _draw_from_cdf(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+def draw_from_cdf(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), len(cdf) - 1)
 
 
-class _Catalogue:
+class Catalogue:
     """Courses, topics, popularity and the sparse forward course graph."""
 
     def __init__(self, rng, config: SynthConfig):
@@ -284,7 +284,7 @@ class _Catalogue:
         return self.topic_members[pos]
 
     def by_popularity(self, rng, n: int) -> np.ndarray:
-        return _draw_from_cdf(self.popularity_cdf, rng.random(n))
+        return draw_from_cdf(self.popularity_cdf, rng.random(n))
 
     def follow_link(self, rng, courses: np.ndarray) -> np.ndarray:
         """A weighted graph neighbour of each course; -1 where the course ends its chain."""
@@ -298,7 +298,7 @@ class _Catalogue:
         return out
 
 
-def _enrolment_lists(rng, config: SynthConfig, cat: _Catalogue, n_enrolled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _enrolment_lists(rng, config: SynthConfig, cat: Catalogue, n_enrolled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each learner's courses in enrolment order (flat array + offsets), without repeats.
 
     Position k is filled for every learner with more than k enrolments at once (vectorised over
@@ -348,7 +348,7 @@ class Visits:
     n_enrolled: np.ndarray  # [U] size of each learner's enrolled set at the end
 
 
-def simulate_visits(config: SynthConfig, rng: np.random.Generator, cat: _Catalogue) -> Visits:
+def simulate_visits(config: SynthConfig, rng: np.random.Generator, cat: Catalogue) -> Visits:
     """Sessions, what each visit does and which course it takes (vectorised over learners)."""
     U = config.users
 
@@ -365,8 +365,8 @@ def simulate_visits(config: SynthConfig, rng: np.random.Generator, cat: _Catalog
     visit_session = np.repeat(np.arange(S), n_visits)
     visit_user = session_user[visit_session]
     V = len(visit_session)
-    session_start = _starts(visit_session)
-    user_start = _starts(visit_user)
+    session_start = group_starts(visit_session)
+    user_start = group_starts(visit_user)
     position = np.arange(V) - np.flatnonzero(session_start)[np.cumsum(session_start) - 1]
 
     # What each visit does; a switch needs a second enrolled course, so a learner's first switch
@@ -379,11 +379,11 @@ def simulate_visits(config: SynthConfig, rng: np.random.Generator, cat: _Catalog
                  np.where(r < config.p_return + config.p_enrol_switch, ENROL, SWITCH)),
     )
     action[user_start] = ENROL
-    latest = _segment_cumsum((action == ENROL).astype(np.int64), user_start) - 1  # index of the newest enrolment
+    latest = segment_cumsum((action == ENROL).astype(np.int64), user_start) - 1  # index of the newest enrolment
     lonely = np.flatnonzero((action == SWITCH) & (latest == 0))
-    first_lonely = lonely[_starts(visit_user[lonely])] if len(lonely) else lonely
+    first_lonely = lonely[group_starts(visit_user[lonely])] if len(lonely) else lonely
     action[first_lonely] = ENROL
-    latest = _segment_cumsum((action == ENROL).astype(np.int64), user_start) - 1
+    latest = segment_cumsum((action == ENROL).astype(np.int64), user_start) - 1
     n_enrolled = latest[np.append(np.flatnonzero(user_start)[1:], V) - 1] + 1  # every learner has a visit
 
     # Which enrolled course (index into the learner's list) each visit takes, position by position.
@@ -408,14 +408,14 @@ def event_kinds(config: SynthConfig, event_session: np.ndarray) -> np.ndarray:
     stay each kind's share of events)."""
     rng = np.random.default_rng([config.seed, KIND_SEED_OFFSET])
     cdf = np.cumsum(np.asarray(config.kind_shares(), dtype=np.float64))
-    kind = _draw_from_cdf(cdf, rng.random(len(event_session)))
+    kind = draw_from_cdf(cdf, rng.random(len(event_session)))
     if config.kind_repeat > 0:
-        repeat = (rng.random(len(event_session)) < config.kind_repeat) & ~_starts(event_session)
+        repeat = (rng.random(len(event_session)) < config.kind_repeat) & ~group_starts(event_session)
         kind = kind[np.maximum.accumulate(np.where(repeat, 0, np.arange(len(kind))))]  # the last fresh draw
     return np.asarray(EVENT_KINDS, dtype=object)[kind]
 
 
-def _visit_events(rng, config: SynthConfig, visit_session: np.ndarray) -> np.ndarray:
+def visit_events(rng, config: SynthConfig, visit_session: np.ndarray) -> np.ndarray:
     """Events of each course visit: 1 + Poisson(rate). The rate is ``mean_events - 1`` times its
     session's activity, a lognormal factor of mean 1 and sigma ``events_sigma`` shared by the
     session's visits (none drawn at 0: the plain Poisson), times ``v ** (events_visits_power - 1)`` in
@@ -431,7 +431,7 @@ def _visit_events(rng, config: SynthConfig, visit_session: np.ndarray) -> np.nda
     return 1 + rng.poisson(rate)
 
 
-def _event_gaps(rng, config: SynthConfig, n: int) -> np.ndarray:
+def event_gaps(rng, config: SynthConfig, n: int) -> np.ndarray:
     """Whole seconds (at least 1) between consecutive events of a session: the sum of ``gap_parts``
     draws of a lognormal (median ``gap_median_seconds``, sigma ``gap_sigma``) whose draws above
     ``gap_max_seconds`` are redrawn (a longer pause would have ended the session; the few left after
@@ -453,26 +453,26 @@ def generate_interactions(config: SynthConfig = SynthConfig()) -> pd.DataFrame:
     """Raw interactions ``user, item, timestamp, session, kind`` (strings; epoch seconds), vectorised."""
     rng = np.random.default_rng(config.seed)
     U = config.users
-    cat = _Catalogue(rng, config)
+    cat = Catalogue(rng, config)
     course_ids = np.array([f"course-{i:04d}" for i in rng.permutation(config.n_courses)], dtype=object)
     visits = simulate_visits(config, rng, cat)
     session_user, visit_session, visit_course = visits.session_user, visits.visit_session, visits.visit_course
     S, V = len(session_user), len(visit_session)
 
-    # Events: each visit logs a heavy-tailed count (_visit_events); times increase strictly inside a
-    # session by heavy-tailed gaps (_event_gaps), and a learner's sessions are separated by exponential
+    # Events: each visit logs a heavy-tailed count (visit_events); times increase strictly inside a
+    # session by heavy-tailed gaps (event_gaps), and a learner's sessions are separated by exponential
     # gaps from a random start in the log's window.
-    n_events = _visit_events(rng, config, visit_session)
+    n_events = visit_events(rng, config, visit_session)
     event_visit = np.repeat(np.arange(V), n_events)
     event_session = visit_session[event_visit]
     E = len(event_visit)
-    first_event = _starts(event_session)
-    step = _event_gaps(rng, config, E)
-    within = _segment_cumsum(np.where(first_event, 0, step), first_event)
-    first_session = _starts(session_user)
+    first_event = group_starts(event_session)
+    step = event_gaps(rng, config, E)
+    within = segment_cumsum(np.where(first_event, 0, step), first_event)
+    first_session = group_starts(session_user)
     gap = (rng.exponential(config.mean_gap_days * 86400, size=S)).astype(np.int64) + 3600
     user_begin = (rng.random(U) * 120 * 86400).astype(np.int64)
-    session_time = START_EPOCH + user_begin[session_user] + _segment_cumsum(np.where(first_session, 0, gap), first_session)
+    session_time = START_EPOCH + user_begin[session_user] + segment_cumsum(np.where(first_session, 0, gap), first_session)
     timestamp = session_time[event_session] + within
 
     user_names = np.array([f"u{i:06d}" for i in range(U)], dtype=object)
