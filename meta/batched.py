@@ -31,17 +31,16 @@ How it is made fast (torch.profiler, one thread):
   per step that streams every task's weights from memory (2.1x per meta-iteration at the `full`
   grid's settings, one thread). SegmentedGRU stays as the fallback (SegmentedBatchedMAML) and the
   kernel's reference; both equal per-task learn2learn (tests/test_batched.py).
-The first batched engine (packed [n, M] layout, per-task products everywhere, l2l's
-``maml_update``) is kept as LegacyBatchedMAML ("batched-v1", not in the engine registry) so that
-`python -m bench perf --settings full` can time the two in one process; multi-layer GRUs still
-take its packed path (batched_gru_layer) for every layer.
+Multi-layer GRUs take the packed [n, M] path (batched_gru_layer) for every layer. (The first batched
+engine, "batched-v1", which took that path for one layer too, is gone; its measured times stay in
+results/reference/perf-full.json.)
 The other algorithms of meta/algorithms.py have their own batched inner loops, chosen by the
 wrapper's type: ANIL in meta/batched_anil.py, Meta-SGD in meta/batched_metasgd.py (both proven
 equal to per-task learn2learn in tests/test_arms.py).
 Dropout (meta-training, model in train mode) is applied to the last hidden state as in
 ``GRURecommender.forward``, with the module's p (and the GRU's inter-layer p between layers), but
 masks are drawn for the whole stacked batch, so they are not the per-task path's masks bit for
-bit: the same distribution, not the same draws (the same draws as batched-v1's). With p = 0 or at
+bit: the same distribution, not the same draws (the same draws on the kernel and on SegmentedGRU). With p = 0 or at
 evaluation (dropout off) the engines agree to float rounding (tests/test_batched.py). Works on
 CUDA unchanged (devices follow the inputs); stacking reads the lengths on the host once per
 meta-batch.
@@ -53,7 +52,6 @@ from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
-from learn2learn.algorithms.maml import maml_update
 from torch import nn
 
 from meta.fused import FusedGRU, KernelSide, shared_over_tasks
@@ -542,7 +540,7 @@ def _segment_sums(grads: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 class StackedParams(nn.Module):
-    """Per-task copies of a GRURecommender's parameters, [n, ...] each, as a module for maml_update.
+    """Per-task copies of a GRURecommender's parameters, [n, ...] each, as a module (updated by update_in_place).
 
     The tensors are not leaf Parameters (they carry the graph back to the meta-parameters), so they
     are placed in ``_parameters`` directly, the way learn2learn's own ``update_module`` does.
@@ -562,22 +560,20 @@ class StackedParams(nn.Module):
         self.layer_dropout = layer_dropout  # nn.GRU's inter-layer dropout p (n_layers > 1)
         self.lr = lr
         # [V, H] shared meta weight; kept out of _parameters (assigning an nn.Parameter would
-        # register it, and maml_update would then update it densely as well).
+        # register it, and update_in_place would then update it densely as well).
         self.__dict__["output_weight"] = output_weight
         self.step_states: torch.Tensor | None = None  # [n, steps * B, H] final states of past steps
         self.step_logit_grads: torch.Tensor | None = None  # [n, steps * B, V] their logit gradients
-        self.segmented = True  # SegmentedGRU (False: the first engine's packed path, for comparison)
         self.fused = True  # the compiled kernel (meta/fused.py) where it loads, else SegmentedGRU
         for name, tensor in tensors.items():
             self._parameters[name] = tensor
 
     def forward(self, batch: StackedBatch, side: str, dropout: float, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits [n, B, V], the output layer's input [n, B, H]) for one side ("support" or
-        "query") of the stacked batch. One layer: SegmentedGRU over the side's SideLayout (unless
-        ``segmented`` is off: the first batched engine's path, kept for comparison); more layers:
-        the packed [n, M] path (batched_gru_layer)."""
+        "query") of the stacked batch. One layer: the compiled kernel or SegmentedGRU over the side's
+        SideLayout; more layers: the packed [n, M] path (batched_gru_layer)."""
         layout = getattr(batch, f"{side}_layout")
-        if self.segmented and self.n_layers == 1 and layout is not None:
+        if self.n_layers == 1 and layout is not None:
             parameters = self._parameters
             tensors = [parameters[name] for name in ("embedding_rows", "weight_ih_l0", "bias_ih_l0", "weight_hh_l0", "bias_hh_l0")]
             needs_backward = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
@@ -665,17 +661,14 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor 
     """Sum over tasks of each task's mean cross-entropy (so each task's slice gets its own gradient),
     each times its weight when ``weights`` [n] are given."""
     n, batch, vocab = logits.shape
-    if weights is None:
-        return F.cross_entropy(logits.reshape(n * batch, vocab), labels.reshape(-1), reduction="sum") / batch
     losses = F.cross_entropy(logits.reshape(n * batch, vocab), labels.reshape(-1), reduction="none").view(n, batch).mean(1)
-    return (losses * weights).sum()
+    return (losses if weights is None else losses * weights).sum()
 
 
 class BatchedMAML:
     """Task-batched first-order MAML inner loop for GRURecommender (same contract as PerTaskEngine)."""
 
     name = "batched"
-    segmented = True  # SegmentedGRU; False: the first batched engine's packed path (LegacyBatchedMAML)
     fused = True  # one-layer GRUs on the compiled kernel (meta/fused.py) where it loads
     eval_chunk = EVAL_CHUNK  # tasks adapted together by query_scores
 
@@ -699,23 +692,18 @@ class BatchedMAML:
         bias = source(model.output.bias)
         tensors["output_bias"] = bias.expand(n, *bias.shape)
         stacked = StackedParams(tensors, source(model.output.weight), n_layers, lr, float(gru.dropout))
-        stacked.segmented = self.segmented
-        stacked.fused = self.fused and self.segmented
+        stacked.fused = self.fused
         return stacked
 
     def _adapt(self, stacked: StackedParams, batch: StackedBatch, lr: float, inner_steps: int, dropout: float, training: bool, plan: TaskPlan | None = None) -> StackedParams:
         """``inner_steps`` first-order steps on the support sets, all tasks at once.
 
         Gradients without create_graph (first-order, as l2l's adapt with first_order=True), then
-        l2l's update p <- p + (-lr * g) on the stacked tensors (``update_in_place``; the legacy
-        engine calls l2l's ``maml_update`` itself); the output weight's step is recorded as
+        l2l's update p <- p + (-lr * g) on the stacked tensors (``update_in_place``); the output weight's step is recorded as
         factors (see StackedParams). A ``plan`` (in stacked task order) gives task i the rate
         ``lr * rate_factors[i]`` for its first ``steps[i]`` steps and 0 after them (the batch runs
         the longest count; a finished task's weights no longer change).
         """
-        if plan is not None and not self.segmented:
-            raise ValueError("per-task rates and step counts (a TaskPlan) need the segmented batched engine")
-        update = update_in_place if self.segmented else maml_update
         for step in range(inner_steps if plan is None else max(plan.steps, default=0)):
             logits, features = stacked(batch, "support", dropout, training)
             loss = task_loss(logits, batch.support_labels)
@@ -733,7 +721,7 @@ class BatchedMAML:
                 stacked.record_output_step(features, logit_grads)
             grads = iter(grads)
             # Frozen tensors (requires_grad False) get None: left unchanged, as with allow_nograd.
-            stacked = update(stacked, lr, [next(grads) if p.requires_grad else None for p in params], **rates)
+            stacked = update_in_place(stacked, lr, [next(grads) if p.requires_grad else None for p in params], **rates)
         return stacked
 
     def meta_gradient(self, maml, tasks: Sequence, inner_steps: int, plan: TaskPlan | None = None) -> float:
@@ -756,11 +744,9 @@ class BatchedMAML:
         ``plan``: each task's own rate and step count); detached."""
         model = maml.module
         vocab = model.embedding.num_embeddings
-        order = list(range(len(tasks)))
-        if self.segmented:
-            # Chunks of tasks of similar length: a chunk runs as many steps as its longest prefix,
-            # so the short tasks' chunks end early instead of every chunk running to the cap.
-            order.sort(key=lambda i: (-int(tasks[i].support_lengths.max()), -int(tasks[i].query_lengths.max())))
+        # Chunks of tasks of similar length: a chunk runs as many steps as its longest prefix,
+        # so the short tasks' chunks end early instead of every chunk running to the cap.
+        order = sorted(range(len(tasks)), key=lambda i: (-int(tasks[i].support_lengths.max()), -int(tasks[i].query_lengths.max())))
         chunks = []
         for start in range(0, len(tasks), self.eval_chunk):
             indices = order[start : start + self.eval_chunk]
@@ -780,21 +766,10 @@ class BatchedMAML:
         return restored
 
 
-class LegacyBatchedMAML(BatchedMAML):
-    """The first batched engine, as it was before SegmentedGRU (packed [n, M] layout, per-task
-    products at every step, l2l's ``maml_update``): kept so `bench perf --settings full` can time
-    the two in one process. Equal to the per-task reference as well."""
-
-    name = "batched-v1"
-    segmented = False
-    fused = False
-    eval_chunk = 64  # as it was (and no sorting of the tasks by length)
-
-
 class SegmentedBatchedMAML(BatchedMAML):
     """The batched engine without the compiled kernel (SegmentedGRU for every one-layer GRU): the
     engine before meta/fused.py, and the fallback where the kernel cannot be built; kept so
-    `bench perf --settings full` times the three in one process."""
+    `bench perf full` times the two in one process."""
 
     name = "batched-segmented"
     fused = False

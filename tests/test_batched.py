@@ -4,9 +4,8 @@ Float32 throughout, dropout 0 (the only randomness): adapted parameters, query l
 gradients and query scores within 1e-5; with a trainable and a frozen embedding; with padding
 (prefix lengths 1..50 in one batch); at the `full` grid's sizes (E 64, H 128). The batched paths:
 today's (the compiled GRU kernel of meta/fused.py, the shared-weights first step, in-place
-updates), the same without the kernel (SegmentedGRU: SegmentedBatchedMAML, the fallback) and the
-first one (LegacyBatchedMAML, kept for `bench perf --settings full`). And the hand-written GRUs
-equal nn.GRU, the kernel equals SegmentedGRU.
+updates) and the same without the kernel (SegmentedGRU: SegmentedBatchedMAML, the fallback); the
+packed path of multi-layer GRUs. And the hand-written GRUs equal nn.GRU, the kernel equals SegmentedGRU.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import meta.batched
 from baselines.model import GRURecommender, ModelConfig
 from meta.batched import (
     BatchedMAML,
-    LegacyBatchedMAML,
     SegmentedBatchedMAML,
     SegmentedGRU,
     batched_gru_layer,
@@ -115,7 +113,7 @@ def test_batched_gru_equals_nn_gru(lengths_max):
     assert_close(batched_gru_layer(pack_steps(inputs, positions), mask, steps, *stacked, keep_outputs=True)[0], out, "autograd path")
 
 
-@pytest.mark.parametrize("engine_class", [BatchedMAML, SegmentedBatchedMAML, LegacyBatchedMAML])
+@pytest.mark.parametrize("engine_class", [BatchedMAML, SegmentedBatchedMAML])
 @pytest.mark.parametrize("frozen_embedding", [False, True])
 def test_adapted_parameters_equal_l2l(frozen_embedding, engine_class):
     maml = make_maml(2, frozen_embedding)
@@ -151,7 +149,7 @@ def test_adapted_parameters_equal_l2l(frozen_embedding, engine_class):
             assert torch.equal(adapted["embedding.weight"], model.embedding.weight)
 
 
-@pytest.mark.parametrize("engine_class", [BatchedEngine, SegmentedBatchedMAML, LegacyBatchedMAML])
+@pytest.mark.parametrize("engine_class", [BatchedEngine, SegmentedBatchedMAML])
 @pytest.mark.parametrize("frozen_embedding", [False, True])
 def test_meta_gradient_equals_per_task(frozen_embedding, engine_class):
     tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=4)
@@ -183,7 +181,7 @@ def test_meta_gradient_accumulates_and_two_layers():
         assert_close(q.grad, p.grad, f"accumulated gradient of {name}")
 
 
-@pytest.mark.parametrize("engine_class", [BatchedEngine, SegmentedBatchedMAML, LegacyBatchedMAML])
+@pytest.mark.parametrize("engine_class", [BatchedEngine, SegmentedBatchedMAML])
 @pytest.mark.parametrize("inner_steps", [0, 2])
 def test_query_scores_equal_per_task(inner_steps, engine_class):
     tasks = make_tasks(6, K=3, Q=4, n_items=N_ITEMS, seed=8)
@@ -352,16 +350,16 @@ def test_full_grid_sizes_equal_per_task(frozen_embedding):
         assert_close(BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps")
 
 
-def test_dropout_draws_equal_the_first_batched_path():
-    """With dropout 0.2 active (meta-training), today's path and the first one draw the same masks
-    from the same generator state, so their losses and outer gradients agree (the per-task path
-    draws other masks: only p = 0 compares to it)."""
+def test_dropout_draws_equal_on_the_kernel_and_segmented_gru():
+    """With dropout 0.2 active (meta-training), the kernel's path and SegmentedGRU's draw the same
+    masks from the same generator state, so their losses and outer gradients agree (the per-task
+    path draws other masks: only p = 0 compares to it)."""
     tasks = make_tasks(4, K=5, Q=10, n_items=N_ITEMS, seed=44)
     new, old = (make_maml(45, False, embed_dim=16, hidden_dim=24, dropout=0.2) for _ in range(2))
     torch.manual_seed(7)
     loss_new = BatchedEngine().meta_gradient(new, tasks, inner_steps=3)
     torch.manual_seed(7)
-    loss_old = LegacyBatchedMAML().meta_gradient(old, tasks, inner_steps=3)
+    loss_old = SegmentedBatchedMAML().meta_gradient(old, tasks, inner_steps=3)
     assert abs(loss_new - loss_old) <= TOL
     for (name, p), q in zip(old.module.named_parameters(), new.module.parameters()):
         assert_close(q.grad, p.grad, f"outer gradient of {name}")

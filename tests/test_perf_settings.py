@@ -1,5 +1,6 @@
-"""`bench perf --settings full` (the batched engine against batched-v1 on a dataset's episodes) and
-`bench project --speedup-from` (a projection scaled by its measured ratios). Not timing tests."""
+"""`bench perf --settings full` (the batched engine against batched-segmented on a dataset's episodes) and
+`bench project --speedup-from` (a projection scaled by the batched/batched-v1 ratios of
+results/reference/perf-full.json). Not timing tests."""
 
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ def test_perf_full_settings_times_both_engines_on_the_dataset(tiny_dataset, tmp_
     assert main(argv) == 0
     full = json.loads(out.read_text())["full"]
     assert full["settings"]["hidden_dim"] == 128 and full["settings"]["meta_batch"] == 32 and full["val_episodes"] == 4
-    assert set(full["engines"]) == {"batched", "batched-segmented", "batched-v1"}
+    assert set(full["engines"]) == {"batched", "batched-segmented"}
     assert full["kernel"] in ("fused C++ kernel", "SegmentedGRU (BENCH_FUSED_GRU=0)") and full["kernel_ratios"]["iteration"] > 0
     for row in full["engines"].values():
         assert row["seconds_per_iteration"] > 0 and row["seconds_per_validation"] > 0 and 0 < row["matmul_share"] < 2
-    assert full["threads"]["1"]["ratios"]["iteration"] > 0
-    speedup = load_speedup(out)
-    assert speedup["default"] == 1 and set(speedup["by_threads"]) == {1}
+    assert full["threads"]["1"]["kernel_ratios"]["iteration"] > 0
+    with pytest.raises(BenchError, match="batched-v1"):  # no batched-v1 measured: no speed-up to project with
+        load_speedup(out)
     assert main(argv[:-2] + ["--thread-counts", "x"]) == 2
 
 
@@ -61,3 +62,12 @@ def test_projection_scales_the_batched_runs_by_the_measured_speedup(tmp_path):
     path.write_text("{}")
     with pytest.raises(BenchError):
         load_speedup(path)
+
+
+def test_projection_reads_the_reference_perf_file():
+    """results/reference/perf-full.json keeps the batched/batched-v1 ratios batched-v1 left behind."""
+    from pathlib import Path
+
+    speedup = load_speedup(Path(__file__).parent.parent / "results" / "reference" / "perf-full.json")
+    assert speedup["default"] == 1 and set(speedup["by_threads"]) == {1, 2}
+    assert all(ratio["iteration"] > 1 and ratio["validation"] > 1 for ratio in speedup["by_threads"].values())

@@ -34,7 +34,7 @@ def register_engines(subparsers) -> None:
     parser.add_argument("--settings", choices=("synthetic", "full"), default="synthetic",
                         help="synthetic (default): generated episodes at the options above, every engine and arm; "
                         "full: the `full` grid's settings (E 64, H 128, dropout 0.2, meta-batch 32, K 5, Q 10, 5 steps) on --dataset's "
-                        "train/val episodes, batched against batched-v1, at each of --thread-counts")
+                        "train/val episodes, batched against batched-segmented, at each of --thread-counts")
     parser.add_argument("--dataset", default="xuetangx-synth", help="with --settings full: the dataset whose episodes are timed (default xuetangx-synth)")
     parser.add_argument("--data-dir", default=None, help="with --settings full: its data folder (default: the project's)")
     parser.add_argument("--thread-counts", default="1,2", help="with --settings full: comma-separated torch thread counts, measured one after the other (default 1,2)")

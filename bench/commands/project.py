@@ -57,5 +57,6 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", default=None, help="the source grid was run at these seeds only (`run --seeds 0`): other seeds are projected from the first one's runs")
     parser.add_argument("--results", default=DEFAULT_RESULTS, help=f"result store folder (default: {DEFAULT_RESULTS}/)")
     parser.add_argument("--speedup-from", default=None, metavar="PERF_JSON",
-                        help="a `bench perf --settings full --json` file: scale the batched runs' measured meta-iteration and validation costs by its measured speed-up (a PROJECTION)")
+                        help="results/reference/perf-full.json (a perf file that timed batched-v1): scale the batched runs' measured "
+                        "meta-iteration and validation costs by its measured speed-up (a PROJECTION)")
     parser.set_defaults(func=project_command)

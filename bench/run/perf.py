@@ -10,8 +10,7 @@ GFLOP/s on the same threads; RSS over a long loop. What a grid would cost is `py
 
 ``--settings full`` (``perf_full``) times instead the batched engine at the `full` grid's settings on
 real train episodes of a dataset: today's engine ("batched", its one-layer GRU on the compiled
-kernel of meta/fused.py) against the first one kept for comparison ("batched-v1",
-meta.batched.LegacyBatchedMAML) and the one before the kernel ("batched-segmented", SegmentedGRU),
+kernel of meta/fused.py) against the one before the kernel ("batched-segmented", SegmentedGRU),
 alternating in one process, at each of ``--thread-counts``: seconds per meta-iteration, per
 validation (the dataset's val episodes, few-shot, scored in chunks as meta/maml.py scores them)
 and the share of the matmul rate.
@@ -376,18 +375,17 @@ def perf_command(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------- --settings full
 
 FULL_SETTINGS = {"embed_dim": 64, "hidden_dim": 128, "dropout": 0.2, "meta_batch": 32, "K": 5, "Q": 10, "inner_steps": 5, "inner_lr": 0.01}
-# The first batched engine (kept for comparison), the one before the compiled kernel, today's.
-FULL_ENGINES = ("batched-v1", "batched-segmented", "batched")
+# The engine before the compiled kernel, today's. (The first one, batched-v1, is gone: its figures
+# stay in results/reference/perf-full.json, which `bench project --speedup-from` reads.)
+FULL_ENGINES = ("batched-segmented", "batched")
 
 
 def full_engine(name: str):
-    """"batched": the registry's engine (meta/engines.py); "batched-v1": meta.batched.LegacyBatchedMAML;
-    "batched-segmented": meta.batched.SegmentedBatchedMAML (SegmentedGRU, no compiled kernel)."""
-    from meta.batched import LegacyBatchedMAML, SegmentedBatchedMAML
+    """"batched": the registry's engine (meta/engines.py); "batched-segmented":
+    meta.batched.SegmentedBatchedMAML (SegmentedGRU, no compiled kernel)."""
+    from meta.batched import SegmentedBatchedMAML
     from meta.engines import get_engine
 
-    if name == "batched-v1":
-        return LegacyBatchedMAML()
     if name == "batched-segmented":
         return SegmentedBatchedMAML()
     return get_engine(name)
@@ -411,7 +409,7 @@ def validation_seconds(engine, maml, episodes, inner_steps: int) -> float:
 
 
 def perf_full(args: argparse.Namespace) -> int:
-    """`bench perf --settings full`: the batched engine against batched-v1 at the `full` grid's settings."""
+    """`bench perf --settings full`: the batched engine against batched-segmented at the `full` grid's settings."""
     import numpy as np
     from rich.console import Console
     from rich.table import Table
@@ -504,10 +502,9 @@ def perf_full(args: argparse.Namespace) -> int:
                 "matmul_share": gflops / rate,
                 "rounds": {"seconds_per_iteration": entry["iteration_s"], "seconds_per_validation": entry["validation_s"]},
             }
-        old, middle, new = (engines[name] for name in FULL_ENGINES)
-        ratios = {"iteration": old["seconds_per_iteration"] / new["seconds_per_iteration"], "validation": old["seconds_per_validation"] / new["seconds_per_validation"]}
+        middle, new = (engines[name] for name in FULL_ENGINES)
         kernel_ratios = {"iteration": middle["seconds_per_iteration"] / new["seconds_per_iteration"], "validation": middle["seconds_per_validation"] / new["seconds_per_validation"]}
-        figures["threads"][str(threads)] = {"matmul_gflops": rate, "engines": engines, "ratios": ratios, "kernel_ratios": kernel_ratios, "kernel": kernel_status()}
+        figures["threads"][str(threads)] = {"matmul_gflops": rate, "engines": engines, "kernel_ratios": kernel_ratios, "kernel": kernel_status()}
         table = Table(title=f"bench perf --settings full ({args.dataset}, {threads} thread(s); medians of {args.repeats} alternating rounds)")
         for column in ("engine", "s / meta-iteration", f"s / validation ({len(val)} val eps)", "train GFLOP/s", "% of matmul"):
             table.add_column(column, justify="left" if column == "engine" else "right")
@@ -515,12 +512,12 @@ def perf_full(args: argparse.Namespace) -> int:
             table.add_row(name, f"{row['seconds_per_iteration']:.3f}", f"{row['seconds_per_validation']:.2f}", f"{row['gflops']:.1f}", f"{100 * row['matmul_share']:.1f}%")
         console.print(table)
         console.print(
-            f"full, {threads} thread(s): batched/batched-v1 speed-up {ratios['iteration']:.2f}x per meta-iteration, {ratios['validation']:.2f}x per validation; "
-            f"batched/batched-segmented {kernel_ratios['iteration']:.2f}x and {kernel_ratios['validation']:.2f}x; matmul 1024^3 {rate:.1f} GFLOP/s; "
+            f"full, {threads} thread(s): batched/batched-segmented speed-up {kernel_ratios['iteration']:.2f}x per meta-iteration, "
+            f"{kernel_ratios['validation']:.2f}x per validation; matmul 1024^3 {rate:.1f} GFLOP/s; "
             f"batched's GRU: {kernel_status()}"
         )
     first = figures["threads"][str(counts[0])]
-    figures["engines"], figures["ratios"], figures["matmul_gflops"], figures["thread_count"] = first["engines"], first["ratios"], first["matmul_gflops"], counts[0]
+    figures["engines"], figures["matmul_gflops"], figures["thread_count"] = first["engines"], first["matmul_gflops"], counts[0]
     figures["kernel_ratios"], figures["kernel"] = first["kernel_ratios"], first["kernel"]
     if args.json_path:
         path = Path(args.json_path)

@@ -13,7 +13,8 @@ K, Q and every parameter but the budget keys (``BUDGET_KEYS``); its measured cos
   ``max_epochs`` (an upper bound: early stopping may end them sooner), plus evaluation as measured;
 - every other run (no budget parameter): as measured.
 
-With a speed-up (``load_speedup``: a `bench perf --settings full --json` file), the meta-learned
+With a speed-up (``load_speedup``: a `bench perf --settings full --json` file that timed batched-v1,
+i.e. results/reference/perf-full.json, since batched-v1 is gone), the meta-learned
 runs measured on engine "batched" have their seconds per meta-iteration and per validation divided
 by that file's measured batched/batched-v1 ratios (at the run's thread count when the file has it,
 else at its first): a projection of what those runs would cost on today's engine, assuming they
@@ -84,9 +85,12 @@ def load_speedup(path) -> dict:
         by_threads = {int(t): {k: float(v["ratios"][k]) for k in ("iteration", "validation")} for t, v in figures["threads"].items()}
         default = int(figures["thread_count"])
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise BenchError(f"{path} is not a `bench perf --settings full --json` file ({type(error).__name__}: {error})", "write one with `python -m bench perf --settings full --json FILE`") from None
+        raise BenchError(
+            f"{path} holds no batched/batched-v1 ratios ({type(error).__name__}: {error})",
+            "give results/reference/perf-full.json (batched-v1 is gone: no new perf run measures it)",
+        ) from None
     if default not in by_threads or any(r[k] <= 0 for r in by_threads.values() for k in r):
-        raise BenchError(f"{path} holds no usable speed-up ratios", "rerun `python -m bench perf --settings full --json FILE`")
+        raise BenchError(f"{path} holds no usable speed-up ratios", "give results/reference/perf-full.json")
     return {"path": str(path), "by_threads": by_threads, "default": default}
 
 
