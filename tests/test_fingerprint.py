@@ -155,3 +155,10 @@ def test_the_repository_reformatted_keeps_its_fingerprint(tmp_path):
 def test_cpp_tokens_drop_comments_and_keep_strings_and_directives():
     source = '#include <a.h>\n#define N 4 // four\nint f() { /* c */ return g("x // y"); }\n'
     assert cpp_tokens(source) == '# include < a . h >\n# define N 4\nint f ( ) { return g ( "x // y" ) ; }'
+
+
+def test_an_alias_assignment_and_an_import_as_are_the_same_binding(tmp_path, base):
+    aliased = {"meta/c.py": "from meta.a import helper\n\nhalf = helper\n\n\ndef go(x):\n    return half(x)\n"}
+    imported = {"meta/c.py": "from meta.a import helper as half\n\n\ndef go(x):\n    return half(x)\n"}
+    rebound = {"meta/c.py": "from meta.other import helper as half\n\n\ndef go(x):\n    return half(x)\n"}
+    assert variant(tmp_path, "aliased", aliased) == variant(tmp_path, "imported", imported) != variant(tmp_path, "rebound", rebound)

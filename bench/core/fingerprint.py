@@ -92,6 +92,8 @@ class _Index:
                         module.bindings[alias.asname or alias.name] = ("from", source, alias.name)
             elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 module.bindings[statement.name] = ("def", module.name, statement.name)
+            elif _alias(statement):  # `name = other`: another name for what other is, like `import x as name`
+                module.bindings[statement.targets[0].id] = ("alias", module.name, statement.value.id)
             else:
                 for name in _assigned_names(statement):
                     module.bindings[name] = ("def", module.name, name)
@@ -116,11 +118,24 @@ class _Index:
         return f"{'internal' if module is not None else 'outside'}:{dotted}.{attribute}"
 
     def resolve_binding(self, binding: tuple, depth: int = 0) -> str:
+        if binding[0] == "alias":
+            bound = self.modules[binding[1]].bindings.get(binding[2])
+            return self.resolve_binding(bound, depth + 1) if bound is not None and depth < 20 else f"builtin:{binding[2]}"
         if binding[0] == "def":
             return f"def:{self.definition_ids[(binding[1], binding[2])]}"
         if binding[0] == "module":
             return "internal-module" if self.internal(binding[1]) else f"outside:{binding[1]}"
         return self.resolve_attribute(binding[1], binding[2], depth)
+
+
+def _alias(statement: ast.stmt) -> bool:
+    """``name = other_name``: a binding, hashed through what ``other_name`` resolves to."""
+    return (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name)
+        and isinstance(statement.value, ast.Name)
+    )
 
 
 def _assigned_names(statement: ast.stmt) -> list[str]:
@@ -184,7 +199,7 @@ def _entries(root: Path, modules: dict[str, _Module]) -> list[str]:
     for module in modules.values():
         counts: dict[str, int] = {}
         for statement in _strip_docstrings(module.tree).body:
-            if isinstance(statement, ast.Import | ast.ImportFrom):
+            if isinstance(statement, ast.Import | ast.ImportFrom) or _alias(statement):
                 continue  # bindings: recorded through what the definitions use
             if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 names = [statement.name]
