@@ -6,7 +6,7 @@ GRID ?= default
 JOBS ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: venv bench test data perf clean
+.PHONY: venv bench test docs data perf clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,13 @@ bench: data
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory docs
+
+# The docs' strict build (mkdocs.yml): a broken link or a page left out of the nav fails it. Into a
+# temporary folder, removed after, so a test run leaves no site behind.
+docs: $(STAMP)
+	@out=$$(mktemp -d) && $(BIN)/mkdocs build --strict --quiet --site-dir "$$out"; status=$$?; rm -rf "$$out"; \
+	    test $$status -eq 0 && echo "docs ok (mkdocs build --strict)"; exit $$status
 
 perf: $(STAMP)
 	$(BIN)/python -m bench perf

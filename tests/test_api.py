@@ -1,4 +1,4 @@
-"""The README's Python API snippet runs as written on a store (no CLI)."""
+"""The docs' Python API snippet (docs/api.md) runs as written on a store (no CLI)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pandas as pd
 from bench.store.results import Store
 from tests.test_render import _default_grid_results
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 
-def test_readme_python_api_snippet_runs_on_a_store(tmp_path, monkeypatch, capsys):
+def test_docs_python_api_snippet_runs_on_a_store(tmp_path, monkeypatch, capsys):
     store = Store(tmp_path / "results")
     results = _default_grid_results()
     for run in results.runs:
@@ -23,10 +23,9 @@ def test_readme_python_api_snippet_runs_on_a_store(tmp_path, monkeypatch, capsys
                          pd.DataFrame({"iteration": [1]}))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("bench.plan.grid.grid_run_labels", lambda grid, runs, **_: {r["hash"]: r["cell"] for r in runs})
-    section = README.read_text().split("## Python API", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = re.search(r"```python\n(.*?)```", API_PAGE.read_text(), re.S).group(1)
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/api.md", "exec"), namespace)
     assert isinstance(namespace["episodes"], pd.DataFrame) and len(namespace["episodes"]) == len(results.episodes)
     assert {"cell", "mode", "acc@1_mean", "diff_mean"} <= set(namespace["board"].columns)
     assert namespace["why_none"] is None and len(namespace["answered"][0].rows) >= 1

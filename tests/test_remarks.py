@@ -48,8 +48,11 @@ def test_every_renderer_shows_the_remarks():
     text = console.export_text()
     assert WEIGHT_ZERO in text and STILL_IMPROVING in text  # the notes, whatever columns fit
     assert "w=0: zero-shot model" in markdown.to_markdown([table])
-    tex = latex.to_latex([table])
-    assert r"$^{w=0}$" in tex and r"$^{*}$" in tex and "the zero-shot model, no adaptation kept" in tex and "still improving" in tex
+    tex = latex.to_latex([table])  # column layout: the weight on a line under the name, as a CI under its number
+    assert r"{\scriptsize w=0}" in tex and r"$^{*}$" in tex and "the zero-shot model, no adaptation kept" in tex and "still improving" in tex
+    assert "$w$ under a name" in tex
+    page = latex.to_latex([table], layout="page")  # room enough: both remarks are superscripts
+    assert r"$^{w=0}$" in page and r"$^{*}$" in page and "$^{w}$: the support weight" in page
 
 
 def test_a_weight_other_than_zero_is_shown_not_marked():
