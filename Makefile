@@ -27,6 +27,7 @@ bench: data
 	$(BIN)/python -m bench report --grid $(GRID) --html results/report.html
 
 test: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory docs
 

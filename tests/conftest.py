@@ -58,6 +58,15 @@ def run_data(tmp_path_factory):
     return data_dir
 
 
+@pytest.fixture(scope="module")
+def tune_grid_file(tmp_path_factory):
+    """The tiny grid named "tinytune" with one question, for `bench tune` (test_tune, test_pruning)."""
+    path = tmp_path_factory.mktemp("tune-grid") / "tinytune.toml"
+    question = '[[compare]]\nquestion = "Does a warm start help MAML?"\na = "maml[gru4rec]:few-shot"\nb = "maml[random]:few-shot"\n'
+    path.write_text(TINY_GRID.replace('name = "tiny"', 'name = "tinytune"') + question)
+    return path
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory):
     """One cache_dir for the whole session, so GRU4Rec is trained once per (dataset, params, seed)."""

@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from bench.store.results import Store
-from tests.test_render import _default_grid_results
+from tests.helpers import default_grid_results
 
 API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 
 def test_docs_python_api_snippet_runs_on_a_store(tmp_path, monkeypatch, capsys):
     store = Store(tmp_path / "results")
-    results = _default_grid_results()
+    results = default_grid_results()
     for run in results.runs:
         episodes = results.episodes[results.episodes["run"] == run["hash"]]
         store.start_run(run["hash"], run)

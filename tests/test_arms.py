@@ -18,11 +18,9 @@ from bench.data import importers
 from bench.data.pipeline import sha256_file
 from bench.core.errors import BenchError
 from bench.plan.grid import Grid, expand
-from bench.methods.registry import METHODS, RunContext
 from meta.algorithms import ANIL, MetaSGD
 from meta.per_task import PerTaskEngine, adapt
-from tests.conftest import SMALL_GRU4REC
-from tests.test_maml import all_scores, fitted, random_task
+from tests.helpers import N_ITEMS, all_scores, assert_close, fitted, make_maml, make_tasks, random_task, seed_episodes_folder
 
 torch.set_num_threads(1)
 
@@ -215,10 +213,8 @@ def test_the_seed_layout_is_shifted_as_the_seed_episodes_importer_shifts_ids(tmp
     """A model in the seed's layout (a real course on id 0, no padding row) scores the seed's own
     episodes; after the importer's +1 repair of the episodes and the checkpoint init's +1 shift of the
     weights, every course keeps its scores: column c + 1 of ours is column c of the seed's."""
-    from tests.test_data_import import _seed_folder
-
     seed_root = tmp_path / "seed"
-    _seed_folder(seed_root, first_id=0, n_items=20, K=2, Q=3)
+    seed_episodes_folder(seed_root, first_id=0, n_items=20, K=2, Q=3)
     dataset = importers.import_seed_episodes(seed_root, name="seeded", data_dir=tmp_path)
     assert dataset.n_items == 20 and dataset.manifest["source"]["repair"]["id_shift"] == 1
     seed_model = small_model(8, n_items=19)  # 20 rows: the seed's vocabulary, course 0 on row 0
@@ -258,8 +254,6 @@ def test_the_seed_layout_is_shifted_as_the_seed_episodes_importer_shifts_ids(tmp
 
 
 def make_anil(seed: int, frozen_embedding: bool = False) -> ANIL:
-    from tests.test_batched import N_ITEMS
-
     torch.manual_seed(seed)
     model = GRURecommender(ModelConfig(N_ITEMS, embed_dim=8, hidden_dim=12, n_layers=1, dropout=0.0)).train()
     with torch.no_grad():  # larger weights than the default init, so the gates and the head's steps matter
@@ -273,7 +267,6 @@ def make_anil(seed: int, frozen_embedding: bool = False) -> ANIL:
 def test_batched_anil_equals_per_task(frozen_embedding):
     from meta.engines import BatchedEngine
     from meta.batched_anil import _features, adapt_heads, dense_heads
-    from tests.test_batched import N_ITEMS, assert_close, make_tasks
 
     tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=21)  # prefix lengths 1..50 in one batch
     inner_steps = 3
@@ -325,7 +318,6 @@ def test_perf_times_the_arms_beside_maml(tmp_path):
 
 
 def make_metasgd(seed: int, frozen_embedding: bool = False, **sizes) -> MetaSGD:
-    from tests.test_batched import make_maml
 
     model = make_maml(seed, frozen_embedding, **sizes).module
     meta = MetaSGD(model, lr=0.5, first_order=True)
@@ -341,7 +333,6 @@ def test_batched_metasgd_equals_per_task(frozen_embedding):
     from meta.batched import stack_tasks
     from meta.engines import BatchedEngine
     from meta.batched_metasgd import adapt_with_rates, stacked_with_rates
-    from tests.test_batched import N_ITEMS, assert_close, make_tasks
 
     tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=31)
     inner_steps = 3
@@ -381,7 +372,6 @@ def test_batched_metasgd_at_the_full_grid_sizes_equals_per_task():
     """Meta-SGD through today's batched path (SegmentedGRU, its shared first step) at E 64, H 128:
     the query loss and every outer gradient, the rates' included, equal per-task learn2learn."""
     from meta.engines import BatchedEngine
-    from tests.test_batched import N_ITEMS, assert_close, make_tasks
 
     tasks = make_tasks(4, K=5, Q=10, n_items=N_ITEMS, seed=33)
     reference, batched = (make_metasgd(34, embed_dim=64, hidden_dim=128, lr=0.05) for _ in range(2))

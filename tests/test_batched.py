@@ -10,13 +10,13 @@ packed path of multi-layer GRUs. And the hand-written GRUs equal nn.GRU, the ker
 
 from __future__ import annotations
 
-import learn2learn as l2l
+import re
+
 import pytest
 import torch
 from torch import nn
 
 import meta.batched
-from baselines.model import GRURecommender, ModelConfig
 from meta.batched import (
     BatchedMAML,
     SegmentedBatchedMAML,
@@ -30,51 +30,7 @@ from meta import fused
 from meta.engines import BatchedEngine
 from meta.fused import FusedGRU
 from meta.per_task import PerTaskEngine, adapt
-from meta.tasks import Task
-
-TOL = 1e-5
-N_ITEMS = 60
-
-
-def make_tasks(n: int, K: int, Q: int, n_items: int, seed: int, max_len: int = 50) -> list[Task]:
-    generator = torch.Generator().manual_seed(seed)
-
-    def prefixes(count: int):
-        lengths = torch.randint(1, max_len + 1, (count,), generator=generator)
-        lengths[0] = 1  # always a length-1 prefix next to long ones
-        padded = torch.zeros(count, int(lengths.max()), dtype=torch.long)
-        for row, length in enumerate(lengths.tolist()):
-            padded[row, :length] = torch.randint(1, n_items + 1, (length,), generator=generator)
-        return padded, lengths
-
-    tasks = []
-    for _ in range(n):
-        sp, sl = prefixes(K)
-        qp, ql = prefixes(Q)
-        labels = lambda count: torch.randint(1, n_items + 1, (count,), generator=generator)  # noqa: E731
-        tasks.append(Task(sp, sl, labels(K), qp, ql, labels(Q)))
-    return tasks
-
-
-def make_maml(seed: int, frozen_embedding: bool, n_layers: int = 1, lr: float = 0.5, embed_dim: int = 8, hidden_dim: int = 12, dropout: float = 0.0):
-    torch.manual_seed(seed)
-    model = GRURecommender(ModelConfig(N_ITEMS, embed_dim=embed_dim, hidden_dim=hidden_dim, n_layers=n_layers, dropout=dropout))
-    with torch.no_grad():  # larger weights than the default init, so the GRU's gates all matter
-        for p in model.gru.parameters():
-            p.mul_(3.0)
-    model.embedding.weight.requires_grad_(not frozen_embedding)
-    model.train()
-    return l2l.algorithms.MAML(model, lr=lr, first_order=True, allow_nograd=frozen_embedding)
-
-
-def grads_of(maml) -> dict[str, torch.Tensor]:
-    return {name: (p.grad.clone() if p.grad is not None else None) for name, p in maml.module.named_parameters()}
-
-
-def assert_close(a, b, what):
-    assert a.shape == b.shape, what
-    err = float((a - b).detach().abs().max())
-    assert err <= TOL, f"{what}: max abs difference {err:.2e}"
+from tests.helpers import N_ITEMS, TOL, assert_close, grads_of, make_maml, make_tasks
 
 
 @pytest.mark.parametrize("lengths_max", [1, 50])
@@ -459,3 +415,95 @@ def test_fused_gru_holds_a_finished_row():
     assert not torch.equal(noisy.slots, side.slots)
     assert_close(FusedGRU.apply(noisy, layout.row_table, layout.row_slot, False, embedding, *weights), out, "state with other padding")
     assert_close(out, SegmentedGRU.apply(layout, False, embedding, *weights), "state against SegmentedGRU")
+
+
+# Two kernel paths the equality tests above never take: more than one thread, and the exp clamp
+
+
+def _kernel_inputs(n: int, hidden: int, rows: int, seed: int, scale: float, hh_scale: float | None = None):
+    """A stacked batch of n tasks (lengths 1..50) and leaf inputs for FusedGRU / SegmentedGRU:
+    embedding rows [R, 8] and per-task weights, N(0, scale) (W_hh, b_hh: N(0, hh_scale))."""
+    tasks = make_tasks(n, K=rows, Q=3, n_items=N_ITEMS, seed=seed)
+    batch = stack_tasks(tasks, N_ITEMS + 1)
+    generator = torch.Generator().manual_seed(seed)
+    hh = scale if hh_scale is None else hh_scale
+
+    def rand(s, *shape):
+        return (s * torch.randn(*shape, generator=generator)).requires_grad_()
+
+    embedding = rand(scale, batch.row_items.numel(), 8)
+    weights = [rand(scale, n, 3 * hidden, 8), rand(scale, n, 3 * hidden), rand(hh, n, 3 * hidden, hidden), rand(hh, n, 3 * hidden)]
+    return batch, embedding, weights, generator
+
+
+def _fused_state_and_grads(batch, side: str, embedding, weights, probe):
+    layout, kernel_side = getattr(batch, f"{side}_layout"), getattr(batch, f"{side}_kernel")
+    out = FusedGRU.apply(kernel_side, layout.row_table, layout.row_slot, True, embedding, *weights)
+    return out, torch.autograd.grad((out * probe).sum(), [embedding, *weights])
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_fused_gru_on_two_threads_equals_one_thread_bit_for_bit(shared):
+    """The kernel's multi-threaded path (at::parallel_for over tasks, taken only with more than one
+    torch thread; conftest pins the suite to one): 9 tasks of uneven lengths split over 2 threads give
+    the 1-thread state and all five gradients bit for bit (tasks are independent, slots disjoint)."""
+    if fused.load() is None:
+        pytest.skip(f"kernel unavailable: {fused.kernel_status()}")
+    n = 9
+    batch, embedding, weights, generator = _kernel_inputs(n, hidden=20, rows=7, seed=70, scale=0.5)
+    used = [w[0].expand(n, *w.shape[1:]) for w in weights] if shared else weights
+    for side in ("support", "query"):
+        probe = torch.randn(n, getattr(batch, f"{side}_kernel").lengths.shape[1], 20, generator=generator)
+        one = _fused_state_and_grads(batch, side, embedding, used, probe)
+        previous = torch.get_num_threads()
+        try:
+            torch.set_num_threads(2)
+            assert torch.get_num_threads() == 2
+            two = _fused_state_and_grads(batch, side, embedding, used, probe)
+        finally:
+            torch.set_num_threads(previous)
+        assert torch.equal(one[0], two[0]), f"{side} state"
+        for index, (a, b) in enumerate(zip(one[1], two[1])):
+            assert torch.equal(a, b), f"{side} gradient {index}"
+
+
+def exp_clamp() -> float:
+    """The larger bound of the kernel's exp clamp (meta/fused_gru.cpp's vexp: x into [-lo, hi]), read from the source."""
+    found = re.search(r"lo = vf\{\} - ([0-9.]+)f, hi = vf\{\} \+ ([0-9.]+)f", fused.SOURCE.read_text())
+    assert found, "vexp's clamp not found in meta/fused_gru.cpp"
+    return max(float(found.group(1)), float(found.group(2)))
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_fused_gru_past_the_exp_clamp_equals_segmented_gru_and_is_finite(shared):
+    """Pre-activations far past the kernel's exp clamp (|x| in the thousands: saturated gates) give
+    a finite state and gradients equal to SegmentedGRU's (torch's sigmoid, no clamp). Without the
+    clamp the exponent bits of exp(x) overflow: the gates would be garbage."""
+    if fused.load() is None:
+        pytest.skip(f"kernel unavailable: {fused.kernel_status()}")
+    n, hidden = 5, 16
+    batch, embedding, weights, generator = _kernel_inputs(n, hidden=hidden, rows=6, seed=80, scale=30.0, hh_scale=3.0)
+    used = [w[0].expand(n, *w.shape[1:]) for w in weights] if shared else weights
+    # The inputs are in the clamped regime whatever the state: |x W_ih^T + b_ih| less the most that
+    # h W_hh^T + b_hh can add (|h| <= 1) exceeds the clamp, both signs, for most (task, row, gate)
+    # entries of the input table (the candidate's tanh is 2 sigmoid(2x) - 1: half the bound).
+    clamp = exp_clamp()
+    with torch.no_grad():
+        weight_ih, bias_ih, weight_hh, bias_hh = used
+        projections = torch.einsum("re,nge->nrg", embedding, weight_ih) + bias_ih.unsqueeze(1)  # [n, R, 3H]
+        reach = (weight_hh.abs().sum(2) + bias_hh.abs()).unsqueeze(1)
+        past = projections.abs() - reach > torch.tensor([clamp] * (2 * hidden) + [clamp / 2] * hidden)
+        assert past.float().mean() > 0.8
+        assert (past & (projections > 0)).any() and (past & (projections < 0)).any()
+    for side in ("support", "query"):
+        layout, kernel_side = getattr(batch, f"{side}_layout"), getattr(batch, f"{side}_kernel")
+        reference = SegmentedGRU.apply(layout, True, embedding, *used)
+        out = FusedGRU.apply(kernel_side, layout.row_table, layout.row_slot, True, embedding, *used)
+        assert torch.isfinite(out).all()
+        assert_close(out, reference, f"{side} state")
+        probe = torch.randn(out.shape, generator=generator)
+        expected = torch.autograd.grad((reference * probe).sum(), [embedding, *weights])
+        got = torch.autograd.grad((out * probe).sum(), [embedding, *weights])
+        for index, (a, b) in enumerate(zip(got, expected)):
+            assert torch.isfinite(a).all() and b.abs().max() > 0, f"{side} gradient {index}"
+            assert_close(a, b, f"{side} gradient {index}")

@@ -13,38 +13,7 @@ from bench.commands.cli import main
 from bench.data import importers, pipeline
 from bench.data.dataset import open_dataset
 from bench.core.errors import BenchError
-
-BASE = 1_486_000_000  # early February 2017, epoch seconds
-
-
-def _iso(t: int) -> str:
-    return pd.Timestamp(t, unit="s").strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _log(n_users=40, seed=0):
-    """A small log: per user several sessions (2 h apart) of 2-6 items, 60 s between events."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        t = BASE + u * 1000
-        for s in range(int(rng.integers(3, 8))):
-            for _ in range(int(rng.integers(2, 7))):
-                rows.append((f"user {u}", f"item-{int(rng.integers(0, 30)):02d}", t, f"s{u}-{s}"))
-                t += 60
-            t += 7200
-    return pd.DataFrame(rows, columns=["user_id:token", "item_id:token", "timestamp:float", "session"])
-
-
-def _error_line(err: str) -> str:
-    """The one error line (progress lines may precede it on stderr)."""
-    lines = [line for line in err.strip().splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def _no_leftovers(data_dir):
-    processed = data_dir / "processed"
-    return not processed.exists() or not [p for p in processed.iterdir() if p.name.startswith(".")]
+from tests.helpers import BASE, error_line, interaction_log, iso_time, no_leftovers, seed_episodes_folder
 
 
 # ----------------------------------------------------------------------------------------------
@@ -53,9 +22,9 @@ def _no_leftovers(data_dir):
 
 @pytest.mark.parametrize("time_format", ["epoch", "iso"])
 def test_csv_with_odd_column_names_imports_to_episodes(tmp_path, time_format):
-    log = _log()
+    log = interaction_log()
     if time_format == "iso":
-        log["timestamp:float"] = log["timestamp:float"].map(_iso)
+        log["timestamp:float"] = log["timestamp:float"].map(iso_time)
     path = tmp_path / "log.csv"
     log.to_csv(path, index=False)
     rc = main(["data", "import", "interactions", str(path), "--name", "csv", "--user", "user_id:token",
@@ -72,8 +41,8 @@ def test_csv_with_odd_column_names_imports_to_episodes(tmp_path, time_format):
 
 
 def test_iso_and_epoch_give_identical_datasets(tmp_path):
-    log = _log(seed=2)
-    iso = log.assign(**{"timestamp:float": log["timestamp:float"].map(_iso)})
+    log = interaction_log(seed=2)
+    iso = log.assign(**{"timestamp:float": log["timestamp:float"].map(iso_time)})
     log.to_csv(tmp_path / "a.tsv", sep="\t", index=False)
     iso.to_csv(tmp_path / "b.tsv", sep="\t", index=False)
     kwargs = dict(user="user_id:token", item="item_id:token", time="timestamp:float", session="session",
@@ -85,7 +54,7 @@ def test_iso_and_epoch_give_identical_datasets(tmp_path):
 
 
 def test_session_gap_splits_sessions(tmp_path):
-    full = _log(seed=1)
+    full = interaction_log(seed=1)
     log = full.drop(columns=["session"])
     path = tmp_path / "log.parquet"
     log.to_parquet(path)
@@ -107,19 +76,19 @@ COLUMNS = ["--user", "user_id:token", "--item", "item_id:token", "--time", "time
     "mutate, extra, message",
     [
         (None, ["--user", "nobody"], "unknown column 'nobody' for --user"),
-        (lambda df: df.assign(**{"timestamp:float": ["yesterday"] + list(df["timestamp:float"].map(_iso))[1:]}), [], "unparseable timestamp 'yesterday'"),
+        (lambda df: df.assign(**{"timestamp:float": ["yesterday"] + list(df["timestamp:float"].map(iso_time))[1:]}), [], "unparseable timestamp 'yesterday'"),
         (lambda df: df.assign(**{"item_id:token": ""}), [], "no rows with a user, an item and a time"),
         (None, ["--K", "500", "--Q", "500"], "K+Q=1000 is larger than any"),
     ],
 )
 def test_bad_logs_exit_2_with_one_line_and_no_folder(tmp_path, capsys, mutate, extra, message):
-    log = _log() if mutate is None else mutate(_log())
+    log = interaction_log() if mutate is None else mutate(interaction_log())
     path = tmp_path / "log.csv"
     log.to_csv(path, index=False)
     rc = main(["data", "import", "interactions", str(path), "--name", "bad", *COLUMNS, *extra, "--data-dir", str(tmp_path)])
-    err = _error_line(capsys.readouterr().err)
+    err = error_line(capsys.readouterr().err)
     assert rc == 2 and message in err
-    assert not (tmp_path / "processed" / "bad").exists() and _no_leftovers(tmp_path)
+    assert not (tmp_path / "processed" / "bad").exists() and no_leftovers(tmp_path)
 
 
 def test_missing_file_and_single_item_sessions(tmp_path, capsys):
@@ -130,7 +99,7 @@ def test_missing_file_and_single_item_sessions(tmp_path, capsys):
     assert main(["data", "import", "interactions", str(tmp_path / "one.csv"), "--name", "x", "--user", "u",
                  "--item", "i", "--time", "t", "--data-dir", str(tmp_path)]) == 2
     assert "no pairs" in capsys.readouterr().err
-    assert _no_leftovers(tmp_path) and not (tmp_path / "processed" / "x").exists()
+    assert no_leftovers(tmp_path) and not (tmp_path / "processed" / "x").exists()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,12 +117,12 @@ def _activity(n_users=30, seed=0):
             for _ in range(int(rng.integers(2, 6))):
                 course = courses[int(rng.integers(0, len(courses)))]
                 kind = ["load_video", "problem_check", "click_about", "video_play", "seek_video"][int(rng.integers(0, 5))]
-                by_course[course].setdefault(f"u{u}", {}).setdefault(f"h{u}-{s}", []).append([kind, _iso(t)])
+                by_course[course].setdefault(f"u{u}", {}).setdefault(f"h{u}-{s}", []).append([kind, iso_time(t)])
                 t += 30
             t += 7200
     a, b = courses[0], courses[1]
-    by_course[a]["alice"] = {"sess": [["load_video", _iso(BASE + 10)], ["video_play", _iso(BASE + 30)], ["close_page", _iso(BASE + 40)]]}
-    by_course[b]["alice"] = {"sess": [["problem_get", _iso(BASE + 20)], ["click_info", _iso(BASE + 35)]]}
+    by_course[a]["alice"] = {"sess": [["load_video", iso_time(BASE + 10)], ["video_play", iso_time(BASE + 30)], ["close_page", iso_time(BASE + 40)]]}
+    by_course[b]["alice"] = {"sess": [["problem_get", iso_time(BASE + 20)], ["click_info", iso_time(BASE + 35)]]}
     return [[c, users] for c, users in by_course.items()]
 
 
@@ -188,9 +157,9 @@ def test_activity_cli_and_truncated_file_exits_2_without_folder(tmp_path, capsys
     cut = tmp_path / "cut.json"
     cut.write_text(text[: len(text) * 2 // 3])
     rc = main(["data", "import", "xuetangx-activity", str(cut), "--name", "xtcut", "--data-dir", str(tmp_path)])
-    err = _error_line(capsys.readouterr().err)
+    err = error_line(capsys.readouterr().err)
     assert rc == 2 and "truncated JSON" in err and "character" in err
-    assert not (tmp_path / "processed" / "xtcut").exists() and _no_leftovers(tmp_path)
+    assert not (tmp_path / "processed" / "xtcut").exists() and no_leftovers(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -208,44 +177,18 @@ def test_bad_activity_files(tmp_path, capsys, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)
     rc = main(["data", "import", "xuetangx-activity", str(path), "--name", "bad", "--data-dir", str(tmp_path)])
-    err = _error_line(capsys.readouterr().err)
+    err = error_line(capsys.readouterr().err)
     assert rc == 2 and message in err
-    assert not (tmp_path / "processed" / "bad").exists() and _no_leftovers(tmp_path)
+    assert not (tmp_path / "processed" / "bad").exists() and no_leftovers(tmp_path)
 
 
 # ----------------------------------------------------------------------------------------------
 # The seed's processed episodes
 
 
-def _seed_folder(root, first_id=0, n_items=20, K=2, Q=3):
-    """Episodes as the seed wrote them: ids from ``first_id`` (0 collides with padding), stride-1 windows."""
-    rng = np.random.default_rng(5)
-    (root / "episodes").mkdir(parents=True)
-    (root / "vocab").mkdir()
-    course2id = {f"C{c:03d}": first_id + c for c in range(n_items)}
-    (root / "vocab" / "course2id.json").write_text(json.dumps(course2id))
-    sequences = {}
-    for split, users in (("train", 4), ("val", 2), ("test", 2)):
-        rows = []
-        for u in range(users):
-            n = 9 if split == "train" else K + Q
-            seq = [([first_id + int(x) for x in rng.integers(0, n_items, size=int(rng.integers(1, 4)))], first_id + int(rng.integers(0, n_items))) for _ in range(n)]
-            seq[0] = ([first_id], first_id + 1)  # id 0 used as a real course when first_id == 0
-            sequences[(split, f"{split}{u}")] = seq
-            for start in range(0, n - K - Q + 1):
-                window = seq[start : start + K + Q]
-                rows.append({
-                    "user_id": f"{split}{u}",
-                    "support_prefixes": [p for p, _ in window[:K]], "support_labels": [l for _, l in window[:K]],
-                    "query_prefixes": [p for p, _ in window[K:]], "query_labels": [l for _, l in window[K:]],
-                })
-        pd.DataFrame(rows).to_parquet(root / "episodes" / f"episodes_{split}_K{K}_Q{Q}.parquet")
-    return sequences
-
-
 def test_seed_episodes_with_id_zero_are_repaired(tmp_path, capsys):
     seed_root = tmp_path / "seed" / "data" / "processed" / "xuetangx"
-    sequences = _seed_folder(seed_root, first_id=0)
+    sequences = seed_episodes_folder(seed_root, first_id=0)
     rc = main(["data", "import", "seed-episodes", str(tmp_path / "seed"), "--name", "seeded", "--data-dir", str(tmp_path)])
     assert rc == 0 and "repaired" in capsys.readouterr().out
     ds = open_dataset("seeded", tmp_path)
@@ -269,13 +212,13 @@ def test_seed_episodes_with_id_zero_are_repaired(tmp_path, capsys):
 
 
 def test_seed_episodes_already_one_based_are_kept(tmp_path):
-    _seed_folder(tmp_path / "s", first_id=1)
+    seed_episodes_folder(tmp_path / "s", first_id=1)
     ds = importers.import_seed_episodes(tmp_path / "s", name="ok", data_dir=tmp_path)
     assert ds.manifest["source"]["repair"] is None and ds.vocab["C000"] == 1
 
 
 def test_seed_episodes_with_broken_ids_are_refused(tmp_path, capsys):
-    _seed_folder(tmp_path / "s", first_id=0)
+    seed_episodes_folder(tmp_path / "s", first_id=0)
     (tmp_path / "s" / "vocab" / "course2id.json").write_text(json.dumps({"A": 0, "B": 2, "C": 2}))
     rc = main(["data", "import", "seed-episodes", str(tmp_path / "s"), "--name", "no", "--data-dir", str(tmp_path)])
     err = capsys.readouterr().err
@@ -284,7 +227,7 @@ def test_seed_episodes_with_broken_ids_are_refused(tmp_path, capsys):
 
 
 def test_seed_episodes_need_all_three_splits(tmp_path):
-    _seed_folder(tmp_path / "s")
+    seed_episodes_folder(tmp_path / "s")
     (tmp_path / "s" / "episodes" / "episodes_val_K2_Q3.parquet").unlink()
     with pytest.raises(BenchError, match="no complete set"):
         importers.import_seed_episodes(tmp_path / "s", name="no", data_dir=tmp_path)
@@ -292,7 +235,7 @@ def test_seed_episodes_need_all_three_splits(tmp_path):
 
 def test_activity_reader_buffer_stays_bounded(monkeypatch):
     """Streaming: the buffer never holds much more than one user's value, however long the file."""
-    elements = [[f"c{c}", {f"u{u}": {"s": [["load_video", _iso(BASE + u)]] * 3} for u in range(400)}] for c in range(5)]
+    elements = [[f"c{c}", {f"u{u}": {"s": [["load_video", iso_time(BASE + u)]] * 3} for u in range(400)}] for c in range(5)]
     text = json.dumps(elements)
     largest_value = max(len(json.dumps(v)) for _, users in elements for v in users.values())
     sizes = []
@@ -310,7 +253,7 @@ def test_activity_reader_buffer_stays_bounded(monkeypatch):
 
 
 def test_seed_episodes_without_user_ids_treat_each_episode_as_a_user(tmp_path):
-    _seed_folder(tmp_path / "s", first_id=0)
+    seed_episodes_folder(tmp_path / "s", first_id=0)
     for path in (tmp_path / "s" / "episodes").glob("*.parquet"):
         pd.read_parquet(path).drop(columns=["user_id"]).to_parquet(path)
     ds = importers.import_seed_episodes(tmp_path / "s", name="anon", data_dir=tmp_path)

@@ -8,6 +8,7 @@ import pytest
 
 from bench.data import diagnostics, pipeline
 from bench.data.diagnostics import compute, summary_lines
+from tests.helpers import seed_episodes_folder
 
 KEYS = {
     "users_with_pairs_share", "pairs_per_user", "train_users_ge15_share", "courses_per_session_mean", "sessions_per_user",
@@ -222,9 +223,8 @@ def test_every_build_stores_the_diagnostics(tiny_dataset):
 
 def test_seed_episode_imports_get_diagnostics_without_session_figures(tmp_path):
     from bench.data import importers
-    from tests.test_data_import import _seed_folder
 
-    _seed_folder(tmp_path / "s", first_id=1)
+    seed_episodes_folder(tmp_path / "s", first_id=1)
     ds = importers.import_seed_episodes(tmp_path / "s", name="seeded", data_dir=tmp_path)
     d = ds.manifest["diagnostics"]
     assert set(d) == KEYS

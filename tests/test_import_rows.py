@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 
 from bench.commands.cli import main
-from tests.test_data_import import BASE, _error_line, _iso, _log, _no_leftovers, _seed_folder
+from tests.helpers import BASE, error_line, interaction_log, iso_time, no_leftovers, seed_episodes_folder
 
 
 def _import_json(capsys, argv: list[str], name: str, data_dir) -> tuple[int, str, dict | None]:
     rc = main([*argv, "--name", name, "--data-dir", str(data_dir)])
     out = capsys.readouterr()
     if rc != 0:
-        return rc, _error_line(out.err), None
+        return rc, error_line(out.err), None
     assert main(["data", "info", name, "--data-dir", str(data_dir), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     return rc, out.out, info["source_rows"]
@@ -27,7 +27,7 @@ def _import_json(capsys, argv: list[str], name: str, data_dir) -> tuple[int, str
 
 def _dirty_log(tmp_path):
     """The good log with one row of each kind of drop; the duplicate (row 6) is the first offender."""
-    log = _log().astype(str)
+    log = interaction_log().astype(str)
     good = len(log)
     bad = pd.DataFrame(
         [
@@ -61,7 +61,7 @@ def test_interactions_strict_refuses_at_the_first_offending_row(tmp_path, capsys
     path, _ = _dirty_log(tmp_path)
     rc, err, _ = _import_json(capsys, ["data", "import", "interactions", str(path), *COLUMNS, "--strict"], "log", tmp_path)
     assert rc == 2 and "row 6 of log.csv" in err and "exact duplicate" in err
-    assert not (tmp_path / "processed" / "log").exists() and _no_leftovers(tmp_path)
+    assert not (tmp_path / "processed" / "log").exists() and no_leftovers(tmp_path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ def _dirty_activity(tmp_path, dirty=True):
         t = BASE + u * 500
         for s in range(4):
             for v in range(3):
-                by_course[courses[(u + s + v) % 8]].setdefault(f"u{u}", {}).setdefault(f"h{u}-{s}", []).append(["load_video", _iso(t)])
+                by_course[courses[(u + s + v) % 8]].setdefault(f"u{u}", {}).setdefault(f"h{u}-{s}", []).append(["load_video", iso_time(t)])
                 good += 1
                 t += 30
             t += 7200
@@ -85,10 +85,10 @@ def _dirty_activity(tmp_path, dirty=True):
     if dirty:
         session = by_course["C00"]["u0"]["h0-0"]  # the file's first session, one good event so far
         session.append(["video_play", ""])  # missing time: event 2, the first offender
-        session.append(["click_about", _iso(BASE + 1)])  # kind not kept
+        session.append(["click_about", iso_time(BASE + 1)])  # kind not kept
         session.append(list(session[0]))  # exact duplicate
-        by_course["C01"][""] = {"s": [["load_video", _iso(BASE)]]}  # missing user
-        elements.append(["", {"u1": {"s": [["load_video", _iso(BASE)]]}}])  # missing course
+        by_course["C01"][""] = {"s": [["load_video", iso_time(BASE)]]}  # missing user
+        elements.append(["", {"u1": {"s": [["load_video", iso_time(BASE)]]}}])  # missing course
     path = tmp_path / "activity.json"
     path.write_text(json.dumps(elements))
     return path, good
@@ -107,7 +107,7 @@ def test_activity_strict_refuses_at_the_first_offending_event(tmp_path, capsys):
     path, _ = _dirty_activity(tmp_path)
     rc, err, _ = _import_json(capsys, ["data", "import", "xuetangx-activity", str(path), "--strict"], "xt", tmp_path)
     assert rc == 2 and "event 2 of activity.json (user 'u0', course 'C00')" in err and "missing time" in err
-    assert not (tmp_path / "processed" / "xt").exists() and _no_leftovers(tmp_path)
+    assert not (tmp_path / "processed" / "xt").exists() and no_leftovers(tmp_path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def test_activity_strict_refuses_at_the_first_offending_event(tmp_path, capsys):
 
 def _dirty_seed(tmp_path):
     root = tmp_path / "seed"
-    _seed_folder(root, first_id=1)
+    seed_episodes_folder(root, first_id=1)
     files = sorted((root / "episodes").glob("*.parquet"))
     good = sum(len(pd.read_parquet(f)) for f in files)
     path = root / "episodes" / "episodes_train_K2_Q3.parquet"
@@ -142,19 +142,19 @@ def test_seed_episodes_strict_refuses(tmp_path, capsys):
     root, _, n_train = _dirty_seed(tmp_path)
     rc, err, _ = _import_json(capsys, ["data", "import", "seed-episodes", str(root), "--strict"], "seeded", tmp_path)
     assert rc == 2 and f"row {n_train + 1} of episodes_train_K2_Q3.parquet" in err and "missing user" in err
-    assert not (tmp_path / "processed" / "seeded").exists() and _no_leftovers(tmp_path)
+    assert not (tmp_path / "processed" / "seeded").exists() and no_leftovers(tmp_path)
 
 
 @pytest.mark.parametrize("source", ["interactions", "xuetangx-activity", "seed-episodes"])
 def test_clean_input_reports_none_dropped(tmp_path, capsys, source):
     if source == "interactions":
-        _log().to_csv(tmp_path / "log.csv", index=False)
+        interaction_log().to_csv(tmp_path / "log.csv", index=False)
         argv = ["data", "import", "interactions", str(tmp_path / "log.csv"), *COLUMNS, "--strict"]
     elif source == "xuetangx-activity":
         path, _ = _dirty_activity(tmp_path, dirty=False)
         argv = ["data", "import", "xuetangx-activity", str(path), "--K", "1", "--Q", "2", "--strict"]
     else:
-        _seed_folder(tmp_path / "seed", first_id=1)
+        seed_episodes_folder(tmp_path / "seed", first_id=1)
         argv = ["data", "import", "seed-episodes", str(tmp_path / "seed"), "--strict"]
     rc, out, rows = _import_json(capsys, argv, "clean", tmp_path)
     assert rc == 0 and "none dropped" in out and rows["kept"] == rows["read"] and not any(rows["dropped"].values())

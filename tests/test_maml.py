@@ -11,39 +11,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.batching import pad_prefixes
 from baselines.model import GRURecommender, ModelConfig
 from bench.methods.registry import METHODS, RunContext
 from meta.per_task import PerTaskEngine, adapt, deterministic
-from meta.tasks import Task, tasks_from_episodes
+from meta.tasks import tasks_from_episodes
 from tests.conftest import SMALL_GRU4REC
+from tests.helpers import all_scores, fitted, random_task
 
 torch.set_num_threads(1)
 
 # A few meta-iterations on a handful of episodes: enough to move the weights, fast to run.
 SHORT_MAML = {**SMALL_GRU4REC, "meta_iterations": 3, "meta_batch": 4, "val_every": 3, "val_episodes": 4}
-
-
-def fitted(name, dataset, cache, init=None, seed=0, **params):
-    spec = METHODS[name]
-    ctx = spec.prepare(RunContext(dataset, seed=seed, params={**SMALL_GRU4REC, **params}, init=init, cache_dir=cache))
-    method = spec.build(ctx)
-    method.fit(ctx)
-    return method
-
-
-def all_scores(method, episodes, mode) -> torch.Tensor:
-    return torch.cat(list(method.score(episodes, mode)))
-
-
-def random_task(seed: int, n_items: int, K: int = 3, Q: int = 4) -> Task:
-    g = torch.Generator().manual_seed(seed)
-
-    def prefixes(n):
-        return pad_prefixes([torch.randint(1, n_items + 1, (int(torch.randint(1, 6, (1,), generator=g)),), generator=g).tolist() for _ in range(n)])
-
-    (sp, sl), (qp, ql) = prefixes(K), prefixes(Q)
-    return Task(sp, sl, torch.randint(1, n_items + 1, (K,), generator=g), qp, ql, torch.randint(1, n_items + 1, (Q,), generator=g))
 
 
 def test_warm_start_zero_shot_before_meta_training_equals_gru4rec_exactly(tiny_dataset, model_cache):

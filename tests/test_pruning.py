@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.commands.cli import main
-from tests.test_tune import TUNED_CELLS, _studies, _tune, count_computed, grid_file  # noqa: F401  (grid_file: the fixture)
+from tests.helpers import TUNED_CELLS, count_computed, run_tune, tuning_studies
 
 optuna = pytest.importorskip("optuna")
 
@@ -25,12 +25,12 @@ def _records(results: Path) -> dict:
     return {p.parent.name: json.loads(p.read_text()) for p in (results / "tuning" / "runs").glob("*/run.json")}
 
 
-def test_pruned_trials_stop_at_their_first_validation_count_toward_n_and_are_not_rerun(run_data, grid_file, tmp_path, monkeypatch, always_prune, capsys):
+def test_pruned_trials_stop_at_their_first_validation_count_toward_n_and_are_not_rerun(run_data, tune_grid_file, tmp_path, monkeypatch, always_prune, capsys):
     computed = count_computed(monkeypatch)
     results = tmp_path / "results"
-    assert _tune(run_data, grid_file, results, 2) == 0
+    assert run_tune(run_data, tune_grid_file, results, 2) == 0
     out = capsys.readouterr().out
-    studies = _studies(results)
+    studies = tuning_studies(results)
     assert set(studies) == TUNED_CELLS
     assert all([state for state, _, _ in trials] == ["PRUNED"] * 2 for trials in studies.values())  # N counts pruned ones
     assert "tune maml[random]: trial 0 pruned at step 2" in out and "tune gru4rec: trial 0 pruned at step 1" in out
@@ -44,17 +44,17 @@ def test_pruned_trials_stop_at_their_first_validation_count_toward_n_and_are_not
     assert "| maml[random] | tiny 3/4 | few-shot | 2/2 | 2 | 0 |" in out  # the tuning table counts them
     # a resumed study has nothing left to run: pruned runs are never rerun
     computed.clear()
-    assert _tune(run_data, grid_file, results, 2) == 0
+    assert run_tune(run_data, tune_grid_file, results, 2) == 0
     assert computed == []
     # no complete trial: --tuned refuses in one line
     capsys.readouterr()
-    assert main(["run", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--dry-run", "--tuned"]) == 2
+    assert main(["run", "--grid", str(tune_grid_file), "--data-dir", str(run_data), "--results", str(results), "--dry-run", "--tuned"]) == 2
     assert capsys.readouterr().err.count("error:") == 1
 
 
-def test_each_validation_reports_the_kept_weights_score_and_pruner_none_runs_whole(run_data, grid_file, tmp_path, always_prune):
+def test_each_validation_reports_the_kept_weights_score_and_pruner_none_runs_whole(run_data, tune_grid_file, tmp_path, always_prune):
     results = tmp_path / "results"
-    assert _tune(run_data, grid_file, results, 1, "--pruner", "none") == 0
+    assert run_tune(run_data, tune_grid_file, results, 1, "--pruner", "none") == 0
     records = {r["cell"]: r for r in _records(results).values()}
     assert all(r["status"] == "complete" for r in records.values())
     for path in sorted((results / "tuning" / "tinytune").glob("*.log")):

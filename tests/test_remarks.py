@@ -13,12 +13,12 @@ from bench.analysis.questions import answer_questions
 from bench.output import latex, markdown, terminal
 from bench.output.cells import leaderboard_columns
 from bench.plan.questions import Question
-from tests.test_report import POP, _results
+from tests.helpers import POP, shifted_results
 
 
 def _with_fits(fits: dict[str, dict]):
-    """The test_report results with fit info on the runs of the named cells (every seed)."""
-    results = _results()
+    """The shifted results (tests/helpers.py) with fit info on the runs of the named cells (every seed)."""
+    results = shifted_results()
     for run in results.runs:
         if run["cell"] in fits:
             run["fit"] = dict(fits[run["cell"]])

@@ -20,52 +20,12 @@ from bench.analysis.questions import QuestionResult, QuestionsTable
 from bench.plan.questions import Question
 from bench.output import cells, csv, latex, markdown, terminal
 from bench.store.results import Store
-
-# the default grid's cells and modes (bench/plan/grids/default.toml)
-DEFAULT_CELLS = {
-    "maml[random]": ("zero-shot", "few-shot"),
-    "gru4rec": ("zero-shot",),
-    "random": ("zero-shot",),
-    "popularity": ("zero-shot",),
-    "gru4rec-finetune": ("few-shot",),
-    "maml[gru4rec]": ("zero-shot", "few-shot"),
-    "maml[gru4rec-frozen-embed]": ("zero-shot", "few-shot"),
-}
-N_EPISODES = 400
-SEEDS = (0, 1, 2)
-
-
-def _default_grid_results():
-    """Per-episode metrics shaped like the default grid's, with 3-digit win/tie/loss counts."""
-    rng = np.random.default_rng(0)
-    runs, frames = [], []
-    for i, (cell, modes) in enumerate(DEFAULT_CELLS.items()):
-        method, _, init = cell.partition("[")
-        for seed in SEEDS:
-            run = f"r{i}s{seed}"
-            runs.append({"hash": run, "cell": cell, "status": "complete", "train_seconds": 12.5 * i + seed,
-                         "config": {"dataset": "xuetangx-synth", "dataset_hash": "d1", "method": method, "init": init.rstrip("]") or None,
-                                    "seed": seed, "K": 5, "Q": 10, "params": {}}})
-            for j, mode in enumerate(modes):
-                level = 0.05 + 0.04 * i + 0.03 * j
-                frame = pd.DataFrame({"run": run, "episode": np.arange(N_EPISODES), "user_id": [f"u{e}" for e in range(N_EPISODES)], "mode": mode})
-                for k, metric in enumerate(("acc@1", "recall@5", "recall@10", "mrr", "ndcg@10")):
-                    frame[metric] = np.clip(rng.normal(level + 0.1 * k, 0.2, N_EPISODES).round(1), 0, 1)  # coarse: many ties
-                frame["dataset"], frame["cell"], frame["method"], frame["init"] = "xuetangx-synth", cell, method, init.rstrip("]") or None
-                frame["seed"], frame["K"], frame["Q"] = seed, 5, 10
-                frames.append(frame)
-
-    class Results:
-        pass
-
-    results = Results()
-    results.runs, results.episodes = runs, pd.concat(frames, ignore_index=True)
-    return results
+from tests.helpers import DEFAULT_GRID_EPISODES, default_grid_results
 
 
 @pytest.fixture(scope="module")
 def board() -> report.LeaderboardTable:
-    (table,) = report.leaderboard(_default_grid_results(), n_resamples=300)
+    (table,) = report.leaderboard(default_grid_results(), n_resamples=300)
     return table
 
 
@@ -74,7 +34,7 @@ def _result(question, a, b, diff, low, high, p_holm, wtl, per_seed, verdict, sta
     ok = status == "ok"
     return QuestionResult(
         question=Question(question, a, b), metric="acc@1", status=status, detail=detail,
-        n_episodes=N_EPISODES if ok else 0, n_learners=N_EPISODES if ok else 0, n_seeds=3 if ok else 0, paired_seeds=ok,
+        n_episodes=DEFAULT_GRID_EPISODES if ok else 0, n_learners=DEFAULT_GRID_EPISODES if ok else 0, n_seeds=3 if ok else 0, paired_seeds=ok,
         diff=diff if ok else nan, ci_low=low if ok else nan, ci_high=high if ok else nan, p_value=p_holm / 2 if ok else nan,
         p_holm=p_holm if ok else nan, wins=wtl[0], ties=wtl[1], losses=wtl[2], mde=0.0123 if ok else nan,
         per_seed_diffs=per_seed, signs_agree=ok and len({np.sign(d) for d in per_seed}) == 1, verdict=verdict,
@@ -192,7 +152,7 @@ def test_latex_paper_table_columns_per_layout(board, layout, environment):
     assert all(len(r) == 5 for r in numbers) and len(numbers) == 1 + len(board.rows)  # cell, Acc@1, R@10, N@10, Δ
     assert r"\resizebox" not in tex and "booktabs" in tex.splitlines()[1]
     caption = re.search(r"\\caption\{(.*)\}\n", tex).group(1)
-    for needed in (f"$n={N_EPISODES}$ test episodes", "3 seeds", r"95\% percentile bootstrap", "descriptive (no test", "bold", "underlined"):
+    for needed in (f"$n={DEFAULT_GRID_EPISODES}$ test episodes", "3 seeds", r"95\% percentile bootstrap", "descriptive (no test", "bold", "underlined"):
         assert needed in caption, needed
     if layout == "column":  # the long names become keys explained in the caption
         assert "C1: maml[gru4rec-frozen-embed]" in caption and "gru4rec-frozen" not in tex.split(r"\toprule")[1]
@@ -250,7 +210,7 @@ def test_latex_fits_the_page_in_one_and_two_column_articles(board, tmp_path, lay
 def store_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     store = Store(root)
-    results = _default_grid_results()
+    results = default_grid_results()
     for run in results.runs:
         episodes = results.episodes[results.episodes["run"] == run["hash"]]
         store.start_run(run["hash"], run)

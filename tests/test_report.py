@@ -16,20 +16,8 @@ from bench.commands.cli import main
 from bench.core.errors import BenchError
 from bench.core.metrics import METRICS
 from bench.store.results import Store
+from tests.helpers import N_EPISODES, POP, SHIFTS, TRAIN_SECONDS, Results, metric_values, run_episodes, run_record, shifted_results
 
-N_EPISODES = 50
-POP = "pop_{top}&50%#"  # a cell name full of LaTeX specials
-
-# (cell, mode) -> per-episode shift of every metric from the reference gru4rec:zero-shot
-_EP = np.arange(N_EPISODES)
-SHIFTS = {
-    ("gru4rec", "zero-shot"): np.zeros(N_EPISODES),
-    ("gru4rec", "few-shot"): np.where(_EP < 25, 0.011, -0.01),  # ~0 on average: not significant
-    ("maml[random]", "zero-shot"): np.where(_EP % 10 == 0, 0.0, 0.2),  # 45 wins, 5 ties
-    ("maml[random]", "few-shot"): np.full(N_EPISODES, 0.3),  # 50 wins
-    (POP, "zero-shot"): np.full(N_EPISODES, -0.1),  # 50 losses
-    (POP, "few-shot"): np.where(_EP < 3, -0.005, 0.0),  # 3 losses, 47 ties: p = 0.25, not significant
-}
 EXPECTED_ORDER = [
     ("maml[random]", "few-shot"),
     ("maml[random]", "zero-shot"),
@@ -47,71 +35,9 @@ WTL = {
     (POP, "zero-shot"): (0, 0, 50),
     (POP, "few-shot"): (0, 47, 3),
 }
-TRAIN_SECONDS = {"gru4rec": 10.0, "maml[random]": 100.0, POP: 1.0}
-
-
-def _metric_values(cell: str, mode: str, seed: int) -> dict[str, np.ndarray]:
-    base = 0.1 + 0.05 * (_EP % 10)
-    value = base + SHIFTS[(cell, mode)]
-    value = value + (0.01 if seed == 0 else -0.01) * np.where(_EP % 2 == 0, 1.0, -1.0)  # seeds average out
-    return {
-        "acc@1": value,
-        "recall@5": value + 0.1,
-        "recall@10": value + 0.2,
-        "mrr": value + (0.5 if cell == POP else 0.0),  # sorting by MRR puts POP first
-        "ndcg@10": value + 0.05,
-    }
-
-
-def _run_hash(cell: str, seed: int) -> str:
-    return f"run{list(TRAIN_SECONDS).index(cell)}s{seed}"
-
-
-def _run_record(cell: str, seed: int, dataset: str = "xuetangx-synth") -> dict:
-    method, _, init = cell.partition("[")
-    return {
-        "hash": _run_hash(cell, seed),
-        "cell": cell,
-        "status": "complete",
-        "train_seconds": TRAIN_SECONDS[cell] + seed,
-        "config": {"dataset": dataset, "dataset_hash": "d1", "method": method, "init": init.rstrip("]") or None,
-                   "seed": seed, "K": 5, "Q": 10, "params": {}, "engine": None},
-    }
-
-
-def _run_episodes(cell: str, seed: int) -> pd.DataFrame:
-    frames = []
-    for mode in ("zero-shot", "few-shot"):
-        frame = pd.DataFrame({"episode": _EP, "user_id": [f"u{i}" for i in _EP], "mode": mode})
-        for metric, values in _metric_values(cell, mode, seed).items():
-            frame[metric] = values
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-class _Results:
-    def __init__(self, runs, episodes):
-        self.runs, self.episodes = runs, episodes
-
-
-def _results(cells=tuple(TRAIN_SECONDS), seeds=(0, 1), dataset="xuetangx-synth") -> _Results:
-    runs, frames = [], []
-    for cell in cells:
-        for seed in seeds:
-            record = _run_record(cell, seed, dataset)
-            frame = _run_episodes(cell, seed)
-            frame.insert(0, "run", record["hash"])
-            for key in ("dataset", "method", "init", "seed", "K", "Q"):
-                frame[key] = record["config"][key]
-            frame["cell"] = cell
-            runs.append(record)
-            frames.append(frame)
-    return _Results(runs, pd.concat(frames, ignore_index=True))
-
-
 @pytest.fixture(scope="module")
 def table() -> report.LeaderboardTable:
-    (only,) = report.leaderboard(_results(), n_resamples=2_000)
+    (only,) = report.leaderboard(shifted_results(), n_resamples=2_000)
     return only
 
 
@@ -127,14 +53,14 @@ def test_rows_are_sorted_by_the_metric_with_ranks(table):
     assert [_key(r) for _, r in rows.iterrows()] == EXPECTED_ORDER
     assert list(rows["rank"]) == list(range(1, 7))
     assert rows["acc@1_mean"].is_monotonic_decreasing
-    (by_mrr,) = report.leaderboard(_results(), metric="mrr", n_resamples=500)
+    (by_mrr,) = report.leaderboard(shifted_results(), metric="mrr", n_resamples=500)
     assert [_key(r) for _, r in by_mrr.rows.iterrows()][:3] == [(POP, "few-shot"), (POP, "zero-shot"), ("maml[random]", "few-shot")]
     assert by_mrr.metric == "mrr"
 
 
 def test_ci_columns_come_from_seed_averaged_episodes(table):
     for _, row in table.rows.iterrows():
-        per_seed = np.stack([_metric_values(row["cell"], row["mode"], s)["acc@1"] for s in (0, 1)])
+        per_seed = np.stack([metric_values(row["cell"], row["mode"], s)["acc@1"] for s in (0, 1)])
         summary = stats.summarize_cell(per_seed, n_resamples=2_000, seed=0)
         assert row["acc@1_mean"] == pytest.approx(summary.mean)
         assert (row["acc@1_ci_low"], row["acc@1_ci_high"]) == pytest.approx((summary.ci_low, summary.ci_high))
@@ -161,7 +87,7 @@ def test_comparisons_significance_and_win_tie_loss(table):
 
 
 def test_missing_default_reference_means_no_comparison_columns():
-    (table,) = report.leaderboard(_results(cells=("maml[random]", POP)), n_resamples=500)
+    (table,) = report.leaderboard(shifted_results(cells=("maml[random]", POP)), n_resamples=500)
     assert not table.has_reference
     assert table.rows["diff_mean"].isna().all()
     assert any("No comparison columns" in note and "gru4rec:zero-shot" in note for note in table.notes)
@@ -171,7 +97,7 @@ def test_missing_default_reference_means_no_comparison_columns():
 
 
 def test_other_reference_and_errors_list_the_choices():
-    results = _results()
+    results = shifted_results()
     (table,) = report.leaderboard(results, reference=f"{POP}:zero-shot", n_resamples=500)
     assert table.rows.set_index(["cell", "mode"]).loc[("maml[random]", "few-shot"), "wins"] == 50
     with pytest.raises(BenchError, match=r"choose one of: .*gru4rec:few-shot"):
@@ -185,21 +111,21 @@ def test_other_reference_and_errors_list_the_choices():
 
 
 def test_one_table_per_dataset_and_shots():
-    a = _results(cells=("gru4rec",), dataset="a")
-    b = _results(cells=("gru4rec",), dataset="b")
+    a = shifted_results(cells=("gru4rec",), dataset="a")
+    b = shifted_results(cells=("gru4rec",), dataset="b")
     b.episodes["K"] = 3
-    merged = _Results(a.runs + b.runs, pd.concat([a.episodes, b.episodes], ignore_index=True))
+    merged = Results(a.runs + b.runs, pd.concat([a.episodes, b.episodes], ignore_index=True))
     tables = report.leaderboard(merged, n_resamples=200)
     assert [(t.dataset, t.K, t.Q) for t in tables] == [("a", 5, 10), ("b", 3, 10)]
     assert [t.dataset for t in report.leaderboard(merged, dataset="b", n_resamples=200)] == ["b"]
 
 
 def test_same_cell_with_different_settings_becomes_separate_rows():
-    results = _results(cells=("gru4rec",), seeds=(0,))
-    clone = _results(cells=("gru4rec",), seeds=(0,))
+    results = shifted_results(cells=("gru4rec",), seeds=(0,))
+    clone = shifted_results(cells=("gru4rec",), seeds=(0,))
     clone.runs[0] = {**clone.runs[0], "hash": "other", "config": {**clone.runs[0]["config"], "params": {"lr": 0.1}}}
     clone.episodes["run"] = "other"
-    merged = _Results(results.runs + clone.runs, pd.concat([results.episodes, clone.episodes], ignore_index=True))
+    merged = Results(results.runs + clone.runs, pd.concat([results.episodes, clone.episodes], ignore_index=True))
     (table,) = report.leaderboard(merged, n_resamples=200)
     assert len(table.rows) == 4 and table.rows["cell"].str.startswith("gru4rec #").all()
     assert any("different settings" in note for note in table.notes)
@@ -209,17 +135,17 @@ def test_same_cell_with_different_settings_becomes_separate_rows():
 
 
 def test_episodes_missing_in_one_seed_are_left_out_with_a_note():
-    results = _results(cells=("gru4rec",))
+    results = shifted_results(cells=("gru4rec",))
     drop = (results.episodes["seed"] == 1) & (results.episodes["episode"] == 7)
-    (table,) = report.leaderboard(_Results(results.runs, results.episodes[~drop]), n_resamples=200)
+    (table,) = report.leaderboard(Results(results.runs, results.episodes[~drop]), n_resamples=200)
     assert set(table.rows["n_episodes"]) == {N_EPISODES - 1}
     assert any("1 episode(s) not covered by every seed" in note for note in table.notes)
 
 
 def test_incomplete_runs_are_ignored():
-    results = _results(cells=("gru4rec", "maml[random]"))
+    results = shifted_results(cells=("gru4rec", "maml[random]"))
     runs = [{**r, "status": "running"} if r["cell"] == "maml[random]" else r for r in results.runs]
-    (table,) = report.leaderboard(_Results(runs, results.episodes), n_resamples=200)
+    (table,) = report.leaderboard(Results(runs, results.episodes), n_resamples=200)
     assert set(table.rows["cell"]) == {"gru4rec"}
 
 
@@ -274,8 +200,8 @@ def test_latex_structure(table):
 
 def test_latex_without_caption_describes_the_table_and_suffixes_labels():
     tables = report.leaderboard(
-        _Results(*(lambda a, b: (a.runs + b.runs, pd.concat([a.episodes, b.episodes])))(
-            _results(cells=("gru4rec",), dataset="a_1"), _results(cells=("gru4rec",), dataset="b"))),
+        Results(*(lambda a, b: (a.runs + b.runs, pd.concat([a.episodes, b.episodes])))(
+            shifted_results(cells=("gru4rec",), dataset="a_1"), shifted_results(cells=("gru4rec",), dataset="b"))),
         n_resamples=200,
     )
     tex = latex.to_latex(tables, label="tab:r")
@@ -366,9 +292,9 @@ def store_dir(tmp_path_factory):
     store = Store(root)
     for cell in TRAIN_SECONDS:
         for seed in (0, 1):
-            record = _run_record(cell, seed)
+            record = run_record(cell, seed)
             store.start_run(record["hash"], record)
-            store.finish_run(record["hash"], record, _run_episodes(cell, seed), pd.DataFrame({"iteration": [1]}))
+            store.finish_run(record["hash"], record, run_episodes(cell, seed), pd.DataFrame({"iteration": [1]}))
     return root
 
 
@@ -423,7 +349,7 @@ def test_cli_without_results(tmp_path, capsys):
 
 
 def test_cell_intervals_cover_seed_variance_and_stay_in_the_metric_range():
-    results = _results(cells=("gru4rec",), seeds=(0, 1))
+    results = shifted_results(cells=("gru4rec",), seeds=(0, 1))
     seed_one = results.episodes["seed"] == 1
     results.episodes.loc[seed_one, "acc@1"] = results.episodes.loc[seed_one, "acc@1"] * 0.2  # seeds far apart
     (table,) = report.leaderboard(results, n_resamples=500)

@@ -13,7 +13,7 @@ from bench.core.errors import BenchError
 from bench.data import synth
 from bench.plan.grid import load_grid
 from bench.plan.questions import Question
-from tests.test_report import POP, _Results, _results
+from tests.helpers import POP, Results, shifted_results
 
 
 def test_builtin_variants_differ_from_the_default_only_in_returns():
@@ -40,11 +40,11 @@ def test_scenarios_grid_runs_defaults_cells_on_every_variant():
 
 
 def test_answers_by_dataset_put_each_question_on_every_dataset_side_by_side():
-    one, other = _results(dataset="returns-0"), _results(dataset="returns-35")
+    one, other = shifted_results(dataset="returns-0"), shifted_results(dataset="returns-35")
     for run in other.runs:  # the two stores' runs must not share a hash
         run["hash"] = "b" + run["hash"]
     other.episodes["run"] = "b" + other.episodes["run"]
-    both = _Results(one.runs + other.runs, pd.concat([one.episodes, other.episodes], ignore_index=True))
+    both = Results(one.runs + other.runs, pd.concat([one.episodes, other.episodes], ignore_index=True))
     questions = [Question("Does MAML beat GRU4Rec?", "maml[random]:few-shot", "gru4rec:zero-shot"),
                  Question("Does pop beat GRU4Rec?", f"{POP}:few-shot", "gru4rec:zero-shot")]
     tables = answer_questions(both, questions, n_resamples=200, grid="g")

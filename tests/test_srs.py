@@ -14,6 +14,7 @@ from bench.commands.cli import main
 from bench.core.errors import BenchError
 from bench.data import build, importers, pipeline, srs, synth
 from bench.data.info import info_dict, srs_lines
+from tests.helpers import one_based_seed_folder
 
 BASE = 1_486_000_000
 
@@ -198,24 +199,8 @@ def test_activity_import_counts_kept_raw_events(tmp_path, unit, kinds):
 # No sessions: refuse before any work
 
 
-def _seed_folder(root, K=2, Q=3, n_items=20):
-    rng = np.random.default_rng(5)
-    (root / "episodes").mkdir(parents=True)
-    (root / "vocab").mkdir()
-    (root / "vocab" / "course2id.json").write_text(json.dumps({f"C{c:03d}": c + 1 for c in range(n_items)}))
-    for split, users in (("train", 4), ("val", 2), ("test", 2)):
-        rows = []
-        for u in range(users):
-            seq = [([int(x) for x in rng.integers(1, n_items + 1, size=2)], int(rng.integers(1, n_items + 1))) for _ in range(K + Q + 2)]
-            for start in range(0, len(seq) - K - Q + 1):
-                window = seq[start : start + K + Q]
-                rows.append({"user_id": f"{split}{u}", "support_prefixes": [p for p, _ in window[:K]], "support_labels": [l for _, l in window[:K]],
-                             "query_prefixes": [p for p, _ in window[K:]], "query_labels": [l for _, l in window[K:]]})
-        pd.DataFrame(rows).to_parquet(root / "episodes" / f"episodes_{split}_K{K}_Q{Q}.parquet")
-
-
 def test_seed_episodes_have_no_srs_and_a_method_needing_it_refuses_in_one_line(tmp_path, capsys):
-    _seed_folder(tmp_path / "seed")
+    one_based_seed_folder(tmp_path / "seed")
     ds = importers.import_seed_episodes(tmp_path / "seed", name="xuetangx-seed", data_dir=tmp_path)
     assert ds.srs_available is False and ds.manifest["srs"]["available"] is False and "episodes-only" in ds.manifest["srs"]["why"]
     with pytest.raises(BenchError) as err:

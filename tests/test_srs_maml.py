@@ -18,7 +18,7 @@ from meta.per_task import PerTaskEngine, adapt
 from meta.srs_maml import SRS_DEFAULTS, srs_plan
 from meta.tasks import TaskPlan
 from tests.conftest import SMALL_GRU4REC
-from tests.test_batched import N_ITEMS, TOL, assert_close, grads_of, make_maml, make_tasks
+from tests.helpers import N_ITEMS, TOL, assert_close, grads_of, make_maml, make_tasks, one_based_seed_folder
 
 PARAMS = {**SRS_DEFAULTS, "inner_steps": 5}
 
@@ -151,10 +151,9 @@ def test_an_engine_without_plans_is_refused(tiny_dataset):
 
 
 def test_a_dataset_without_session_statistics_is_refused_before_any_run(tmp_path, capsys):
-    from tests.test_srs import _seed_folder
     from bench.data import importers
 
-    _seed_folder(tmp_path / "seed")
+    one_based_seed_folder(tmp_path / "seed")
     ds = importers.import_seed_episodes(tmp_path / "seed", name="xuetangx-seed", data_dir=tmp_path)
     with pytest.raises(BenchError, match="srs-maml needs them"):
         check_run("srs-maml", "random", {}, ds)

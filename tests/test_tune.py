@@ -12,58 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from bench.commands.cli import main
 from bench.core.params import Space
 from bench.methods.registry import METHODS, NOT_TUNED, PARAMS, SPACES
 from bench.plan.grid import expand, load_grid
 from bench.run import tune
-from tests.conftest import TINY_GRID
+from tests.helpers import TUNED_CELLS, count_computed, run_tune, tuning_studies
 
 REPO = Path(__file__).resolve().parent.parent
-TUNED_CELLS = {"gru4rec", "maml[random]", "maml[gru4rec]"}  # random and popularity have no search space
-
-
-@pytest.fixture(scope="module")
-def grid_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tune-grid") / "tinytune.toml"
-    question = '[[compare]]\nquestion = "Does a warm start help MAML?"\na = "maml[gru4rec]:few-shot"\nb = "maml[random]:few-shot"\n'
-    path.write_text(TINY_GRID.replace('name = "tiny"', 'name = "tinytune"') + question)
-    return path
-
-
-def _tune(run_data, grid_file, results, trials, *extra):
-    return main(["tune", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--trials", str(trials), *extra])
-
-
-def _studies(results) -> dict:
-    """cell label -> (state names, params of each trial) of every study of the grid."""
-    optuna = pytest.importorskip("optuna")
-    out = {}
-    for path in sorted((Path(results) / "tuning" / "tinytune").glob("*.log")):
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-        (name,) = optuna.get_all_study_names(storage)
-        study = optuna.load_study(study_name=name, storage=storage)
-        out[study.user_attrs["cell"]] = [(t.state.name, t.user_attrs.get("params"), t.value) for t in study.trials]
-    return out
-
-
-def count_computed(monkeypatch) -> list:
-    """The hashes of the runs computed from now on (in this process: jobs = 1), in order."""
-    from bench.run import execute
-
-    computed = []
-    compute = execute.compute_run
-
-    def counting(config, *args, **kwargs):
-        computed.append(config.hash)
-        return compute(config, *args, **kwargs)
-
-    monkeypatch.setattr(execute, "compute_run", counting)
-    return computed
-
-
 def test_search_spaces_agree_with_the_declared_params():
     for method, space in SPACES.items():
         assert method in METHODS and method not in NOT_TUNED
@@ -77,15 +34,15 @@ def test_search_spaces_agree_with_the_declared_params():
         assert not any(budget in space for space in SPACES.values())
 
 
-def test_eval_split_joins_the_identity_only_for_trials(run_data, grid_file):
-    grid = load_grid(str(grid_file))
+def test_eval_split_joins_the_identity_only_for_trials(run_data, tune_grid_file):
+    grid = load_grid(str(tune_grid_file))
     run = expand(grid, {"tiny": "h"})[0]
     assert "eval_split" not in run.identity()  # every existing run hash unchanged
     trial = dataclasses.replace(run, eval_split="val")
     assert trial.identity()["eval_split"] == "val" and trial.hash != run.hash
 
 
-def test_tune_reads_val_only_same_n_per_cell_and_resumes_without_recomputing(run_data, grid_file, tmp_path, monkeypatch, capsys):
+def test_tune_reads_val_only_same_n_per_cell_and_resumes_without_recomputing(run_data, tune_grid_file, tmp_path, monkeypatch, capsys):
     from bench.data.dataset import Dataset
 
     splits = []
@@ -99,11 +56,11 @@ def test_tune_reads_val_only_same_n_per_cell_and_resumes_without_recomputing(run
     computed = count_computed(monkeypatch)
 
     results = tmp_path / "results"
-    assert _tune(run_data, grid_file, results, 2) == 0
+    assert run_tune(run_data, tune_grid_file, results, 2) == 0
     out = capsys.readouterr().out
     assert "not tuned: random (no parameter)" in out and "not tuned: popularity (no parameter)" in out
     assert "val" in splits and "test" not in splits  # no trial, no check, ever opens a test episode
-    studies = _studies(results)
+    studies = tuning_studies(results)
     assert set(studies) == TUNED_CELLS
     assert all([state for state, _, _ in trials] == ["COMPLETE"] * 2 for trials in studies.values())  # the same N per cell
     assert len(computed) == 6
@@ -114,21 +71,21 @@ def test_tune_reads_val_only_same_n_per_cell_and_resumes_without_recomputing(run
 
     # resume with a larger N: the first 2 trials of each cell are not recomputed
     computed.clear()
-    assert _tune(run_data, grid_file, results, 3) == 0
+    assert run_tune(run_data, tune_grid_file, results, 3) == 0
     assert "test" not in splits
     assert len(computed) <= 3  # one new trial per cell (fewer if TPE repeats a stored config: read, not run)
-    resumed = _studies(results)
+    resumed = tuning_studies(results)
     assert all(len(trials) == 3 and all(s == "COMPLETE" for s, _, _ in trials) for trials in resumed.values())
     for cell, trials in resumed.items():
         assert trials[:2] == studies[cell]
     # the same study as an uninterrupted one (the sampler is reseeded from the trials so far)
     fresh = tmp_path / "fresh"
-    assert _tune(run_data, grid_file, fresh, 3) == 0
-    assert _studies(fresh) == resumed
+    assert run_tune(run_data, tune_grid_file, fresh, 3) == 0
+    assert tuning_studies(fresh) == resumed
 
 
-def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_data, grid_file, tmp_path, monkeypatch, capsys):
-    grid = load_grid(str(grid_file))
+def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_data, tune_grid_file, tmp_path, monkeypatch, capsys):
+    grid = load_grid(str(tune_grid_file))
     from bench.data.dataset import open_dataset
 
     data_hash = open_dataset("tiny", str(run_data)).content_hash
@@ -137,13 +94,13 @@ def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_da
     # a score that makes every non-default trial beat the grid's settings (the real tiny scores tie at 0)
     monkeypatch.setattr(tune, "val_score", lambda store, run_hash, mode: 0.0 if run_hash in untuned_trials else 1.0)
     results = tmp_path / "results"
-    base = ["run", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--dry-run"]
+    base = ["run", "--grid", str(tune_grid_file), "--data-dir", str(run_data), "--results", str(results), "--dry-run"]
     assert main(base + ["--tuned"]) == 2  # no study yet: refused in one line
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "no finished tuning study" in err
 
-    assert _tune(run_data, grid_file, results, 2) == 0
-    studies = _studies(results)
+    assert run_tune(run_data, tune_grid_file, results, 2) == 0
+    studies = tuning_studies(results)
     for cell, trials in studies.items():
         assert trials[0][2] == 0.0 and trials[1][2] == 1.0  # trial 0 ran the grid's own settings
     capsys.readouterr()
@@ -162,7 +119,7 @@ def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_da
         assert best["maml[gru4rec]"][key] == best["gru4rec"][key]
     # the untuned and tuned grids run (on test, in results/); report --grid shows the tuning summary and
     # each declared question untuned vs tuned
-    report = ["report", "--grid", str(grid_file), "--results", str(results), "--data-dir", str(run_data)]
+    report = ["report", "--grid", str(tune_grid_file), "--results", str(results), "--data-dir", str(run_data)]
     assert main(base[:-1] + ["--quiet"]) == 0
     capsys.readouterr()
     assert main(report) == 0
@@ -198,11 +155,11 @@ def _complete(runs: Path) -> dict:
     return out
 
 
-def test_kill_dash_nine_mid_study_then_resume(run_data, grid_file, tmp_path):
+def test_kill_dash_nine_mid_study_then_resume(run_data, tune_grid_file, tmp_path):
     """A real kill -9 while a study runs; the resumed study completes with N trials per cell, and
     the trials completed before the kill are not rerun (their run.json is untouched)."""
     results = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "bench", "tune", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--trials", "3"]
+    cmd = [sys.executable, "-m", "bench", "tune", "--grid", str(tune_grid_file), "--data-dir", str(run_data), "--results", str(results), "--trials", "3"]
     env = {**os.environ, "BENCH_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = results / "tuning" / "runs"
@@ -215,28 +172,28 @@ def test_kill_dash_nine_mid_study_then_resume(run_data, grid_file, tmp_path):
     assert 4 <= len(before) < 9, "the kill should land mid-study"
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    studies = _studies(results)
+    studies = tuning_studies(results)
     assert set(studies) == TUNED_CELLS
     assert all([s for s, _, _ in trials] == ["COMPLETE"] * 3 for trials in studies.values())
     for run_hash, data in before.items():
         assert (runs / run_hash / "run.json").read_bytes() == data
 
 
-def test_failed_trials_are_reported_not_counted_and_a_timed_out_study_is_not_finished(run_data, grid_file, tmp_path, monkeypatch, capsys):
+def test_failed_trials_are_reported_not_counted_and_a_timed_out_study_is_not_finished(run_data, tune_grid_file, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BENCH_FAIL_CELL", "gru4rec")  # every gru4rec trial raises (bench.run.execute's fault injection)
     results = tmp_path / "results"
-    assert _tune(run_data, grid_file, results, 2, "--timeout-per-cell", "0.01") == 1
+    assert run_tune(run_data, tune_grid_file, results, 2, "--timeout-per-cell", "0.01") == 1
     out = capsys.readouterr().out
     assert "tune gru4rec: trial 0 failed: RuntimeError: injected failure" in out
     assert "tune gru4rec: 2 trials failed; stopped at 0 of 2" in out
     assert "the gru4rec cell has no tuned best" in out
     assert "--timeout-per-cell 0.01 s reached after 1 of 2 trials" in out
-    studies = _studies(results)
+    studies = tuning_studies(results)
     assert [s for s, _, _ in studies["gru4rec"]] == ["FAIL", "FAIL"]
     assert [s for s, _, _ in studies["maml[random]"]] == ["COMPLETE"]
     assert "| gru4rec | tiny 3/4 | zero-shot | 0/2 | 0 | 2 |" in out and "1/2 (timed out)" in out
     monkeypatch.delenv("BENCH_FAIL_CELL")
-    base = ["run", "--grid", str(grid_file), "--data-dir", str(run_data), "--results", str(results), "--dry-run", "--tuned"]
+    base = ["run", "--grid", str(tune_grid_file), "--data-dir", str(run_data), "--results", str(results), "--dry-run", "--tuned"]
     assert main(base) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "cell gru4rec of grid tinytune has no finished tuning study (0 of 2 trials" in err
