@@ -8,7 +8,7 @@ seed's ``gru_global.pth`` (``embedding.weight``, ``gru.weight_ih_l0``, ..., ``ou
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -117,16 +117,3 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     if "model_state_dict" in state:
         state = state["model_state_dict"]
     return state, loaded
-
-
-def load_checkpoint(path: str | Path, n_items: int, dropout: float = 0.2) -> GRURecommender:
-    """A GRURecommender with weights from ``path`` (a state_dict, or a dict holding one)."""
-    state, _ = read_checkpoint(path)
-    config = config_from_state_dict(state, n_items, dropout)
-    model = GRURecommender(config)
-    model.load_state_dict(state)
-    return model
-
-
-def config_dict(config: ModelConfig) -> dict:
-    return asdict(config)

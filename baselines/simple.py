@@ -29,10 +29,10 @@ def query_counts(episodes: pd.DataFrame) -> list[int]:
 class RandomMethod:
     """Scores drawn uniformly from a generator seeded with the run's seed (same seed, same scores)."""
 
-    name = "random"
     modes = ("zero-shot",)
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, name: str):
+        self.name = name  # the registry's
         self.seed = ctx.seed
         self.vocab_size = ctx.dataset.n_items + 1
 
@@ -51,10 +51,10 @@ class RandomMethod:
 class PopularityMethod:
     """Every query scored by how often each item is a label among the train-split pairs."""
 
-    name = "popularity"
     modes = ("zero-shot",)
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, name: str):
+        self.name = name  # the registry's
         self.vocab_size = ctx.dataset.n_items + 1
         self.counts: torch.Tensor | None = None
 
@@ -67,7 +67,7 @@ class PopularityMethod:
     def score(self, episodes: pd.DataFrame, mode: str) -> Iterator[torch.Tensor]:
         check_mode(mode, self.modes, self.name)
         if self.counts is None:
-            raise BenchError("popularity scored before fit()", "call fit(ctx) first")
+            raise BenchError(f"{self.name} scored before fit()", "call fit(ctx) first")
         counts = query_counts(episodes)
         for start in range(0, len(counts), CHUNK):
             chunk = counts[start : start + CHUNK]

@@ -23,6 +23,9 @@ from torch import nn
 from torch.autograd import grad
 
 from bench.core.errors import BenchError
+from meta.batched import BatchedMAML
+from meta.batched_anil import BatchedANIL
+from meta.batched_metasgd import BatchedMetaSGD
 
 
 class ANILLearner:
@@ -117,13 +120,13 @@ class Algorithm:
     wrap: Callable[[nn.Module, float, bool], nn.Module]  # (model, inner lr, allow_nograd) -> wrapper
     engines: tuple[str, ...]  # the inner-loop engines (meta/engines.py) that implement it
     wrapper: type  # the class ``wrap`` returns: how an engine tells which algorithm it is handed
-    batched: str  # "module:Class" of its task-batched inner loop (the "batched" engine), imported on first use
+    batched: type  # its task-batched inner loop (the "batched" engine's), instantiated on first use
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "maml": Algorithm(wrap_maml, ("per-task", "batched", "notebook"), l2l.algorithms.MAML, "meta.batched:BatchedMAML"),
-    "anil": Algorithm(wrap_anil, ("per-task", "batched"), ANIL, "meta.batched_anil:BatchedANIL"),
-    "metasgd": Algorithm(wrap_metasgd, ("per-task", "batched"), MetaSGD, "meta.batched_metasgd:BatchedMetaSGD"),
+    "maml": Algorithm(wrap_maml, ("per-task", "batched", "notebook"), l2l.algorithms.MAML, BatchedMAML),
+    "anil": Algorithm(wrap_anil, ("per-task", "batched"), ANIL, BatchedANIL),
+    "metasgd": Algorithm(wrap_metasgd, ("per-task", "batched"), MetaSGD, BatchedMetaSGD),
 }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from bench.commands.cli import main
-from bench.data.diagnostics import outside_bands
 from bench.data.dataset import open_dataset
+from tests.helpers import outside_bands
 
 
 def test_default_synth_meets_the_benchmark_targets(tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 
 from bench.data import diagnostics, pipeline
 from bench.data.diagnostics import compute, summary_lines
-from tests.helpers import seed_episodes_folder
+from tests.helpers import outside_bands, seed_episodes_folder
 
 KEYS = {
     "users_with_pairs_share", "pairs_per_user", "train_users_ge15_share", "courses_per_session_mean", "sessions_per_user",
@@ -207,7 +207,7 @@ def test_summary_lines_are_short_and_name_the_figures():
 
 def test_outside_bands_names_the_statistics_that_miss():
     d = _compute()
-    bad = diagnostics.outside_bands(d)
+    bad = outside_bands(d)
     assert "test_episodes=2" in bad and "users_with_pairs_share=0.5" in bad
     assert not any(name.startswith("pairs_per_user.p50") for name in bad)  # 3 is inside 1..3
 

@@ -8,11 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
-from baselines.model import GRURecommender, ModelConfig, load_checkpoint, mask_padding
+from baselines.model import GRURecommender, ModelConfig, mask_padding
 from bench.core.errors import BenchError
 from bench.core.metrics import ranks_from_scores
 from meta.per_task import adapt, deterministic
 from meta.tasks import Task
+from tests.helpers import load_checkpoint
 
 torch.set_num_threads(1)
 

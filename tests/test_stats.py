@@ -206,7 +206,7 @@ def test_compare_paired_combines_difference_ci_p_and_wtl():
     result = stats.compare_paired(candidate, reference, n_resamples=2_000, seed=4)
     d = candidate - reference
     assert result.mean_diff == pytest.approx(d.mean())
-    assert (result.ci_low, result.ci_high) == stats.paired_bootstrap_ci(candidate, reference, n_resamples=2_000, seed=4)
+    assert (result.ci_low, result.ci_high) == stats.bootstrap_ci(stats.paired_differences(candidate, reference), n_resamples=2_000, seed=4)
     assert result.ci_low < result.mean_diff < result.ci_high
     assert result.p_value == stats.sign_flip_test(d, n_resamples=2_000, seed=4)
     assert (result.wins, result.ties, result.losses) == (

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from bench.data import synth
-from bench.data.diagnostics import XUETANGX_BANDS, lookup
+from bench.data.diagnostics import XUETANGX_BANDS
 from bench.data.synth import ENROL, RESUME, RETURN, SWITCH, SynthConfig, build_synthetic, generate_interactions
 from bench.core.errors import BenchError
+from tests.helpers import lookup
 
 REDUCED_USERS = 20000  # the calibrated knobs at 1/9 of the default size: ~6 s of CPU to build
 # shares and quantiles do not depend on the number of learners; counts (test episodes) and the

@@ -15,23 +15,23 @@ from pathlib import Path
 
 from bench.commands.cli import main
 from bench.core.params import Space
-from bench.methods.registry import METHODS, NOT_TUNED, PARAMS, SPACES
+from bench.methods.registry import METHODS, PARAMS
 from bench.plan.grid import expand, load_grid
 from bench.run import tune
 from tests.helpers import TUNED_CELLS, count_computed, run_tune, tuning_studies
 
 REPO = Path(__file__).resolve().parent.parent
 def test_search_spaces_agree_with_the_declared_params():
-    for method, space in SPACES.items():
-        assert method in METHODS and method not in NOT_TUNED
-        for key, sp in space.items():
-            assert key in METHODS[method].defaults, (method, key)
+    for method, spec in METHODS.items():
+        assert bool(spec.space) != bool(spec.not_tuned), f"{method}: a search space, or why it has none"
+        for key, sp in spec.space.items():
+            assert key in spec.defaults, (method, key)
             values = list(sp.choices) if sp.kind == "choice" else [sp.low, sp.high]
             for value in values:
                 PARAMS[key].parse(int(value) if sp.kind == "int" else value)  # raises if out of the declared range
             assert isinstance(sp, Space)
-    for budget in ("max_epochs", "meta_iterations"):  # budgets are never tuned
-        assert not any(budget in space for space in SPACES.values())
+        for budget in ("max_epochs", "meta_iterations"):  # budgets are never tuned
+            assert budget not in spec.space, (method, budget)
 
 
 def test_eval_split_joins_the_identity_only_for_trials(run_data, tune_grid_file):

@@ -136,7 +136,7 @@ def test_declared_params_describe_what_they_allow():
 
 
 def test_a_run_that_fails_at_run_time_is_one_summary_line_and_an_error_file(run_data, tmp_path, capsys, monkeypatch):
-    from bench.methods.registry import METHODS, ZERO_SHOT, _spec
+    from bench.methods.registry import METHODS, ZERO_SHOT, MethodSpec
 
     class Exploding:
         modes = (ZERO_SHOT,)
@@ -147,7 +147,8 @@ def test_a_run_that_fails_at_run_time_is_one_summary_line_and_an_error_file(run_
         def fit(self, ctx):
             raise ValueError("boom: a deliberate failure")
 
-    monkeypatch.setitem(METHODS, "explode", _spec("explode", lambda spec, ctx: Exploding(ctx), False, [ZERO_SHOT], {}, "fails"))
+    spec = MethodSpec(name="explode", factory=lambda spec, ctx: Exploding(ctx), modes=(ZERO_SHOT,), defaults={}, description="fails")
+    monkeypatch.setitem(METHODS, "explode", spec)
     text = GRID.split("[params]")[0] + '[[cells]]\nmethod = "random"\n[[cells]]\nmethod = "explode"\n'
     grid = _grid(tmp_path, text)
     results = tmp_path / "results"

@@ -403,19 +403,6 @@ def paired_differences(candidate: np.ndarray, reference: np.ndarray) -> np.ndarr
     return a - b
 
 
-def paired_bootstrap_ci(
-    candidate: np.ndarray,
-    reference: np.ndarray,
-    confidence: float = CONFIDENCE,
-    n_resamples: int = N_RESAMPLES,
-    seed: int = 0,
-    method: CIMethod = "percentile",
-) -> tuple[float, float]:
-    """Bootstrap CI of the mean paired difference: episodes are resampled jointly for both arms
-    (equivalently, the per-episode differences are resampled); percentile method by default."""
-    return bootstrap_ci(paired_differences(candidate, reference), confidence, n_resamples, seed, method)
-
-
 def sign_flip_test(
     differences: np.ndarray,
     n_resamples: int = N_RESAMPLES,

@@ -322,26 +322,6 @@ def sessions_per_user(collapsed: pd.DataFrame) -> np.ndarray:
     return collapsed.drop_duplicates(["user", "session"]).groupby("user", sort=False).size().to_numpy()
 
 
-def lookup(diagnostics: dict, path: str):
-    """``lookup(d, "prefix_length.p90")``: a value by dotted path; None where absent."""
-    value = diagnostics
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def outside_bands(diagnostics: dict) -> list[str]:
-    """The XUETANGX_BANDS statistics that fall outside their band (or are missing)."""
-    bad = []
-    for path, (_, low, high) in XUETANGX_BANDS.items():
-        if low is None and high is None:
-            continue
-        value = lookup(diagnostics, path)
-        if value is None or (low is not None and value < low) or (high is not None and value > high):
-            bad.append(f"{path}={value}")
-    return bad
-
-
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 

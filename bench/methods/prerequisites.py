@@ -17,17 +17,19 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Methods whose runs are, or fine-tune, the GRU4Rec of their seed; inits are read from meta/inits.py.
-GRU4REC_METHODS = frozenset({"gru4rec", "gru4rec-finetune"})
+
+def pretrained_model(method: str | None, init: str | None) -> str | None:
+    """The prerequisite (a ``PREREQUISITES`` name) a run of ``method`` from ``init`` is, fine-tunes or
+    starts from, as its MethodSpec (``pretrains``) and init say; None for none."""
+    from bench.methods import registry  # the registry imports torch and learn2learn: only when asked
+
+    return registry.pretrained_model(method, init)
 
 
 def uses_gru4rec(method: str | None, init: str | None) -> bool:
     """Whether a run of ``method`` from ``init`` is, fine-tunes or starts from its seed's trained GRU4Rec
     (the statistics pair seeds on it; the Ray executor trains it first, as a prerequisite task)."""
-    from baselines.gru4rec import pretrained_gru4rec
-    from meta.inits import INITS
-
-    return method in GRU4REC_METHODS or (init in INITS and INITS[init].build is pretrained_gru4rec)
+    return pretrained_model(method, init) == "gru4rec"
 
 
 def gru4rec_training(init: str | None, params: dict, K, Q) -> tuple[dict, dict | None]:
@@ -58,9 +60,9 @@ def shared_prerequisite(config: dict) -> str | None:
 
 @dataclass(frozen=True)
 class Prerequisite:
-    """Shared weights some runs start from: which runs need them, their cache key, how to build them."""
+    """Shared weights some runs start from (the runs whose ``pretrained_model`` names them): their
+    cache key and how to build them."""
 
-    needs: Callable[[object], bool]
     key: Callable[[object], str]
     build: Callable[[object], object]  # build(ctx): trains into ctx.cache_dir, or finds it there
 
@@ -95,26 +97,15 @@ def _sasrec_build(ctx) -> None:
 
 
 PREREQUISITES: dict[str, Prerequisite] = {
-    "gru4rec": Prerequisite(
-        needs=lambda config: uses_gru4rec(config.method, config.init),
-        key=_gru4rec_key,
-        build=_gru4rec_build,
-    ),
-    "sasrec": Prerequisite(
-        needs=lambda config: config.method in {"sasrec", "sasrec-finetune"},
-        key=_sasrec_key,
-        build=_sasrec_build,
-    ),
+    "gru4rec": Prerequisite(key=_gru4rec_key, build=_gru4rec_build),
+    "sasrec": Prerequisite(key=_sasrec_key, build=_sasrec_build),
 }
 
 
 def prerequisites_of(config: object) -> list[tuple[str, str]]:
     """(prerequisite name, cache key) pairs this run needs before it can start."""
-    return [
-        (name, prereq.key(config))
-        for name, prereq in PREREQUISITES.items()
-        if prereq.needs(config)
-    ]
+    name = pretrained_model(config.method, config.init)
+    return [] if name is None else [(name, PREREQUISITES[name].key(config))]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 Each method produces, for every query prefix of an episode, scores over the whole catalogue;
 ``evaluate_method`` hands them to the single evaluator (bench/core/metrics.py). Adding a method is one
-entry in ``METHODS``. Params are the method's ``defaults`` overridden by the grid; each param's type
-and valid range is declared once in ``PARAMS``; an unknown param or init, or a value out of its
-declared range, is refused with what is allowed.
+entry in ``METHODS``: its ``MethodSpec`` holds everything the suite knows about it (modes, params,
+init, algorithm, the pre-trained weights it starts from, its training budget, its search space or why
+it has none, its warm source); the other modules ask the spec, none keeps a list of method names.
+Params are the method's ``defaults`` overridden by the grid; each param's type and valid range is
+declared once in ``PARAMS``; an unknown param or init, or a value out of its declared range, is
+refused with what is allowed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from baselines.gru4rec import GRU4REC_DEFAULTS, TRAIN_USERS, TRAIN_USERS_DEFAULTS, no_report
+from baselines.gru4rec import GRU4REC_DEFAULTS, TRAIN_USERS, TRAIN_USERS_DEFAULTS, no_progress, no_report, pretrained_gru4rec
 from baselines.knn import POSITION_WEIGHTS, SCORE_DECAYS, SIMILARITIES, SKNN_DEFAULTS, VSKNN_DEFAULTS, SessionKNNMethod
 from baselines.rules import MARKOV_DEFAULTS, SR_DEFAULTS, MarkovMethod, SequentialRulesMethod
 from baselines.recency import RECENCY_DEFAULTS, RECENCY_MARKOV_DEFAULTS, RecencyMarkovMethod, RecencyMethod
@@ -90,38 +93,22 @@ PARAMS: dict[str, Param] = {
 }
 
 
-# Search spaces for `python -m bench tune` (bench/run/tune.py): per method, the params tuned on val and
-# their ranges (each value parses by PARAMS; tests/test_tune.py checks). Budgets (max_epochs,
-# meta_iterations) are not tuned: every trial has the grid's. A method without an entry is not tuned;
-# NOT_TUNED says why. A cell's own params and sweep keys stay fixed (they define the cell).
-_MAML_SPACE = {"inner_lr": Space.float(1e-3, 1e-1, log=True), "outer_lr": Space.float(1e-4, 1e-2, log=True), "inner_steps": Space.int(1, 10)}
-_TRAINED_SPACE = {"lr": Space.float(1e-4, 1e-2, log=True), "dropout": Space.float(0.0, 0.5)}  # early stopping (patience) within max_epochs
-_FINETUNE_SPACE = {"inner_lr": Space.float(1e-3, 1e-1, log=True), "inner_steps": Space.int(1, 10)}
-_KNN_SPACE = {"k": Space.int(10, 500, log=True), "sample_size": Space.int(100, 5000, log=True), "similarity": Space.choice(*SIMILARITIES)}
-SPACES: dict[str, dict[str, Space]] = {
-    "maml": _MAML_SPACE,
-    "anil": _MAML_SPACE,
-    "metasgd": _MAML_SPACE,
-    "srs-maml": {key: _MAML_SPACE[key] for key in ("inner_lr", "outer_lr")},  # its steps are SRS's
-    "gru4rec": _TRAINED_SPACE,
-    "sasrec": _TRAINED_SPACE,
-    "gru4rec-finetune": _FINETUNE_SPACE,  # its GRU4Rec: the tuned gru4rec cell's best (bench/run/tune.py)
-    "sasrec-finetune": _FINETUNE_SPACE,  # its SASRec: the tuned sasrec cell's best
-    "sknn": _KNN_SPACE,
-    "vsknn": _KNN_SPACE,
-    "sr": {"steps": Space.int(1, 20), "pruning": Space.int(0, 50)},
-}
-NOT_TUNED: dict[str, str] = {
-    "random": "no parameter",
-    "popularity": "no parameter",
-    "recency": "no parameter (its support weight is already chosen on val)",
-    "markov": "its support weight is already chosen on val",
-    "recency-markov": "its Markov and support weights are already chosen on val",
-    "maml-notebook": "a reproduction of notebook 08's settings, not a recommended method",
-}
-# Methods whose weights start from another method's trained model: that method's tuned best params
-# (its space's keys) are used for it, e.g. maml[gru4rec] starts from the tuned gru4rec's GRU4Rec.
-WARM_SOURCES: dict[str, str] = {"gru4rec-finetune": "gru4rec", "sasrec-finetune": "sasrec"}
+# Search spaces for `python -m bench tune` (bench/run/tune.py), shared by the specs that declare them
+# (``MethodSpec.space``; each value parses by PARAMS, tests/test_tune.py checks). Budgets (max_epochs,
+# meta_iterations) are not tuned: every trial has the grid's. A cell's own params and sweep keys stay
+# fixed (they define the cell).
+MAML_SPACE = {"inner_lr": Space.float(1e-3, 1e-1, log=True), "outer_lr": Space.float(1e-4, 1e-2, log=True), "inner_steps": Space.int(1, 10)}
+TRAINED_SPACE = {"lr": Space.float(1e-4, 1e-2, log=True), "dropout": Space.float(0.0, 0.5)}  # early stopping (patience) within max_epochs
+FINETUNE_SPACE = {"inner_lr": Space.float(1e-3, 1e-1, log=True), "inner_steps": Space.int(1, 10)}
+KNN_SPACE = {"k": Space.int(10, 500, log=True), "sample_size": Space.int(100, 5000, log=True), "similarity": Space.choice(*SIMILARITIES)}
+
+# A method's training budget (``MethodSpec.budget``), how bench/run/projection.py scales its cost.
+EPOCHS = "epochs"  # max_epochs; its curve has one row per epoch
+META_ITERATIONS = "meta-iterations"  # meta_iterations, validated every val_every
+
+# The shared pre-trained weights a run may be, fine-tune or start from (``MethodSpec.pretrains``;
+# bench/methods/prerequisites.py trains and caches each): their names there.
+GRU4REC, SASREC = "gru4rec", "sasrec"
 
 
 def param_spec(method: str, key: str) -> Param:
@@ -132,10 +119,6 @@ def param_spec(method: str, key: str) -> Param:
             f"add a line to PARAMS in bench/methods/registry.py, e.g. {key!r}: Param.int(ge=1),",
         )
     return PARAMS[key]
-
-
-def no_progress(phase: str, done: int, total: int) -> None:
-    pass
 
 
 @dataclass
@@ -165,17 +148,34 @@ class Method(Protocol):
         """Scores [n, Q, n_items + 1] per chunk of episodes, in episode order."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MethodSpec:
+    """Everything the suite knows about one method: how to build it, its modes and params, and what the
+    planner, the prerequisites, tuning and the projection ask of it. One entry in ``METHODS``."""
+
     name: str
-    build: Callable[[RunContext], Method]  # params resolved and init checked before the method sees ctx
-    uses_init: bool
+    factory: Callable[[MethodSpec, RunContext], Method]  # (spec, ctx with params resolved and init checked) -> method
     modes: tuple[str, ...]
-    defaults: dict
-    description: str = ""
+    defaults: dict  # its params and their defaults (an init's own params are added where it takes an init)
+    description: str
+    uses_init: bool = False
     default_init: str | None = None
     algorithm: str | None = None  # MAML-family: meta/algorithms.py's entry; its engines are checked
     needs_srs: bool = False  # needs the dataset's session statistics (refused before any run without them)
+    pretrains: str | None = None  # GRU4REC/SASREC: the shared pre-trained weights its runs are or fine-tune
+    budget: str | None = None  # EPOCHS or META_ITERATIONS: what scales its cost (None: no training budget)
+    space: dict[str, Space] = field(default_factory=dict)  # the params `bench tune` searches, and their ranges
+    not_tuned: str = ""  # why it has no search space (every method has a space or this)
+    warm_source: str | None = None  # the method whose tuned best params its pre-trained model takes
+
+    def __post_init__(self):
+        object.__setattr__(self, "modes", tuple(self.modes))
+        if self.uses_init:  # an init's own params (init_checkpoint) are params of every method that takes an init
+            object.__setattr__(self, "defaults", {**self.defaults, **INIT_PARAMS})
+
+    def build(self, ctx: RunContext) -> Method:
+        """The method, built with ctx's params resolved and its init checked (``prepare``)."""
+        return self.factory(self, self.prepare(ctx))
 
     def resolve_params(self, overrides: dict | None) -> dict:
         """The defaults overridden by ``overrides``, each parsed by its declared type; a key the
@@ -222,17 +222,6 @@ class MethodSpec:
         return dataclasses.replace(ctx, params=self.run_params(init, self.resolve_params(ctx.params)), init=init)
 
 
-def _spec(name, factory, uses_init, modes, defaults, description, default_init=None, algorithm=None, needs_srs=False) -> MethodSpec:
-    """A registry entry whose build(ctx) resolves params and init, then calls ``factory(spec, ctx)``."""
-
-    def build(ctx: RunContext) -> Method:
-        return factory(spec, spec.prepare(ctx))
-
-    defaults = {**defaults, **INIT_PARAMS} if uses_init else dict(defaults)  # an init's own params (init_checkpoint)
-    spec = MethodSpec(name, build, uses_init, tuple(modes), defaults, description, default_init, algorithm, needs_srs)
-    return spec
-
-
 def _meta(spec: MethodSpec, ctx: RunContext) -> Method:
     """A MAML-family method whose inner loop is meta/algorithms.py's ``spec.algorithm``."""
     return MAMLMethod(ctx, spec.name, ctx.init, spec.modes, ctx.params, spec.algorithm)
@@ -260,98 +249,175 @@ def _sasrec(spec: MethodSpec, ctx: RunContext) -> Method:
 
 
 SUPPORT_NOTE = "; few-shot adds the K support pairs with a weight chosen on val"
+BOTH = (ZERO_SHOT, FEW_SHOT)
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in [
-        _spec("random", lambda spec, ctx: RandomMethod(ctx), False, [ZERO_SHOT], {}, "uniformly random scores (floor)"),
-        _spec("popularity", lambda spec, ctx: PopularityMethod(ctx), False, [ZERO_SHOT], {}, "train-split label counts"),
-        _spec("gru4rec", _gru4rec, False, [ZERO_SHOT], {**GRU4REC_DEFAULTS, **TRAIN_USERS_DEFAULTS}, "global GRU4Rec, no adaptation"),
-        _spec(
-            "gru4rec-finetune",
-            _gru4rec,
-            False,
-            [FEW_SHOT],
-            {**GRU4REC_DEFAULTS, **TRAIN_USERS_DEFAULTS, **INNER_DEFAULTS},
-            "GRU4Rec fine-tuned on the K support pairs with MAML's inner loop, no meta-training",
+        MethodSpec(
+            name="random",
+            factory=lambda spec, ctx: RandomMethod(ctx, spec.name),
+            modes=(ZERO_SHOT,),
+            defaults={},
+            description="uniformly random scores (floor)",
+            not_tuned="no parameter",
         ),
-        _spec(
-            "maml",
-            _meta,
-            True,
-            [ZERO_SHOT, FEW_SHOT],
-            MAML_DEFAULTS,
-            "first-order MAML (learn2learn) from the chosen init: random = vanilla, gru4rec = warm start",
+        MethodSpec(
+            name="popularity",
+            factory=lambda spec, ctx: PopularityMethod(ctx, spec.name),
+            modes=(ZERO_SHOT,),
+            defaults={},
+            description="train-split label counts",
+            not_tuned="no parameter",
+        ),
+        MethodSpec(
+            name="gru4rec",
+            factory=_gru4rec,
+            modes=(ZERO_SHOT,),
+            defaults={**GRU4REC_DEFAULTS, **TRAIN_USERS_DEFAULTS},
+            description="global GRU4Rec, no adaptation",
+            pretrains=GRU4REC,
+            budget=EPOCHS,
+            space=TRAINED_SPACE,
+        ),
+        MethodSpec(
+            name="gru4rec-finetune",
+            factory=_gru4rec,
+            modes=(FEW_SHOT,),
+            defaults={**GRU4REC_DEFAULTS, **TRAIN_USERS_DEFAULTS, **INNER_DEFAULTS},
+            description="GRU4Rec fine-tuned on the K support pairs with MAML's inner loop, no meta-training",
+            pretrains=GRU4REC,
+            space=FINETUNE_SPACE,
+            warm_source="gru4rec",  # its GRU4Rec: the tuned gru4rec cell's best
+        ),
+        MethodSpec(
+            name="maml",
+            factory=_meta,
+            modes=BOTH,
+            defaults=MAML_DEFAULTS,
+            description="first-order MAML (learn2learn) from the chosen init: random = vanilla, gru4rec = warm start",
+            uses_init=True,
             default_init="random",
             algorithm="maml",
+            budget=META_ITERATIONS,
+            space=MAML_SPACE,
         ),
-        _spec(
-            "anil",
-            _meta,
-            True,
-            [ZERO_SHOT, FEW_SHOT],
-            MAML_DEFAULTS,
-            "ANIL (learn2learn MAML around the output layer only; embedding and GRU meta-trained by the outer loop)",
+        MethodSpec(
+            name="anil",
+            factory=_meta,
+            modes=BOTH,
+            defaults=MAML_DEFAULTS,
+            description="ANIL (learn2learn MAML around the output layer only; embedding and GRU meta-trained by the outer loop)",
+            uses_init=True,
             default_init="random",
             algorithm="anil",
+            budget=META_ITERATIONS,
+            space=MAML_SPACE,
         ),
-        _spec(
-            "metasgd",
-            _meta,
-            True,
-            [ZERO_SHOT, FEW_SHOT],
-            MAML_DEFAULTS,
-            "first-order Meta-SGD (learn2learn): per-parameter inner rates from inner_lr, learned by the outer loop",
+        MethodSpec(
+            name="metasgd",
+            factory=_meta,
+            modes=BOTH,
+            defaults=MAML_DEFAULTS,
+            description="first-order Meta-SGD (learn2learn): per-parameter inner rates from inner_lr, learned by the outer loop",
+            uses_init=True,
             default_init="random",
             algorithm="metasgd",
+            budget=META_ITERATIONS,
+            space=MAML_SPACE,
         ),
-        _spec(
-            "srs-maml",
-            _srs_maml,
-            True,
-            [ZERO_SHOT, FEW_SHOT],
-            {**MAML_DEFAULTS, **SRS_DEFAULTS},
-            "SRS-adaptive first-order MAML (seed notebooks 10/11): inner rate x task SRS, 3 steps if SRS >= 0.5 else 7, SRS-weighted outer loss",
+        MethodSpec(
+            name="srs-maml",
+            factory=_srs_maml,
+            modes=BOTH,
+            defaults={**MAML_DEFAULTS, **SRS_DEFAULTS},
+            description=(
+                "SRS-adaptive first-order MAML (seed notebooks 10/11): inner rate x task SRS, 3 steps if SRS >= 0.5 else 7, SRS-weighted outer loss"
+            ),
+            uses_init=True,
             default_init="random",
             algorithm="maml",
             needs_srs=True,
+            budget=META_ITERATIONS,
+            space={key: MAML_SPACE[key] for key in ("inner_lr", "outer_lr")},  # its steps are SRS's
         ),
-        _spec(
-            "maml-notebook",
-            _maml_notebook,
-            True,
-            [ZERO_SHOT, FEW_SHOT],
-            {key: value for key, value in MAML_DEFAULTS.items() if key != "engine"},
-            "reproduction of notebook 08's defective MAML (engine 'notebook'); not a recommended method",
+        MethodSpec(
+            name="maml-notebook",
+            factory=_maml_notebook,
+            modes=BOTH,
+            defaults={key: value for key, value in MAML_DEFAULTS.items() if key != "engine"},
+            description="reproduction of notebook 08's defective MAML (engine 'notebook'); not a recommended method",
+            uses_init=True,
             default_init="gru4rec",
+            budget=META_ITERATIONS,
+            not_tuned="a reproduction of notebook 08's settings, not a recommended method",
         ),
-        _spec("markov", _memory(MarkovMethod), False, [ZERO_SHOT, FEW_SHOT], MARKOV_DEFAULTS, "first-order transition counts" + SUPPORT_NOTE),
-        _spec("sr", _memory(SequentialRulesMethod), False, [ZERO_SHOT, FEW_SHOT], SR_DEFAULTS, "sequential rules (session-rec)" + SUPPORT_NOTE),
-        _spec("sknn", _memory(SessionKNNMethod), False, [ZERO_SHOT, FEW_SHOT], SKNN_DEFAULTS, "session-based kNN (session-rec)" + SUPPORT_NOTE),
-        _spec("vsknn", _memory(SessionKNNMethod), False, [ZERO_SHOT, FEW_SHOT], VSKNN_DEFAULTS, "position-weighted session kNN (session-rec)" + SUPPORT_NOTE),
-        _spec(
-            "recency",
-            _memory(RecencyMethod),
-            False,
-            [ZERO_SHOT, FEW_SHOT],
-            RECENCY_DEFAULTS,
-            "the prefix's earlier courses, most recent first, then popularity (no parameter)" + SUPPORT_NOTE,
+        MethodSpec(
+            name="markov",
+            factory=_memory(MarkovMethod),
+            modes=BOTH,
+            defaults=MARKOV_DEFAULTS,
+            description="first-order transition counts" + SUPPORT_NOTE,
+            not_tuned="its support weight is already chosen on val",
         ),
-        _spec(
-            "recency-markov",
-            _memory(RecencyMarkovMethod),
-            False,
-            [ZERO_SHOT, FEW_SHOT],
-            RECENCY_MARKOV_DEFAULTS,
-            "recency plus Markov-1 transitions, their weight chosen on val" + SUPPORT_NOTE,
+        MethodSpec(
+            name="sr",
+            factory=_memory(SequentialRulesMethod),
+            modes=BOTH,
+            defaults=SR_DEFAULTS,
+            description="sequential rules (session-rec)" + SUPPORT_NOTE,
+            space={"steps": Space.int(1, 20), "pruning": Space.int(0, 50)},
         ),
-        _spec("sasrec", _sasrec, False, [ZERO_SHOT], SASREC_DEFAULTS, "global SASRec (causal self-attention), no adaptation"),
-        _spec(
-            "sasrec-finetune",
-            _sasrec,
-            False,
-            [FEW_SHOT],
-            {**SASREC_DEFAULTS, **{key: INNER_DEFAULTS[key] for key in ("inner_lr", "inner_steps")}},
-            "SASRec fine-tuned on the K support pairs with gru4rec-finetune's inner loop (per-task engine)",
+        MethodSpec(
+            name="sknn",
+            factory=_memory(SessionKNNMethod),
+            modes=BOTH,
+            defaults=SKNN_DEFAULTS,
+            description="session-based kNN (session-rec)" + SUPPORT_NOTE,
+            space=KNN_SPACE,
+        ),
+        MethodSpec(
+            name="vsknn",
+            factory=_memory(SessionKNNMethod),
+            modes=BOTH,
+            defaults=VSKNN_DEFAULTS,
+            description="position-weighted session kNN (session-rec)" + SUPPORT_NOTE,
+            space=KNN_SPACE,
+        ),
+        MethodSpec(
+            name="recency",
+            factory=_memory(RecencyMethod),
+            modes=BOTH,
+            defaults=RECENCY_DEFAULTS,
+            description="the prefix's earlier courses, most recent first, then popularity (no parameter)" + SUPPORT_NOTE,
+            not_tuned="no parameter (its support weight is already chosen on val)",
+        ),
+        MethodSpec(
+            name="recency-markov",
+            factory=_memory(RecencyMarkovMethod),
+            modes=BOTH,
+            defaults=RECENCY_MARKOV_DEFAULTS,
+            description="recency plus Markov-1 transitions, their weight chosen on val" + SUPPORT_NOTE,
+            not_tuned="its Markov and support weights are already chosen on val",
+        ),
+        MethodSpec(
+            name="sasrec",
+            factory=_sasrec,
+            modes=(ZERO_SHOT,),
+            defaults=SASREC_DEFAULTS,
+            description="global SASRec (causal self-attention), no adaptation",
+            pretrains=SASREC,
+            budget=EPOCHS,
+            space=TRAINED_SPACE,
+        ),
+        MethodSpec(
+            name="sasrec-finetune",
+            factory=_sasrec,
+            modes=(FEW_SHOT,),
+            defaults={**SASREC_DEFAULTS, **{key: INNER_DEFAULTS[key] for key in ("inner_lr", "inner_steps")}},
+            description="SASRec fine-tuned on the K support pairs with gru4rec-finetune's inner loop (per-task engine)",
+            pretrains=SASREC,
+            space=FINETUNE_SPACE,
+            warm_source="sasrec",  # its SASRec: the tuned sasrec cell's best
         ),
     ]
 }
@@ -361,6 +427,26 @@ def get_method(name: str) -> MethodSpec:
     if name not in METHODS:
         raise BenchError(f"unknown method {name!r}", f"choose one of {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def pretrained_model(method: str | None, init: str | None) -> str | None:
+    """The shared pre-trained weights (GRU4REC, SASREC) a run of ``method`` from ``init`` is, fine-tunes or
+    starts from: the method's ``pretrains``, else GRU4REC for an init built from the trained GRU4Rec;
+    None for neither (or a method no longer registered, as an old stored run may name)."""
+    spec = METHODS.get(method)
+    if spec is not None and spec.pretrains is not None:
+        return spec.pretrains
+    return GRU4REC if init in INITS and INITS[init].build is pretrained_gru4rec else None
+
+
+def warm_source(method: str, init: str | None) -> str | None:
+    """The method whose tuned best params the pre-trained model of a run of ``method`` from ``init`` takes
+    (bench/run/tune.py): the spec's ``warm_source``; for an init built from the trained GRU4Rec, gru4rec.
+    None for a method that trains its model itself (gru4rec, sasrec) or starts from none."""
+    spec = get_method(method)
+    if spec.pretrains is not None:
+        return spec.warm_source
+    return "gru4rec" if pretrained_model(method, init) == GRU4REC else None
 
 
 def check_run(method: str, init: str | None, params: dict, dataset) -> None:

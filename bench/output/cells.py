@@ -172,7 +172,6 @@ def seed_signs(diffs: tuple[float, ...]) -> str:
     return "".join("+" if d > 0 else "−" if d < 0 else "0" for d in diffs if not missing(d)) or MISSING
 
 
-QUESTION_KEYS = ("question", "delta", "p", "wtl", "mde", "seeds", "verdict")
 QUESTION_PRIORITY = ("question", "delta", "p", "verdict", "wtl", "mde", "seeds")
 
 

@@ -5,12 +5,12 @@ Everything it prints is a PROJECTION, labelled so: no run is made at the target'
 of the target grid is matched to the source grid's run with the same dataset, method, init, seed,
 K, Q and every parameter but the budget keys (``BUDGET_KEYS``); its measured costs are scaled:
 
-- meta-learned runs (MAML, ANIL, Meta-SGD): measured seconds per meta-iteration (validation
-  excluded, ``fit.seconds_per_iteration``) x the target's iterations, plus measured seconds per
-  validation x the target's validations (one before training and one every ``val_every``), plus
-  the test evaluation as measured;
-- runs that train by epochs (GRU4Rec, SASRec): measured seconds per epoch x the target's
-  ``max_epochs`` (an upper bound: early stopping may end them sooner), plus evaluation as measured;
+- meta-learned runs (their MethodSpec's ``budget`` META_ITERATIONS: MAML, ANIL, Meta-SGD):
+  measured seconds per meta-iteration (validation excluded, ``fit.seconds_per_iteration``) x the
+  target's iterations, plus measured seconds per validation x the target's validations (one before
+  training and one every ``val_every``), plus the test evaluation as measured;
+- runs that train by epochs (``budget`` EPOCHS: GRU4Rec, SASRec): measured seconds per epoch x the
+  target's ``max_epochs`` (an upper bound: early stopping may end them sooner), plus evaluation as measured;
 - every other run (no budget parameter): as measured.
 
 With a speed-up (``load_speedup``: a `bench perf --settings full --json` file that timed batched-v1,
@@ -37,11 +37,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.core.errors import BenchError
+from bench.methods.registry import EPOCHS, META_ITERATIONS, get_method
 from bench.plan.grid import RunConfig, expand, load_grid
 from bench.store.results import Store
 
 BUDGET_KEYS = ("meta_iterations", "val_every", "max_epochs")
-EPOCH_METHODS = ("gru4rec", "sasrec")  # their curve has one row per epoch
 WORKERS = (2, 8, 16, 32, 64)
 
 
@@ -113,7 +113,8 @@ def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict 
     fit, measured = record.get("fit", {}), float(record["wall_seconds"])
     evaluation = float(record.get("eval_seconds", 0.0))
     params, source = target.params_dict, record["config"]["params"]
-    if "seconds_per_iteration" in fit:  # meta-learned
+    budget = get_method(target.method).budget
+    if budget == META_ITERATIONS and "seconds_per_iteration" in fit:  # meta-learned (and meta-trained)
         per_iteration = float(fit["seconds_per_iteration"])
         per_validation = float(fit["val_seconds"]) / max(curve_rows, 1)
         scaled = speedup_for(speedup, record)
@@ -125,7 +126,7 @@ def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict 
         how = f"{iterations} it x {per_iteration:.2f}s + {validations} val x {per_validation:.1f}s + test"
         if scaled is not None:
             how += f" (measured costs / {scaled[0]['iteration']:.2f} per it, / {scaled[0]['validation']:.2f} per val: perf speed-up at {scaled[1]} thread(s))"
-    elif target.method in EPOCH_METHODS and "max_epochs" in params:
+    elif budget == EPOCHS and "max_epochs" in params:  # its curve has one row per epoch
         per_epoch = float(record["train_seconds"]) / max(curve_rows, 1)
         epochs = int(params["max_epochs"])
         seconds = per_epoch * epochs + evaluation

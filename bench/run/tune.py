@@ -2,7 +2,7 @@
 
 Every tuned cell of a grid (one per dataset, K, Q and cell label, at the grid's first seed) gets the
 same N trials (completed + pruned; failed ones are reported, not counted) of Optuna's TPE sampler over
-the method's declared search space (bench.methods.registry.SPACES). A trial is a normal run
+the method's declared search space (its MethodSpec's ``space``, bench/methods/registry.py). A trial is a normal run
 (bench.plan.grid.RunConfig) whose identity carries ``eval_split = "val"``: compute_run scores it on the
 val episodes, so no trial ever opens a test episode, and its stored per-episode metrics are val metrics.
 The objective is the cell's mean val Acc@1 in few-shot mode where the method has one, else zero-shot.
@@ -44,15 +44,8 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.core.params import Space
-from bench.methods.prerequisites import uses_gru4rec
-from bench.methods.registry import (
-    FEW_SHOT,
-    NOT_TUNED,
-    SPACES,
-    WARM_SOURCES,
-    ZERO_SHOT,
-    get_method,
-)
+from bench.methods import registry
+from bench.methods.registry import FEW_SHOT, ZERO_SHOT, get_method
 from bench.plan.grid import Grid, RunConfig, cell_fixed_keys, cell_label
 from bench.run import pruning
 from bench.run.executors import run_grid
@@ -98,13 +91,12 @@ def study_path(results_dir, grid_name: str, key: str) -> Path:
 
 
 def warm_source(method: str, init: str | None) -> str | None:
-    """The method whose trained model this one starts from (its tuned best is used), or None."""
-    if method in WARM_SOURCES:
-        return WARM_SOURCES[method]
-    if method != "gru4rec" and uses_gru4rec(method, init):
-        # the GRU4Rec cell trained the way the init trains it (e.g. train_users=episode-users)
-        return cell_label("gru4rec", None, dict(INITS[init].pretraining) if init in INITS else {})
-    return None
+    """The cell label whose tuned best this one's pre-trained model takes (bench.methods.registry.warm_source),
+    or None: for an init, the source cell trained the way the init trains it (e.g. train_users=episode-users)."""
+    source = registry.warm_source(method, init)
+    if source is None:
+        return None
+    return cell_label(source, None, dict(INITS[init].pretraining) if init in INITS else {})
 
 
 def tune_cells(grid: Grid, runs: list[RunConfig]) -> tuple[list[TuneCell], list[tuple[str, str]]]:
@@ -114,12 +106,11 @@ def tune_cells(grid: Grid, runs: list[RunConfig]) -> tuple[list[TuneCell], list[
     versions = {(r.dataset, r.K, r.Q) for r in runs}
     cells, skipped = [], []
     for run in runs:
-        space = SPACES.get(run.method)
-        if space is None:
-            why = NOT_TUNED.get(run.method, "no search space declared in bench/methods/registry.py SPACES")
-            skipped.append((run.cell, why))
+        spec = get_method(run.method)
+        if not spec.space:
+            skipped.append((run.cell, spec.not_tuned or "no search space declared in its MethodSpec (bench/methods/registry.py)"))
             continue
-        space = {k: v for k, v in space.items() if k not in fixed.get(run.cell, set())}
+        space = {k: v for k, v in spec.space.items() if k not in fixed.get(run.cell, set())}
         if not space:
             skipped.append((run.cell, "every param of its search space is fixed by the cell"))
             continue
@@ -128,10 +119,11 @@ def tune_cells(grid: Grid, runs: list[RunConfig]) -> tuple[list[TuneCell], list[
         warm_from, warm_keys = None, ()
         if source is not None:
             # the source cell, by label: "gru4rec", or e.g. "gru4rec train_users=episode-users" for that init
-            match = [r for r in runs if (r.dataset, r.K, r.Q, r.cell) == (run.dataset, run.K, run.Q, source) and r.method in SPACES]
+            match = [r for r in runs if (r.dataset, r.K, r.Q, r.cell) == (run.dataset, run.K, run.Q, source) and get_method(r.method).space]
             if match:
                 warm_from = source
-                warm_keys = tuple(k for k in SPACES[match[0].method] if k not in fixed.get(run.cell, set()) and k in run.params_dict)
+                source_space = get_method(match[0].method).space
+                warm_keys = tuple(k for k in source_space if k not in fixed.get(run.cell, set()) and k in run.params_dict)
         cells.append(TuneCell(run, space, key, warm_from, warm_keys))
     cells.sort(key=lambda c: c.warm_from is not None)  # stable: sources first
     return cells, list(dict.fromkeys(skipped))
@@ -266,6 +258,17 @@ def summarize(study, store: Store) -> CellSummary:
 Notice = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A trial to run in this pass: its number and storage id, its run, and the Trial if asked here
+    (None: recovered from a killed process)."""
+
+    number: int
+    trial_id: int
+    config: RunConfig
+    trial: Any = None
+
+
 def run_study(
     cell: TuneCell,
     grid: Grid,
@@ -281,81 +284,129 @@ def run_study(
 ) -> CellSummary:
     """Run (or resume) one cell's study until it has ``n_trials`` completed + pruned trials, or
     ``n_trials`` failed ones, or ``timeout`` seconds spent on it (all sessions together). ``pruner``:
-    bench.run.pruning's settings (default its PRUNER; ``{"name": "none"}``: every trial runs whole)."""
-    optuna = _optuna()
-    states = optuna.trial.TrialState
+    bench.run.pruning's settings (default its PRUNER; ``{"name": "none"}``: every trial runs whole).
+    Each pass recovers the trials a killed process left running, asks new ones, runs them, tells."""
     store = tuning_store(results_dir)
     pruner = pruner or pruning.PRUNER
     path = study_path(results_dir, grid.name, cell.key)
     study = open_study(path, cell.key, pruner_settings=pruner)
-    label = cell.base.cell
-    grid_seed = cell.base.seed
-    mode = objective_mode(cell.base.method)
+    describe_study(study, cell, grid.name, n_trials, warm_params, pruner)
     base_params = {**cell.base.params_dict, **(warm_params or {})}
+    label, mode = cell.base.cell, objective_mode(cell.base.method)
+    while True:
+        stale, counted = trial_counts(study)
+        if not stale and study_done(study, store, label, counted, n_trials, timeout, notice):
+            break
+        batch = recover(study, cell, stale, base_params)
+        batch += ask(study, cell, grid.name, base_params, max(0, min(jobs, n_trials - counted - len(stale))))
+        errors = run_trials(batch, store, path, cell.key, pruner, data_dir, jobs, device)
+        tell(study, batch, store, mode, errors, label, notice)
+    return summarize(study, store)
+
+
+def describe_study(study, cell: TuneCell, grid_name: str, n_trials: int, warm_params: dict | None, pruner: dict) -> None:
+    """Record what the study tunes (its user attrs) and, in a new study, enqueue trial 0: the grid's own
+    settings, measured the same way."""
     attrs = {
-        "grid": grid.name, "cell": label, "dataset": cell.base.dataset, "dataset_hash": cell.base.dataset_hash,
-        "K": cell.base.K, "Q": cell.base.Q, "seed": grid_seed, "split": SPLIT, "metric": METRIC, "mode": mode,
-        "space": list(cell.space), "space_text": {k: v.describe() for k, v in cell.space.items()},
+        "grid": grid_name, "cell": cell.base.cell, "dataset": cell.base.dataset, "dataset_hash": cell.base.dataset_hash,
+        "K": cell.base.K, "Q": cell.base.Q, "seed": cell.base.seed, "split": SPLIT, "metric": METRIC,
+        "mode": objective_mode(cell.base.method), "space": list(cell.space), "space_text": {k: v.describe() for k, v in cell.space.items()},
         "warm_from": cell.warm_from, "warm_params": warm_params or {}, "n_trials": n_trials, "timed_out": False,
         "pruner": pruning.describe(pruner),
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)
-    if not study.get_trials(deepcopy=False):  # trial 0: the grid's own settings, measured the same way
+    if not study.get_trials(deepcopy=False):
         study.enqueue_trial({k: cell.base.params_dict[k] for k in cell.space}, user_attrs={"untuned": True})
 
-    while True:
-        trials = study.get_trials(deepcopy=False)
-        stale = [t for t in trials if t.state == states.RUNNING]  # asked by a process that was killed
-        counted = sum(t.state in (states.COMPLETE, states.PRUNED) for t in trials)
-        failed = sum(t.state == states.FAIL for t in trials)
+
+def trial_counts(study) -> tuple[list, int]:
+    """(the trials still RUNNING: asked by a process that was killed, completed + pruned trials)."""
+    states = _optuna().trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    return [t for t in trials if t.state == states.RUNNING], sum(t.state in (states.COMPLETE, states.PRUNED) for t in trials)
+
+
+def study_done(study, store: Store, label: str, counted: int, n_trials: int, timeout: float | None, notice: Notice) -> bool:
+    """Whether a study with no trial left running stops here: ``counted`` (completed + pruned) reached
+    N, N trials failed, or its trial runs spent ``timeout`` seconds (all sessions together)."""
+    states = _optuna().trial.TrialState
+    failed = sum(t.state == states.FAIL for t in study.get_trials(deepcopy=False))
+    if counted >= n_trials:
+        return True
+    if failed >= n_trials:
+        notice(f"tune {label}: {failed} trials failed; stopped at {counted} of {n_trials}")
+        return True
+    if timeout is not None:
         spent = summarize(study, store).seconds
-        if counted >= n_trials and not stale:
-            break
-        if failed >= n_trials and not stale:
-            notice(f"tune {label}: {failed} trials failed; stopped at {counted} of {n_trials}")
-            break
-        if timeout is not None and spent >= timeout and not stale:
+        if spent >= timeout:
             study.set_user_attr("timed_out", counted < n_trials)
             notice(f"tune {label}: --timeout-per-cell {timeout:g} s reached after {counted} of {n_trials} trials ({spent:.0f} s)")
-            break
-        batch = []  # (trial number, trial id, config, the Trial asked here or None)
-        for t in stale:
-            if "params" not in t.user_attrs and set(t.params) != set(cell.space):  # killed while it was being asked
-                study.tell(t.number, state=states.FAIL)
-                continue
-            batch.append((t.number, t._trial_id, _stale_config(cell, t, base_params), None))
-        for _ in range(max(0, min(jobs, n_trials - counted - len(stale)))):
-            study.sampler = optuna.samplers.TPESampler(seed=cell_seed(grid.name, label, grid_seed, len(study.get_trials(deepcopy=False))))
-            trial = study.ask()
-            values = _suggest(trial, cell.space)
-            untuned = bool(trial.user_attrs.get("untuned"))
-            config = trial_config(cell, values, cell.base.params_dict if untuned else base_params)
-            trial.set_user_attr("hash", config.hash)
-            trial.set_user_attr("params", config.params_dict)
-            batch.append((trial.number, trial._trial_id, config, trial))
-        # a run already pruned (a killed driver, or a config TPE asked again) is not run again
-        unique = list({config.hash: (trial_id, config) for _, trial_id, config, _ in batch if not store.is_pruned(config.hash)}.values())
-        for trial_id, config in unique:  # the worker reports its val curve to this trial (bench/run/pruning.py)
-            pruning.write_spec(store.root, config.hash, path, cell.key, trial_id, pruner)
-        try:
-            outcomes = run_grid([config for _, config in unique], data_dir, store, jobs, device)
-        finally:
-            for _, config in unique:
-                pruning.clear_spec(store.root, config.hash)
-        errors = {o.config.hash: o.error for o in outcomes if o.error}
-        for number, _, config, trial in batch:
-            if store.is_complete(config.hash):
-                study.tell(number, val_score(store, config.hash, mode))
-            elif store.is_pruned(config.hash):
-                study.tell(number, state=states.PRUNED)
-                notice(f"tune {label}: trial {number} pruned at step {store.read_run(config.hash).get('pruned_at')}")
-            else:
-                if trial is not None:
-                    trial.set_user_attr("error", errors.get(config.hash, "run incomplete"))
-                study.tell(number, state=states.FAIL)
-                notice(f"tune {label}: trial {number} failed: {errors.get(config.hash, 'run incomplete')}")
-    return summarize(study, store)
+            return True
+    return False
+
+
+def recover(study, cell: TuneCell, stale: list, base_params: dict) -> list[Pending]:
+    """The trials a killed process left RUNNING, to run again with the params they were given; one
+    killed while it was being asked (no params yet) is told failed."""
+    states = _optuna().trial.TrialState
+    batch = []
+    for t in stale:
+        if "params" not in t.user_attrs and set(t.params) != set(cell.space):
+            study.tell(t.number, state=states.FAIL)
+            continue
+        batch.append(Pending(t.number, t._trial_id, _stale_config(cell, t, base_params)))
+    return batch
+
+
+def ask(study, cell: TuneCell, grid_name: str, base_params: dict, count: int) -> list[Pending]:
+    """``count`` new trials, the sampler reseeded before each ask from (grid, cell, grid seed, trials so
+    far) so that an interrupted study asks what an uninterrupted one would; trial 0 keeps the grid's params."""
+    optuna = _optuna()
+    batch = []
+    for _ in range(count):
+        n_before = len(study.get_trials(deepcopy=False))
+        study.sampler = optuna.samplers.TPESampler(seed=cell_seed(grid_name, cell.base.cell, cell.base.seed, n_before))
+        trial = study.ask()
+        values = _suggest(trial, cell.space)
+        untuned = bool(trial.user_attrs.get("untuned"))
+        config = trial_config(cell, values, cell.base.params_dict if untuned else base_params)
+        trial.set_user_attr("hash", config.hash)
+        trial.set_user_attr("params", config.params_dict)
+        batch.append(Pending(trial.number, trial._trial_id, config, trial))
+    return batch
+
+
+def run_trials(batch: list[Pending], store: Store, path: Path, key: str, pruner: dict, data_dir: str, jobs: int, device: str) -> dict[str, str]:
+    """Run the batch's distinct runs (a run already pruned, by a killed driver or a config TPE asked
+    again, is not run again), each reporting its val curve to its trial; {run hash: error}."""
+    unique = list({p.config.hash: (p.trial_id, p.config) for p in batch if not store.is_pruned(p.config.hash)}.values())
+    for trial_id, config in unique:  # the worker reports its val curve to this trial (bench/run/pruning.py)
+        pruning.write_spec(store.root, config.hash, path, key, trial_id, pruner)
+    try:
+        outcomes = run_grid([config for _, config in unique], data_dir, store, jobs, device)
+    finally:
+        for _, config in unique:
+            pruning.clear_spec(store.root, config.hash)
+    return {o.config.hash: o.error for o in outcomes if o.error}
+
+
+def tell(study, batch: list[Pending], store: Store, mode: str, errors: dict[str, str], label: str, notice: Notice) -> None:
+    """Tell each trial of the batch what its run came to: its val score in ``mode``, pruned, or failed
+    (its error kept on a trial asked here)."""
+    states = _optuna().trial.TrialState
+    for p in batch:
+        if store.is_complete(p.config.hash):
+            study.tell(p.number, val_score(store, p.config.hash, mode))
+        elif store.is_pruned(p.config.hash):
+            study.tell(p.number, state=states.PRUNED)
+            notice(f"tune {label}: trial {p.number} pruned at step {store.read_run(p.config.hash).get('pruned_at')}")
+        else:
+            error = errors.get(p.config.hash, "run incomplete")
+            if p.trial is not None:
+                p.trial.set_user_attr("error", error)
+            study.tell(p.number, state=states.FAIL)
+            notice(f"tune {label}: trial {p.number} failed: {error}")
 
 
 def _stale_config(cell: TuneCell, trial, base_params: dict) -> RunConfig:
@@ -442,17 +493,6 @@ def tuned_params(grid: Grid, runs: list[RunConfig], results_dir) -> dict[tuple[s
             f"run `python -m bench tune --grid {grid.name} --trials N` first, with the same --results",
         )
     return tuned
-
-
-def study_summaries(grid: Grid, runs: list[RunConfig], results_dir) -> list[CellSummary]:
-    """The summary of every tuned cell of ``runs`` that has a study (for ``report``)."""
-    cells, _ = tune_cells(grid, runs)
-    out = []
-    for cell in cells:
-        study = open_study(study_path(results_dir, grid.name, cell.key), cell.key, create=False)
-        if study is not None:
-            out.append(summarize(study, tuning_store(results_dir)))
-    return out
 
 
 def grid_study_summaries(grid_name: str, results_dir) -> list[CellSummary]:
