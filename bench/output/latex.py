@@ -276,3 +276,8 @@ def questions_to_latex(tables: list[QuestionsTable], *, layout: str = "column", 
                 out.append(r"\addlinespace")
         out += [r"\bottomrule", r"\end{tabular}", rf"\end{{{spec.environment}}}", ""]
     return out
+
+
+def notes_to_latex(lines: list[str]) -> str:
+    """The note naming each run the tables lack (bench.store.results.problem_note), as comment lines above them."""
+    return "".join(f"% {line}\n" for line in lines)
