@@ -114,7 +114,7 @@ def test_each_kind_of_damage_is_named_refused_by_strict_and_healed_by_run(base, 
 
 
 def test_a_never_run_cell_is_named_in_every_output(base, tmp_path, capsys):
-    data_dir, grid, results, _ = _copy(base, tmp_path)
+    _, _, results, _ = _copy(base, tmp_path)
     bigger = tmp_path / "bigger.toml"
     bigger.write_text(GRID + '[[cells]]\nmethod = "random"\n')
     capsys.readouterr()
@@ -213,3 +213,15 @@ def test_store_verify_checks_runs_cache_and_journals_and_repairs(base, tmp_path,
     assert journal.read_text() == '{"op_code": 0}\n{"op_code": 1}\n' and not entry.exists()
     assert len(list((results / "damaged").iterdir())) == 4  # two runs, the model, the journal: moved, never deleted
     pd.testing.assert_frame_equal(_rows(results, grid), rows)
+
+
+def test_without_a_grid_the_report_names_damaged_runs_and_the_api_sees_them(base, tmp_path, capsys):
+    _, _, results, _ = _copy(base, tmp_path)
+    markov = _run_of(results, "markov")
+    DAMAGE["run.json zero bytes"](results / "runs" / markov)
+    capsys.readouterr()
+    assert main(["report", "--results", str(results)]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if markov in line]
+    assert "run.json is empty (0 bytes)" in line and f"repair: python -m bench store verify --results {results} --repair" in line
+    selected = select_results(results)  # the Python API: the same note, as objects
+    assert [(p.hash, p.state) for p in selected.problems] == [(markov, "damaged")] and markov not in set(selected.episodes["run"])

@@ -4,6 +4,7 @@ the selection they make, through :mod:`bench.analysis.select`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from bench.analysis.leaderboard import DEFAULT_METRIC, DEFAULT_REFERENCE, LeaderboardTable, leaderboard, parse_reference
@@ -74,7 +75,10 @@ def strict_status(results: Results, strict: bool) -> int:
 
 
 def results_from_args(args: argparse.Namespace) -> Results:
-    return select_results(args.results, args.grid, any_code=getattr(args, "allow_mixed_code", False))
+    results = select_results(args.results, args.grid, any_code=getattr(args, "allow_mixed_code", False))
+    if args.dataset:  # the tables show one dataset: so does the note of the runs they lack
+        results = dataclasses.replace(results, problems=tuple(p for p in results.problems if p.dataset in (None, args.dataset)))
+    return results
 
 
 def tables_from_args(args: argparse.Namespace, results: Results | None = None) -> list[LeaderboardTable]:

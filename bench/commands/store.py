@@ -11,7 +11,13 @@ from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.run.executors import run_grid
 from bench.run.lock import StoreLock
 from bench.store.results import config_of
-from bench.store.verify import Finding, StoreCheck, check_store, repair_cache, repair_journal
+from bench.store.verify import (
+    Finding,
+    StoreCheck,
+    check_store,
+    repair_cache,
+    repair_journal,
+)
 
 
 def register(subparsers) -> None:

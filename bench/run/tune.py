@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from bench.core.errors import BenchError
 from bench.core.params import Space
 from bench.methods.prerequisites import uses_gru4rec

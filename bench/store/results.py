@@ -22,7 +22,7 @@ import io
 import json
 import shutil
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -66,6 +66,17 @@ def atomic_write_json(path: Path, obj: dict) -> None:
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
     atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def set_aside(root: Path, path: Path, name: str) -> Path:
+    """Move ``path`` to ``<root>/damaged/<name>-<UTC time>`` (never deleted, never overwritten); returns where."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    target, n = Path(root) / DAMAGED_DIR / f"{name}-{stamp}", 1
+    while target.exists():
+        target, n = Path(root) / DAMAGED_DIR / f"{name}-{stamp}-{n}", n + 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Path(path).rename(target)
+    return target
 
 
 class Store:
@@ -167,7 +178,7 @@ class Store:
             raise DamagedRun(run_hash, problem, self.root)
         try:
             return pd.read_parquet(io.BytesIO(data))
-        except Exception as err:  # a legacy file whose ends looked whole
+        except (OSError, ValueError) as err:  # a legacy file whose ends looked whole (ArrowInvalid is a ValueError)
             raise DamagedRun(run_hash, f"{name} does not read ({type(err).__name__})", self.root) from None
 
     def read_episodes(self, run_hash: str, record: dict | None = None) -> pd.DataFrame:
@@ -188,14 +199,7 @@ class Store:
 
     def move_aside(self, run_hash: str) -> Path:
         """Move a run's folder to ``<results>/damaged/<hash>-<UTC time>`` (never deleted); returns where."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        target = self.root / DAMAGED_DIR / f"{run_hash}-{stamp}"
-        n = 1
-        while target.exists():
-            target, n = self.root / DAMAGED_DIR / f"{run_hash}-{stamp}-{n}", n + 1
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.run_dir(run_hash).rename(target)
-        return target
+        return set_aside(self.root, self.run_dir(run_hash), run_hash)
 
     def write_error(self, run_hash: str, text: str) -> bool:
         """Write a failed run's traceback to its error.txt; False (and nothing raised) when there is no
@@ -281,7 +285,7 @@ class RunProblem:
         return f"{self.state} run {self.hash}{where}{seed}{data}: {self.what}; repair: {self.repair}"
 
     @classmethod
-    def of(cls, state: RunState, repair: str, config=None) -> "RunProblem":
+    def of(cls, state: RunState, repair: str, config=None) -> RunProblem:
         """From a run's state, with its identity from ``config`` (a RunConfig) or else its run.json."""
         words = {"running": "incomplete", "orphaned": "incomplete"}
         what = state.problem or {"missing": "never run", "pruned": "pruned by tuning"}.get(state.state, state.state)
@@ -315,13 +319,13 @@ class Results:
     problems: tuple[RunProblem, ...] = ()  # runs these lack: damaged ones (and a grid's missing ones), each named
     states: tuple[RunState, ...] = field(default=(), repr=False, compare=False)  # every run folder's, when read from a store
 
-    def only(self, run_hashes: set[str]) -> "Results":
+    def only(self, run_hashes: set[str]) -> Results:
         """The subset made of the given runs (e.g. one grid's)."""
         runs = [r for r in self.runs if r["hash"] in run_hashes]
         problems = tuple(p for p in self.problems if p.hash in run_hashes)
         return Results(runs, self.episodes[self.episodes["run"].isin(run_hashes)].reset_index(drop=True), problems, self.states)
 
-    def of_grid(self, grid_name: str, results_dir, any_code: bool = False, dataset: str | None = None) -> "Results":
+    def of_grid(self, grid_name: str, results_dir, any_code: bool = False, dataset: str | None = None) -> Results:
         """The runs grid ``grid_name`` declares, each under that grid's cell label (a run shared with
         another grid keeps one hash but may have been stored under the other grid's label), with each
         of its runs that is not complete named in ``problems``; refused in one line when there is none."""

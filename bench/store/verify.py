@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.store import integrity
-from bench.store.results import DAMAGED_DIR, RunState, Store
+from bench.store.results import RunState, Store, set_aside
 
 TUNING_DIR = "tuning"  # <results>/tuning: the trial runs' own store and the studies' journals (bench/run/tune.py)
 CACHE_FILES = ("info.json", "model.pt")  # a cached training (baselines/gru4rec.py cached_training)
@@ -118,20 +117,9 @@ def journal_problem(path: Path) -> str | None:
     return None if bad is None else f"line {bad + 1} of {len(lines)} does not parse (truncated or overwritten)"
 
 
-def aside(root: Path, path: Path, name: str) -> Path:
-    """Move ``path`` to ``<root>/damaged/<name>-<UTC time>`` (never deleted); returns where."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    target, n = root / DAMAGED_DIR / f"{name}-{stamp}", 1
-    while target.exists():
-        target, n = root / DAMAGED_DIR / f"{name}-{stamp}-{n}", n + 1
-    target.parent.mkdir(parents=True, exist_ok=True)
-    Path(path).rename(target)
-    return target
-
-
 def repair_cache(root: Path, finding: Finding) -> str:
     """A damaged cached model moved aside: the next run that needs it trains it again."""
-    target = aside(root, finding.path, f"cache-{finding.path.parent.name}-{finding.path.name[:16]}")
+    target = set_aside(root, finding.path, f"cache-{finding.path.parent.name}-{finding.path.name[:16]}")
     return f"moved to {target}; the next run that needs it trains it again"
 
 
@@ -139,7 +127,7 @@ def repair_journal(root: Path, finding: Finding) -> str:
     """A journal is an append-only log: keep its lines before the first bad one (an earlier state of the
     study, which `bench tune` resumes from); the whole damaged file is kept aside."""
     lines, bad = journal_lines(finding.path)
-    target = aside(root, finding.path, f"journal-{finding.path.parent.name}-{finding.path.stem}")
+    target = set_aside(root, finding.path, f"journal-{finding.path.parent.name}-{finding.path.stem}")
     from bench.core.atomic import atomic_write
 
     atomic_write(finding.path, lambda tmp: tmp.write_bytes(b"".join(lines[:bad])))
