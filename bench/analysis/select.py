@@ -16,10 +16,11 @@ from bench.store.results import Results, load_results
 
 def select_results(results_dir: str | Path, grid: str | None = None, dataset: str | None = None, any_code: bool = False) -> Results:
     """The complete runs of ``results_dir``, only ``dataset``'s and only those ``grid`` declares when
-    given (relabelled with that grid's cell labels)."""
+    given (relabelled with that grid's cell labels), every file checked; ``problems`` names each run they
+    lack: damaged ones, and with ``grid`` its runs that failed or never ran."""
     results = load_results(results_dir, dataset=dataset)
     if grid:
-        results = results.of_grid(grid, results_dir, any_code=any_code)
+        results = results.of_grid(grid, results_dir, any_code=any_code, dataset=dataset)
     return results
 
 

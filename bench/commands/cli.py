@@ -11,11 +11,11 @@ import os
 import sys
 import warnings
 
-from bench.commands import data, perf, plot, project, report, run, tune
+from bench.commands import data, perf, plot, project, report, run, store, tune
 from bench.core.errors import BenchError
 from bench.core.threads import env_threads
 
-COMMAND_MODULES = (data, run, report, perf, project, plot, tune)  # each adds its subcommands
+COMMAND_MODULES = (data, run, report, perf, project, plot, tune, store)  # each adds its subcommands
 
 
 def build_parser() -> argparse.ArgumentParser:

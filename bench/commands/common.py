@@ -4,6 +4,8 @@ the selection they make, through :mod:`bench.analysis.select`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import sys
 
 from bench.analysis.leaderboard import DEFAULT_METRIC, DEFAULT_REFERENCE, LeaderboardTable, leaderboard, parse_reference
 from bench.analysis.questions import answer_questions, with_answers_by_dataset
@@ -12,7 +14,7 @@ from bench.core.labels import check_metric
 from bench.core.metrics import METRICS
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.plan.grid import questions_for
-from bench.store.results import Results
+from bench.store.results import Results, problem_note
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
@@ -48,11 +50,35 @@ def selection_options(reference: bool = True, mixed_code: bool = True) -> argpar
         )
     common.add_argument("--data-dir", default=default_data_dir(), help="where the datasets are, for their diagnostics (default: data/ or $BENCH_DATA_DIR)")
     common.add_argument("--metric", default=DEFAULT_METRIC, help=f"sort and compare by ({', '.join(METRICS)}; default {DEFAULT_METRIC})")
+    common.add_argument("--strict", action="store_true",
+                        help="exit 1 when a run is damaged or, with --grid, any run of the grid is missing (for CI and papers)")
     return common
 
 
+def note_problems(results: Results, out=None) -> None:
+    """Print the note naming each run the tables lack (damaged, failed, missing; see bench.store.results)
+    to ``out`` (default stdout)."""
+    lines = problem_note(results.problems)
+    for line in lines:
+        print(line, file=out or sys.stdout)
+    if lines:
+        print(file=out or sys.stdout)
+
+
+def strict_status(results: Results, strict: bool) -> int:
+    """The exit status of a report: 1 (said on stderr) when ``strict`` and a run is damaged or missing, else 0."""
+    if strict and results.problems:
+        print(f"error: {len(results.problems)} run(s) damaged or missing (--strict): each is named above the tables with its repair",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def results_from_args(args: argparse.Namespace) -> Results:
-    return select_results(args.results, args.grid, any_code=getattr(args, "allow_mixed_code", False))
+    results = select_results(args.results, args.grid, any_code=getattr(args, "allow_mixed_code", False))
+    if args.dataset:  # the tables show one dataset: so does the note of the runs they lack
+        results = dataclasses.replace(results, problems=tuple(p for p in results.problems if p.dataset in (None, args.dataset)))
+    return results
 
 
 def tables_from_args(args: argparse.Namespace, results: Results | None = None) -> list[LeaderboardTable]:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.commands.common import selection_options
+from bench.commands.common import note_problems, selection_options, strict_status
 from bench.core.atomic import atomic_write_text
 from bench.core.labels import check_metric
 from bench.core.paths import default_data_dir
@@ -33,8 +33,9 @@ def _write(inputs, out_dir: str, say) -> list:
 
 def _plot_command(args: argparse.Namespace) -> int:
     inputs = load_inputs(args.results, grid=args.grid, dataset=args.dataset, data_dir=args.data_dir, metric=check_metric(args.metric))
+    note_problems(inputs.results)  # each run the figures lack
     _write(inputs, args.out, print)
-    return 0
+    return strict_status(inputs.results, args.strict)
 
 
 def export_figures(args: argparse.Namespace, tables) -> Path:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.analysis.select import dataset_header
-from bench.commands.common import questions_from_args, results_from_args, selection_options, tables_from_args
+from bench.commands.common import note_problems, questions_from_args, strict_status, results_from_args, selection_options, tables_from_args
 from bench.commands.plot import export_figures
 from bench.core.atomic import atomic_write_text
 from bench.output import csv, latex, markdown
@@ -16,6 +16,7 @@ from bench.output.figures import Skipped, close, draw_all
 from bench.output.figures.inputs import PlotInputs, read_manifests
 from bench.output.html import html_page
 from bench.output.terminal import print_report
+from bench.store.results import problem_note
 
 EXPORT_FORMATS = ("latex", "markdown", "csv")
 
@@ -23,6 +24,7 @@ EXPORT_FORMATS = ("latex", "markdown", "csv")
 def write_html_report(args: argparse.Namespace) -> int:
     """The `report --html FILE` handler: same selection options as the terminal report."""
     results = results_from_args(args)
+    note_problems(results)  # the page carries the same note (bench/output/html.py)
     tables = tables_from_args(args, results)
     questions = questions_from_args(args, results)
     notice = None if questions else ("no --grid given: the declared questions are a grid's [[compare]] blocks" if not args.grid else f"grid {args.grid!r} declares no questions")
@@ -38,7 +40,7 @@ def write_html_report(args: argparse.Namespace) -> int:
         if isinstance(item, Skipped):
             print(f"figure {name} not drawn: {item.notice}")
     print(f"wrote {args.html}: open file://{Path(args.html).resolve()}")
-    return 0
+    return strict_status(results, args.strict)
 
 
 def _report_command(args: argparse.Namespace) -> int:
@@ -47,6 +49,7 @@ def _report_command(args: argparse.Namespace) -> int:
     results = results_from_args(args)
     tables = tables_from_args(args, results)
     questions = questions_from_args(args, results)
+    note_problems(results)  # above the tables
     print_report(tables, questions=questions, wide=args.wide, header=dataset_header(tables, args.data_dir))
     if args.grid:  # the grid's tuning studies, when `python -m bench tune` has run (bench/run/tune.py)
         from bench.output.tuning import tuning_markdown
@@ -61,7 +64,7 @@ def _report_command(args: argparse.Namespace) -> int:
             if grid.compare:
                 print()
                 print(tuning_changes_text(args, grid, results, questions))
-    return 0
+    return strict_status(results, args.strict)
 
 
 def tuning_changes_text(args: argparse.Namespace, grid, results, questions) -> str:
@@ -99,12 +102,15 @@ def _export_command(args: argparse.Namespace) -> int:
     tables = tables_from_args(args, results)
     questions = questions_from_args(args, results)
     extra: dict[str, str] = {}
+    note = problem_note(results.problems)  # each run the tables lack, above them
+    if args.format == "csv" or args.out not in (None, "-"):  # on the terminal too, unless it goes there inside the LaTeX or markdown
+        note_problems(results, out=sys.stderr)
     if args.format == "latex":
-        text = latex.to_latex(tables, caption=args.caption, label=args.label, columns=columns, all_columns=args.all_columns,
-                              layout=args.layout, scale=args.scale, questions=questions)
+        text = latex.notes_to_latex(note) + latex.to_latex(tables, caption=args.caption, label=args.label, columns=columns, all_columns=args.all_columns,
+                                                         layout=args.layout, scale=args.scale, questions=questions)
     elif args.format == "markdown":
         header = "".join(f"{line}  \n" for line in dataset_header(tables, args.data_dir))
-        text = (header + "\n" if header else "") + markdown.questions_to_markdown(questions) + markdown.to_markdown(tables)
+        text = markdown.notes_to_markdown(note) + (header + "\n" if header else "") + markdown.questions_to_markdown(questions) + markdown.to_markdown(tables)
     else:
         text = csv.to_csv(tables)
         if questions:  # a second table cannot share a CSV file: it goes beside it
@@ -121,7 +127,7 @@ def _export_command(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} ({len(tables)} table(s), {args.format}{', with the Questions' if questions else ''})")
     if args.figures:  # the figures and a figures.tex including them (bench/figures)
         export_figures(args, tables)
-    return 0
+    return strict_status(results, args.strict)
 
 
 def register(subparsers) -> None:

@@ -19,10 +19,10 @@ from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.output.terminal import print_report
 from bench.plan.grid import RunConfig, available_grids, expand, load_grid, parse_sets, tuned_runs
 from bench.run.eta import GridEta
-from bench.run.execute import ERROR_FILE, Outcome
+from bench.run.execute import Outcome
 from bench.run.executors import EXECUTORS, run_grid
 from bench.run.lock import StoreLock
-from bench.store.results import Store, load_results
+from bench.store.results import ERROR_FILE, Store, load_results
 
 
 
@@ -87,17 +87,19 @@ def run_command(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         for run in runs:
-            state = "complete" if store.is_complete(run.hash) else "to run"
-            console.print(f"{run.hash}  {run.dataset}  K={run.K} Q={run.Q}  seed={run.seed}  {run.cell}  ({state})", markup=False, soft_wrap=True)
+            console.print(f"{run.hash}  {run.dataset}  K={run.K} Q={run.Q}  seed={run.seed}  {run.cell}  ({dry_run_state(store, run.hash)})",
+                          markup=False, soft_wrap=True)
         return 0
 
     with StoreLock(store):
+        set_aside_damaged(runs, store, console)
         outcomes = _run_with_display(runs, args, store, console)
     failed = [o for o in outcomes if o.error]
-    for outcome in failed:  # one line each; the traceback is in the run's error.txt
+    for outcome in failed:  # one line each; the traceback is in the run's error.txt, when there was room to write it
         details = store.run_dir(outcome.config.hash) / ERROR_FILE
+        where = f"details in {details}" if details.is_file() else "no error.txt (it could not be written)"
         console.print(
-            f"run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}) failed: {outcome.error}; details in {details}",
+            f"run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}) failed: {outcome.error}; {where}",
             markup=False, soft_wrap=True, style="red",
         )
 
@@ -107,6 +109,26 @@ def run_command(args: argparse.Namespace) -> int:
         questions = with_answers_by_dataset(answer_questions(subset, grid.compare, grid=grid.name)) if grid.compare else []
         print_report(tables, console=console if console.is_terminal else None, questions=questions, header=dataset_header(tables, args.data_dir))
     return 1 if failed else 0
+
+
+def dry_run_state(store: Store, run_hash: str) -> str:
+    """A run's word in `run --dry-run`: complete, damaged (and what is wrong: `run` recomputes it), failed or to run."""
+    state = store.inspect(run_hash)
+    if state.state == "complete":
+        return "complete"
+    if state.state == "damaged":
+        return f"damaged: {state.problem}; run moves it aside and recomputes it"
+    return "to run, it failed before" if state.state == "failed" else "to run"
+
+
+def set_aside_damaged(runs: list[RunConfig], store: Store, console: Console) -> None:
+    """Move each damaged run of ``runs`` under <results>/damaged/ (never deleted), saying so; they then run again."""
+    for run in runs:
+        state = store.inspect(run.hash)
+        if state.state == "damaged":
+            target = store.move_aside(run.hash)
+            console.print(f"run {run.hash} ({run.cell}, seed {run.seed}) is damaged ({state.problem}): moved to {target}; recomputing it",
+                          markup=False, soft_wrap=True, style="yellow")
 
 
 def population_lines(name: str, dataset, shots: list[tuple[int, int, int | None]]) -> list[str]:

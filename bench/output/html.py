@@ -16,6 +16,7 @@ from bench.output.figures import Drawn, Skipped, svg_bytes
 from bench.output.figures.inputs import PlotInputs
 from bench.output.cells import DAGGER, Column, leaderboard_columns, question_columns
 from bench.core.labels import METRIC_LABELS
+from bench.store.results import problem_note
 
 CSS = """
 :root { --ink: #1d1d1f; --dim: #666; --rule: #d0d0d0; --pos: #00734d; --neg: #b13c00; }
@@ -26,6 +27,8 @@ h1 { font-size: 1.5rem; margin: 0 0 .2rem; } h2 { font-size: 1.2rem; margin: 2re
 h3 { font-size: 1rem; margin: 1.2rem 0 .4rem; }
 .meta, .note, figcaption, .notice { color: var(--dim); font-size: .85rem; }
 .note { margin: .15rem 0; } nav a { margin-right: 1rem; }
+.problems { border-left: 4px solid var(--neg); padding: .3rem .8rem; margin: .6rem 0; font-size: .85rem; }
+.problems p { margin: .15rem 0; } .problems p:first-child { font-weight: 600; color: var(--neg); }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: .82rem; font-variant-numeric: tabular-nums; margin: .3rem 0 .5rem; }
 th, td { padding: .22rem .45rem; border-bottom: 1px solid var(--rule); vertical-align: top; }
@@ -229,10 +232,13 @@ def html_page(inputs: PlotInputs, drawn: dict[str, Drawn | Skipped], title: str 
             f"{f' · grid {inputs.grid}' if inputs.grid else ''} · dataset(s) {', '.join(datasets)} · "
             f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     nav = " ".join(f'<a href="#{key}">{_e(name)}</a>' for key, name, _ in SECTIONS)
+    # each run the tables lack (damaged, failed, missing), above them as in every other output
+    problems = "".join(f"<p>{_e(line)}</p>" for line in problem_note(inputs.results.problems))
+    problems = f'<div class="problems">{problems}</div>' if problems else ""
     body = "".join(f'<section id="{key}"><h2>{_e(name)}</h2>{render(inputs, drawn)}</section>' for key, name, render in SECTIONS)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
         f"<style>{CSS}</style></head><body><header><h1>{_e(title)}</h1><p class=\"meta\">{_e(meta)}</p><nav>{nav}</nav></header>"
-        f"{body}</body></html>\n"
+        f"{problems}{body}</body></html>\n"
     )

@@ -442,3 +442,8 @@ def questions_to_latex(tables: list[QuestionsTable], *, layout: str = "column", 
                 out += entries[i][0] + ([r"\addlinespace"] if k + 1 < len(part) else [])
             out += [r"\bottomrule", r"\end{tabular}", rf"\end{{{spec.environment}}}", ""]
     return out
+
+
+def notes_to_latex(lines: list[str]) -> str:
+    """The note naming each run the tables lack (bench.store.results.problem_note), as comment lines above them."""
+    return "".join(f"% {line}\n" for line in lines)

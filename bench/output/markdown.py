@@ -41,3 +41,8 @@ def to_markdown(tables: list[LeaderboardTable]) -> str:
 def questions_to_markdown(tables: list[QuestionsTable]) -> str:
     """The Questions tables in the same form (empty text when there are none)."""
     return "\n".join(line for table in tables for line in _table(C.questions_title(table), C.question_columns(table), table.notes))
+
+
+def notes_to_markdown(lines: list[str]) -> str:
+    """The note naming each run the tables lack (bench.store.results.problem_note), as a block quote above them."""
+    return "".join(f"> {line.replace('|', chr(92) + '|')}  \n" for line in lines) + ("\n" if lines else "")

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.core.atomic import atomic_write_text
 from bench.core.errors import BenchError
 from bench.plan.grid import RunConfig
 from bench.store.results import Store
@@ -31,7 +30,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-ERROR_FILE = "error.txt"  # in the run's folder: the traceback of a run that failed at run time
 
 
 @dataclass
@@ -143,10 +141,9 @@ def compute_run(
 
 
 def write_error(store: Store, run_hash: str, text: str) -> None:
-    """The traceback of a run that failed at run time, in ``runs/HASH/error.txt`` (the run stays incomplete)."""
-    folder = store.run_dir(run_hash)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / ERROR_FILE, text)
+    """The traceback of a run that failed at run time, in ``runs/HASH/error.txt`` (the run stays incomplete);
+    with no room to write it, the run's own error is still the one raised."""
+    store.write_error(run_hash, text)
 
 
 def execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int, device: str, progress: Progress | None = None) -> dict:

@@ -34,8 +34,6 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-import pandas as pd
-
 from bench.core.errors import BenchError
 from bench.methods.registry import EPOCHS, META_ITERATIONS, get_method
 from bench.plan.grid import RunConfig, expand, load_grid
@@ -165,7 +163,7 @@ def project_grid(target_name: str, source_name: str, results_dir: str = "results
         if record is None:
             missing.append(f"{run.cell} seed={run.seed if not stand_in else seeds[0]}")
             continue
-        rows = len(pd.read_parquet(store.run_dir(record["hash"]) / "curve.parquet"))
+        rows = len(store.read_curve(record["hash"]))  # checked against its run.json
         result = project_run(run, record, rows, speedup)
         projected.append(dataclasses.replace(result, how=f"{result.how} (seed {seeds[0]}'s run)") if stand_in else result)
     if missing:

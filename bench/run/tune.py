@@ -40,8 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from bench.core.errors import BenchError
 from bench.core.params import Space
 from bench.methods import registry
@@ -145,8 +143,8 @@ def trial_config(cell: TuneCell, values: dict[str, Any], base_params: dict[str, 
 
 
 def val_score(store: Store, run_hash: str, mode: str) -> float:
-    """Mean Acc@1 of a complete trial run's val episodes in ``mode``."""
-    episodes = pd.read_parquet(store.run_dir(run_hash) / "episodes.parquet")
+    """Mean Acc@1 of a complete trial run's val episodes in ``mode`` (its file checked: DamagedRun otherwise)."""
+    episodes = store.read_episodes(run_hash)  # checked against its run.json (a damaged trial is named, never scored)
     rows = episodes[episodes["mode"] == mode]
     return float(rows[METRIC].mean())
 
