@@ -9,6 +9,8 @@ The public names are re-exported here.
 
 from bench.data.importers.activity_json import (
     JsonStream as JsonStream,
+)
+from bench.data.importers.activity_json import (
     iter_activity as iter_activity,
 )
 from bench.data.importers.interactions import (
@@ -16,23 +18,43 @@ from bench.data.importers.interactions import (
 )
 from bench.data.importers.rows import (
     DROP_REASONS as DROP_REASONS,
+)
+from bench.data.importers.rows import (
     STRICT_FIX as STRICT_FIX,
+)
+from bench.data.importers.rows import (
     RowAccount as RowAccount,
+)
+from bench.data.importers.rows import (
     missing_values as missing_values,
+)
+from bench.data.importers.rows import (
     rows_line as rows_line,
 )
 from bench.data.importers.seed_episodes import (
     SEED_COLUMNS as SEED_COLUMNS,
+)
+from bench.data.importers.seed_episodes import (
     check_vocab as check_vocab,
+)
+from bench.data.importers.seed_episodes import (
     import_seed_episodes as import_seed_episodes,
 )
 from bench.data.importers.timestamps import (
     parse_timestamps as parse_timestamps,
+)
+from bench.data.importers.timestamps import (
     sessions_by_gap as sessions_by_gap,
 )
 from bench.data.importers.xuetangx import (
     KEPT_EVENT_PREFIXES as KEPT_EVENT_PREFIXES,
+)
+from bench.data.importers.xuetangx import (
     SRS_KIND_UNITS as SRS_KIND_UNITS,
+)
+from bench.data.importers.xuetangx import (
     event_kind as event_kind,
+)
+from bench.data.importers.xuetangx import (
     import_xuetangx_activity as import_xuetangx_activity,
 )

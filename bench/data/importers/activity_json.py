@@ -6,7 +6,6 @@ import json
 
 from bench.core.errors import BenchError
 
-
 _DECODER = json.JSONDecoder()
 
 

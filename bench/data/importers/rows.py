@@ -7,7 +7,6 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 
-
 DROP_REASONS = {  # reason -> words, in the order rows are checked: a row counts under its first reason
     "missing_user": "missing user",
     "missing_item": "missing item",

@@ -19,7 +19,6 @@ from bench.data.importers.activity_json import iter_activity
 from bench.data.importers.rows import RowAccount, rows_line
 from bench.data.importers.timestamps import parse_timestamps
 
-
 KEPT_EVENT_PREFIXES = ("load_", "problem_", "video_", "seek_", "speed_", "pause_")
 
 

@@ -8,7 +8,6 @@ import pyarrow as pa
 
 from bench.core.errors import BenchError
 
-
 SPLITS = ("train", "val", "test")
 
 

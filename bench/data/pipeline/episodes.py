@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -10,7 +9,6 @@ import pyarrow as pa
 from bench.core.errors import BenchError
 from bench.data.pipeline.config import EPISODE_COLUMNS
 from bench.data.pipeline.pairs import list_array
-
 
 _HELD_OUT_RULE = (
     "up to N = test_episodes_per_user episodes per user, taken backwards from the user's L time-ordered pairs: "

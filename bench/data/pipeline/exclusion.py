@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pyarrow as pa
 
 from bench.core.errors import BenchError
 from bench.data.pipeline.pairs import list_array
-
 
 # What a label can never be, recorded as manifest["pipeline"]["excluded_from_ranking"]: one of
 # EXCLUSION_RULES, or None (nothing excluded). The evaluator (bench.core.metrics) leaves the excluded

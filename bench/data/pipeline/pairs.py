@@ -3,14 +3,12 @@ the vocabulary, (prefix, label) pairs."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from bench.core.errors import BenchError
 from bench.data.pipeline.config import PAIRS_SCHEMA
-
 
 INTERACTION_COLUMNS = ("user", "item", "timestamp", "session")
 

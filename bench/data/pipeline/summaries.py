@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 
 
 def _quantiles(values: np.ndarray) -> dict:
