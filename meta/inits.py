@@ -72,7 +72,7 @@ def checkpoint_params(params: dict) -> dict:
 
 def seed_layout_shift(state: dict) -> dict:
     """The seed's layout (row i = course id i, a real course on row 0, no padding row) -> ours: every
-    row moves to i + 1, the +1 repair of the seed-episodes importer (bench/data/importers.py), and
+    row moves to i + 1, the +1 repair of the seed-episodes importer (bench/data/importers/seed_episodes.py), and
     row 0 becomes padding (zero embedding; zero output weight and the lowest output bias, so padding
     starts as the least likely item)."""
     shifted = dict(state)

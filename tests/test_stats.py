@@ -9,6 +9,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from bench.analysis import stats
+from bench.analysis.stats import bootstrap as stats_bootstrap
 
 
 def _mean_diff(a, b, axis=-1):
@@ -69,7 +70,7 @@ def test_bootstrap_rejects_bad_input():
 
 def test_bootstrap_chunks_do_not_change_the_distribution(monkeypatch):
     values = _episode_like(np.random.default_rng(4), 200)
-    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 1_000)  # 5 rows per chunk
+    monkeypatch.setattr(stats_bootstrap, "_CHUNK_ELEMENTS", 1_000)  # 5 rows per chunk
     means = stats.bootstrap_means(values, n_resamples=4_000, seed=0)
     assert means.shape == (4_000,)
     assert means.mean() == pytest.approx(values.mean(), abs=0.005)
