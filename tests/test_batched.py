@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-import meta.batched
+import meta.batched.layout
+import meta.batched.segmented
 from baselines.model import GRURecommender, ModelConfig
 from meta.batched import (
     BatchedMAML,
@@ -310,13 +311,13 @@ def test_segmented_gru_equals_nn_gru_and_its_gradients():
 def test_shared_weights_first_step_equals_per_task_weights(fill, monkeypatch):
     """The first inner step's shared path (one matrix product over all tasks) gives every task the
     state and the gradient its own copy of the weights would, whatever the segment cut."""
-    monkeypatch.setattr(meta.batched, "SEGMENT_FILL", fill)
+    monkeypatch.setattr(meta.batched.layout, "SEGMENT_FILL", fill)
     _, batch, embedding, weights = segmented_inputs(41)
     n = weights[0].shape[0]
     meta_weights = [w[0].detach().clone().requires_grad_() for w in weights]
     shared = [w.expand(n, *w.shape) for w in meta_weights]
     copies = [w.detach().expand(n, *w.shape).contiguous().requires_grad_() for w in meta_weights]
-    assert all(meta.batched._shared(w) for w in shared) and not any(meta.batched._shared(w) for w in copies)
+    assert all(meta.batched.segmented._shared(w) for w in shared) and not any(meta.batched.segmented._shared(w) for w in copies)
     for side in ("support", "query"):
         layout = getattr(batch, f"{side}_layout")
         if fill == 0.0:
