@@ -238,13 +238,14 @@ def test_dropout_is_applied_in_training():
 
 
 def test_perf_command_smoke(tmp_path):
-    """`bench perf` runs end to end on a tiny config and writes its figures (not a timing test)."""
+    """`bench perf engines` runs end to end on a tiny config and writes its figures (not a timing
+    test); the old form `bench perf [options]` is the same command."""
     import json
 
     from bench.commands.cli import main
 
     out = tmp_path / "perf.json"
-    argv = ["perf", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
+    argv = ["perf", "engines", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
             "--eval-episodes", "3", "--repeats", "1", "--train-iterations", "1", "--inner-steps", "1",
             "--rss-iterations", "2", "--json", str(out)]
     assert main(argv) == 0
@@ -252,6 +253,8 @@ def test_perf_command_smoke(tmp_path):
     assert set(figures["engines"]) == {"per-task", "batched", "notebook"}
     assert figures["threads"] == 1 and figures["matmul_gflops"] > 0 and figures["gru4rec_pairs_per_s"] > 0
     assert "grid_projection" not in figures  # the one projection is `python -m bench project`
+    assert main(["perf", *argv[2:-1], str(tmp_path / "old.json")]) == 0
+    assert set(json.loads((tmp_path / "old.json").read_text())["engines"]) == {"per-task", "batched", "notebook"}
 
 
 # ----------------------------------------------------------------------------------------------
