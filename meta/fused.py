@@ -7,7 +7,7 @@ It is built once per machine with PyTorch's C++ extension loader (g++ and ninja;
 cached under TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions) the first time the engine
 needs it, compiled for the building CPU (-march=native, so the build's name carries a digest of
 the CPU's model and flags). Where it cannot be built (no compiler), or with BENCH_FUSED_GRU=0, the
-engine takes meta/batched.py's SegmentedGRU, which it equals (tests/test_batched.py), and says so
+engine takes meta/batched/segmented.py's SegmentedGRU, which it equals (tests/test_batched.py), and says so
 once on stderr; ``kernel_status()`` is recorded with each run's versions.
 """
 
@@ -102,7 +102,7 @@ def kernel_status() -> str:
 class FusedGRU(torch.autograd.Function):
     """A one-layer GRU from the embedding rows to each sequence's last state, on the compiled kernel.
 
-    Same inputs and result as meta/batched.py's SegmentedGRU (which it equals): side (KernelSide),
+    Same inputs and result as meta/batched/segmented.py's SegmentedGRU (which it equals): side (KernelSide),
     row_table [n, S] (a task's slots; R marks an empty one), row_slot [R], needs_backward, the
     embedding rows [R, E], weight_ih [n, 3H, E], bias_ih [n, 3H], weight_hh [n, 3H, H], bias_hh [n, 3H].
     The input projections are formed once per (task, item) row, as one matrix product where the

@@ -298,11 +298,11 @@ def test_batched_anil_equals_per_task(frozen_embedding):
 
 
 def test_perf_times_the_arms_beside_maml(tmp_path):
-    """`bench perf` measures each arm on the engines that implement it (not a timing test)."""
+    """`bench perf engines` measures each arm on the engines that implement it (not a timing test)."""
     from bench.commands.cli import main
 
     out = tmp_path / "perf.json"
-    argv = ["perf", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
+    argv = ["perf", "engines", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
             "--eval-episodes", "3", "--repeats", "1", "--train-iterations", "1", "--inner-steps", "1",
             "--rss-iterations", "0", "--engines", "per-task,batched", "--json", str(out)]
     assert main(argv) == 0

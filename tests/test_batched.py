@@ -16,7 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-import meta.batched
+import meta.batched.layout
+import meta.batched.segmented
 from meta.batched import (
     BatchedMAML,
     SegmentedBatchedMAML,
@@ -193,13 +194,14 @@ def test_dropout_is_applied_in_training():
 
 
 def test_perf_command_smoke(tmp_path):
-    """`bench perf` runs end to end on a tiny config and writes its figures (not a timing test)."""
+    """`bench perf engines` runs end to end on a tiny config and writes its figures (not a timing
+    test); the old form `bench perf [options]` is the same command."""
     import json
 
     from bench.commands.cli import main
 
     out = tmp_path / "perf.json"
-    argv = ["perf", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
+    argv = ["perf", "engines", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
             "--eval-episodes", "3", "--repeats", "1", "--train-iterations", "1", "--inner-steps", "1",
             "--rss-iterations", "2", "--json", str(out)]
     assert main(argv) == 0
@@ -207,6 +209,8 @@ def test_perf_command_smoke(tmp_path):
     assert set(figures["engines"]) == {"per-task", "batched", "notebook"}
     assert figures["threads"] == 1 and figures["matmul_gflops"] > 0 and figures["gru4rec_pairs_per_s"] > 0
     assert "grid_projection" not in figures  # the one projection is `python -m bench project`
+    assert main(["perf", *argv[2:-1], str(tmp_path / "old.json")]) == 0
+    assert set(json.loads((tmp_path / "old.json").read_text())["engines"]) == {"per-task", "batched", "notebook"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,13 +270,13 @@ def test_segmented_gru_equals_nn_gru_and_its_gradients():
 def test_shared_weights_first_step_equals_per_task_weights(fill, monkeypatch):
     """The first inner step's shared path (one matrix product over all tasks) gives every task the
     state and the gradient its own copy of the weights would, whatever the segment cut."""
-    monkeypatch.setattr(meta.batched, "SEGMENT_FILL", fill)
+    monkeypatch.setattr(meta.batched.layout, "SEGMENT_FILL", fill)
     _, batch, embedding, weights = segmented_inputs(41)
     n = weights[0].shape[0]
     meta_weights = [w[0].detach().clone().requires_grad_() for w in weights]
     shared = [w.expand(n, *w.shape) for w in meta_weights]
     copies = [w.detach().expand(n, *w.shape).contiguous().requires_grad_() for w in meta_weights]
-    assert all(meta.batched._shared(w) for w in shared) and not any(meta.batched._shared(w) for w in copies)
+    assert all(meta.batched.segmented._shared(w) for w in shared) and not any(meta.batched.segmented._shared(w) for w in copies)
     for side in ("support", "query"):
         layout = getattr(batch, f"{side}_layout")
         if fill == 0.0:

@@ -13,7 +13,7 @@ K, Q and every parameter but the budget keys (``BUDGET_KEYS``); its measured cos
   target's ``max_epochs`` (an upper bound: early stopping may end them sooner), plus evaluation as measured;
 - every other run (no budget parameter): as measured.
 
-With a speed-up (``load_speedup``: a `bench perf --settings full --json` file that timed batched-v1,
+With a speed-up (``load_speedup``: a `bench perf full --json` file that timed batched-v1,
 i.e. results/reference/perf-full.json, since batched-v1 is gone), the meta-learned
 runs measured on engine "batched" have their seconds per meta-iteration and per validation divided
 by that file's measured batched/batched-v1 ratios (at the run's thread count when the file has it,
@@ -74,7 +74,7 @@ SPEEDUP_ENGINE = "batched"  # the engine whose runs a perf speed-up applies to
 
 
 def load_speedup(path) -> dict:
-    """The measured batched/batched-v1 ratios of a `bench perf --settings full --json` file:
+    """The measured batched/batched-v1 ratios of a `bench perf full --json` file that timed batched-v1:
     {"path", "by_threads": {threads: {"iteration", "validation"}}, "default": threads}."""
     from pathlib import Path
 
