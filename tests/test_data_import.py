@@ -264,13 +264,13 @@ def test_seed_episodes_without_user_ids_treat_each_episode_as_a_user(tmp_path):
 
 def test_every_source_writes_the_same_dataset_json_sections(tmp_path):
     """One writer (pipeline.write_manifest) for built and seed-episodes datasets: same sections, same order."""
-    log = _log(seed=1)
+    log = interaction_log(seed=1)
     log.to_csv(tmp_path / "log.csv", index=False)
     built = importers.import_interactions(
         tmp_path / "log.csv", name="built", user="user_id:token", item="item_id:token", time="timestamp:float",
         session="session", data_dir=tmp_path, config=pipeline.PipelineConfig(K=2, Q=3),
     )
-    _seed_folder(tmp_path / "s", first_id=1)
+    seed_episodes_folder(tmp_path / "s", first_id=1)
     seeded = importers.import_seed_episodes(tmp_path / "s", name="seeded", data_dir=tmp_path)
     sections = ["schema", "name", "source", "pipeline", "counts", "summaries", "srs", "diagnostics", "files", "content_hash"]
     for ds in (built, seeded):
