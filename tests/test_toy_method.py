@@ -13,7 +13,7 @@ from bench.commands.cli import main
 from bench.core.params import Space
 from bench.methods.registry import EPOCHS, METHODS, ZERO_SHOT, MethodSpec
 from bench.run.projection import project_grid
-from bench.run.tune import grid_study_summaries
+from bench.run.studies import grid_study_summaries
 
 
 class Toy(PopularityMethod):

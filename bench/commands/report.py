@@ -54,7 +54,7 @@ def _report_command(args: argparse.Namespace) -> int:
     if args.grid:  # the grid's tuning studies, when `python -m bench tune` has run (bench/run/tune.py)
         from bench.output.tuning import tuning_markdown
         from bench.plan.grid import load_grid
-        from bench.run.tune import grid_study_summaries
+        from bench.run.studies import grid_study_summaries
 
         grid = load_grid(args.grid)
         summaries = grid_study_summaries(grid.name, args.results)

@@ -11,7 +11,8 @@ from bench.output.tuning import tuning_markdown
 from bench.plan.grid import available_grids, expand, load_grid
 from bench.run import pruning
 from bench.run.lock import StoreLock
-from bench.run.tune import SPLIT, TUNING_DIR, tune_cells, tune_grid, tuning_store
+from bench.run.studies import TUNING_DIR, tuning_store
+from bench.run.tune import SPLIT, tune_cells, tune_grid
 
 
 def register(subparsers) -> None:

@@ -1,4 +1,4 @@
-"""The tuning summary table (bench.run.tune.CellSummary rows), as markdown text: per tuned cell the
+"""The tuning summary table (bench.run.studies.CellSummary rows), as markdown text: per tuned cell the
 trials run, pruned and failed, seconds spent, the untuned settings' val score beside the tuned best,
 and the best params (those that differ from the grid's marked)."""
 

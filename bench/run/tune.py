@@ -2,14 +2,16 @@
 
 Every tuned cell of a grid (one per dataset, K, Q and cell label, at the grid's first seed) gets the
 same N trials (completed + pruned; failed ones are reported, not counted) of Optuna's TPE sampler over
-the method's declared search space (its MethodSpec's ``space``, bench/methods/registry.py). A trial is a normal run
-(bench.plan.grid.RunConfig) whose identity carries ``eval_split = "val"``: compute_run scores it on the
-val episodes, so no trial ever opens a test episode, and its stored per-episode metrics are val metrics.
+the method's declared search space (its MethodSpec's ``space``, bench/methods/registry.py). A trial
+is a normal run (bench.plan.grid.RunConfig) whose identity carries ``eval_split = "val"``: compute_run
+scores it on the val episodes, so no trial ever opens a test episode, and its stored per-episode
+metrics are val metrics.
 The objective is the cell's mean val Acc@1 in few-shot mode where the method has one, else zero-shot.
 
 Storage: trials are runs of their own store, ``<results>/tuning`` (runs/<hash>/, cache/), written by
 the normal run function through ``run_grid`` (so grid reports of ``<results>`` never see a val run);
-each cell's study is an Optuna JournalStorage file ``<results>/tuning/<grid>/<cell>.log``. Resume: a
+each cell's study is an Optuna JournalStorage file ``<results>/tuning/<grid>/<cell>.log``
+(bench/run/studies.py opens and summarizes them). Resume: a
 trial asked by a killed process (still RUNNING in the journal) is run again with the params it was
 given, a trial whose run is already complete in the store is read, not recomputed, and the sampler is
 reseeded before each ask from (grid, cell, grid seed, trials so far), so an interrupted study asks
@@ -33,10 +35,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +48,12 @@ from bench.methods.registry import FEW_SHOT, ZERO_SHOT, get_method
 from bench.plan.grid import Grid, RunConfig, cell_fixed_keys, cell_label
 from bench.run import pruning
 from bench.run.executors import run_grid
+from bench.run.studies import TUNING_DIR, CellSummary, load_optuna, open_study, study_path, summarize, tuning_store
 from bench.store.results import Store
 from meta.inits import INITS
 
-TUNING_DIR = "tuning"  # under the results folder: the trials' store and the studies
 METRIC = "acc@1"
 SPLIT = "val"
-
-
-def tuning_store(results_dir) -> Store:
-    """The store of tuning trials: ``<results>/tuning`` (apart from the test runs of ``<results>``)."""
-    return Store(Path(results_dir) / TUNING_DIR)
 
 
 def objective_mode(method: str) -> str:
@@ -78,14 +74,6 @@ class TuneCell:
     @property
     def unit(self) -> tuple[str, int, int, str]:
         return (self.base.dataset, self.base.K, self.base.Q, self.base.cell)
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=,+\[\]-]+", "_", text)
-
-
-def study_path(results_dir, grid_name: str, key: str) -> Path:
-    return Path(results_dir) / TUNING_DIR / _safe(grid_name) / f"{_safe(key)}.log"
 
 
 def warm_source(method: str, init: str | None) -> str | None:
@@ -149,29 +137,6 @@ def val_score(store: Store, run_hash: str, mode: str) -> float:
     return float(rows[METRIC].mean())
 
 
-def _optuna():
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-
-def open_study(path: Path, key: str, create: bool = True, pruner_settings: dict | None = None):
-    """The cell's study in its JournalStorage file (created, or loaded if it exists), with the pruner
-    of ``pruner_settings`` (default bench.run.pruning.PRUNER)."""
-    optuna = _optuna()
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    if not create and not path.is_file():
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    storage = JournalStorage(JournalFileBackend(str(path)))
-    return optuna.create_study(
-        storage=storage, study_name=key, direction="maximize", load_if_exists=True, pruner=pruning.make_pruner(pruner_settings)
-    )
-
-
 def _suggest(trial, space: dict[str, Space]) -> dict[str, Any]:
     values = {}
     for name, sp in space.items():
@@ -182,75 +147,6 @@ def _suggest(trial, space: dict[str, Space]) -> dict[str, Any]:
         else:
             values[name] = trial.suggest_categorical(name, list(sp.choices))
     return values
-
-
-@dataclass
-class CellSummary:
-    """What ``report`` shows of one cell's study."""
-
-    cell: str
-    dataset: str
-    K: int
-    Q: int
-    mode: str
-    target: int | None  # N asked for
-    complete: int
-    pruned: int
-    failed: int
-    running: int
-    seconds: float
-    untuned_val: float | None
-    best_val: float | None
-    best_number: int | None
-    best_params: dict = field(default_factory=dict)  # the space's keys of the best trial
-    untuned_params: dict = field(default_factory=dict)
-    warm_from: str | None = None
-    warm_params: dict = field(default_factory=dict)
-    timed_out: bool = False
-    pruner: str = "none"  # bench.run.pruning.describe of the study's pruner
-
-    @property
-    def finished(self) -> bool:
-        return self.target is not None and self.complete + self.pruned >= self.target and self.running == 0
-
-
-def summarize(study, store: Store) -> CellSummary:
-    """The study's counts, seconds (the wall time of its distinct trial runs in ``store``), untuned and best."""
-    optuna = _optuna()
-    states = optuna.trial.TrialState
-    trials = study.get_trials(deepcopy=False)
-    attrs = study.user_attrs
-    done = [t for t in trials if t.state == states.COMPLETE]
-    best = max(done, key=lambda t: (t.value, -t.number)) if done else None
-    untuned = next((t for t in trials if t.user_attrs.get("untuned")), None)
-    hashes = {}
-    for t in trials:
-        if "hash" in t.user_attrs and t.user_attrs["hash"] not in hashes:
-            record = store.read_run(t.user_attrs["hash"]) or {}
-            hashes[t.user_attrs["hash"]] = float(record.get("wall_seconds") or 0.0)
-    space = attrs.get("space", [])
-    return CellSummary(
-        cell=attrs.get("cell", study.study_name),
-        dataset=attrs.get("dataset", ""),
-        K=attrs.get("K", 0),
-        Q=attrs.get("Q", 0),
-        mode=attrs.get("mode", ""),
-        target=attrs.get("n_trials"),
-        complete=len(done),
-        pruned=sum(t.state == states.PRUNED for t in trials),
-        failed=sum(t.state == states.FAIL for t in trials),
-        running=sum(t.state == states.RUNNING for t in trials),
-        seconds=sum(hashes.values()),
-        untuned_val=untuned.value if untuned is not None and untuned.state == states.COMPLETE else None,
-        best_val=best.value if best else None,
-        best_number=best.number if best else None,
-        best_params={k: best.user_attrs.get("params", {}).get(k) for k in space} if best else {},
-        untuned_params={k: untuned.user_attrs.get("params", {}).get(k) for k in space} if untuned is not None and "params" in untuned.user_attrs else {},
-        warm_from=attrs.get("warm_from"),
-        warm_params=attrs.get("warm_params") or {},
-        timed_out=bool(attrs.get("timed_out")),
-        pruner=attrs.get("pruner", "none"),
-    )
 
 
 Notice = Callable[[str], None]
@@ -320,7 +216,7 @@ def describe_study(study, cell: TuneCell, grid_name: str, n_trials: int, warm_pa
 
 def trial_counts(study) -> tuple[list, int]:
     """(the trials still RUNNING: asked by a process that was killed, completed + pruned trials)."""
-    states = _optuna().trial.TrialState
+    states = load_optuna().trial.TrialState
     trials = study.get_trials(deepcopy=False)
     return [t for t in trials if t.state == states.RUNNING], sum(t.state in (states.COMPLETE, states.PRUNED) for t in trials)
 
@@ -328,7 +224,7 @@ def trial_counts(study) -> tuple[list, int]:
 def study_done(study, store: Store, label: str, counted: int, n_trials: int, timeout: float | None, notice: Notice) -> bool:
     """Whether a study with no trial left running stops here: ``counted`` (completed + pruned) reached
     N, N trials failed, or its trial runs spent ``timeout`` seconds (all sessions together)."""
-    states = _optuna().trial.TrialState
+    states = load_optuna().trial.TrialState
     failed = sum(t.state == states.FAIL for t in study.get_trials(deepcopy=False))
     if counted >= n_trials:
         return True
@@ -347,7 +243,7 @@ def study_done(study, store: Store, label: str, counted: int, n_trials: int, tim
 def recover(study, cell: TuneCell, stale: list, base_params: dict) -> list[Pending]:
     """The trials a killed process left RUNNING, to run again with the params they were given; one
     killed while it was being asked (no params yet) is told failed."""
-    states = _optuna().trial.TrialState
+    states = load_optuna().trial.TrialState
     batch = []
     for t in stale:
         if "params" not in t.user_attrs and set(t.params) != set(cell.space):
@@ -360,7 +256,7 @@ def recover(study, cell: TuneCell, stale: list, base_params: dict) -> list[Pendi
 def ask(study, cell: TuneCell, grid_name: str, base_params: dict, count: int) -> list[Pending]:
     """``count`` new trials, the sampler reseeded before each ask from (grid, cell, grid seed, trials so
     far) so that an interrupted study asks what an uninterrupted one would; trial 0 keeps the grid's params."""
-    optuna = _optuna()
+    optuna = load_optuna()
     batch = []
     for _ in range(count):
         n_before = len(study.get_trials(deepcopy=False))
@@ -392,7 +288,7 @@ def run_trials(batch: list[Pending], store: Store, path: Path, key: str, pruner:
 def tell(study, batch: list[Pending], store: Store, mode: str, errors: dict[str, str], label: str, notice: Notice) -> None:
     """Tell each trial of the batch what its run came to: its val score in ``mode``, pruned, or failed
     (its error kept on a trial asked here)."""
-    states = _optuna().trial.TrialState
+    states = load_optuna().trial.TrialState
     for p in batch:
         if store.is_complete(p.config.hash):
             study.tell(p.number, val_score(store, p.config.hash, mode))
@@ -493,19 +389,3 @@ def tuned_params(grid: Grid, runs: list[RunConfig], results_dir) -> dict[tuple[s
     return tuned
 
 
-def grid_study_summaries(grid_name: str, results_dir) -> list[CellSummary]:
-    """The summary of every study under ``<results>/tuning/<grid>/`` (none: an empty list)."""
-    folder = Path(results_dir) / TUNING_DIR / _safe(grid_name)
-    if not folder.is_dir():
-        return []
-    optuna = _optuna()
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    store = tuning_store(results_dir)
-    out = []
-    for path in sorted(folder.glob("*.log")):
-        storage = JournalStorage(JournalFileBackend(str(path)))
-        for name in optuna.get_all_study_names(storage):
-            out.append(summarize(optuna.load_study(study_name=name, storage=storage), store))
-    return sorted(out, key=lambda s: (s.dataset, s.K, s.Q, s.warm_from is not None, s.cell))
