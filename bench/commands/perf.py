@@ -96,7 +96,7 @@ def baselines_options(parser) -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--episodes", type=int, default=313, help="test episodes scored (XuetangX has 313)")
-    parser.add_argument("--methods", default="markov,sr,sknn,vsknn")
+    parser.add_argument("--methods", default=None, help="comma-separated (default: every memory baseline of the registry)")
     parser.add_argument("--batches", type=int, default=30, help="training batches timed per model and round; 0 skips")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--K", type=int, default=5)
@@ -147,9 +147,10 @@ def full_command(args) -> int:
 
 def baselines_command(args) -> int:
     console = perf_console()
+    chosen = {"methods": tuple(_names(args.methods))} if args.methods else {}
     settings = BaselinesSettings(
-        dataset=args.dataset, data_dir=args.data_dir, threads=args.threads, episodes=args.episodes, methods=tuple(_names(args.methods)),
-        batches=args.batches, rounds=args.rounds, K=args.K, Q=args.Q,
+        dataset=args.dataset, data_dir=args.data_dir, threads=args.threads, episodes=args.episodes,
+        batches=args.batches, rounds=args.rounds, K=args.K, Q=args.Q, **chosen,
     )
     figures = measure_baselines(settings, print_baselines_progress(console))
     if figures["training"]:

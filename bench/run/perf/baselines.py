@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,8 +21,16 @@ from baselines.model import GRURecommender
 from baselines.sasrec import SASREC_DEFAULTS, SASRec, sasrec_config
 from bench.core.threads import configure_threads
 from bench.data.dataset import open_dataset
-from bench.methods.registry import METHODS, RunContext, evaluate_method
+from bench.methods.registry import FEW_SHOT, METHODS, RunContext, evaluate_method
 from bench.run.perf.common import Progress, no_progress
+
+
+def memory_methods() -> tuple[str, ...]:
+    """The registry's non-neural methods that add the support pairs to what they know (few-shot, no
+    training budget, no init, no pre-trained model): what `perf baselines` times by default."""
+    return tuple(
+        name for name, spec in METHODS.items() if FEW_SHOT in spec.modes and spec.budget is None and not spec.uses_init and spec.pretrains is None
+    )
 
 
 @dataclass
@@ -33,7 +41,7 @@ class BaselinesSettings:
     data_dir: str | None = None
     threads: int = 1
     episodes: int = 313  # test episodes scored (XuetangX has 313)
-    methods: tuple[str, ...] = ("markov", "sr", "sknn", "vsknn")
+    methods: tuple[str, ...] = field(default_factory=memory_methods)
     batches: int = 30  # training batches timed per model and round; 0 skips
     rounds: int = 3
     K: int = 5
