@@ -156,7 +156,14 @@ def train_gru4rec(
 
 
 def train_on_pairs(
-    build_model, dataset, p: dict, seed: int, progress: Progress, device, phase: str, selection: dict | None = None,
+    build_model,
+    dataset,
+    p: dict,
+    seed: int,
+    progress: Progress,
+    device,
+    phase: str,
+    selection: dict | None = None,
     report: Report = no_report,
 ) -> tuple[dict, dict]:
     """Train ``build_model()`` (forward(prefixes, lengths) -> logits) on every train pair (or those of
@@ -179,7 +186,7 @@ def train_on_pairs(
     start = time.perf_counter()
     train_pairs = select_train_pairs(dataset.pairs("train"), selection)
     if len(train_pairs) == 0:
-        raise BenchError(f"no train pairs to train {phase} on ({selection})", "pick a smaller K+Q or train_users = \"all\"")
+        raise BenchError(f"no train pairs to train {phase} on ({selection})", 'pick a smaller K+Q or train_users = "all"')
     train = PairTensors(train_pairs, int(p["max_prefix"]))
     val = PairTensors(dataset.pairs("val"), int(p["max_prefix"]))
     batch_size = int(p["batch_size"])

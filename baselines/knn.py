@@ -44,8 +44,24 @@ SCORE_DECAYS = {  # factor of a neighbour whose most recent shared prefix item i
     "same": lambda step: np.ones_like(step, dtype=np.float64),
     "div": lambda step: 1.0 / step,
 }
-SKNN_DEFAULTS: dict = {"k": 100, "sample_size": 1000, "similarity": "jaccard", "weighting": "same", "weighting_score": "same", "remind": True, **SUPPORT_DEFAULTS}
-VSKNN_DEFAULTS: dict = {"k": 100, "sample_size": 1000, "similarity": "vec", "weighting": "div", "weighting_score": "div", "remind": True, **SUPPORT_DEFAULTS}
+SKNN_DEFAULTS: dict = {
+    "k": 100,
+    "sample_size": 1000,
+    "similarity": "jaccard",
+    "weighting": "same",
+    "weighting_score": "same",
+    "remind": True,
+    **SUPPORT_DEFAULTS,
+}
+VSKNN_DEFAULTS: dict = {
+    "k": 100,
+    "sample_size": 1000,
+    "similarity": "vec",
+    "weighting": "div",
+    "weighting_score": "div",
+    "remind": True,
+    **SUPPORT_DEFAULTS,
+}
 
 
 def _choice(table: dict, value, param: str):

@@ -57,9 +57,7 @@ class GRURecommender(nn.Module):
         """The output layer's input [B, H]: the GRU's last state at each true end, after dropout
         (the body that ANIL shares across tasks; ``forward`` is ``output(features)``)."""
         embedded = self.embedding(prefixes)
-        packed = nn.utils.rnn.pack_padded_sequence(
-            embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
+        packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, hidden = self.gru(packed)
         return self.dropout(hidden[-1])
 

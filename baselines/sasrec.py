@@ -92,9 +92,7 @@ class Block(nn.Module):
         self.attention_norm = nn.LayerNorm(hidden_dim)
         self.attention = CausalSelfAttention(hidden_dim, n_heads, dropout)
         self.feed_forward_norm = nn.LayerNorm(hidden_dim)
-        self.feed_forward = nn.Sequential(
-            nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, hidden_dim)
-        )
+        self.feed_forward = nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, hidden_dim))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -144,7 +144,9 @@ def algorithm_of(wrapper) -> Algorithm:
     for algorithm in ALGORITHMS.values():  # a subclass of a wrapper (exact matches first: MetaSGD here subclasses l2l's)
         if isinstance(wrapper, algorithm.wrapper):
             return algorithm
-    raise BenchError(f"no meta-learning algorithm wraps a {type(wrapper).__name__}", f"wrap the model with one of {', '.join(ALGORITHMS)} (meta/algorithms.py)")
+    raise BenchError(
+        f"no meta-learning algorithm wraps a {type(wrapper).__name__}", f"wrap the model with one of {', '.join(ALGORITHMS)} (meta/algorithms.py)"
+    )
 
 
 def check_engine(algorithm: str, engine: str) -> None:

@@ -136,7 +136,9 @@ class FusedGRU(torch.autograd.Function):
         weight_ih, table_inputs, w_hh, *saved = ctx.saved_tensors
         side = ctx.side
         needs = ctx.needs_input_grad
-        grad_table, grad_weight_hh, grad_bias_hh = module.backward(grad_state.contiguous(), side.slots, side.lengths, w_hh, *saved, ctx.table_rows, bool(needs[7]))
+        grad_table, grad_weight_hh, grad_bias_hh = module.backward(
+            grad_state.contiguous(), side.slots, side.lengths, w_hh, *saved, ctx.table_rows, bool(needs[7])
+        )
         n, gates = grad_bias_hh.shape
         grad_embedding = grad_weight_ih = grad_bias_ih = None
         grad_table = grad_table.view(n, -1, gates)
@@ -150,4 +152,14 @@ class FusedGRU(torch.autograd.Function):
             else:
                 grad_rows = torch.bmm(grad_table, weight_ih).view(-1, weight_ih.shape[2])
             grad_embedding = grad_rows[ctx.row_slot]  # each flat row sits in exactly one slot
-        return None, None, None, None, grad_embedding, grad_weight_ih, grad_bias_ih, (grad_weight_hh if needs[7] else None), (grad_bias_hh if needs[8] else None)
+        return (
+            None,
+            None,
+            None,
+            None,
+            grad_embedding,
+            grad_weight_ih,
+            grad_bias_ih,
+            (grad_weight_hh if needs[7] else None),
+            (grad_bias_hh if needs[8] else None),
+        )

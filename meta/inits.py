@@ -66,7 +66,9 @@ def checkpoint_params(params: dict) -> dict:
     digest = sha256_file(Path(path))
     recorded = params.get("init_checkpoint_sha256")
     if recorded not in (None, digest):
-        raise BenchError(f"checkpoint {path} changed since its runs were declared (sha256 {digest[:12]}, recorded {str(recorded)[:12]})", "run the grid again")
+        raise BenchError(
+            f"checkpoint {path} changed since its runs were declared (sha256 {digest[:12]}, recorded {str(recorded)[:12]})", "run the grid again"
+        )
     return {**params, "init_checkpoint": str(path), "init_checkpoint_sha256": digest}
 
 
@@ -149,9 +151,7 @@ CHECKPOINT_PARAMS = {"init_checkpoint": None, "init_checkpoint_sha256": None}
 INITS: dict[str, InitSpec] = {
     "random": InitSpec("random", random_init, False, "PyTorch default init (vanilla MAML)"),
     "gru4rec": InitSpec("gru4rec", pretrained_gru4rec, False, "the trained GRU4Rec weights (warm start)"),
-    "gru4rec-frozen-embed": InitSpec(
-        "gru4rec-frozen-embed", pretrained_gru4rec, True, "GRU4Rec weights, embedding frozen in both loops"
-    ),
+    "gru4rec-frozen-embed": InitSpec("gru4rec-frozen-embed", pretrained_gru4rec, True, "GRU4Rec weights, embedding frozen in both loops"),
     "gru4rec-episode-users": InitSpec(
         "gru4rec-episode-users",
         pretrained_gru4rec,

@@ -64,5 +64,8 @@ class SRSMAMLMethod(MAMLMethod):
         if mode == "zero-shot":
             return None
         if EPISODE_COLUMN not in episodes:
-            raise BenchError(f"{self.name}: episodes without the {EPISODE_COLUMN!r} column", "read episodes through Dataset.episodes of a dataset with session statistics")
+            raise BenchError(
+                f"{self.name}: episodes without the {EPISODE_COLUMN!r} column",
+                "read episodes through Dataset.episodes of a dataset with session statistics",
+            )
         return srs_plan(episodes[EPISODE_COLUMN].to_numpy(), self.params)

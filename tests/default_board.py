@@ -47,12 +47,27 @@ def reference_rows(path: Path = REFERENCE) -> list[ReferenceRow]:
         if len(cells) != 16 or not cells[0].isdigit():
             continue
         number = lambda text: float(re.sub(r"<[^>]+>|\*", "", text).split()[0])  # noqa: E731
-        means = {"acc@1": number(cells[3]) / 100, "recall@5": number(cells[4]) / 100, "recall@10": number(cells[5]) / 100,
-                 "mrr": number(cells[6]), "ndcg@10": number(cells[7])}
+        means = {
+            "acc@1": number(cells[3]) / 100,
+            "recall@5": number(cells[4]) / 100,
+            "recall@10": number(cells[5]) / 100,
+            "mrr": number(cells[6]),
+            "ndcg@10": number(cells[7]),
+        }
         remark = cells[15]
         weight = re.search(r"w=([\d.]+)", remark)
-        rows.append(ReferenceRow(cells[1], cells[2], means, int(cells[10]), float(cells[13]), _pairs(cells[14]),
-                                 float(weight.group(1)) if weight else None, "still improving" in remark))
+        rows.append(
+            ReferenceRow(
+                cells[1],
+                cells[2],
+                means,
+                int(cells[10]),
+                float(cells[13]),
+                _pairs(cells[14]),
+                float(weight.group(1)) if weight else None,
+                "still improving" in remark,
+            )
+        )
     return rows
 
 
@@ -74,9 +89,25 @@ def default_grid_results(seed: int = 0):
             fit["support_weight"] = weights[0]
         if rows[0].pairs is not None:
             fit["budget_pairs"] = rows[0].pairs
-        runs.append({"hash": run, "cell": cell, "status": "complete", "train_seconds": rows[0].train_seconds, "fit": fit,
-                     "config": {"dataset": "xuetangx-synth", "dataset_hash": "5f4a3cc0", "method": method, "init": init,
-                                "seed": 0, "K": 5, "Q": 10, "params": {}}})
+        runs.append(
+            {
+                "hash": run,
+                "cell": cell,
+                "status": "complete",
+                "train_seconds": rows[0].train_seconds,
+                "fit": fit,
+                "config": {
+                    "dataset": "xuetangx-synth",
+                    "dataset_hash": "5f4a3cc0",
+                    "method": method,
+                    "init": init,
+                    "seed": 0,
+                    "K": 5,
+                    "Q": 10,
+                    "params": {},
+                },
+            }
+        )
         for row in rows:
             n = row.episodes
             frame = pd.DataFrame({"run": run, "episode": np.arange(n), "user_id": [f"u{e}" for e in range(n)], "mode": row.mode})

@@ -19,8 +19,12 @@ def test_docs_python_api_snippet_runs_on_a_store(tmp_path, monkeypatch, capsys):
     for run in results.runs:
         episodes = results.episodes[results.episodes["run"] == run["hash"]]
         store.start_run(run["hash"], run)
-        store.finish_run(run["hash"], run, episodes[["episode", "user_id", "mode", "acc@1", "recall@5", "recall@10", "mrr", "ndcg@10"]].reset_index(drop=True),
-                         pd.DataFrame({"iteration": [1]}))
+        store.finish_run(
+            run["hash"],
+            run,
+            episodes[["episode", "user_id", "mode", "acc@1", "recall@5", "recall@10", "mrr", "ndcg@10"]].reset_index(drop=True),
+            pd.DataFrame({"iteration": [1]}),
+        )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("bench.plan.grid.grid_run_labels", lambda grid, runs, **_: {r["hash"]: r["cell"] for r in runs})
     code = re.search(r"```python\n(.*?)```", API_PAGE.read_text(), re.S).group(1)

@@ -167,7 +167,10 @@ def test_checkpoint_with_wrong_shapes_or_vocabulary_is_refused_in_one_line(tiny_
         "gru.bias_hh_l0": {**state, "gru.bias_hh_l0": state["gru.bias_hh_l0"][:-1]},
         "output.weight": {**state, "output.weight": state["output.weight"][:-1]},
         "item rows": {**state, "embedding.weight": torch.zeros(tiny_dataset.n_items + 5, state["embedding.weight"].shape[1])},
-        "vocabulary does not match": {"state_dict": state, "course2id": {"not-a-course": 1, **{c: i for c, i in list(tiny_dataset.vocab.items())[1:]}}},
+        "vocabulary does not match": {
+            "state_dict": state,
+            "course2id": {"not-a-course": 1, **{c: i for c, i in list(tiny_dataset.vocab.items())[1:]}},
+        },
     }
     for message, broken in cases.items():
         torch.save(broken, tmp_path / "broken.pt")
@@ -182,11 +185,19 @@ def test_checkpoint_with_wrong_shapes_or_vocabulary_is_refused_in_one_line(tiny_
 
 
 def test_the_checkpoint_file_content_is_part_of_the_run_identity(tmp_path):
-    grid = Grid("g", "", ("d",), (0,), ((5, 10),), {}, (
-        {"method": "maml", "init": "checkpoint"},
-        {"method": "maml", "init": "random"},
-        {"method": "gru4rec"},
-    ))
+    grid = Grid(
+        "g",
+        "",
+        ("d",),
+        (0,),
+        ((5, 10),),
+        {},
+        (
+            {"method": "maml", "init": "checkpoint"},
+            {"method": "maml", "init": "random"},
+            {"method": "gru4rec"},
+        ),
+    )
     path = tmp_path / "a.pt"
     torch.save({"x": torch.zeros(2)}, path)
     first = expand(grid, {"d": "hash"}, overrides={"init_checkpoint": str(path)})
@@ -294,7 +305,9 @@ def test_batched_anil_equals_per_task(frozen_embedding):
     batched.module.dropout.p = 0.5
     reference.module.dropout.p = 0.5
     for steps in (0, 2):
-        assert_close(BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps")
+        assert_close(
+            BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps"
+        )
 
 
 def test_perf_times_the_arms_beside_maml(tmp_path):
@@ -302,9 +315,34 @@ def test_perf_times_the_arms_beside_maml(tmp_path):
     from bench.commands.cli import main
 
     out = tmp_path / "perf.json"
-    argv = ["perf", "engines", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
-            "--eval-episodes", "3", "--repeats", "1", "--train-iterations", "1", "--inner-steps", "1",
-            "--rss-iterations", "0", "--engines", "per-task,batched", "--json", str(out)]
+    argv = [
+        "perf",
+        "engines",
+        "--threads",
+        "1",
+        "--items",
+        "30",
+        "--embed-dim",
+        "8",
+        "--hidden-dim",
+        "8",
+        "--meta-batch",
+        "2",
+        "--eval-episodes",
+        "3",
+        "--repeats",
+        "1",
+        "--train-iterations",
+        "1",
+        "--inner-steps",
+        "1",
+        "--rss-iterations",
+        "0",
+        "--engines",
+        "per-task,batched",
+        "--json",
+        str(out),
+    ]
     assert main(argv) == 0
     figures = json.loads(out.read_text())
     assert set(figures["engines"]) == {"per-task", "batched"}
@@ -348,15 +386,19 @@ def test_batched_metasgd_equals_per_task(frozen_embedding):
         assert_close(stacked._parameters["output_bias"][index], adapted["output.bias"], "output.bias")
         assert_close(stacked.dense_output_weight()[index], adapted["output.weight"], "output.weight")
         items = batch.row_items[torch.unique(torch.cat([batch.support_rows[index].flatten(), batch.query_rows[index].flatten()]))]
-        rows = stacked._parameters["embedding_rows"][torch.unique(torch.cat([batch.support_rows[index].flatten(), batch.query_rows[index].flatten()]))]
+        rows = stacked._parameters["embedding_rows"][
+            torch.unique(torch.cat([batch.support_rows[index].flatten(), batch.query_rows[index].flatten()]))
+        ]
         assert_close(rows, adapted["embedding.weight"][items], "embedding rows")
     # query losses and outer gradients, the rates' included
     loss_reference = PerTaskEngine().meta_gradient(reference, tasks, inner_steps)
     loss_batched = BatchedEngine().meta_gradient(batched, tasks, inner_steps)
     assert abs(loss_reference - loss_batched) <= 1e-5
     names = [name for name, _ in reference.module.named_parameters()]
-    pairs = [*zip(names, reference.module.parameters(), batched.module.parameters()),
-             *zip([f"rate of {n}" for n in names], reference.lrs, batched.lrs)]
+    pairs = [
+        *zip(names, reference.module.parameters(), batched.module.parameters()),
+        *zip([f"rate of {n}" for n in names], reference.lrs, batched.lrs),
+    ]
     for name, p, q in pairs:
         if frozen_embedding and name.endswith("embedding.weight"):
             assert p.grad is None and q.grad is None
@@ -365,7 +407,9 @@ def test_batched_metasgd_equals_per_task(frozen_embedding):
         assert_close(q.grad, p.grad, f"outer gradient of {name}")
     # query scores, zero-shot and few-shot
     for steps in (0, 2):
-        assert_close(BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps")
+        assert_close(
+            BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps"
+        )
 
 
 def test_batched_metasgd_at_the_full_grid_sizes_equals_per_task():
@@ -388,8 +432,10 @@ def test_a_checkpoint_that_does_not_fit_is_refused_before_any_run_starts(tiny_da
     from bench.commands.cli import main
 
     grid = tmp_path / "warm.toml"
-    grid.write_text('datasets = ["tiny"]\nseeds = [0]\nshots = [{ K = 5, Q = 10 }]\n\n'
-                    '[[cells]]\nmethod = "random"\n\n[[cells]]\nmethod = "anil"\ninit = "checkpoint"\n')
+    grid.write_text(
+        'datasets = ["tiny"]\nseeds = [0]\nshots = [{ K = 5, Q = 10 }]\n\n'
+        '[[cells]]\nmethod = "random"\n\n[[cells]]\nmethod = "anil"\ninit = "checkpoint"\n'
+    )
     path = tmp_path / "gru4rec.pt"
     save_gru4rec(tiny_dataset, model_cache, path)
     state = torch.load(path, weights_only=True)

@@ -201,9 +201,32 @@ def test_perf_command_smoke(tmp_path):
     from bench.commands.cli import main
 
     out = tmp_path / "perf.json"
-    argv = ["perf", "engines", "--threads", "1", "--items", "30", "--embed-dim", "8", "--hidden-dim", "8", "--meta-batch", "2",
-            "--eval-episodes", "3", "--repeats", "1", "--train-iterations", "1", "--inner-steps", "1",
-            "--rss-iterations", "2", "--json", str(out)]
+    argv = [
+        "perf",
+        "engines",
+        "--threads",
+        "1",
+        "--items",
+        "30",
+        "--embed-dim",
+        "8",
+        "--hidden-dim",
+        "8",
+        "--meta-batch",
+        "2",
+        "--eval-episodes",
+        "3",
+        "--repeats",
+        "1",
+        "--train-iterations",
+        "1",
+        "--inner-steps",
+        "1",
+        "--rss-iterations",
+        "2",
+        "--json",
+        str(out),
+    ]
     assert main(argv) == 0
     figures = json.loads(out.read_text())
     assert set(figures["engines"]) == {"per-task", "batched", "notebook"}
@@ -307,7 +330,9 @@ def test_full_grid_sizes_equal_per_task(frozen_embedding):
         assert_close(q.grad, p.grad, f"outer gradient of {name}")
         assert torch.equal(p, q), name  # adaptation never writes into the meta-parameters
     for steps in (0, 5):
-        assert_close(BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps")
+        assert_close(
+            BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps), f"query scores, {steps} steps"
+        )
 
 
 def test_dropout_draws_equal_on_the_kernel_and_segmented_gru():
@@ -392,7 +417,9 @@ def test_fused_gru_equals_segmented_gru(hidden, rows, shared):
         out = FusedGRU.apply(kernel_side, layout.row_table, layout.row_slot, True, embedding, *used)
         assert_close(out, reference, f"{side} state")
         with torch.no_grad():  # the scoring path (nothing saved) gives the same state
-            assert_close(FusedGRU.apply(kernel_side, layout.row_table, layout.row_slot, False, embedding, *used), reference, f"{side} state, no backward")
+            assert_close(
+                FusedGRU.apply(kernel_side, layout.row_table, layout.row_slot, False, embedding, *used), reference, f"{side} state, no backward"
+            )
         probe = torch.randn(out.shape, generator=generator)
         expected = torch.autograd.grad((reference * probe).sum(), [embedding, *weights])
         got = torch.autograd.grad((out * probe).sum(), [embedding, *weights])

@@ -44,8 +44,31 @@ def test_if_missing_keeps_and_force_rebuilds(tmp_path, capsys):
 
 
 def test_info_table_and_unknown_name(tmp_path, capsys):
-    assert main(["data", "synth", "--name", "t", "--users", "400", "--sessions-tail", "0.7", "--switch-tail", "1.6", "--K", "3", "--Q", "4",
-                 "--p-return", "0.5", "--data-dir", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--name",
+                "t",
+                "--users",
+                "400",
+                "--sessions-tail",
+                "0.7",
+                "--switch-tail",
+                "1.6",
+                "--K",
+                "3",
+                "--Q",
+                "4",
+                "--p-return",
+                "0.5",
+                "--data-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["data", "info", "t", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

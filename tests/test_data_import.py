@@ -27,9 +27,30 @@ def test_csv_with_odd_column_names_imports_to_episodes(tmp_path, time_format):
         log["timestamp:float"] = log["timestamp:float"].map(iso_time)
     path = tmp_path / "log.csv"
     log.to_csv(path, index=False)
-    rc = main(["data", "import", "interactions", str(path), "--name", "csv", "--user", "user_id:token",
-               "--item", "item_id:token", "--time", "timestamp:float", "--session", "session",
-               "--K", "2", "--Q", "3", "--data-dir", str(tmp_path)])
+    rc = main(
+        [
+            "data",
+            "import",
+            "interactions",
+            str(path),
+            "--name",
+            "csv",
+            "--user",
+            "user_id:token",
+            "--item",
+            "item_id:token",
+            "--time",
+            "timestamp:float",
+            "--session",
+            "session",
+            "--K",
+            "2",
+            "--Q",
+            "3",
+            "--data-dir",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     ds = open_dataset("csv", tmp_path)
     assert ds.n_items == log["item_id:token"].nunique()
@@ -45,8 +66,14 @@ def test_iso_and_epoch_give_identical_datasets(tmp_path):
     iso = log.assign(**{"timestamp:float": log["timestamp:float"].map(iso_time)})
     log.to_csv(tmp_path / "a.tsv", sep="\t", index=False)
     iso.to_csv(tmp_path / "b.tsv", sep="\t", index=False)
-    kwargs = dict(user="user_id:token", item="item_id:token", time="timestamp:float", session="session",
-                  data_dir=tmp_path, config=pipeline.PipelineConfig(K=2, Q=3))
+    kwargs = dict(
+        user="user_id:token",
+        item="item_id:token",
+        time="timestamp:float",
+        session="session",
+        data_dir=tmp_path,
+        config=pipeline.PipelineConfig(K=2, Q=3),
+    )
     a = importers.import_interactions(tmp_path / "a.tsv", name="a", **kwargs)
     b = importers.import_interactions(tmp_path / "b.tsv", name="b", **kwargs)
     for rel in ("pairs/pairs_train.parquet", "episodes/episodes_test_K2_Q3.parquet"):
@@ -58,8 +85,7 @@ def test_session_gap_splits_sessions(tmp_path):
     log = full.drop(columns=["session"])
     path = tmp_path / "log.parquet"
     log.to_parquet(path)
-    common = ["--user", "user_id:token", "--item", "item_id:token", "--time", "timestamp:float",
-              "--K", "1", "--Q", "1", "--data-dir", str(tmp_path)]
+    common = ["--user", "user_id:token", "--item", "item_id:token", "--time", "timestamp:float", "--K", "1", "--Q", "1", "--data-dir", str(tmp_path)]
     assert main(["data", "import", "interactions", str(path), "--name", "gap", "--session-gap", "30", *common]) == 0
     assert main(["data", "import", "interactions", str(path), "--name", "one", "--session-gap", "100000", *common]) == 0
     gap, one = open_dataset("gap", tmp_path), open_dataset("one", tmp_path)
@@ -76,7 +102,11 @@ COLUMNS = ["--user", "user_id:token", "--item", "item_id:token", "--time", "time
     "mutate, extra, message",
     [
         (None, ["--user", "nobody"], "unknown column 'nobody' for --user"),
-        (lambda df: df.assign(**{"timestamp:float": ["yesterday"] + list(df["timestamp:float"].map(iso_time))[1:]}), [], "unparseable timestamp 'yesterday'"),
+        (
+            lambda df: df.assign(**{"timestamp:float": ["yesterday"] + list(df["timestamp:float"].map(iso_time))[1:]}),
+            [],
+            "unparseable timestamp 'yesterday'",
+        ),
         (lambda df: df.assign(**{"item_id:token": ""}), [], "no rows with a user, an item and a time"),
         (None, ["--K", "500", "--Q", "500"], "K+Q=1000 is larger than any"),
     ],
@@ -92,12 +122,50 @@ def test_bad_logs_exit_2_with_one_line_and_no_folder(tmp_path, capsys, mutate, e
 
 
 def test_missing_file_and_single_item_sessions(tmp_path, capsys):
-    assert main(["data", "import", "interactions", str(tmp_path / "absent.csv"), "--name", "x", "--user", "u",
-                 "--item", "i", "--time", "t", "--data-dir", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "import",
+                "interactions",
+                str(tmp_path / "absent.csv"),
+                "--name",
+                "x",
+                "--user",
+                "u",
+                "--item",
+                "i",
+                "--time",
+                "t",
+                "--data-dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "no such file" in capsys.readouterr().err
     pd.DataFrame({"u": ["a", "b"], "i": ["x", "y"], "t": [1, 2]}).to_csv(tmp_path / "one.csv", index=False)
-    assert main(["data", "import", "interactions", str(tmp_path / "one.csv"), "--name", "x", "--user", "u",
-                 "--item", "i", "--time", "t", "--data-dir", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "import",
+                "interactions",
+                str(tmp_path / "one.csv"),
+                "--name",
+                "x",
+                "--user",
+                "u",
+                "--item",
+                "i",
+                "--time",
+                "t",
+                "--data-dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "no pairs" in capsys.readouterr().err
     assert no_leftovers(tmp_path) and not (tmp_path / "processed" / "x").exists()
 
@@ -152,8 +220,7 @@ def test_activity_cli_and_truncated_file_exits_2_without_folder(tmp_path, capsys
     text = json.dumps(_activity())
     good = tmp_path / "good.json"
     good.write_text(text)
-    assert main(["data", "import", "xuetangx-activity", str(good), "--name", "xt", "--K", "1", "--Q", "2",
-                 "--data-dir", str(tmp_path)]) == 0
+    assert main(["data", "import", "xuetangx-activity", str(good), "--name", "xt", "--K", "1", "--Q", "2", "--data-dir", str(tmp_path)]) == 0
     cut = tmp_path / "cut.json"
     cut.write_text(text[: len(text) * 2 // 3])
     rc = main(["data", "import", "xuetangx-activity", str(cut), "--name", "xtcut", "--data-dir", str(tmp_path)])
@@ -267,8 +334,14 @@ def test_every_source_writes_the_same_dataset_json_sections(tmp_path):
     log = interaction_log(seed=1)
     log.to_csv(tmp_path / "log.csv", index=False)
     built = importers.import_interactions(
-        tmp_path / "log.csv", name="built", user="user_id:token", item="item_id:token", time="timestamp:float",
-        session="session", data_dir=tmp_path, config=pipeline.PipelineConfig(K=2, Q=3),
+        tmp_path / "log.csv",
+        name="built",
+        user="user_id:token",
+        item="item_id:token",
+        time="timestamp:float",
+        session="session",
+        data_dir=tmp_path,
+        config=pipeline.PipelineConfig(K=2, Q=3),
     )
     seed_episodes_folder(tmp_path / "s", first_id=1)
     seeded = importers.import_seed_episodes(tmp_path / "s", name="seeded", data_dir=tmp_path)

@@ -11,10 +11,26 @@ from bench.data.diagnostics import compute, summary_lines
 from tests.helpers import outside_bands, seed_episodes_folder
 
 KEYS = {
-    "users_with_pairs_share", "pairs_per_user", "train_users_ge15_share", "courses_per_session_mean", "sessions_per_user",
-    "prefix_length", "top1_label_share", "top5_label_share", "label_gini", "popularity_acc@1", "test_episodes",
-    "revisit_rate", "markov1_acc@1", "support_signal", "markov_support", "prefix_length_hist", "label_share_curve",
-    "excludes_last_prefix_item", "scored_queries", "recency_acc@1",
+    "users_with_pairs_share",
+    "pairs_per_user",
+    "train_users_ge15_share",
+    "courses_per_session_mean",
+    "sessions_per_user",
+    "prefix_length",
+    "top1_label_share",
+    "top5_label_share",
+    "label_gini",
+    "popularity_acc@1",
+    "test_episodes",
+    "revisit_rate",
+    "markov1_acc@1",
+    "support_signal",
+    "markov_support",
+    "prefix_length_hist",
+    "label_share_curve",
+    "excludes_last_prefix_item",
+    "scored_queries",
+    "recency_acc@1",
 }
 
 
@@ -22,8 +38,13 @@ def pairs(rows) -> pa.Table:
     """rows: (user, session, prefix, label); timestamps follow the row order."""
     users, sessions, prefixes, labels = zip(*rows)
     return pa.Table.from_arrays(
-        [pa.array(users, pa.string()), pa.array(sessions, pa.string()), pa.array(prefixes, pa.list_(pa.int64())),
-         pa.array(labels, pa.int64()), pa.array(range(len(rows)), pa.int64())],
+        [
+            pa.array(users, pa.string()),
+            pa.array(sessions, pa.string()),
+            pa.array(prefixes, pa.list_(pa.int64())),
+            pa.array(labels, pa.int64()),
+            pa.array(range(len(rows)), pa.int64()),
+        ],
         schema=pipeline.PAIRS_SCHEMA,
     )
 
@@ -43,14 +64,19 @@ def episodes(rows) -> pa.Table:
 
 # Train transitions (last item -> label): 1->2 twice, 2->3, 2->4 (a tie in row 2), 3->1, 4->2, 4->5.
 # Prefixes are cut at max_prefix=2: u1's third pair has position 3 but stores [2, 3].
-TRAIN = pairs([
-    ("u1", "s1", [1], 2), ("u1", "s1", [1, 2], 3), ("u1", "s1", [2, 3], 1),
-    ("u2", "s2", [1], 2), ("u2", "s3", [2], 4), ("u2", "s3", [2, 4], 2),  # the one revisit: 2 is in [2, 4]
-    ("u3", "s4", [4], 5),
-])
+TRAIN = pairs(
+    [
+        ("u1", "s1", [1], 2),
+        ("u1", "s1", [1, 2], 3),
+        ("u1", "s1", [2, 3], 1),
+        ("u2", "s2", [1], 2),
+        ("u2", "s3", [2], 4),
+        ("u2", "s3", [2, 4], 2),  # the one revisit: 2 is in [2, 4]
+        ("u3", "s4", [4], 5),
+    ]
+)
 VAL = pairs([("v1", "s5", [5], 3), ("v1", "s6", [1], 2), ("v1", "s7", [2], 3)])
-TEST = pairs([("t1", "sa", [5], 3), ("t1", "sb", [1], 2), ("t1", "sc", [2], 3),
-              ("t2", "sd", [4], 1), ("t2", "se", [2], 4), ("t2", "sf", [5], 1)])
+TEST = pairs([("t1", "sa", [5], 3), ("t1", "sb", [1], 2), ("t1", "sc", [2], 3), ("t2", "sd", [4], 1), ("t2", "se", [2], 4), ("t2", "sf", [5], 1)])
 TEST_EPISODES = episodes([("t1", [([5], 3)], [([1], 2), ([2], 3)]), ("t2", [([4], 1)], [([2], 4), ([5], 1)])])
 # val A: the support item 3 wins a tie in row 2 (any bonus > 0), while a bonus >= 1 would lose the
 # query [1] -> 2 to the support items: the smallest positive bonus is best
@@ -113,7 +139,6 @@ def test_markov_support_bonus_is_chosen_on_val_then_applied_to_test():
     assert d == {"bonus": diagnostics.BONUSES[1], "acc_without": 0.25, "acc_with": 0.75, "gain": 0.5}
 
 
-
 def test_a_bonus_chosen_on_val_is_applied_to_test_even_where_it_hurts():
     train = pairs([("w1", "z1", [6], 7), ("w2", "z2", [6], 7), ("w3", "z3", [6], 8)])  # row 6: 7 (2/3), 8 (1/3)
     test = episodes([("t", [([9], 8)], [([6], 7), ([6], 7), ([6], 8)])])
@@ -126,12 +151,15 @@ def test_a_bonus_chosen_on_val_is_applied_to_test_even_where_it_hurts():
     d = compute({"train": train, "val": VAL, "test": TEST}, {"val": val, "test": test}, 9, max_prefix=2)["markov_support"]
     assert d == {"bonus": 1.0, "acc_without": round(2 / 3, 6), "acc_with": round(1 / 3, 6), "gain": round(-1 / 3, 6)}
 
+
 # Test queries with returns: prefixes hold earlier courses, the last is never the label (repeats removed).
 # popularity (train labels): 2 (3), then 1, 3, 4, 5 (1 each; ties: the lower id first for the rule)
-RETURNS = episodes([
-    ("r1", [([5], 3)], [([1, 2], 1), ([3, 1, 2], 3)]),  # before last: 1 (hit); 2 excluded, 1 before last -> miss (label 3)
-    ("r2", [([2, 4], 1)], [([4], 2), ([1, 4, 3], 1)]),  # no course before last: popularity -> 2 (hit); 4 before last -> miss
-])
+RETURNS = episodes(
+    [
+        ("r1", [([5], 3)], [([1, 2], 1), ([3, 1, 2], 3)]),  # before last: 1 (hit); 2 excluded, 1 before last -> miss (label 3)
+        ("r2", [([2, 4], 1)], [([4], 2), ([1, 4, 3], 1)]),  # no course before last: popularity -> 2 (hit); 4 before last -> miss
+    ]
+)
 
 
 def test_repeat_ceiling_and_scored_query_shares_by_hand():
@@ -171,20 +199,23 @@ def test_support_signal_own_against_another_learners_support():
 
 def test_support_signal_ratio_and_labels_already_in_the_prefix_do_not_count():
     # whichever cycle the seeded pairing draws, exactly one query (label 1) finds its label in another's support
-    test = episodes([
-        ("a", [([7], 1)], [([2], 1), ([2], 5)]),
-        ("b", [([8], 1)], [([3], 1), ([3], 6)]),
-        ("c", [([9], 4)], [([4, 5], 4), ([6], 4)]),  # the first query's label is in its prefix: not counted
-    ])
+    test = episodes(
+        [
+            ("a", [([7], 1)], [([2], 1), ([2], 5)]),
+            ("b", [([8], 1)], [([3], 1), ([3], 6)]),
+            ("c", [([9], 4)], [([4, 5], 4), ([6], 4)]),  # the first query's label is in its prefix: not counted
+        ]
+    )
     d = compute({"train": TRAIN, "val": VAL, "test": TEST}, {"val": VAL_A, "test": test}, 9, max_prefix=2)
     assert d["support_signal"] == {"own": 0.5, "shuffled": round(1 / 6, 6), "ratio": 3.0}
 
 
 def test_many_pairs_per_user():
-    train = pairs([("a", "s", list(range(1, k + 1)), k + 1) for k in range(1, 16)]  # 15 pairs, one session
-                  + [("b", "t", [1], 2), ("c", "u", [1], 2), ("c", "v", [3], 4)])
-    d = compute({"train": train, "val": VAL, "test": TEST}, {"val": VAL_A, "test": TEST_EPISODES}, 16,
-                max_prefix=50, n_users=5, n_sessions=10)
+    train = pairs(
+        [("a", "s", list(range(1, k + 1)), k + 1) for k in range(1, 16)]  # 15 pairs, one session
+        + [("b", "t", [1], 2), ("c", "u", [1], 2), ("c", "v", [3], 4)]
+    )
+    d = compute({"train": train, "val": VAL, "test": TEST}, {"val": VAL_A, "test": TEST_EPISODES}, 16, max_prefix=50, n_users=5, n_sessions=10)
     assert d["train_users_ge15_share"] == round(1 / 3, 6)
     assert d["pairs_per_user"] == {"p50": 3.0, "p90": 9.0}  # [1, 2, 3, 3, 3, 15] (val v1, test t1 and t2 hold 3)
     assert d["prefix_length"]["p99"] > 14 and d["prefix_length"]["cut_share"] == 0.0

@@ -55,7 +55,10 @@ def test_episode_users_gru4rec_trains_only_on_the_pairs_of_eligible_users(tiny_d
     assert len(train_seen) == int(counts[counts >= K + Q].sum()) < len(all_train)  # all of their pairs, no one else's
     assert len(val_seen) == len(tiny_dataset.pairs("val"))  # early stopping on the same val pairs
     assert (info["n_train_pairs"], info["n_train_users"], info["train_users"], info["min_user_pairs"]) == (
-        len(train_seen), len(eligible), "episode-users", K + Q
+        len(train_seen),
+        len(eligible),
+        "episode-users",
+        K + Q,
     )
 
 

@@ -28,11 +28,15 @@ def hand_pairs() -> pa.Table:
             prefixes.append([i + 1, u + 1][: 1 + i % 2])
             labels.append(1000 * u + i)
             ts.append(1_000_000 + 60 * i)
-    return pa.table({
-        "user_id": pa.array(users, pa.string()), "session_id": pa.array(sessions, pa.string()),
-        "prefix": pa.array(prefixes, pa.list_(pa.int64())), "label": pa.array(labels, pa.int64()),
-        "timestamp": pa.array(ts, pa.int64()),
-    })
+    return pa.table(
+        {
+            "user_id": pa.array(users, pa.string()),
+            "session_id": pa.array(sessions, pa.string()),
+            "prefix": pa.array(prefixes, pa.list_(pa.int64())),
+            "label": pa.array(labels, pa.int64()),
+            "timestamp": pa.array(ts, pa.int64()),
+        }
+    )
 
 
 def table_digest(table: pa.Table) -> str:
@@ -41,9 +45,15 @@ def table_digest(table: pa.Table) -> str:
 
 # Digests of main's build_episodes (before these options existed) on hand_pairs(): the default must not move them.
 MAIN_DIGESTS = {
-    ("train", 5, 10): "cbc957b9c02aab7e", ("train", 1, 3): "92e0fb4ff7159c25", ("train", 10, 10): "a4bcddfe479fc552",
-    ("val", 5, 10): "0ce1306f53b927dc", ("val", 1, 3): "bfa161a630c70437", ("val", 10, 10): "59a39608ddd2dd19",
-    ("test", 5, 10): "0ce1306f53b927dc", ("test", 1, 3): "bfa161a630c70437", ("test", 10, 10): "59a39608ddd2dd19",
+    ("train", 5, 10): "cbc957b9c02aab7e",
+    ("train", 1, 3): "92e0fb4ff7159c25",
+    ("train", 10, 10): "a4bcddfe479fc552",
+    ("val", 5, 10): "0ce1306f53b927dc",
+    ("val", 1, 3): "bfa161a630c70437",
+    ("val", 10, 10): "59a39608ddd2dd19",
+    ("test", 5, 10): "0ce1306f53b927dc",
+    ("test", 1, 3): "bfa161a630c70437",
+    ("test", 10, 10): "59a39608ddd2dd19",
 }
 
 
@@ -97,8 +107,12 @@ def test_population_K_gives_every_K_the_same_learners_and_query_pairs():
 def multi(tmp_path_factory):
     """A small synthetic dataset with three test episodes per learner (Q=5 so learners have several)."""
     data_dir = tmp_path_factory.mktemp("multi")
-    build_synthetic("multi", data_dir, SynthConfig(users=400, seed=0, sessions_tail=0.7, switch_tail=1.6),
-                    pipeline.PipelineConfig(K=5, Q=5, test_episodes_per_user=3))
+    build_synthetic(
+        "multi",
+        data_dir,
+        SynthConfig(users=400, seed=0, sessions_tail=0.7, switch_tail=1.6),
+        pipeline.PipelineConfig(K=5, Q=5, test_episodes_per_user=3),
+    )
     return open_dataset("multi", data_dir)
 
 
@@ -115,7 +129,22 @@ def test_dataset_option_is_recorded_and_used_for_cached_files(multi):
 
 
 def test_cli_accepts_test_episodes_per_user_and_refuses_zero(tmp_path, capsys):
-    common = ["data", "synth", "--users", "300", "--switch-tail", "1.6", "--sessions-tail", "0.7", "--K", "2", "--Q", "3", "--data-dir", str(tmp_path)]
+    common = [
+        "data",
+        "synth",
+        "--users",
+        "300",
+        "--switch-tail",
+        "1.6",
+        "--sessions-tail",
+        "0.7",
+        "--K",
+        "2",
+        "--Q",
+        "3",
+        "--data-dir",
+        str(tmp_path),
+    ]
     assert main([*common, "--name", "two", "--test-episodes-per-user", "2"]) == 0
     assert open_dataset("two", tmp_path).manifest["pipeline"]["test_episodes_per_user"] == 2
     assert main([*common, "--name", "zero", "--test-episodes-per-user", "0"]) == 2
@@ -125,6 +154,7 @@ def test_cli_accepts_test_episodes_per_user_and_refuses_zero(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------------------------
 # Grids: one population per Q, run hashes of single-K grids unchanged
+
 
 def _grid(tmp_path, shots: str) -> str:
     path = tmp_path / "g.toml"

@@ -16,8 +16,16 @@ class Clock:
 
 
 def _config(method: str, init: str | None = None, seed: int = 0, iterations: int = 500) -> dict:
-    return {"dataset": "d", "dataset_hash": "h", "method": method, "init": init, "seed": seed, "K": 5, "Q": 10,
-            "params": {"meta_iterations": iterations}}
+    return {
+        "dataset": "d",
+        "dataset_hash": "h",
+        "method": method,
+        "init": init,
+        "seed": seed,
+        "K": 5,
+        "Q": 10,
+        "params": {"meta_iterations": iterations},
+    }
 
 
 def test_instant_runs_do_not_make_the_grid_look_done():

@@ -80,9 +80,21 @@ def _question_result(question: Question, status: str = "ok", **numbers) -> Quest
     values = dict(diff=0.03, ci_low=0.01, ci_high=0.05, p_value=0.01, p_holm=0.02, mde=0.025)
     values.update(numbers)
     return QuestionResult(
-        question=question, metric="acc@1", status=status, detail="" if status == "ok" else "no runs of cell x",
-        n_episodes=10, n_learners=10, n_seeds=2, paired_seeds=True, wins=5, ties=3, losses=2,
-        per_seed_diffs=(0.02, 0.04), signs_agree=True, verdict="A is ahead", **values,
+        question=question,
+        metric="acc@1",
+        status=status,
+        detail="" if status == "ok" else "no runs of cell x",
+        n_episodes=10,
+        n_learners=10,
+        n_seeds=2,
+        paired_seeds=True,
+        wins=5,
+        ties=3,
+        losses=2,
+        per_seed_diffs=(0.02, 0.04),
+        signs_agree=True,
+        verdict="A is ahead",
+        **values,
     )
 
 
@@ -97,9 +109,17 @@ def inputs(store):
     missing = Question("Does a cell that never ran help?", "nope:few-shot", "maml[random]:few-shot")
     questions = tuple(
         QuestionsTable(
-            dataset=t.dataset, dataset_hash=t.dataset_hash, K=t.K, Q=t.Q, metric="acc@1", grid="figures-test",
-            rows=(_question_result(MAIN), _question_result(other, diff=-0.01, ci_low=-0.04, ci_high=0.02, p_holm=0.6),
-                  _question_result(missing, status="missing", diff=float("nan"))),
+            dataset=t.dataset,
+            dataset_hash=t.dataset_hash,
+            K=t.K,
+            Q=t.Q,
+            metric="acc@1",
+            grid="figures-test",
+            rows=(
+                _question_result(MAIN),
+                _question_result(other, diff=-0.01, ci_low=-0.04, ci_high=0.02, p_holm=0.6),
+                _question_result(missing, status="missing", diff=float("nan")),
+            ),
             notes=("2 seeds; 95% paired bootstrap CIs.",),
         )
         for t in plain.tables
@@ -152,7 +172,8 @@ def test_curve_lines_are_the_stored_curves_averaged_over_seeds(drawn, inputs, st
         _, _, K, _, cell = key.split("|")
         stored = [
             pd.read_parquet(results / "runs" / r["hash"] / "curve.parquet").set_index("iteration")["val_acc@1"]
-            for r in runs if r["cell"] == cell and r["config"]["K"] == int(K)
+            for r in runs
+            if r["cell"] == cell and r["config"]["K"] == int(K)
         ]
         assert len(stored) == 2  # both seeds
         mean = pd.concat(stored, axis=1).mean(axis=1)
@@ -166,7 +187,8 @@ def test_accuracy_vs_k_points_are_the_leaderboard_means(drawn, inputs):
     for key, line in lines.items():
         _, _, _, cell, mode = key.split("|")
         expected = [
-            100 * t.rows.loc[(t.rows["cell"] == cell) & (t.rows["mode"] == mode), "acc@1_mean"].item() for t in sorted(inputs.tables, key=lambda t: t.K)
+            100 * t.rows.loc[(t.rows["cell"] == cell) & (t.rows["mode"] == mode), "acc@1_mean"].item()
+            for t in sorted(inputs.tables, key=lambda t: t.K)
         ]
         np.testing.assert_allclose(line.get_ydata(), expected)
         assert line.get_linestyle() == ("-" if mode == "few-shot" else "--")
@@ -266,7 +288,9 @@ def test_figures_tex_compiles_with_pdflatex(drawn, tmp_path):
     (tmp_path / "doc.tex").write_text(
         "\\documentclass[twocolumn]{article}\n\\usepackage{graphicx}\n\\begin{document}\n\\input{figures.tex}\n\\end{document}\n"
     )
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout[-2000:]
 
 

@@ -31,7 +31,7 @@ BASE = {
             def forward(self, x):
                 return torch.relu(helper(x))
         ''',
-    "meta/b.py": '''
+    "meta/b.py": """
         from meta.a import Model, helper
         import meta.a as ma
 
@@ -40,19 +40,19 @@ BASE = {
             from meta.a import SCALE
 
             return Model().forward(x) - helper(x) + SCALE + ma.helper(1)
-        ''',
-    "meta/other.py": '''
+        """,
+    "meta/other.py": """
         SCALE = 3.0
 
 
         def helper(x, k=3):
             return x - k
-        ''',
-    "meta/kernel.cpp": '''
+        """,
+    "meta/kernel.cpp": """
         #include <torch/extension.h>
         // the step
         float step(float x) { return x * 2.0f; /* doubled */ }
-        ''',
+        """,
 }
 
 
@@ -98,14 +98,14 @@ def test_comments_docstrings_and_formatting_keep_the_fingerprint(tmp_path, base)
 
 def test_a_move_to_another_module_keeps_the_fingerprint(tmp_path, base):
     # helper and SCALE move to meta/util.py; a imports them back, b's imports (top and in-function) follow them
-    util = '''
+    util = """
         SCALE = 2.0
 
 
         def helper(x, k=3):
             return x * SCALE + k
-        '''
-    a = '''
+        """
+    a = """
         import torch
 
         from meta.util import helper
@@ -114,7 +114,7 @@ def test_a_move_to_another_module_keeps_the_fingerprint(tmp_path, base):
         class Model:
             def forward(self, x):
                 return torch.relu(helper(x))
-        '''
+        """
     b = edit("meta/b.py", "    from meta.a import SCALE", "    from meta.util import SCALE").replace("import meta.a as ma", "import meta.util as ma")
     assert variant(tmp_path, "moved", {"meta/util.py": util, "meta/a.py": a, "meta/b.py": b}) == base
     # a module split into a package with the same public names

@@ -72,10 +72,13 @@ def test_signs_that_ot1_fonts_misprint_are_set_in_math():
 
 def _compile(tmp_path, tex: str, options: str, name: str) -> str:
     (tmp_path / f"{name}.tex").write_text(
-        f"\\documentclass[{options}]{{article}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\nText before the tables.\n\n" + tex + "\n\\end{document}\n"
+        f"\\documentclass[{options}]{{article}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\nText before the tables.\n\n"
+        + tex
+        + "\n\\end{document}\n"
     )
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     return (tmp_path / f"{name}.log").read_text(errors="replace")
 

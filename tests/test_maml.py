@@ -146,8 +146,14 @@ def test_meta_training_records_curve_and_keeps_the_best_by_val(tiny_dataset, mod
     spec = METHODS["maml"]
     calls = []
     ctx = spec.prepare(
-        RunContext(tiny_dataset, seed=0, params={**SHORT_MAML, "meta_iterations": 6, "val_every": 2, "outer_lr": 0.01},
-                   init="random", cache_dir=model_cache, progress=lambda *a: calls.append(a))
+        RunContext(
+            tiny_dataset,
+            seed=0,
+            params={**SHORT_MAML, "meta_iterations": 6, "val_every": 2, "outer_lr": 0.01},
+            init="random",
+            cache_dir=model_cache,
+            progress=lambda *a: calls.append(a),
+        )
     )
     method = spec.build(ctx)
     info = method.fit(ctx)

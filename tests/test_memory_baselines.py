@@ -38,8 +38,15 @@ class HandData:
 
 def episode(support_prefixes, support_labels, query_prefixes, query_labels) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"user_id": "x", "support_prefixes": support_prefixes, "support_labels": support_labels,
-          "query_prefixes": query_prefixes, "query_labels": query_labels}]
+        [
+            {
+                "user_id": "x",
+                "support_prefixes": support_prefixes,
+                "support_labels": support_labels,
+                "query_prefixes": query_prefixes,
+                "query_labels": query_labels,
+            }
+        ]
     )
 
 
@@ -193,4 +200,11 @@ def test_defaults_are_session_recs():
     assert {k: METHODS["sr"].defaults[k] for k in ("steps", "pruning")} == {"steps": 10, "pruning": 20}
     for name, similarity, weighting in (("sknn", "jaccard", "same"), ("vsknn", "vec", "div")):
         d = METHODS[name].defaults
-        assert (d["k"], d["sample_size"], d["similarity"], d["weighting"], d["weighting_score"], d["remind"]) == (100, 1000, similarity, weighting, weighting, True)
+        assert (d["k"], d["sample_size"], d["similarity"], d["weighting"], d["weighting_score"], d["remind"]) == (
+            100,
+            1000,
+            similarity,
+            weighting,
+            weighting,
+            True,
+        )

@@ -79,8 +79,10 @@ def test_declared_modes_and_defaults():
 
 def test_gru4rec_beats_popularity_beats_random_on_acc1(tiny_dataset, model_cache):
     test = tiny_dataset.episodes("test", 5, 10)
-    acc = {name: mean_acc1(fitted(name, tiny_dataset, model_cache, **params)[0], test)
-           for name, params in [("random", {}), ("popularity", {}), ("gru4rec", SMALL_GRU4REC)]}
+    acc = {
+        name: mean_acc1(fitted(name, tiny_dataset, model_cache, **params)[0], test)
+        for name, params in [("random", {}), ("popularity", {}), ("gru4rec", SMALL_GRU4REC)]
+    }
     assert acc["gru4rec"] > acc["popularity"] > acc["random"], acc
 
 
@@ -207,6 +209,9 @@ def test_no_module_but_the_registry_names_a_method():
         tree = ast.parse(path.read_text())
         documented = [node for node in ast.walk(tree) if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(node)]
         docstrings = {id(node.body[0].value) for node in documented}
-        found += [f"{path.relative_to(repo)}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
-                  if isinstance(node, ast.Constant) and node.value in only_methods and id(node) not in docstrings]
+        found += [
+            f"{path.relative_to(repo)}:{node.lineno} {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in only_methods and id(node) not in docstrings
+        ]
     assert not found, "ask the method's MethodSpec (bench/methods/registry.py) instead:\n" + "\n".join(found)

@@ -20,8 +20,24 @@ def test_perf_full_settings_times_both_engines_on_the_dataset(tiny_dataset, tmp_
 
     out = tmp_path / "perf.json"
     data_dir = str(tiny_dataset.root.parent.parent)
-    argv = ["perf", "full", "--dataset", "tiny", "--data-dir", data_dir, "--thread-counts", "1",
-            "--repeats", "1", "--train-iterations", "1", "--val-episodes", "4", "--json", str(out)]
+    argv = [
+        "perf",
+        "full",
+        "--dataset",
+        "tiny",
+        "--data-dir",
+        data_dir,
+        "--thread-counts",
+        "1",
+        "--repeats",
+        "1",
+        "--train-iterations",
+        "1",
+        "--val-episodes",
+        "4",
+        "--json",
+        str(out),
+    ]
     assert main(argv) == 0
     full = json.loads(out.read_text())["full"]
     assert full["settings"]["hidden_dim"] == 128 and full["settings"]["meta_batch"] == 32 and full["val_episodes"] == 4
@@ -45,8 +61,24 @@ def test_perf_baselines_writes_its_figures(tiny_dataset, tmp_path):
 
     out = tmp_path / "baselines.json"
     data_dir = str(tiny_dataset.root.parent.parent)
-    argv = ["perf", "baselines", "--dataset", "tiny", "--data-dir", data_dir, "--episodes", "3", "--methods", "markov",
-            "--batches", "1", "--rounds", "1", "--json", str(out)]
+    argv = [
+        "perf",
+        "baselines",
+        "--dataset",
+        "tiny",
+        "--data-dir",
+        data_dir,
+        "--episodes",
+        "3",
+        "--methods",
+        "markov",
+        "--batches",
+        "1",
+        "--rounds",
+        "1",
+        "--json",
+        str(out),
+    ]
     assert main(argv) == 0
     figures = json.loads(out.read_text())
     assert [row["method"] for row in figures["methods"]] == ["markov"] and figures["methods"][0]["modes"]
@@ -68,7 +100,16 @@ def _record(run, engine: str, threads: int) -> dict:
 
 def test_projection_scales_the_batched_runs_by_the_measured_speedup(tmp_path):
     path = tmp_path / "perf.json"
-    path.write_text(json.dumps({"full": {"thread_count": 1, "threads": {"1": {"ratios": {"iteration": 2.0, "validation": 3.0}}, "2": {"ratios": {"iteration": 4.0, "validation": 1.5}}}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "full": {
+                    "thread_count": 1,
+                    "threads": {"1": {"ratios": {"iteration": 2.0, "validation": 3.0}}, "2": {"ratios": {"iteration": 4.0, "validation": 1.5}}},
+                }
+            }
+        )
+    )
     speedup = load_speedup(path)
     run = next(r for r in expand(load_grid("smoke"), {"d": "h"}) if r.method == "maml")
     target = dataclasses.replace(run, params=tuple(sorted({**run.params_dict, "meta_iterations": 100, "val_every": 50}.items())))
@@ -76,7 +117,9 @@ def test_projection_scales_the_batched_runs_by_the_measured_speedup(tmp_path):
     assert plain.projected_s == pytest.approx(100 * 1.0 + 3 * 2.0 + 0.5)
     assert project_run(target, _record(run, "batched", 1), 3, speedup).projected_s == pytest.approx(100 / 2.0 + 3 * 2.0 / 3.0 + 0.5)
     assert project_run(target, _record(run, "batched", 2), 3, speedup).projected_s == pytest.approx(100 / 4.0 + 3 * 2.0 / 1.5 + 0.5)
-    assert project_run(target, _record(run, "batched", 8), 3, speedup).projected_s == pytest.approx(100 / 2.0 + 3 * 2.0 / 3.0 + 0.5)  # the file's first
+    assert project_run(target, _record(run, "batched", 8), 3, speedup).projected_s == pytest.approx(
+        100 / 2.0 + 3 * 2.0 / 3.0 + 0.5
+    )  # the file's first
     assert "perf speed-up" in project_run(target, _record(run, "batched", 1), 3, speedup).how
     assert project_run(target, _record(run, "per-task", 1), 3, speedup).projected_s == pytest.approx(plain.projected_s)  # other engines as measured
     on_kernel = {**_record(run, "batched", 1), "gru_kernel": "fused C++ kernel"}  # today's engine already
@@ -102,8 +145,20 @@ def test_measuring_returns_figures_and_leaves_the_printing_to_the_output_layer(c
     from bench.run.perf.engines import EnginesSettings, measure_engines
 
     events = []
-    settings = EnginesSettings(engines=["batched", "per-task"], arms=[], threads=1, items=30, embed_dim=8, hidden_dim=8, meta_batch=2,
-                               eval_episodes=3, repeats=1, train_iterations=1, inner_steps=1, rss_iterations=0)
+    settings = EnginesSettings(
+        engines=["batched", "per-task"],
+        arms=[],
+        threads=1,
+        items=30,
+        embed_dim=8,
+        hidden_dim=8,
+        meta_batch=2,
+        eval_episodes=3,
+        repeats=1,
+        train_iterations=1,
+        inner_steps=1,
+        rss_iterations=0,
+    )
     figures = measure_engines(settings, lambda kind, data: events.append((kind, data)))
     assert capsys.readouterr().out == ""
     assert [kind for kind, _ in events] == ["start", "round", "round"] and events[0][1]["threads"] == 1

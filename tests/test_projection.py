@@ -12,7 +12,14 @@ from bench.store.results import EPISODE_COLUMNS, Store
 
 
 def _record(run, *, wall, train, evaluation, fit):
-    return {"hash": run.hash, "config": {**run.identity(), "cell": run.cell}, "wall_seconds": wall, "train_seconds": train, "eval_seconds": evaluation, "fit": fit}
+    return {
+        "hash": run.hash,
+        "config": {**run.identity(), "cell": run.cell},
+        "wall_seconds": wall,
+        "train_seconds": train,
+        "eval_seconds": evaluation,
+        "fit": fit,
+    }
 
 
 def _store_of(grid_name: str, root, skip: str | None = None) -> dict:

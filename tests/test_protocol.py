@@ -143,11 +143,15 @@ def _seed_folder(root, repeat: bool, K=2, Q=3, n_items=12):
                 seq.append((prefix, label + 1 if label >= prefix[-1] else label))  # never prefix[-1]
             if repeat and split == "train" and u == 0:
                 seq[1] = (seq[1][0], seq[1][0][-1])  # one label equal to its prefix's last item
-            rows.append({
-                "user_id": f"{split}{u}",
-                "support_prefixes": [p for p, _ in seq[:K]], "support_labels": [l for _, l in seq[:K]],
-                "query_prefixes": [p for p, _ in seq[K:]], "query_labels": [l for _, l in seq[K:]],
-            })
+            rows.append(
+                {
+                    "user_id": f"{split}{u}",
+                    "support_prefixes": [p for p, _ in seq[:K]],
+                    "support_labels": [l for _, l in seq[:K]],
+                    "query_prefixes": [p for p, _ in seq[K:]],
+                    "query_labels": [l for _, l in seq[K:]],
+                }
+            )
         pd.DataFrame(rows).to_parquet(root / "episodes" / f"episodes_{split}_K{K}_Q{Q}.parquet")
 
 

@@ -32,10 +32,17 @@ def test_fingerprint_covers_numbers_code_and_new_modules_but_not_reports(source_
     base = provenance.code_fingerprint(root)
     assert base == provenance.code_fingerprint()  # the copy is this checkout
     changes = {
-        "bench/analysis/leaderboard.py": False, "bench/commands/run.py": False, "bench/store/results.py": False, "bench/commands/data.py": False,
-        "bench/core/metrics.py": True, "bench/methods/registry.py": True, "bench/data/pipeline.py": True,
-        "baselines/gru4rec.py": True, "meta/maml.py": True,
-        "meta/new_method.py": True, "baselines/sasrec/model.py": True,  # modules other helpers add
+        "bench/analysis/leaderboard.py": False,
+        "bench/commands/run.py": False,
+        "bench/store/results.py": False,
+        "bench/commands/data.py": False,
+        "bench/core/metrics.py": True,
+        "bench/methods/registry.py": True,
+        "bench/data/pipeline.py": True,
+        "baselines/gru4rec.py": True,
+        "meta/maml.py": True,
+        "meta/new_method.py": True,
+        "baselines/sasrec/model.py": True,  # modules other helpers add
     }
     for path, counts in changes.items():
         target = root / path

@@ -25,7 +25,9 @@ def _records(results: Path) -> dict:
     return {p.parent.name: json.loads(p.read_text()) for p in (results / "tuning" / "runs").glob("*/run.json")}
 
 
-def test_pruned_trials_stop_at_their_first_validation_count_toward_n_and_are_not_rerun(run_data, tune_grid_file, tmp_path, monkeypatch, always_prune, capsys):
+def test_pruned_trials_stop_at_their_first_validation_count_toward_n_and_are_not_rerun(
+    run_data, tune_grid_file, tmp_path, monkeypatch, always_prune, capsys
+):
     computed = count_computed(monkeypatch)
     results = tmp_path / "results"
     assert run_tune(run_data, tune_grid_file, results, 2) == 0

@@ -25,8 +25,16 @@ ADAPT_VANILLA = Question("Does adaptation help vanilla MAML?", "maml[random]:few
 
 def _config(cell: str, seed: int, params: dict | None = None) -> dict:
     method, _, init = cell.partition("[")
-    return {"dataset": "d", "dataset_hash": "h1", "method": method, "init": init.rstrip("]") or None,
-            "seed": seed, "K": 5, "Q": 10, "params": dict(params or ARCH)}
+    return {
+        "dataset": "d",
+        "dataset_hash": "h1",
+        "method": method,
+        "init": init.rstrip("]") or None,
+        "seed": seed,
+        "K": 5,
+        "Q": 10,
+        "params": dict(params or ARCH),
+    }
 
 
 def _results(values: dict, seeds=(0, 1, 2), per_learner: int = 1):
@@ -42,8 +50,17 @@ def _results(values: dict, seeds=(0, 1, 2), per_learner: int = 1):
                 frame = pd.DataFrame({"episode": np.arange(N), "user_id": [f"u{i // per_learner}" for i in range(N)]})
                 for metric in METRICS:
                     frame[metric] = make(seed)
-                frame = frame.assign(run=run["hash"], dataset="d", cell=cell, mode=mode, seed=seed, K=5, Q=10,
-                                     method=run["config"]["method"], init=run["config"]["init"])
+                frame = frame.assign(
+                    run=run["hash"],
+                    dataset="d",
+                    cell=cell,
+                    mode=mode,
+                    seed=seed,
+                    K=5,
+                    Q=10,
+                    method=run["config"]["method"],
+                    init=run["config"]["init"],
+                )
                 frames.append(frame)
 
     class Results:
@@ -109,8 +126,9 @@ def test_compare_blocks_are_checked_against_the_grid(tmp_path, block, message):
 
 def test_compare_blocks_parse_in_order(tmp_path):
     path = tmp_path / "g.toml"
-    path.write_text(GRID + '[[compare]]\nquestion = "Do more steps help?"\na = "maml[random] inner_steps=2:few-shot"\n'
-                    'b = "maml[random] inner_steps=1:few-shot"\n')
+    path.write_text(
+        GRID + '[[compare]]\nquestion = "Do more steps help?"\na = "maml[random] inner_steps=2:few-shot"\nb = "maml[random] inner_steps=1:few-shot"\n'
+    )
     assert load_grid(str(path)).compare == (
         Question("Do more steps help?", "maml[random] inner_steps=2:few-shot", "maml[random] inner_steps=1:few-shot"),
     )
@@ -141,8 +159,7 @@ def seeded_table():
         ("maml[random]", "zero-shot"): lambda s: _base(s) + np.random.default_rng(100 + s).normal(0, 0.01, N),
         ("gru4rec", "zero-shot"): lambda s: _base(s) + 0.04 + 0.02 * np.random.default_rng(200 + s).normal(size=N),
     }
-    (table,) = answer_questions(_results(values), [WARM_VS_VANILLA, NOT_RUN, ADAPT_VANILLA, WARM_VS_GRU4REC],
-                                n_resamples=2_000, grid="test")
+    (table,) = answer_questions(_results(values), [WARM_VS_VANILLA, NOT_RUN, ADAPT_VANILLA, WARM_VS_GRU4REC], n_resamples=2_000, grid="test")
     return table
 
 
@@ -173,21 +190,23 @@ def test_verdict_never_overstates():
     q = WARM_VS_VANILLA
     args = dict(metric="acc@1", ci=(0.01, 0.03), mde=0.015, alpha=0.05)
     assert verdict(q, diff=0.02, p_holm=0.2, n_seeds=3, signs_agree=True, **args) == (
-        "no difference detected; this test could detect about 1.50 points")
-    assert verdict(q, diff=0.02, p_holm=0.01, n_seeds=3, signs_agree=True, **args) == (
-        "maml[gru4rec]:few-shot ahead by 2.00 points [1.00, 3.00]")
-    assert verdict(q, diff=-0.02, p_holm=0.01, n_seeds=3, signs_agree=True, metric="acc@1", ci=(-0.03, -0.01), mde=0.01,
-                   alpha=0.05) == "maml[random]:few-shot ahead by 2.00 points [1.00, 3.00]"
+        "no difference detected; this test could detect about 1.50 points"
+    )
+    assert verdict(q, diff=0.02, p_holm=0.01, n_seeds=3, signs_agree=True, **args) == ("maml[gru4rec]:few-shot ahead by 2.00 points [1.00, 3.00]")
+    assert (
+        verdict(q, diff=-0.02, p_holm=0.01, n_seeds=3, signs_agree=True, metric="acc@1", ci=(-0.03, -0.01), mde=0.01, alpha=0.05)
+        == "maml[random]:few-shot ahead by 2.00 points [1.00, 3.00]"
+    )
     assert verdict(q, diff=0.02, p_holm=0.01, n_seeds=3, signs_agree=False, **args).startswith("no consistent difference")
     assert "one seed cannot speak for the methods" in verdict(q, diff=0.02, p_holm=0.01, n_seeds=1, signs_agree=True, **args)
     assert verdict(q, diff=0.0, p_holm=1.0, n_seeds=3, signs_agree=False, identical=True, **args) == (
-        "no difference: A and B score alike on every test episode")
+        "no difference: A and B score alike on every test episode"
+    )
 
 
 def test_one_seed_says_so_and_learners_are_the_unit():
     values = {("maml[random]", "few-shot"): lambda s: _base(s) + 0.02, ("maml[random]", "zero-shot"): _base}
-    (table,) = answer_questions(_results(values, seeds=(0,), per_learner=3), [ADAPT_VANILLA, WARM_VS_VANILLA],
-                                n_resamples=1_000)
+    (table,) = answer_questions(_results(values, seeds=(0,), per_learner=3), [ADAPT_VANILLA, WARM_VS_VANILLA], n_resamples=1_000)
     assert table.notes[0] == ONE_SEED_NOTE[0].upper() + ONE_SEED_NOTE[1:] + "."
     adapt = table.rows[0]
     assert adapt.n_episodes == N and adapt.n_learners == N // 3 and adapt.n_seeds == 1

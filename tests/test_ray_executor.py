@@ -115,9 +115,11 @@ def test_node_lost_mid_grid_still_completes_every_run_once(cluster, tiny_grid, t
         else:
             meta_training.discard(run_hash)
 
-    thread = threading.Thread(target=lambda: outcomes.extend(
-        run_grid(runs, str(data_dir), store, jobs=2, on_progress=progress, executor="ray", ray_address=cluster_.address)
-    ))
+    thread = threading.Thread(
+        target=lambda: outcomes.extend(
+            run_grid(runs, str(data_dir), store, jobs=2, on_progress=progress, executor="ray", ray_address=cluster_.address)
+        )
+    )
     thread.start()
     deadline = time.time() + 180
     while len(meta_training) < 2 and time.time() < deadline and thread.is_alive():

@@ -35,8 +35,9 @@ class Hand:
 
 
 def episode(query=QUERY, label=1, support=SUPPORT) -> pd.DataFrame:
-    return pd.DataFrame([{"user_id": "x", "support_prefixes": support[0], "support_labels": support[1],
-                          "query_prefixes": [query], "query_labels": [label]}])
+    return pd.DataFrame(
+        [{"user_id": "x", "support_prefixes": support[0], "support_labels": support[1], "query_prefixes": [query], "query_labels": [label]}]
+    )
 
 
 def fitted(name: str, val: pd.DataFrame | None = None, **params):

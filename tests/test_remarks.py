@@ -65,8 +65,10 @@ def test_a_weight_other_than_zero_is_shown_not_marked():
 
 def test_a_question_on_a_still_improving_run_says_so_in_its_verdict():
     results = _with_fits({"maml[random]": {"still_improving": True}})
-    questions = [Question("Does MAML beat GRU4Rec?", "maml[random]:few-shot", "gru4rec:zero-shot"),
-                 Question("Does pop beat GRU4Rec?", f"{POP}:few-shot", "gru4rec:zero-shot")]
+    questions = [
+        Question("Does MAML beat GRU4Rec?", "maml[random]:few-shot", "gru4rec:zero-shot"),
+        Question("Does pop beat GRU4Rec?", f"{POP}:few-shot", "gru4rec:zero-shot"),
+    ]
     (answered,) = answer_questions(results, questions, n_resamples=200)
     first, second = answered.rows
     assert first.verdict.endswith(f"maml[random]:few-shot was {STILL_IMPROVING}: more training could change this answer")

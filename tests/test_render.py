@@ -33,23 +33,75 @@ def _result(question, a, b, diff, low, high, p_holm, wtl, per_seed, verdict, sta
     nan = float("nan")
     ok = status == "ok"
     return QuestionResult(
-        question=Question(question, a, b), metric="acc@1", status=status, detail=detail,
-        n_episodes=DEFAULT_GRID_EPISODES if ok else 0, n_learners=DEFAULT_GRID_EPISODES if ok else 0, n_seeds=3 if ok else 0, paired_seeds=ok,
-        diff=diff if ok else nan, ci_low=low if ok else nan, ci_high=high if ok else nan, p_value=p_holm / 2 if ok else nan,
-        p_holm=p_holm if ok else nan, wins=wtl[0], ties=wtl[1], losses=wtl[2], mde=0.0123 if ok else nan,
-        per_seed_diffs=per_seed, signs_agree=ok and len({np.sign(d) for d in per_seed}) == 1, verdict=verdict,
+        question=Question(question, a, b),
+        metric="acc@1",
+        status=status,
+        detail=detail,
+        n_episodes=DEFAULT_GRID_EPISODES if ok else 0,
+        n_learners=DEFAULT_GRID_EPISODES if ok else 0,
+        n_seeds=3 if ok else 0,
+        paired_seeds=ok,
+        diff=diff if ok else nan,
+        ci_low=low if ok else nan,
+        ci_high=high if ok else nan,
+        p_value=p_holm / 2 if ok else nan,
+        p_holm=p_holm if ok else nan,
+        wins=wtl[0],
+        ties=wtl[1],
+        losses=wtl[2],
+        mde=0.0123 if ok else nan,
+        per_seed_diffs=per_seed,
+        signs_agree=ok and len({np.sign(d) for d in per_seed}) == 1,
+        verdict=verdict,
     )
 
 
 QUESTIONS = QuestionsTable(
-    dataset="xuetangx-synth", dataset_hash="d1", K=5, Q=10, metric="acc@1", grid="default",
+    dataset="xuetangx-synth",
+    dataset_hash="d1",
+    K=5,
+    Q=10,
+    metric="acc@1",
+    grid="default",
     rows=(
-        _result("Does a warm start help MAML?", "maml[gru4rec]:few-shot", "maml[random]:few-shot", 0.0432, 0.0211, 0.0650,
-                0.0004, (131, 201, 68), (0.04, 0.05, 0.039), "A is better: +4.32 points, every seed agrees."),
-        _result("Does few-shot adaptation beat the frozen-embedding start?", "maml[gru4rec-frozen-embed]:few-shot", "maml[gru4rec]:zero-shot",
-                -0.0057, -0.0191, 0.0078, 0.41, (88, 220, 92), (0.01, -0.02, -0.007), "No detectable difference; the MDE is 1.23 points."),
-        _result("Is the notebook's MAML as good?", "maml-notebook[gru4rec]:few-shot", "maml[gru4rec]:few-shot", 0, 0, 0, 0,
-                (0, 0, 0), (), "not answered", status="missing", detail="maml-notebook[gru4rec] has no complete runs"),
+        _result(
+            "Does a warm start help MAML?",
+            "maml[gru4rec]:few-shot",
+            "maml[random]:few-shot",
+            0.0432,
+            0.0211,
+            0.0650,
+            0.0004,
+            (131, 201, 68),
+            (0.04, 0.05, 0.039),
+            "A is better: +4.32 points, every seed agrees.",
+        ),
+        _result(
+            "Does few-shot adaptation beat the frozen-embedding start?",
+            "maml[gru4rec-frozen-embed]:few-shot",
+            "maml[gru4rec]:zero-shot",
+            -0.0057,
+            -0.0191,
+            0.0078,
+            0.41,
+            (88, 220, 92),
+            (0.01, -0.02, -0.007),
+            "No detectable difference; the MDE is 1.23 points.",
+        ),
+        _result(
+            "Is the notebook's MAML as good?",
+            "maml-notebook[gru4rec]:few-shot",
+            "maml[gru4rec]:few-shot",
+            0,
+            0,
+            0,
+            0,
+            (0, 0, 0),
+            (),
+            "not answered",
+            status="missing",
+            detail="maml-notebook[gru4rec] has no complete runs",
+        ),
     ),
     notes=("3 seeds; 95% percentile bootstrap CIs over episodes; paired sign-flip test, Holm over the grid's 3 questions.",),
 )
@@ -152,7 +204,14 @@ def test_latex_paper_table_columns_per_layout(board, layout, environment):
     assert all(len(r) == 5 for r in numbers) and len(numbers) == 1 + len(board.rows)  # cell, Acc@1, R@10, N@10, Δ
     assert r"\resizebox" not in tex and "booktabs" in tex.splitlines()[1]
     caption = re.search(r"\\caption\{(.*)\}\n", tex).group(1)
-    for needed in (f"$n={DEFAULT_GRID_EPISODES}$ test episodes", "3 seeds", r"95\% percentile bootstrap", "descriptive (no test", "bold", "underlined"):
+    for needed in (
+        f"$n={DEFAULT_GRID_EPISODES}$ test episodes",
+        "3 seeds",
+        r"95\% percentile bootstrap",
+        "descriptive (no test",
+        "bold",
+        "underlined",
+    ):
         assert needed in caption, needed
     if layout == "column":  # the long names become keys explained in the caption
         assert "C1: maml[gru4rec-frozen-embed]" in caption and "gru4rec-frozen" not in tex.split(r"\toprule")[1]
@@ -186,15 +245,18 @@ def _compile(tmp_path, tex: str, options: str, name: str) -> str:
         f"\\documentclass[{options}]{{article}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\n"
         "Text before the tables.\n\n" + tex + "\n\\end{document}\n"
     )
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     return (tmp_path / f"{name}.log").read_text(errors="replace")
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None,
-                    reason="pdflatex not installed (Debian: texlive-latex-base texlive-latex-recommended); "
-                           "test_latex_paper_table_columns_per_layout checks the structure instead")
+@pytest.mark.skipif(
+    shutil.which("pdflatex") is None,
+    reason="pdflatex not installed (Debian: texlive-latex-base texlive-latex-recommended); "
+    "test_latex_paper_table_columns_per_layout checks the structure instead",
+)
 @pytest.mark.parametrize("layout", ["column", "page"])
 @pytest.mark.parametrize("options", ["", "twocolumn"])
 def test_latex_fits_the_page_in_one_and_two_column_articles(board, tmp_path, layout, options):
@@ -214,8 +276,9 @@ def store_dir(tmp_path_factory):
     for run in results.runs:
         episodes = results.episodes[results.episodes["run"] == run["hash"]]
         store.start_run(run["hash"], run)
-        store.finish_run(run["hash"], run, episodes[["episode", "user_id", "mode", *cells.METRICS]].reset_index(drop=True),
-                         pd.DataFrame({"iteration": [1]}))
+        store.finish_run(
+            run["hash"], run, episodes[["episode", "user_id", "mode", *cells.METRICS]].reset_index(drop=True), pd.DataFrame({"iteration": [1]})
+        )
     return root
 
 
@@ -275,6 +338,7 @@ def test_latex_long_leaderboard_is_split_into_floats_of_at_most_max_rows(board, 
     env = latex.LAYOUTS[layout].environment
     parts = tex.split(rf"\begin{{{env}}}")[1:]
     assert len(parts) == -(-len(long.rows) // latex.LAYOUTS[layout].max_rows)
+
     def body_rows(part):
         body = part.split("\\midrule\n", 1)[1].split("\\bottomrule", 1)[0].splitlines()
         return sum(1 for line in body if not line.startswith((r"\multicolumn", r"\addlinespace")))

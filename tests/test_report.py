@@ -35,6 +35,8 @@ WTL = {
     (POP, "zero-shot"): (0, 0, 50),
     (POP, "few-shot"): (0, 47, 3),
 }
+
+
 @pytest.fixture(scope="module")
 def table() -> report.LeaderboardTable:
     (only,) = report.leaderboard(shifted_results(), n_resamples=2_000)
@@ -187,7 +189,10 @@ def test_latex_structure(table):
     acc = col["Acc@1"]
     mrr = col["MRR"]
     delta = next(i for i, h in enumerate(header) if h.startswith(r"$\Delta$"))
-    keys = [(row[1].replace(r"\_", "_").replace(r"\{", "{").replace(r"\}", "}").replace(r"\&", "&").replace(r"\%", "%").replace(r"\#", "#"), row[2]) for row in body]
+    keys = [
+        (row[1].replace(r"\_", "_").replace(r"\{", "{").replace(r"\}", "}").replace(r"\&", "&").replace(r"\%", "%").replace(r"\#", "#"), row[2])
+        for row in body
+    ]
     assert keys == EXPECTED_ORDER
     assert body[0][acc].startswith(r"\textbf{") and body[1][acc].startswith(r"\underline{")
     assert not any(row[acc].startswith(("\\textbf", "\\underline")) for row in body[2:])
@@ -200,8 +205,11 @@ def test_latex_structure(table):
 
 def test_latex_without_caption_describes_the_table_and_suffixes_labels():
     tables = report.leaderboard(
-        Results(*(lambda a, b: (a.runs + b.runs, pd.concat([a.episodes, b.episodes])))(
-            shifted_results(cells=("gru4rec",), dataset="a_1"), shifted_results(cells=("gru4rec",), dataset="b"))),
+        Results(
+            *(lambda a, b: (a.runs + b.runs, pd.concat([a.episodes, b.episodes])))(
+                shifted_results(cells=("gru4rec",), dataset="a_1"), shifted_results(cells=("gru4rec",), dataset="b")
+            )
+        ),
         n_resamples=200,
     )
     tex = latex.to_latex(tables, label="tab:r")
@@ -230,9 +238,25 @@ def test_csv_has_numeric_columns_per_metric(table):
     for metric in METRICS:
         for suffix in ("mean", "ci_low", "ci_high", "seed_std"):
             assert pd.api.types.is_float_dtype(frame[f"{metric}_{suffix}"])
-    for column in ("rank", "dataset", "K", "Q", "cell", "mode", "n_episodes", "n_seeds", "train_seconds",
-                   "diff_mean", "diff_ci_low", "diff_ci_high", "wins", "ties", "losses",
-                   "sort_metric", "reference"):
+    for column in (
+        "rank",
+        "dataset",
+        "K",
+        "Q",
+        "cell",
+        "mode",
+        "n_episodes",
+        "n_seeds",
+        "train_seconds",
+        "diff_mean",
+        "diff_ci_low",
+        "diff_ci_high",
+        "wins",
+        "ties",
+        "losses",
+        "sort_metric",
+        "reference",
+    ):
         assert column in frame.columns
     assert list(zip(frame["cell"], frame["mode"])) == EXPECTED_ORDER
     assert frame["acc@1_mean"].to_numpy() == pytest.approx(table.rows["acc@1_mean"].to_numpy())
@@ -259,9 +283,7 @@ def test_formatting():
     assert cells.format_diff("mrr", 0.0123) == "+0.0123"
     assert cells.format_diff("mrr", -0.00002) == "0.0000" and cells.format_diff("acc@1", 0.0) == "0.00"
     assert cells.format_p(0.00001) == "<0.0001" and cells.format_p(float("nan")) == "—"
-    assert latex.latex_escape("a_b&c%d$e#f{g}h~i^j\\") == (
-        r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}"
-    )
+    assert latex.latex_escape("a_b&c%d$e#f{g}h~i^j\\") == (r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}")
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

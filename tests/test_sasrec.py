@@ -83,7 +83,14 @@ def test_fine_tuning_leaves_the_trained_weights_untouched(tiny_dataset, tmp_path
 
 def test_defaults_are_the_issues_and_the_inner_loop_is_gru4rec_finetunes():
     sasrec = METHODS["sasrec"].defaults
-    assert (sasrec["hidden_dim"], sasrec["n_blocks"], sasrec["n_heads"], sasrec["lr"], sasrec["batch_size"], sasrec["max_epochs"]) == (64, 2, 2, 1e-3, 256, 10)
+    assert (sasrec["hidden_dim"], sasrec["n_blocks"], sasrec["n_heads"], sasrec["lr"], sasrec["batch_size"], sasrec["max_epochs"]) == (
+        64,
+        2,
+        2,
+        1e-3,
+        256,
+        10,
+    )
     finetune, gru = METHODS["sasrec-finetune"].defaults, METHODS["gru4rec-finetune"].defaults
     assert (finetune["inner_lr"], finetune["inner_steps"]) == (gru["inner_lr"], gru["inner_steps"])
     assert "engine" not in finetune  # the batched engine is GRU-only: a grid's engine must not reach SASRec

@@ -45,13 +45,17 @@ def test_answers_by_dataset_put_each_question_on_every_dataset_side_by_side():
         run["hash"] = "b" + run["hash"]
     other.episodes["run"] = "b" + other.episodes["run"]
     both = Results(one.runs + other.runs, pd.concat([one.episodes, other.episodes], ignore_index=True))
-    questions = [Question("Does MAML beat GRU4Rec?", "maml[random]:few-shot", "gru4rec:zero-shot"),
-                 Question("Does pop beat GRU4Rec?", f"{POP}:few-shot", "gru4rec:zero-shot")]
+    questions = [
+        Question("Does MAML beat GRU4Rec?", "maml[random]:few-shot", "gru4rec:zero-shot"),
+        Question("Does pop beat GRU4Rec?", f"{POP}:few-shot", "gru4rec:zero-shot"),
+    ]
     tables = answer_questions(both, questions, n_resamples=200, grid="g")
     combined = by_dataset(tables)
     assert [r.question.question for r in combined.rows] == [
-        "Does MAML beat GRU4Rec? [returns-0]", "Does MAML beat GRU4Rec? [returns-35]",
-        "Does pop beat GRU4Rec? [returns-0]", "Does pop beat GRU4Rec? [returns-35]",
+        "Does MAML beat GRU4Rec? [returns-0]",
+        "Does MAML beat GRU4Rec? [returns-35]",
+        "Does pop beat GRU4Rec? [returns-0]",
+        "Does pop beat GRU4Rec? [returns-35]",
     ]
     by_name = {t.dataset: t for t in tables}
     assert combined.rows[1].diff == by_name["returns-35"].rows[0].diff and combined.rows[1].verdict == by_name["returns-35"].rows[0].verdict

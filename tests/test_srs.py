@@ -127,8 +127,7 @@ def test_without_an_event_column_composition_is_undefined(tmp_path, capsys):
     log = _log()
     path = tmp_path / "log.csv"
     log.to_csv(path, index=False)
-    common = ["--user", "user", "--item", "item", "--time", "timestamp", "--session", "session", "--K", "1", "--Q", "2",
-              "--data-dir", str(tmp_path)]
+    common = ["--user", "user", "--item", "item", "--time", "timestamp", "--session", "session", "--K", "1", "--Q", "2", "--data-dir", str(tmp_path)]
     assert main(["data", "import", "interactions", str(path), "--name", "plain", *common]) == 0
     assert main(["data", "import", "interactions", str(path), "--name", "kinds", "--event", "kind", *common]) == 0
     capsys.readouterr()
@@ -152,8 +151,17 @@ def test_without_an_event_column_composition_is_undefined(tmp_path, capsys):
     # a missing event value is dropped and counted like any missing field
     log.loc[3, "kind"] = None
     log.to_csv(path, index=False)
-    ds = importers.import_interactions(path, name="gap", user="user", item="item", time="timestamp", session="session",
-                                       event="kind", data_dir=tmp_path, config=pipeline.PipelineConfig(K=1, Q=2))
+    ds = importers.import_interactions(
+        path,
+        name="gap",
+        user="user",
+        item="item",
+        time="timestamp",
+        session="session",
+        event="kind",
+        data_dir=tmp_path,
+        config=pipeline.PipelineConfig(K=1, Q=2),
+    )
     assert ds.manifest["source"]["rows"]["dropped"]["missing_event"] == 1
 
 
@@ -173,8 +181,9 @@ def _activity(n_users=30, seed=0):
     iso = lambda t: pd.Timestamp(t, unit="s").isoformat()  # noqa: E731
     a, b = courses[0], courses[1]
     # alice: one session across two courses; click_* is not kept; load_video A, problem_get B, pause_video A, pause_video A
-    by_course[a]["alice"] = {"sess": [["load_video", iso(BASE + 10)], ["pause_video", iso(BASE + 30)], ["pause_video", iso(BASE + 50)],
-                                      ["click_about", iso(BASE + 90)]]}
+    by_course[a]["alice"] = {
+        "sess": [["load_video", iso(BASE + 10)], ["pause_video", iso(BASE + 30)], ["pause_video", iso(BASE + 50)], ["click_about", iso(BASE + 90)]]
+    }
     by_course[b]["alice"] = {"sess": [["problem_get", iso(BASE + 20)]]}
     return [[c, users] for c, users in by_course.items()]
 
@@ -183,15 +192,18 @@ def _activity(n_users=30, seed=0):
 def test_activity_import_counts_kept_raw_events(tmp_path, unit, kinds):
     path = tmp_path / "activity.json"
     path.write_text(json.dumps(_activity()))
-    ds = importers.import_xuetangx_activity(path, name="xt", data_dir=tmp_path, config=pipeline.PipelineConfig(K=1, Q=2),
-                                            flush_rows=17, bucket_bytes=2000, srs_kinds=unit)
+    ds = importers.import_xuetangx_activity(
+        path, name="xt", data_dir=tmp_path, config=pipeline.PipelineConfig(K=1, Q=2), flush_rows=17, bucket_bytes=2000, srs_kinds=unit
+    )
     pairs = pd.concat([ds.pairs(s) for s in pipeline.SPLITS])
     alice = pairs[pairs["user_id"] == "alice"]
     assert len(alice) == 2  # A B A
     # 4 kept events (the repeat pause_video counts; click_about is not kept), 50 - 10 s, 3 kinds
     assert set(alice["session_events"]) == {4} and set(alice["session_seconds"]) == {40} and set(alice["session_kinds"]) == {kinds}
     assert ds.srs["components"] == ["intensity", "extent", "composition"]
-    expected = ["load", "pause", "problem", "seek"] if unit == "prefix" else ["load_video", "pause_video", "problem_check", "problem_get", "seek_video"]
+    expected = (
+        ["load", "pause", "problem", "seek"] if unit == "prefix" else ["load_video", "pause_video", "problem_check", "problem_get", "seek_video"]
+    )
     assert ds.srs["kinds_seen"] == expected
 
 

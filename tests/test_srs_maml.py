@@ -59,7 +59,12 @@ def test_adapted_parameters_equal_l2l_with_per_task_rates_and_steps(frozen_embed
     for index, original in enumerate(batch.task_order.tolist()):
         learner = adapt(maml, tasks[original], plan.steps[original], plan.rate_factors[original])
         adapted = dict(learner.module.named_parameters())
-        for layer_name, stacked_name in [("gru.weight_ih_l0", "weight_ih_l0"), ("gru.weight_hh_l0", "weight_hh_l0"), ("gru.bias_hh_l0", "bias_hh_l0"), ("output.bias", "output_bias")]:
+        for layer_name, stacked_name in [
+            ("gru.weight_ih_l0", "weight_ih_l0"),
+            ("gru.weight_hh_l0", "weight_hh_l0"),
+            ("gru.bias_hh_l0", "bias_hh_l0"),
+            ("output.bias", "output_bias"),
+        ]:
             assert_close(stacked._parameters[stacked_name][index], adapted[layer_name], f"{layer_name} of task {original}")
         assert_close(stacked.dense_output_weight()[index], adapted["output.weight"], "output.weight")
         mine = torch.unique(torch.cat([batch.support_rows[index].flatten(), batch.query_rows[index].flatten()]))
@@ -107,8 +112,23 @@ def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _run(tiny_dataset, model_cache, init="random", **params):
     ctx = RunContext(
-        tiny_dataset, seed=0, K=5, Q=10, init=init, cache_dir=model_cache,
-        params={**SMALL_GRU4REC, "embed_dim": 8, "hidden_dim": 8, "meta_iterations": 2, "meta_batch": 4, "val_every": 2, "val_episodes": 6, "engine": "batched", **params},
+        tiny_dataset,
+        seed=0,
+        K=5,
+        Q=10,
+        init=init,
+        cache_dir=model_cache,
+        params={
+            **SMALL_GRU4REC,
+            "embed_dim": 8,
+            "hidden_dim": 8,
+            "meta_iterations": 2,
+            "meta_batch": 4,
+            "val_every": 2,
+            "val_episodes": 6,
+            "engine": "batched",
+            **params,
+        },
     )
     method = get_method("srs-maml").build(ctx)
     method.fit(ctx)
@@ -129,8 +149,22 @@ def test_srs_maml_runs_on_the_pipeline_and_each_part_changes_the_scores(tiny_dat
     # Every part off is MAML: the same scores as the maml method at the same params.
     srs_off = torch.cat(list(_run(tiny_dataset, model_cache, **off).score(test, "few-shot")))
     ctx = RunContext(
-        tiny_dataset, seed=0, K=5, Q=10, init="random", cache_dir=model_cache,
-        params={**SMALL_GRU4REC, "embed_dim": 8, "hidden_dim": 8, "meta_iterations": 2, "meta_batch": 4, "val_every": 2, "val_episodes": 6, "engine": "batched"},
+        tiny_dataset,
+        seed=0,
+        K=5,
+        Q=10,
+        init="random",
+        cache_dir=model_cache,
+        params={
+            **SMALL_GRU4REC,
+            "embed_dim": 8,
+            "hidden_dim": 8,
+            "meta_iterations": 2,
+            "meta_batch": 4,
+            "val_every": 2,
+            "val_episodes": 6,
+            "engine": "batched",
+        },
     )
     maml = get_method("maml").build(ctx)
     maml.fit(ctx)

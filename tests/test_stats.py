@@ -30,8 +30,13 @@ def test_percentile_ci_matches_scipy_bootstrap(n):
     values = _episode_like(np.random.default_rng(n), n)
     ours = stats.bootstrap_ci(values, n_resamples=10_000, seed=3)
     ref = scipy_stats.bootstrap(
-        (values,), np.mean, n_resamples=10_000, method="percentile", confidence_level=0.95,
-        random_state=np.random.default_rng(7), vectorized=True,
+        (values,),
+        np.mean,
+        n_resamples=10_000,
+        method="percentile",
+        confidence_level=0.95,
+        random_state=np.random.default_rng(7),
+        vectorized=True,
     )
     tol = 0.2 * ref.standard_error  # Monte-Carlo error of a 2.5% quantile at 10k resamples is ~0.04 SE
     assert ours[0] == pytest.approx(ref.confidence_interval.low, abs=tol)
@@ -43,7 +48,12 @@ def test_bca_ci_matches_scipy_bootstrap():
     values = np.random.default_rng(11).exponential(size=80)  # skewed, so BCa differs from percentile
     ours = stats.bootstrap_ci(values, n_resamples=10_000, seed=1, method="bca")
     ref = scipy_stats.bootstrap(
-        (values,), np.mean, n_resamples=10_000, method="BCa", random_state=np.random.default_rng(2), vectorized=True,
+        (values,),
+        np.mean,
+        n_resamples=10_000,
+        method="BCa",
+        random_state=np.random.default_rng(2),
+        vectorized=True,
     )
     tol = 0.25 * ref.standard_error
     assert ours[0] == pytest.approx(ref.confidence_interval.low, abs=tol)
@@ -144,7 +154,11 @@ def test_sign_flip_exact_enumeration_equals_scipy(n):
     b = rng.normal(0.0, 1.0, size=n)
     ours = stats.sign_flip_test(a - b, n_resamples=10_000)
     ref = scipy_stats.permutation_test(
-        (a, b), _mean_diff, permutation_type="samples", n_resamples=10_000, vectorized=True,
+        (a, b),
+        _mean_diff,
+        permutation_type="samples",
+        n_resamples=10_000,
+        vectorized=True,
     )
     assert 2**n <= 10_000
     assert ours == pytest.approx(ref.pvalue, rel=1e-9)
@@ -163,8 +177,12 @@ def test_sign_flip_random_matches_scipy_within_monte_carlo_error(shift):
     a = np.clip(b + rng.normal(shift, 0.3, size=200), 0, 1)
     ours = stats.sign_flip_test(a - b, n_resamples=10_000, seed=0)
     ref = scipy_stats.permutation_test(
-        (a, b), _mean_diff, permutation_type="samples", n_resamples=10_000,
-        random_state=np.random.default_rng(1), vectorized=True,
+        (a, b),
+        _mean_diff,
+        permutation_type="samples",
+        n_resamples=10_000,
+        random_state=np.random.default_rng(1),
+        vectorized=True,
     )
     p = ref.pvalue
     tol = 5 * np.sqrt(2 * max(p * (1 - p), 1e-3) / 10_000)
@@ -211,7 +229,9 @@ def test_compare_paired_combines_difference_ci_p_and_wtl():
     assert result.ci_low < result.mean_diff < result.ci_high
     assert result.p_value == stats.sign_flip_test(d, n_resamples=2_000, seed=4)
     assert (result.wins, result.ties, result.losses) == (
-        int((d > 1e-12).sum()), int((np.abs(d) <= 1e-12).sum()), int((d < -1e-12).sum()),
+        int((d > 1e-12).sum()),
+        int((np.abs(d) <= 1e-12).sum()),
+        int((d < -1e-12).sum()),
     )
     assert result.wins + result.ties + result.losses == result.n_episodes == 80
 

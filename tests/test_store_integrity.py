@@ -192,7 +192,10 @@ def test_store_verify_checks_runs_cache_and_journals_and_repairs(base, tmp_path,
     verify = ["store", "verify", "--results", str(results), "--data-dir", str(data_dir)]
     capsys.readouterr()
     assert main(verify) == 0
-    assert "3 run(s): 3 complete, 0 damaged, 0 failed, 0 orphaned; 1 cached model(s), 0 damaged; 1 tuning journal(s), 0 damaged" in capsys.readouterr().out
+    assert (
+        "3 run(s): 3 complete, 0 damaged, 0 failed, 0 orphaned; 1 cached model(s), 0 damaged; 1 tuning journal(s), 0 damaged"
+        in capsys.readouterr().out
+    )
 
     markov, recency = _run_of(results, "markov"), _run_of(results, "recency")
     DAMAGE["run.json truncated"](store.run_dir(markov))

@@ -17,8 +17,7 @@ from tests.helpers import lookup
 REDUCED_USERS = 20000  # the calibrated knobs at 1/9 of the default size: ~6 s of CPU to build
 # shares and quantiles do not depend on the number of learners; counts (test episodes) and the
 # popularity Acc@1 over a few dozen test episodes do, so they are checked on the full build only
-SIZE_FREE = [path for path in XUETANGX_BANDS if path not in ("test_episodes", "popularity_acc@1")
-             and XUETANGX_BANDS[path][1:] != (None, None)]
+SIZE_FREE = [path for path in XUETANGX_BANDS if path not in ("test_episodes", "popularity_acc@1") and XUETANGX_BANDS[path][1:] != (None, None)]
 
 
 def _visits(**knobs) -> synth.Visits:
@@ -126,8 +125,16 @@ def test_bad_knobs_are_refused(knobs):
 # Session statistics (issue 24): what the session reliability score reads, against the seed's
 # printed real-XuetangX figures (notebook 09 cells 09-03..09-05, notebook 03b cell 03b-03)
 
-SESSION_KNOBS = ("mean_events", "events_sigma", "events_visits_power", "gap_median_seconds", "gap_sigma",
-                 "gap_max_seconds", "gap_parts", "kind_repeat")
+SESSION_KNOBS = (
+    "mean_events",
+    "events_sigma",
+    "events_visits_power",
+    "gap_median_seconds",
+    "gap_sigma",
+    "gap_max_seconds",
+    "gap_parts",
+    "kind_repeat",
+)
 
 
 def _session_srs(**knobs) -> dict:
@@ -142,7 +149,9 @@ def _session_srs(**knobs) -> dict:
     score = srs.scores(events, seconds, kinds, cap_events, cap_seconds)
     return {
         **{name: float(values.mean()) for name, values in parts.items()},
-        "srs_mean": float(score.mean()), "srs_p50": float(np.median(score)), "low_tier": float((score < 0.33).mean()),
+        "srs_mean": float(score.mean()),
+        "srs_p50": float(np.median(score)),
+        "low_tier": float((score < 0.33).mean()),
         "events_p50_over_cap": float(np.median(events) / cap_events),
     }
 
@@ -159,8 +168,15 @@ def test_default_session_srs_lands_near_the_seeds_printed_figures():
     p50 0.2456, 62.8% below 0.33 (09-03, 09-04), median events 0.0957 of the cap. The previous
     generator (1 + Poisson(1) events, independent kinds) gave intensity 0.38, composition 0.42, median 0.33."""
     got = _session_srs()
-    bands = {"intensity": (0.18, 0.31), "extent": (0.19, 0.29), "composition": (0.49, 0.54), "srs_mean": (0.30, 0.36),
-             "srs_p50": (0.22, 0.28), "low_tier": (0.59, 0.67), "events_p50_over_cap": (0.0, 0.2)}
+    bands = {
+        "intensity": (0.18, 0.31),
+        "extent": (0.19, 0.29),
+        "composition": (0.49, 0.54),
+        "srs_mean": (0.30, 0.36),
+        "srs_p50": (0.22, 0.28),
+        "low_tier": (0.59, 0.67),
+        "events_p50_over_cap": (0.0, 0.2),
+    }
     for name, (low, high) in bands.items():
         assert low <= got[name] <= high, f"{name}={got[name]:.4f} outside {low}..{high}"
 
@@ -188,6 +204,7 @@ def test_kind_repeat_moves_only_the_kinds_and_lowers_distinct_kinds():
 
 def test_session_knobs_never_change_the_pairs():
     """Events per visit, gaps and kinds are collapsed away: the course sequence is the same."""
+
     def visits(**knobs):
         df = generate_interactions(SynthConfig(users=2000, **knobs))
         keep = np.ones(len(df), dtype=bool)

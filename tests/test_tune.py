@@ -21,6 +21,8 @@ from bench.run import tune
 from tests.helpers import TUNED_CELLS, count_computed, run_tune, tuning_studies
 
 REPO = Path(__file__).resolve().parent.parent
+
+
 def test_search_spaces_agree_with_the_declared_params():
     for method, spec in METHODS.items():
         assert bool(spec.space) != bool(spec.not_tuned), f"{method}: a search space, or why it has none"
@@ -159,7 +161,20 @@ def test_kill_dash_nine_mid_study_then_resume(run_data, tune_grid_file, tmp_path
     """A real kill -9 while a study runs; the resumed study completes with N trials per cell, and
     the trials completed before the kill are not rerun (their run.json is untouched)."""
     results = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "bench", "tune", "--grid", str(tune_grid_file), "--data-dir", str(run_data), "--results", str(results), "--trials", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "tune",
+        "--grid",
+        str(tune_grid_file),
+        "--data-dir",
+        str(run_data),
+        "--results",
+        str(results),
+        "--trials",
+        "3",
+    ]
     env = {**os.environ, "BENCH_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = results / "tuning" / "runs"

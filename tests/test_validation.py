@@ -169,7 +169,10 @@ def test_a_run_that_fails_at_run_time_is_one_summary_line_and_an_error_file(run_
 def test_bench_threads_must_be_a_count_and_empty_means_unset(monkeypatch, capsys):
     monkeypatch.setenv("BENCH_THREADS", "two")
     assert main(["run", "--grid", "no-such-grid"]) == 2
-    assert capsys.readouterr().err.strip() == "error: BENCH_THREADS='two' is not a thread count (set it to a whole number such as 1 (0: the default), or unset it)"
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: BENCH_THREADS='two' is not a thread count (set it to a whole number such as 1 (0: the default), or unset it)"
+    )
     monkeypatch.setenv("BENCH_THREADS", "")
     assert main(["run", "--grid", "no-such-grid"]) == 2  # past the check: the grid is what is refused
     assert "unknown grid 'no-such-grid'" in capsys.readouterr().err

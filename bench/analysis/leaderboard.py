@@ -74,18 +74,12 @@ class LeaderboardTable:
 # The one table computation
 
 
-
-
 def parse_reference(text: str) -> tuple[str, str]:
     """``"CELL:MODE"`` -> (cell, mode); the last colon separates the mode."""
     cell, sep, mode = text.rpartition(":")
     if not sep or not cell or not mode:
         raise BenchError(f"reference {text!r} is not CELL:MODE", f"write it like {DEFAULT_REFERENCE}")
     return cell, mode
-
-
-
-
 
 
 def _mixed_code_note(group: pd.DataFrame) -> str | None:
@@ -100,12 +94,6 @@ def _mixed_code_note(group: pd.DataFrame) -> str | None:
 def _train_seconds(run: dict) -> float | None:
     value = run.get("train_seconds", (run.get("times") or {}).get("train_seconds"))
     return float(value) if isinstance(value, (int, float)) else None
-
-
-
-
-
-
 
 
 def _summary_row(complete: pd.DataFrame, n_resamples: int, confidence: float, seed: int) -> dict[str, Any]:
@@ -177,8 +165,13 @@ def _leaderboard_table(
         methods = sorted({str(i) for i in sub["method"].dropna().unique()}) if "method" in sub.columns else []
         rows.append(
             {
-                "dataset": dataset, "K": int(K), "Q": int(Q), "cell": label, "mode": mode,
-                "method": ",".join(methods), "init": ",".join(inits),
+                "dataset": dataset,
+                "K": int(K),
+                "Q": int(Q),
+                "cell": label,
+                "mode": mode,
+                "method": ",".join(methods),
+                "init": ",".join(inits),
                 "is_reference": reference is not None and (label, mode) == reference,
                 **_summary_row(complete, n_resamples, confidence, seed),
                 "train_seconds": float(np.mean(times)) if times else float("nan"),
@@ -210,8 +203,13 @@ def _leaderboard_table(
             if len(common) < len(values) or len(common) < len(ref_values):
                 notes.append(f"{row['cell']}:{row['mode']} is compared on the {len(common)} episodes it shares with the reference.")
             result = stats.compare_seeded(
-                values.loc[common].to_numpy().T, ref_values.loc[common].to_numpy().T, seeds_paired(runs, ref_runs),
-                learners(common), confidence, n_resamples, seed,
+                values.loc[common].to_numpy().T,
+                ref_values.loc[common].to_numpy().T,
+                seeds_paired(runs, ref_runs),
+                learners(common),
+                confidence,
+                n_resamples,
+                seed,
             )
             frame.loc[i, ["diff_mean", "diff_ci_low", "diff_ci_high"]] = [result.mean_diff, result.ci_low, result.ci_high]
             frame.loc[i, ["wins", "ties", "losses"]] = [result.wins, result.ties, result.losses]
@@ -222,7 +220,9 @@ def _leaderboard_table(
             f"W/T/L: episodes where the row beats / ties / loses to the reference."
         )
     elif reference is not None:
-        notes.append(f"No comparison columns: the reference {reference[0]}:{reference[1]} has no results in this table (choose one with --reference CELL:MODE).")
+        notes.append(
+            f"No comparison columns: the reference {reference[0]}:{reference[1]} has no results in this table (choose one with --reference CELL:MODE)."
+        )
 
     frame = frame.sort_values([f"{metric}_mean", "cell", "mode"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
@@ -234,9 +234,17 @@ def _leaderboard_table(
         f"seed sd: std of the per-seed means; train s: mean training seconds per run.",
     )
     return LeaderboardTable(
-        dataset=str(dataset), dataset_hash=str(dataset_hash), K=int(K), Q=int(Q), metric=metric,
+        dataset=str(dataset),
+        dataset_hash=str(dataset_hash),
+        K=int(K),
+        Q=int(Q),
+        metric=metric,
         reference=None if reference is None else f"{reference[0]}:{reference[1]}",
-        has_reference=has_reference, rows=frame, notes=tuple(notes), n_resamples=n_resamples, confidence=confidence,
+        has_reference=has_reference,
+        rows=frame,
+        notes=tuple(notes),
+        n_resamples=n_resamples,
+        confidence=confidence,
     )
 
 

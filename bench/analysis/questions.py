@@ -77,8 +77,18 @@ def _scaled(metric: str, value: float) -> str:
     return f"{100 * value:.2f} points" if metric in PERCENT_METRICS else f"{value:.4f}"
 
 
-def verdict(question: Question, metric: str, diff: float, ci: tuple[float, float], p_holm: float, mde: float,
-            n_seeds: int, signs_agree: bool, alpha: float, identical: bool = False) -> str:
+def verdict(
+    question: Question,
+    metric: str,
+    diff: float,
+    ci: tuple[float, float],
+    p_holm: float,
+    mde: float,
+    n_seeds: int,
+    signs_agree: bool,
+    alpha: float,
+    identical: bool = False,
+) -> str:
     """Plain words that never overstate: a difference only with Holm p < alpha, 2+ seeds and
     every seed's difference of the same sign; otherwise what the test could have seen.
     ``identical``: A and B score alike on every episode (no spread, so no MDE to quote)."""
@@ -100,9 +110,26 @@ def verdict(question: Question, metric: str, diff: float, ci: tuple[float, float
 def _missing_row(question: Question, metric: str, detail: str) -> QuestionResult:
     nan = float("nan")
     return QuestionResult(
-        question=question, metric=metric, status="missing", detail=detail, n_episodes=0, n_learners=0, n_seeds=0,
-        paired_seeds=False, diff=nan, ci_low=nan, ci_high=nan, p_value=nan, p_holm=nan, wins=0, ties=0, losses=0,
-        mde=nan, per_seed_diffs=(), signs_agree=False, verdict=f"not answered: {detail}",
+        question=question,
+        metric=metric,
+        status="missing",
+        detail=detail,
+        n_episodes=0,
+        n_learners=0,
+        n_seeds=0,
+        paired_seeds=False,
+        diff=nan,
+        ci_low=nan,
+        ci_high=nan,
+        p_value=nan,
+        p_holm=nan,
+        wins=0,
+        ties=0,
+        losses=0,
+        mde=nan,
+        per_seed_diffs=(),
+        signs_agree=False,
+        verdict=f"not answered: {detail}",
     )
 
 
@@ -122,7 +149,7 @@ def _cell_results(group, runs_by_hash: dict, metric: str) -> tuple[dict, list[st
 
 
 def _improving_clause(question: Question, improving: dict) -> str:
-    """"; A (and B) still improving at the end of its budget" where a side's best checkpoint was its last."""
+    """ "; A (and B) still improving at the end of its budget" where a side's best checkpoint was its last."""
     sides = [side for side in (question.a, question.b) if improving.get(side)]
     if not sides:
         return ""
@@ -131,7 +158,7 @@ def _improving_clause(question: Question, improving: dict) -> str:
 
 
 def _split(side: str) -> tuple[str, str]:
-    """"CELL #tag:MODE" -> ("CELL", "MODE")."""
+    """ "CELL #tag:MODE" -> ("CELL", "MODE")."""
     cell, _, mode = side.rpartition(":")
     return cell.split(" #")[0], mode
 
@@ -231,25 +258,58 @@ def answer_questions(
             signs = [np.sign(x) for x in result.per_seed_diffs]
             signs_agree = result.mean_diff != 0 and all(s == np.sign(result.mean_diff) for s in signs)
             identical = result.wins == result.losses == 0 and not any(result.per_seed_diffs)
-            mde = (float("nan") if identical  # no spread: a detectable effect is undefined, not 0
-                   else stats.minimum_detectable_effect(result.se * np.sqrt(result.n_episodes), result.n_episodes, alpha / m, POWER, result.df))
+            mde = (
+                float("nan")
+                if identical  # no spread: a detectable effect is undefined, not 0
+                else stats.minimum_detectable_effect(result.se * np.sqrt(result.n_episodes), result.n_episodes, alpha / m, POWER, result.df)
+            )
             pairing = "seeds paired (shared prerequisite)" if result.paired_seeds else ("seeds independent" if result.n_seeds > 1 else "")
             rows.append(
                 QuestionResult(
-                    question=question, metric=metric, status="ok", detail="; ".join(x for x in (pairing, extra) if x),
-                    n_episodes=result.n_episodes, n_learners=result.n_learners, n_seeds=result.n_seeds,
-                    paired_seeds=result.paired_seeds, diff=result.mean_diff, ci_low=result.ci_low, ci_high=result.ci_high,
-                    p_value=result.p_value, p_holm=float(adjusted), wins=result.wins, ties=result.ties, losses=result.losses,
-                    mde=mde, per_seed_diffs=result.per_seed_diffs, signs_agree=bool(signs_agree),
-                    verdict=verdict(question, metric, result.mean_diff, (result.ci_low, result.ci_high), float(adjusted), mde,
-                                    result.n_seeds, bool(signs_agree), alpha, identical)
+                    question=question,
+                    metric=metric,
+                    status="ok",
+                    detail="; ".join(x for x in (pairing, extra) if x),
+                    n_episodes=result.n_episodes,
+                    n_learners=result.n_learners,
+                    n_seeds=result.n_seeds,
+                    paired_seeds=result.paired_seeds,
+                    diff=result.mean_diff,
+                    ci_low=result.ci_low,
+                    ci_high=result.ci_high,
+                    p_value=result.p_value,
+                    p_holm=float(adjusted),
+                    wins=result.wins,
+                    ties=result.ties,
+                    losses=result.losses,
+                    mde=mde,
+                    per_seed_diffs=result.per_seed_diffs,
+                    signs_agree=bool(signs_agree),
+                    verdict=verdict(
+                        question,
+                        metric,
+                        result.mean_diff,
+                        (result.ci_low, result.ci_high),
+                        float(adjusted),
+                        mde,
+                        result.n_seeds,
+                        bool(signs_agree),
+                        alpha,
+                        identical,
+                    )
                     + _improving_clause(question, improving),
                 )
             )
         tables.append(
             QuestionsTable(
-                dataset=str(name), dataset_hash=str(dataset_hash), K=int(K), Q=int(Q), metric=metric, grid=grid,
-                rows=tuple(rows), notes=tuple(_notes(tests, seed_counts, m, confidence, n_resamples, alpha) + notes),
+                dataset=str(name),
+                dataset_hash=str(dataset_hash),
+                K=int(K),
+                Q=int(Q),
+                metric=metric,
+                grid=grid,
+                rows=tuple(rows),
+                notes=tuple(_notes(tests, seed_counts, m, confidence, n_resamples, alpha) + notes),
             )
         )
     return tables
@@ -265,8 +325,11 @@ def by_dataset(tables: Sequence[QuestionsTable]) -> QuestionsTable | None:
         return None
     order = {q: i for i, q in enumerate(dict.fromkeys(r.question for t in tables for r in t.rows))}
     rows = sorted(
-        ((order[r.question], j, dataclasses.replace(r, question=dataclasses.replace(r.question, question=f"{r.question.question} [{t.dataset}]")))
-         for j, t in enumerate(tables) for r in t.rows),
+        (
+            (order[r.question], j, dataclasses.replace(r, question=dataclasses.replace(r.question, question=f"{r.question.question} [{t.dataset}]")))
+            for j, t in enumerate(tables)
+            for r in t.rows
+        ),
         key=lambda item: item[:2],
     )
     first = tables[0]
@@ -274,8 +337,16 @@ def by_dataset(tables: Sequence[QuestionsTable]) -> QuestionsTable | None:
         f"Each declared question of grid {first.grid} answered on each dataset ({', '.join(t.dataset for t in tables)}): "
         "the datasets differ only where their names say; Δ, CI, Holm p and verdict are each dataset's own (as in its Questions table).",
     )
-    return QuestionsTable(dataset="by dataset", dataset_hash="", K=first.K, Q=first.Q, metric=first.metric, grid=first.grid,
-                          rows=tuple(r for _, _, r in rows), notes=notes)
+    return QuestionsTable(
+        dataset="by dataset",
+        dataset_hash="",
+        K=first.K,
+        Q=first.Q,
+        metric=first.metric,
+        grid=first.grid,
+        rows=tuple(r for _, _, r in rows),
+        notes=notes,
+    )
 
 
 def with_answers_by_dataset(tables: Sequence[QuestionsTable]) -> list[QuestionsTable]:

@@ -38,8 +38,16 @@ def tuning_changes(untuned, tuned, alpha: float = 0.05) -> list[TuningChange]:
             ok = other is not None and other.status == "ok"
             rows.append(
                 TuningChange(
-                    row.question.question, table.dataset, table.K, table.Q, row.diff, row.p_holm, row.verdict,
-                    other.diff if ok else None, other.p_holm if ok else None, other.verdict if ok else "no tuned answer",
+                    row.question.question,
+                    table.dataset,
+                    table.K,
+                    table.Q,
+                    row.diff,
+                    row.p_holm,
+                    row.verdict,
+                    other.diff if ok else None,
+                    other.p_holm if ok else None,
+                    other.verdict if ok else "no tuned answer",
                 )
             )
     return rows

@@ -34,9 +34,7 @@ def check_threads_env() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings.filterwarnings(
-        "ignore", message="The .grad attribute of a Tensor that is not a leaf Tensor is being accessed"
-    )
+    warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not a leaf Tensor is being accessed")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -37,21 +37,29 @@ def selection_options(reference: bool = True, mixed_code: bool = True) -> argpar
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default {DEFAULT_RESULTS}/)")
     common.add_argument("--dataset", default=None, help="only this dataset (default: every dataset)")
-    common.add_argument("--grid", default=None, help="only the runs this grid declares, with its declared questions (preset name or .toml path; default: every run)")
+    common.add_argument(
+        "--grid", default=None, help="only the runs this grid declares, with its declared questions (preset name or .toml path; default: every run)"
+    )
     if reference:
         common.add_argument(
-            "--reference", default=None, metavar="CELL:MODE",
+            "--reference",
+            default=None,
+            metavar="CELL:MODE",
             help=f"row the others are compared with (default {DEFAULT_REFERENCE}; a table without it has no comparison columns)",
         )
     if mixed_code:
         common.add_argument(
-            "--allow-mixed-code", action="store_true",
+            "--allow-mixed-code",
+            action="store_true",
             help="pool runs of one cell made by different code versions (refused by default; noted in the table)",
         )
-    common.add_argument("--data-dir", default=default_data_dir(), help="where the datasets are, for their diagnostics (default: data/ or $BENCH_DATA_DIR)")
+    common.add_argument(
+        "--data-dir", default=default_data_dir(), help="where the datasets are, for their diagnostics (default: data/ or $BENCH_DATA_DIR)"
+    )
     common.add_argument("--metric", default=DEFAULT_METRIC, help=f"sort and compare by ({', '.join(METRICS)}; default {DEFAULT_METRIC})")
-    common.add_argument("--strict", action="store_true",
-                        help="exit 1 when a run is damaged or, with --grid, any run of the grid is missing (for CI and papers)")
+    common.add_argument(
+        "--strict", action="store_true", help="exit 1 when a run is damaged or, with --grid, any run of the grid is missing (for CI and papers)"
+    )
     return common
 
 
@@ -68,8 +76,7 @@ def note_problems(results: Results, out=None) -> None:
 def strict_status(results: Results, strict: bool) -> int:
     """The exit status of a report: 1 (said on stderr) when ``strict`` and a run is damaged or missing, else 0."""
     if strict and results.problems:
-        print(f"error: {len(results.problems)} run(s) damaged or missing (--strict): each is named above the tables with its repair",
-              file=sys.stderr)
+        print(f"error: {len(results.problems)} run(s) damaged or missing (--strict): each is named above the tables with its repair", file=sys.stderr)
         return 1
     return 0
 

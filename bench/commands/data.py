@@ -8,7 +8,6 @@ import sys
 import time
 
 
-
 def _progress(message: str) -> None:
     print(f"  {message}", file=sys.stderr)
 
@@ -36,14 +35,18 @@ def _add_build(parser: argparse.ArgumentParser) -> None:
 
 def _add_episodes_per_user(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--test-episodes-per-user", type=int, default=1, metavar="N",
+        "--test-episodes-per-user",
+        type=int,
+        default=1,
+        metavar="N",
         help="val/test episodes per learner, taken backwards from their last pairs with disjoint query sets (default 1: the seed's protocol)",
     )
 
 
 def _add_strict(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--strict", action="store_true",
+        "--strict",
+        action="store_true",
         help="refuse the import (exit 2, naming the first such row) instead of dropping rows with a missing field, duplicates or unkept kinds",
     )
 
@@ -52,7 +55,11 @@ def _pipeline_config(args):
     from bench.data.pipeline import PipelineConfig
 
     return PipelineConfig(
-        max_prefix=args.max_prefix, split_seed=args.split_seed, K=args.K, Q=args.Q, stride=args.stride,
+        max_prefix=args.max_prefix,
+        split_seed=args.split_seed,
+        K=args.K,
+        Q=args.Q,
+        stride=args.stride,
         test_episodes_per_user=args.test_episodes_per_user,
     )
 
@@ -93,9 +100,20 @@ def _import_interactions(args) -> int:
 
     started = time.perf_counter()
     dataset = importers.import_interactions(
-        args.file, name=args.name, user=args.user, item=args.item, time=args.time, session=args.session,
-        session_gap=args.session_gap, sep=args.sep, data_dir=args.data_dir, config=_pipeline_config(args),
-        force=args.force, progress=_progress, strict=args.strict, event=args.event,
+        args.file,
+        name=args.name,
+        user=args.user,
+        item=args.item,
+        time=args.time,
+        session=args.session,
+        session_gap=args.session_gap,
+        sep=args.sep,
+        data_dir=args.data_dir,
+        config=_pipeline_config(args),
+        force=args.force,
+        progress=_progress,
+        strict=args.strict,
+        event=args.event,
     )
     return _report(dataset, started)
 
@@ -105,7 +123,12 @@ def _import_activity(args) -> int:
 
     started = time.perf_counter()
     dataset = importers.import_xuetangx_activity(
-        args.file, name=args.name, data_dir=args.data_dir, config=_pipeline_config(args), force=args.force, progress=_progress,
+        args.file,
+        name=args.name,
+        data_dir=args.data_dir,
+        config=_pipeline_config(args),
+        force=args.force,
+        progress=_progress,
         strict=args.strict,
     )
     return _report(dataset, started)
@@ -116,8 +139,13 @@ def _import_seed(args) -> int:
 
     started = time.perf_counter()
     dataset = importers.import_seed_episodes(
-        args.dir, name=args.name, data_dir=args.data_dir, force=args.force, progress=_progress,
-        test_episodes_per_user=args.test_episodes_per_user, strict=args.strict,
+        args.dir,
+        name=args.name,
+        data_dir=args.data_dir,
+        force=args.force,
+        progress=_progress,
+        test_episodes_per_user=args.test_episodes_per_user,
+        strict=args.strict,
     )
     repair = dataset.manifest["source"].get("repair")
     if repair:
@@ -142,25 +170,45 @@ def register(subparsers) -> None:
     _add_build(synth)
     synth.add_argument("--if-missing", action="store_true", help="do nothing if the dataset already exists")
     helps = {
-        "users": "number of learners", "seed": "generator seed", "n_courses": "courses", "n_topics": "topics",
-        "zipf": "popularity exponent (acts at enrolment)", "user_topic_alpha": "Dirichlet concentration of a learner's topic mix",
-        "graph_window": "courses ahead in a topic a course may link to", "graph_link_prob": "chance of each such link",
-        "p_graph": "chance an enrolment follows the course graph", "p_popular": "chance an enrolment follows global popularity",
-        "sessions_tail": "Pareto tail of sessions per learner", "max_sessions": "cap on sessions per learner",
-        "switch_tail": "Pareto tail of courses per ordinary session", "p_long_session": "chance of a long switching session",
-        "long_session_scale": "least switches of a long session", "long_session_tail": "Pareto tail of a long session's switches",
-        "max_session_courses": "cap on course visits per session", "p_enrol_start": "chance a session starts on a new enrolment",
-        "p_enrol_switch": "chance a switch enrols in a new course", "p_return": "chance of returning to the course before (A-B-A)",
-        "mean_events": "mean events of a one-course session", "events_sigma": "lognormal sigma of a session's activity (events)",
-        "events_visits_power": "how a session's events grow with its visits (v ** power)", "mean_gap_days": "days between sessions",
-        "gap_median_seconds": "median seconds between events", "gap_sigma": "lognormal sigma of the seconds between events",
-        "gap_max_seconds": "longest gap inside a session", "gap_parts": "logged gaps summed per generated gap",
+        "users": "number of learners",
+        "seed": "generator seed",
+        "n_courses": "courses",
+        "n_topics": "topics",
+        "zipf": "popularity exponent (acts at enrolment)",
+        "user_topic_alpha": "Dirichlet concentration of a learner's topic mix",
+        "graph_window": "courses ahead in a topic a course may link to",
+        "graph_link_prob": "chance of each such link",
+        "p_graph": "chance an enrolment follows the course graph",
+        "p_popular": "chance an enrolment follows global popularity",
+        "sessions_tail": "Pareto tail of sessions per learner",
+        "max_sessions": "cap on sessions per learner",
+        "switch_tail": "Pareto tail of courses per ordinary session",
+        "p_long_session": "chance of a long switching session",
+        "long_session_scale": "least switches of a long session",
+        "long_session_tail": "Pareto tail of a long session's switches",
+        "max_session_courses": "cap on course visits per session",
+        "p_enrol_start": "chance a session starts on a new enrolment",
+        "p_enrol_switch": "chance a switch enrols in a new course",
+        "p_return": "chance of returning to the course before (A-B-A)",
+        "mean_events": "mean events of a one-course session",
+        "events_sigma": "lognormal sigma of a session's activity (events)",
+        "events_visits_power": "how a session's events grow with its visits (v ** power)",
+        "mean_gap_days": "days between sessions",
+        "gap_median_seconds": "median seconds between events",
+        "gap_sigma": "lognormal sigma of the seconds between events",
+        "gap_max_seconds": "longest gap inside a session",
+        "gap_parts": "logged gaps summed per generated gap",
         "kind_repeat": "chance an event repeats the previous event's kind",
     }
     for field in dataclasses.fields(SynthConfig):
         flag = "--" + field.name.replace("_", "-")
-        synth.add_argument(flag, dest=field.name, type=type(field.default), default=field.default,
-                           help=f"{helps.get(field.name, field.name)} (default {field.default})")
+        synth.add_argument(
+            flag,
+            dest=field.name,
+            type=type(field.default),
+            default=field.default,
+            help=f"{helps.get(field.name, field.name)} (default {field.default})",
+        )
     synth.set_defaults(func=_synth)
 
     importer = commands.add_parser("import", help="import a dataset")
@@ -177,9 +225,11 @@ def register(subparsers) -> None:
     group.add_argument("--session-gap", type=float, default=None, help="minutes of inactivity that start a new session (default 30)")
     inter.add_argument("--sep", default=None, help="field separator (default from the extension: , or tab)")
     inter.add_argument(
-        "--event", default=None, metavar="COLUMN",
+        "--event",
+        default=None,
+        metavar="COLUMN",
         help="action-type column: the session reliability score's composition counts its distinct values per session "
-             "(without it the score is the mean of intensity and extent only)",
+        "(without it the score is the mean of intensity and extent only)",
     )
     _add_strict(inter)
     inter.set_defaults(func=_import_interactions)

@@ -27,8 +27,12 @@ from bench.run.perf.full import FullSettings, measure_full, parse_thread_counts
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("perf", help="benchmarks: `perf engines`, `perf full`, `perf baselines`",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "perf",
+        help="benchmarks: `perf engines`, `perf full`, `perf baselines`",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     # The old form `perf [--settings full] [options]`, options hidden from its help.
     engines_options(parser, hidden=True)
     full_options(parser, hidden=True)
@@ -38,8 +42,11 @@ def register(subparsers) -> None:
     engines = benchmarks.add_parser("engines", help="the inner-loop engines and arms on generated episodes (tasks/s, episodes/s, GFLOP/s, RSS)")
     engines_options(engines)
     engines.set_defaults(func=engines_command)
-    full = benchmarks.add_parser("full", help="the batched engine at the `full` grid's settings (E 64, H 128, dropout 0.2, meta-batch 32, "
-                                 "K 5, Q 10, 5 steps) on --dataset's train/val episodes, batched against batched-segmented, at each of --thread-counts")
+    full = benchmarks.add_parser(
+        "full",
+        help="the batched engine at the `full` grid's settings (E 64, H 128, dropout 0.2, meta-batch 32, "
+        "K 5, Q 10, 5 steps) on --dataset's train/val episodes, batched against batched-segmented, at each of --thread-counts",
+    )
     full_options(full)
     full.set_defaults(func=full_command)
     baselines = benchmarks.add_parser("baselines", help="the baselines' fit and scoring on one dataset, and SASRec/GRU4Rec training throughput")
@@ -57,7 +64,11 @@ def _help(text: str, hidden: bool) -> str:
 def engines_options(parser, hidden: bool = False) -> None:
     h = lambda text: _help(text, hidden)  # noqa: E731
     parser.add_argument("--engines", default=DEFAULT_ENGINES, help=h(f"comma-separated engines (default {DEFAULT_ENGINES})"))
-    parser.add_argument("--arms", default=DEFAULT_ARMS, help=h(f"other meta-learning algorithms to time, each on the --engines that implement it (default {DEFAULT_ARMS}; '' for none)"))
+    parser.add_argument(
+        "--arms",
+        default=DEFAULT_ARMS,
+        help=h(f"other meta-learning algorithms to time, each on the --engines that implement it (default {DEFAULT_ARMS}; '' for none)"),
+    )
     parser.add_argument("--threads", type=int, default=None, help=h("torch threads (default: $BENCH_THREADS or all cores)"))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help=h("torch device"))
     parser.add_argument("--meta-batch", type=int, default=32, help=h("tasks per meta-batch"))
@@ -87,7 +98,7 @@ def full_options(parser, hidden: bool = False) -> None:
         return
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds; medians over them")
     parser.add_argument("--train-iterations", type=int, default=2, help="meta-iterations timed per round and engine")
-    parser.add_argument("--json", dest="json_path", default=None, help="write the figures to this JSON file (under \"full\")")
+    parser.add_argument("--json", dest="json_path", default=None, help='write the figures to this JSON file (under "full")')
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled meta-batches and the initial weights")
 
 
@@ -120,10 +131,23 @@ def old_perf_command(args) -> int:
 def engines_command(args) -> int:
     console = perf_console()
     settings = EnginesSettings(
-        engines=_names(args.engines), arms=_names(args.arms), threads=args.threads, device=args.device, meta_batch=args.meta_batch,
-        embed_dim=args.embed_dim, hidden_dim=args.hidden_dim, items=args.items, K=args.K, Q=args.Q, inner_steps=args.inner_steps,
-        repeats=args.repeats, train_iterations=args.train_iterations, eval_episodes=args.eval_episodes,
-        rss_iterations=args.rss_iterations, mean_length=args.mean_length, seed=args.seed,
+        engines=_names(args.engines),
+        arms=_names(args.arms),
+        threads=args.threads,
+        device=args.device,
+        meta_batch=args.meta_batch,
+        embed_dim=args.embed_dim,
+        hidden_dim=args.hidden_dim,
+        items=args.items,
+        K=args.K,
+        Q=args.Q,
+        inner_steps=args.inner_steps,
+        repeats=args.repeats,
+        train_iterations=args.train_iterations,
+        eval_episodes=args.eval_episodes,
+        rss_iterations=args.rss_iterations,
+        mean_length=args.mean_length,
+        seed=args.seed,
     )
     figures = measure_engines(settings, print_engines_progress(console))
     print_engines_report(console, figures)
@@ -135,8 +159,13 @@ def engines_command(args) -> int:
 def full_command(args) -> int:
     console = perf_console()
     settings = FullSettings(
-        dataset=args.dataset, data_dir=args.data_dir, thread_counts=parse_thread_counts(args.thread_counts), repeats=args.repeats,
-        train_iterations=args.train_iterations, val_episodes=args.val_episodes, seed=args.seed,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        thread_counts=parse_thread_counts(args.thread_counts),
+        repeats=args.repeats,
+        train_iterations=args.train_iterations,
+        val_episodes=args.val_episodes,
+        seed=args.seed,
     )
     figures = measure_full(settings, print_full_progress(console))
     if args.json_path:
@@ -149,8 +178,15 @@ def baselines_command(args) -> int:
     console = perf_console()
     chosen = {"methods": tuple(_names(args.methods))} if args.methods else {}
     settings = BaselinesSettings(
-        dataset=args.dataset, data_dir=args.data_dir, threads=args.threads, episodes=args.episodes,
-        batches=args.batches, rounds=args.rounds, K=args.K, Q=args.Q, **chosen,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        threads=args.threads,
+        episodes=args.episodes,
+        batches=args.batches,
+        rounds=args.rounds,
+        K=args.K,
+        Q=args.Q,
+        **chosen,
     )
     figures = measure_baselines(settings, print_baselines_progress(console))
     if figures["training"]:

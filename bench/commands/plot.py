@@ -51,6 +51,10 @@ def export_figures(args: argparse.Namespace, tables) -> Path:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("plot", parents=[selection_options(reference=False, mixed_code=False)], help="draw the paper's figures (PDF + PNG + caption) from the result store")
+    parser = subparsers.add_parser(
+        "plot",
+        parents=[selection_options(reference=False, mixed_code=False)],
+        help="draw the paper's figures (PDF + PNG + caption) from the result store",
+    )
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the figures (default {DEFAULT_OUT}/)")
     parser.set_defaults(func=_plot_command)

@@ -27,7 +27,15 @@ def write_html_report(args: argparse.Namespace) -> int:
     note_problems(results)  # the page carries the same note (bench/output/html.py)
     tables = tables_from_args(args, results)
     questions = questions_from_args(args, results)
-    notice = None if questions else ("no --grid given: the declared questions are a grid's [[compare]] blocks" if not args.grid else f"grid {args.grid!r} declares no questions")
+    notice = (
+        None
+        if questions
+        else (
+            "no --grid given: the declared questions are a grid's [[compare]] blocks"
+            if not args.grid
+            else f"grid {args.grid!r} declares no questions"
+        )
+    )
     manifests = read_manifests((run["config"]["dataset"] for run in results.runs), args.data_dir)
     inputs = PlotInputs(results, Path(args.results), tuple(tables), tuple(questions), notice, manifests, args.metric, args.grid)
     drawn = draw_all(inputs)
@@ -106,11 +114,24 @@ def _export_command(args: argparse.Namespace) -> int:
     if args.format == "csv" or args.out not in (None, "-"):  # on the terminal too, unless it goes there inside the LaTeX or markdown
         note_problems(results, out=sys.stderr)
     if args.format == "latex":
-        text = latex.notes_to_latex(note) + latex.to_latex(tables, caption=args.caption, label=args.label, columns=columns, all_columns=args.all_columns,
-                                                         layout=args.layout, scale=args.scale, questions=questions)
+        text = latex.notes_to_latex(note) + latex.to_latex(
+            tables,
+            caption=args.caption,
+            label=args.label,
+            columns=columns,
+            all_columns=args.all_columns,
+            layout=args.layout,
+            scale=args.scale,
+            questions=questions,
+        )
     elif args.format == "markdown":
         header = "".join(f"{line}  \n" for line in dataset_header(tables, args.data_dir))
-        text = markdown.notes_to_markdown(note) + (header + "\n" if header else "") + markdown.questions_to_markdown(questions) + markdown.to_markdown(tables)
+        text = (
+            markdown.notes_to_markdown(note)
+            + (header + "\n" if header else "")
+            + markdown.questions_to_markdown(questions)
+            + markdown.to_markdown(tables)
+        )
     else:
         text = csv.to_csv(tables)
         if questions:  # a second table cannot share a CSV file: it goes beside it
@@ -134,7 +155,9 @@ def register(subparsers) -> None:
     common = selection_options()
 
     report = subparsers.add_parser(
-        "report", parents=[common], help="print the leaderboard: means with 95%% CIs, paired comparisons vs a reference",
+        "report",
+        parents=[common],
+        help="print the leaderboard: means with 95%% CIs, paired comparisons vs a reference",
     )
     report.add_argument("--wide", action="store_true", help="every column, even beyond the terminal's width (default: the columns that fit)")
     report.add_argument("--html", default=None, metavar="FILE", help="write one self-contained HTML page (tables, figures, provenance) instead")
@@ -145,11 +168,21 @@ def register(subparsers) -> None:
     export.add_argument("--out", default=None, help="output file, written atomically (default or '-': stdout)")
     export.add_argument("--caption", default=None, help="LaTeX caption (LaTeX markup allowed; default describes the table)")
     export.add_argument("--label", default=None, help="LaTeX \\label (suffixed per table when there are several)")
-    export.add_argument("--layout", choices=("column", "page"), default="column",
-                        help="LaTeX: fit one column of a two-column paper (table) or the page width (table*); default column")
-    export.add_argument("--columns", default=None, metavar="A,B,C",
-                        help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, delta, wtl, episodes, seeds, seed-sd, train-s")
+    export.add_argument(
+        "--layout",
+        choices=("column", "page"),
+        default="column",
+        help="LaTeX: fit one column of a two-column paper (table) or the page width (table*); default column",
+    )
+    export.add_argument(
+        "--columns",
+        default=None,
+        metavar="A,B,C",
+        help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, delta, wtl, episodes, seeds, seed-sd, train-s",
+    )
     export.add_argument("--all-columns", action="store_true", help="LaTeX: every column (wider than a page; see --scale)")
     export.add_argument("--scale", action="store_true", help="LaTeX: shrink the table to the layout's width with \\resizebox (needs graphicx)")
-    export.add_argument("--figures", default=None, metavar="DIR", help="also write the figures there and DIR/figures.tex (\\includegraphics and captions)")
+    export.add_argument(
+        "--figures", default=None, metavar="DIR", help="also write the figures there and DIR/figures.tex (\\includegraphics and captions)"
+    )
     export.set_defaults(func=_export_command)

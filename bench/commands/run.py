@@ -25,7 +25,6 @@ from bench.run.lock import StoreLock
 from bench.store.results import ERROR_FILE, Store, load_results
 
 
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="run a grid of (dataset, method, init, seed, K/Q) runs; resumable")
     parser.add_argument("--grid", default="default", help=f"preset ({', '.join(available_grids())}) or a .toml path")
@@ -33,7 +32,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2; replaces the grid's seeds")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (torch threads split between them)")
     parser.add_argument("--results", default=DEFAULT_RESULTS, help=f"result store folder (default: {DEFAULT_RESULTS}/)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a parameter in every method that has it")
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a parameter in every method that has it"
+    )
     parser.add_argument("--engine", choices=["per-task", "batched", "notebook"], help="inner-loop engine for MAML methods (same as --set engine=...)")
     parser.add_argument("--data-dir", default=default_data_dir(), help="data folder (default: data/ or $BENCH_DATA_DIR)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -41,7 +42,9 @@ def register(subparsers) -> None:
     parser.add_argument("--ray-address", help="join a running Ray cluster (e.g. 10.0.0.1:6379); default: start a local Ray instance")
     parser.add_argument("--quiet", action="store_true", help="one line per finished run, no progress display")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and whether each is complete, run nothing")
-    parser.add_argument("--tuned", action="store_true", help="each tuned cell with its best val trial's params (`python -m bench tune` first; other run hashes)")
+    parser.add_argument(
+        "--tuned", action="store_true", help="each tuned cell with its best val trial's params (`python -m bench tune` first; other run hashes)"
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -87,8 +90,11 @@ def run_command(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         for run in runs:
-            console.print(f"{run.hash}  {run.dataset}  K={run.K} Q={run.Q}  seed={run.seed}  {run.cell}  ({dry_run_state(store, run.hash)})",
-                          markup=False, soft_wrap=True)
+            console.print(
+                f"{run.hash}  {run.dataset}  K={run.K} Q={run.Q}  seed={run.seed}  {run.cell}  ({dry_run_state(store, run.hash)})",
+                markup=False,
+                soft_wrap=True,
+            )
         return 0
 
     with StoreLock(store):
@@ -100,7 +106,9 @@ def run_command(args: argparse.Namespace) -> int:
         where = f"details in {details}" if details.is_file() else "no error.txt (it could not be written)"
         console.print(
             f"run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}) failed: {outcome.error}; {where}",
-            markup=False, soft_wrap=True, style="red",
+            markup=False,
+            soft_wrap=True,
+            style="red",
         )
 
     subset = load_results(store.root).only({r.hash for r in runs})
@@ -127,8 +135,12 @@ def set_aside_damaged(runs: list[RunConfig], store: Store, console: Console) -> 
         state = store.inspect(run.hash)
         if state.state == "damaged":
             target = store.move_aside(run.hash)
-            console.print(f"run {run.hash} ({run.cell}, seed {run.seed}) is damaged ({state.problem}): moved to {target}; recomputing it",
-                          markup=False, soft_wrap=True, style="yellow")
+            console.print(
+                f"run {run.hash} ({run.cell}, seed {run.seed}) is damaged ({state.problem}): moved to {target}; recomputing it",
+                markup=False,
+                soft_wrap=True,
+                style="yellow",
+            )
 
 
 def population_lines(name: str, dataset, shots: list[tuple[int, int, int | None]]) -> list[str]:
@@ -212,7 +224,9 @@ def _run_with_display(runs: list[RunConfig], args, store: Store, console: Consol
             status = "failed" if outcome.error else f"done in {outcome.record['wall_seconds']:.1f} s"
             print(f"[{counter[0]}/{total}] {outcome.config.hash} {_describe(outcome.config)}: {status}", flush=True)
 
-        outcomes = run_grid(runs, args.data_dir, store, args.jobs, args.device, on_start, on_progress, on_done, executor=args.executor, ray_address=args.ray_address)
+        outcomes = run_grid(
+            runs, args.data_dir, store, args.jobs, args.device, on_start, on_progress, on_done, executor=args.executor, ray_address=args.ray_address
+        )
     else:
         eta = _grid_eta(runs, store, args.jobs)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), _EtaColumn())
@@ -228,7 +242,9 @@ def _run_with_display(runs: list[RunConfig], args, store: Store, console: Consol
                 eta.progress(run_hash, phase, done, total_steps)
                 progress.update(overall, grid_eta=eta.remaining())
                 if run_hash in tasks:
-                    progress.update(tasks[run_hash], description=f"  {_markup(by_hash[run_hash])}: {phase}", completed=done, total=total_steps or None)
+                    progress.update(
+                        tasks[run_hash], description=f"  {_markup(by_hash[run_hash])}: {phase}", completed=done, total=total_steps or None
+                    )
 
             def on_done(outcome):
                 eta.finish(outcome.config.hash, outcome.record["wall_seconds"] if outcome.record else None)
@@ -240,6 +256,17 @@ def _run_with_display(runs: list[RunConfig], args, store: Store, console: Consol
                 status = "[red]failed[/red]" if outcome.error else f"{outcome.record['wall_seconds']:.1f} s"
                 progress.console.print(f"done {_markup(outcome.config)}: {status}")
 
-            outcomes = run_grid(runs, args.data_dir, store, args.jobs, args.device, on_start, on_progress, on_done, executor=args.executor, ray_address=args.ray_address)
+            outcomes = run_grid(
+                runs,
+                args.data_dir,
+                store,
+                args.jobs,
+                args.device,
+                on_start,
+                on_progress,
+                on_done,
+                executor=args.executor,
+                ray_address=args.ray_address,
+            )
     console.print(f"grid {args.grid}: {len(outcomes)} runs in {time.perf_counter() - t0:.1f} s")
     return outcomes

@@ -28,8 +28,13 @@ def register(subparsers) -> None:
     verify.add_argument("--repair", action="store_true", help="move each damaged run aside (results/damaged/) and recompute it, as `run` would")
     verify.add_argument("--data-dir", default=default_data_dir(), help="data folder, for recomputing (default: data/ or $BENCH_DATA_DIR)")
     verify.add_argument("--jobs", type=int, default=1, help="runs recomputed in parallel by --repair")
-    verify.add_argument("--grid", action="append", default=[], metavar="NAME",
-                        help="--repair: a grid (preset or .toml, repeatable) to find runs whose run.json is unreadable in (default: the presets)")
+    verify.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="--repair: a grid (preset or .toml, repeatable) to find runs whose run.json is unreadable in (default: the presets)",
+    )
     verify.set_defaults(func=verify_command)
 
 
@@ -92,7 +97,9 @@ def repair(check: StoreCheck, damaged: list[Finding], args: argparse.Namespace) 
                 left += 1
                 print(f"run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}) failed: {outcome.error}")
             else:
-                print(f"run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}): recomputed in {outcome.record['wall_seconds']:.1f} s")
+                print(
+                    f"run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}): recomputed in {outcome.record['wall_seconds']:.1f} s"
+                )
     return left
 
 
@@ -100,8 +107,12 @@ def find_in_grids(run_hash: str, check: StoreCheck, grids=()):
     """The run of ``grids`` or a preset grid with this hash, for a run whose run.json is unreadable (None if none has it)."""
     from bench.plan.grid import available_grids, expand, load_grid
 
-    versions = {(s.record["config"]["dataset"], s.record["config"]["dataset_hash"])
-                for store in check.stores for s in store.scan() if s.record and isinstance(s.record.get("config"), dict)}
+    versions = {
+        (s.record["config"]["dataset"], s.record["config"]["dataset_hash"])
+        for store in check.stores
+        for s in store.scan()
+        if s.record and isinstance(s.record.get("config"), dict)
+    }
     for name in [*grids, *available_grids()]:
         for dataset, version in sorted(versions):
             try:

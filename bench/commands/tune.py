@@ -20,9 +20,13 @@ def register(subparsers) -> None:
     parser.add_argument("--grid", default="default", help=f"preset ({', '.join(available_grids())}) or a .toml path")
     parser.add_argument("--trials", type=int, required=True, help="trials per tuned cell (completed + pruned; trial 0 is the grid's own settings)")
     parser.add_argument("--jobs", type=int, default=1, help="trials of a cell in parallel processes (asked J at a time)")
-    parser.add_argument("--timeout-per-cell", type=float, default=None, metavar="S", help="stop asking a cell for trials once S seconds are spent on it")
     parser.add_argument(
-        "--pruner", choices=("median", "none"), default="median",
+        "--timeout-per-cell", type=float, default=None, metavar="S", help="stop asking a cell for trials once S seconds are spent on it"
+    )
+    parser.add_argument(
+        "--pruner",
+        choices=("median", "none"),
+        default="median",
         help="stop a trial whose val curve falls below the median of finished trials' (default), or run every trial whole",
     )
     parser.add_argument("--results", default=DEFAULT_RESULTS, help=f"result folder (default: {DEFAULT_RESULTS}/); trials go to RESULTS/{TUNING_DIR}/")
@@ -57,8 +61,16 @@ def tune_command(args: argparse.Namespace) -> int:
     print(f"tuning {len(cells)} cells of grid {grid.name}: {args.trials} trials each on {SPLIT}, trials stored in {store.root}", flush=True)
     with StoreLock(store):
         summaries = tune_grid(
-            grid, runs, args.results, args.data_dir, args.trials, args.jobs, args.timeout_per_cell, args.device,
-            notice=lambda line: print(line, flush=True), pruner=pruning.PRUNER if args.pruner == "median" else {"name": "none"},
+            grid,
+            runs,
+            args.results,
+            args.data_dir,
+            args.trials,
+            args.jobs,
+            args.timeout_per_cell,
+            args.device,
+            notice=lambda line: print(line, flush=True),
+            pruner=pruning.PRUNER if args.pruner == "median" else {"name": "none"},
         )
     print()
     print(tuning_markdown(summaries))

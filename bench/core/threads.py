@@ -14,7 +14,9 @@ def env_threads() -> int | None:
     if not value:
         return None
     if not value.isdigit():
-        raise BenchError(f"BENCH_THREADS={os.environ['BENCH_THREADS']!r} is not a thread count", "set it to a whole number such as 1 (0: the default), or unset it")
+        raise BenchError(
+            f"BENCH_THREADS={os.environ['BENCH_THREADS']!r} is not a thread count", "set it to a whole number such as 1 (0: the default), or unset it"
+        )
     return int(value) or None
 
 

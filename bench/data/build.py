@@ -111,7 +111,9 @@ def build_dataset(
         split = split_users(pairs.column("user_id").to_pylist(), config.split_seed, config.split_fractions)
         pairs, srs_manifest = attach_srs(pairs, session_stats, split["train"], kinds_from, kinds_seen or ())
         del session_stats
-        say(f"SRS caps from train sessions: {srs_manifest['cap_events']:g} events, {srs_manifest['cap_seconds']:g} s; components {', '.join(srs_manifest['components'])}")
+        say(
+            f"SRS caps from train sessions: {srs_manifest['cap_events']:g} events, {srs_manifest['cap_seconds']:g} s; components {', '.join(srs_manifest['components'])}"
+        )
         write_json(vocab, tmp / "vocab" / "course2id.json")
         users_col = pairs.column("user_id")
         pairs_by_split = {}
@@ -159,8 +161,13 @@ def build_dataset(
             summaries=summarise(pairs_by_split, len(vocab), config.max_prefix),
             srs=srs_manifest,
             diagnostics=diagnostics.compute(
-                pairs_by_split, episodes_by_split, len(vocab), max_prefix=config.max_prefix,
-                n_users=n_users, n_sessions=n_sessions, sessions_per_user=sessions_per_user,
+                pairs_by_split,
+                episodes_by_split,
+                len(vocab),
+                max_prefix=config.max_prefix,
+                n_users=n_users,
+                n_sessions=n_sessions,
+                sessions_per_user=sessions_per_user,
             ),
         )
     return open_dataset(name, data_dir)

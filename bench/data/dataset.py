@@ -34,7 +34,9 @@ def _query_excluded_cached(path: str, mtime_ns: int, size: int, rule: str | None
 
 
 @functools.lru_cache(maxsize=16)
-def _support_srs_cached(path: str, mtime_ns: int, size: int, split: str, K: int, Q: int, stride: int, population_K: int | None, per_user: int) -> np.ndarray:
+def _support_srs_cached(
+    path: str, mtime_ns: int, size: int, split: str, K: int, Q: int, stride: int, population_K: int | None, per_user: int
+) -> np.ndarray:
     table = pq.read_table(path, columns=["user_id", "timestamp", srs.SCORE])
     values = pipeline.support_mean(table, srs.SCORE, split, K, Q, stride, population_K=population_K, per_user=per_user)
     values.setflags(write=False)
@@ -172,9 +174,7 @@ class Dataset:
         if not path.is_file():
             stride = int(self.manifest.get("pipeline", {}).get("stride", 1))
             table = pq.read_table(self.root / "pairs" / f"pairs_{split}.parquet")
-            episodes = pipeline.build_episodes(
-                table, split, int(K), int(Q), stride, population_K=population_K, per_user=self.test_episodes_per_user
-            )
+            episodes = pipeline.build_episodes(table, split, int(K), int(Q), stride, population_K=population_K, per_user=self.test_episodes_per_user)
             pipeline.write_parquet(episodes, path)
         frame = read_parquet(path)
         stat = os.stat(path)

@@ -232,8 +232,9 @@ def _prefix_stats(pairs: pa.Table, max_prefix: int | None, sessions_known: bool)
     cap = int(max_prefix) if max_prefix else int(stored.max(initial=1))
     untruncated, cut = stored, stored >= cap  # without sessions: the stored length; "cut" = at the cap
     if sessions_known and len(stored):
-        keys = pd.DataFrame({"u": pairs.column("user_id").to_numpy(zero_copy_only=False),
-                             "s": pairs.column("session_id").to_numpy(zero_copy_only=False)})
+        keys = pd.DataFrame(
+            {"u": pairs.column("user_id").to_numpy(zero_copy_only=False), "s": pairs.column("session_id").to_numpy(zero_copy_only=False)}
+        )
         position = keys.groupby(["u", "s"], sort=False).cumcount().to_numpy() + 1
         # a pair's position in its session is its untruncated length where it agrees with every stored one
         if (np.minimum(position, cap) == stored).all():

@@ -94,7 +94,10 @@ def show_info(name: str, data_dir=None, as_json: bool = False, console: Console 
     for key in ("interactions", "users", "users_with_pairs", "items", "sessions", "pairs"):
         head.add_row(key.replace("_", " "), _fmt(counts.get(key)))
     p = info["pipeline"]
-    head.add_row("pipeline", f"max_prefix={p.get('max_prefix')} split_seed={p.get('split_seed')} K={p.get('K')} Q={p.get('Q')} stride={p.get('stride')} test_episodes_per_user={p.get('test_episodes_per_user', 1)}")
+    head.add_row(
+        "pipeline",
+        f"max_prefix={p.get('max_prefix')} split_seed={p.get('split_seed')} K={p.get('K')} Q={p.get('Q')} stride={p.get('stride')} test_episodes_per_user={p.get('test_episodes_per_user', 1)}",
+    )
     console.print(head)
 
     K, Q = counts["K"], counts["Q"]

@@ -84,8 +84,13 @@ def distribution(values) -> dict:
     if len(values) == 0:
         return {"n": 0, "mean": None, "p10": None, "p50": None, "p90": None}
     p10, p50, p90 = np.percentile(values, [10, 50, 90])
-    return {"n": int(len(values)), "mean": round(float(values.mean()), 6), "p10": round(float(p10), 6),
-            "p50": round(float(p50), 6), "p90": round(float(p90), 6)}
+    return {
+        "n": int(len(values)),
+        "mean": round(float(values.mean()), 6),
+        "p10": round(float(p10), 6),
+        "p50": round(float(p50), 6),
+        "p90": round(float(p90), 6),
+    }
 
 
 def describe(cap_events: float, cap_seconds: float, n_cap_sessions: int, kinds_from: str | None, kinds_seen, by_split: dict) -> dict:
@@ -97,7 +102,8 @@ def describe(cap_events: float, cap_seconds: float, n_cap_sessions: int, kinds_f
         "formula": FORMULA,
         "components": list(COMPONENTS if with_kinds else COMPONENTS[:2]),
         "composition": (
-            f"distinct kinds / {N_KINDS}, clipped at 1; kinds from {kinds_from}" if with_kinds
+            f"distinct kinds / {N_KINDS}, clipped at 1; kinds from {kinds_from}"
+            if with_kinds
             else "undefined: the source has no event kinds (import with --event COLUMN to have it); SRS = mean of intensity and extent"
         ),
         "cap_events": cap_events,

@@ -183,8 +183,15 @@ def question_columns(table: QuestionsTable, alpha: float = 0.05) -> list[Column]
         ok = r.status == "ok"
         significant = ok and not missing(r.p_holm) and r.p_holm < alpha
         question.append(Cell(r.question.question, f"{r.question.a} − {r.question.b}", numeric=False))
-        diff.append(Cell(format_diff(m, r.diff) if ok else MISSING, interval(format_diff, m, r.ci_low, r.ci_high) if ok else "",
-                         significant=significant, dagger=significant, sign=0 if not ok or missing(r.diff) else int(np.sign(r.diff))))
+        diff.append(
+            Cell(
+                format_diff(m, r.diff) if ok else MISSING,
+                interval(format_diff, m, r.ci_low, r.ci_high) if ok else "",
+                significant=significant,
+                dagger=significant,
+                sign=0 if not ok or missing(r.diff) else int(np.sign(r.diff)),
+            )
+        )
         p.append(Cell(format_p(r.p_holm) if ok else MISSING, significant=significant))
         wtl.append(Cell(_wtl(r.wins, r.ties, r.losses) if ok else MISSING))
         mde.append(Cell(format_value(m, r.mde) if ok else MISSING))

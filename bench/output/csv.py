@@ -41,8 +41,19 @@ def questions_to_frame(tables: list[QuestionsTable]) -> pd.DataFrame:
         for result in table.rows:
             fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "question"}
             fields["per_seed_diffs"] = ";".join(repr(float(d)) for d in result.per_seed_diffs)
-            rows.append({"grid": table.grid, "dataset": table.dataset, "dataset_hash": table.dataset_hash, "K": table.K, "Q": table.Q,
-                         "question": result.question.question, "a": result.question.a, "b": result.question.b, **fields})
+            rows.append(
+                {
+                    "grid": table.grid,
+                    "dataset": table.dataset,
+                    "dataset_hash": table.dataset_hash,
+                    "K": table.K,
+                    "Q": table.Q,
+                    "question": result.question.question,
+                    "a": result.question.a,
+                    "b": result.question.b,
+                    **fields,
+                }
+            )
     return pd.DataFrame(rows)
 
 

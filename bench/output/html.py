@@ -131,7 +131,7 @@ def figures_section(drawn: dict[str, Drawn | Skipped]) -> str:
         out.append(
             f'<figure class="{"wide" if item.wide else "narrow"}" id="fig-{_e(name)}">'
             f'<img alt="{_e(name)}" src="data:image/svg+xml;base64,{data}">'
-            f"<figcaption>{_e(item.caption)}<br><span class=\"ci\">Drawn from: {_e(item.sources)}</span></figcaption></figure>"
+            f'<figcaption>{_e(item.caption)}<br><span class="ci">Drawn from: {_e(item.sources)}</span></figcaption></figure>'
         )
     return "".join(out)
 
@@ -177,8 +177,15 @@ def datasets_section(inputs: PlotInputs) -> str:
 
 def _run_fields(run: dict) -> dict[str, str]:
     config = run.get("config", {})
-    fields = {"run": run["hash"][:12], "cell": run.get("cell", ""), "seed": config.get("seed"), "K": config.get("K"), "Q": config.get("Q"),
-              "dataset": config.get("dataset"), "data version": str(config.get("dataset_hash", ""))[:12]}
+    fields = {
+        "run": run["hash"][:12],
+        "cell": run.get("cell", ""),
+        "seed": config.get("seed"),
+        "K": config.get("K"),
+        "Q": config.get("Q"),
+        "dataset": config.get("dataset"),
+        "data version": str(config.get("dataset_hash", ""))[:12],
+    }
     git = run.get("git") or {}
     fields["git revision"] = f"{str(git.get('revision', 'unknown'))[:12]}{' (uncommitted changes)' if git.get('dirty') else ''}"
     for key, value in run.items():
@@ -200,15 +207,32 @@ def provenance_section(inputs: PlotInputs) -> str:
     out = ['<p class="note">Shared by every run below:</p><dl class="kv">']
     out += [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in shared.items()]
     out.append("</dl>")
-    headers = [("Run", "l"), ("Cell", "l"), ("Seed", "r"), ("K", "r"), ("Q", "r"), ("Started (UTC)", "l"), ("Wall s", "r"),
-               ("Train s", "r"), ("Other settings", "l wrap")]
+    headers = [
+        ("Run", "l"),
+        ("Cell", "l"),
+        ("Seed", "r"),
+        ("K", "r"),
+        ("Q", "r"),
+        ("Started (UTC)", "l"),
+        ("Wall s", "r"),
+        ("Train s", "r"),
+        ("Other settings", "l wrap"),
+    ]
     rows = []
     for run, f in zip(runs, fields):
         other = "; ".join(f"{k}={v}" for k, v in f.items() if k not in shared and k not in ALWAYS_SHOWN)
         seconds = [run.get(k) for k in ("wall_seconds", "train_seconds")]
         rows.append(
-            [f'<span class="mono">{_e(f["run"])}</span>', _e(f["cell"]), _e(f["seed"]), _e(f["K"]), _e(f["Q"]), _e(run.get("started", "—")),
-             *("—" if not isinstance(s, (int, float)) else f"{s:.1f}" for s in seconds), f'<span class="mono">{_e(other)}</span>']
+            [
+                f'<span class="mono">{_e(f["run"])}</span>',
+                _e(f["cell"]),
+                _e(f["seed"]),
+                _e(f["K"]),
+                _e(f["Q"]),
+                _e(run.get("started", "—")),
+                *("—" if not isinstance(s, (int, float)) else f"{s:.1f}" for s in seconds),
+                f'<span class="mono">{_e(other)}</span>',
+            ]
         )
     out.append(_table(headers, rows))
     return "".join(out)
@@ -228,9 +252,11 @@ SECTIONS = (
 def html_page(inputs: PlotInputs, drawn: dict[str, Drawn | Skipped], title: str = "bench report") -> str:
     """The page as one string: every figure inline, no external reference."""
     datasets = sorted({run["config"]["dataset"] for run in inputs.results.runs})
-    meta = (f"{len(inputs.results.runs)} complete run(s) from {inputs.results_dir}"
-            f"{f' · grid {inputs.grid}' if inputs.grid else ''} · dataset(s) {', '.join(datasets)} · "
-            f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    meta = (
+        f"{len(inputs.results.runs)} complete run(s) from {inputs.results_dir}"
+        f"{f' · grid {inputs.grid}' if inputs.grid else ''} · dataset(s) {', '.join(datasets)} · "
+        f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    )
     nav = " ".join(f'<a href="#{key}">{_e(name)}</a>' for key, name, _ in SECTIONS)
     # each run the tables lack (damaged, failed, missing), above them as in every other output
     problems = "".join(f"<p>{_e(line)}</p>" for line in problem_note(inputs.results.problems))
@@ -239,6 +265,6 @@ def html_page(inputs: PlotInputs, drawn: dict[str, Drawn | Skipped], title: str 
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
-        f"<style>{CSS}</style></head><body><header><h1>{_e(title)}</h1><p class=\"meta\">{_e(meta)}</p><nav>{nav}</nav></header>"
+        f'<style>{CSS}</style></head><body><header><h1>{_e(title)}</h1><p class="meta">{_e(meta)}</p><nav>{nav}</nav></header>'
         f"{problems}{body}</body></html>\n"
     )

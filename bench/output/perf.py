@@ -50,7 +50,16 @@ def engines_table(figures: dict) -> Table:
     """MAML per engine, then each arm per engine: throughput, GFLOP/s and RSS."""
     title = f"bench perf engines ({figures['device']}, {figures['threads']} thread(s); medians of {figures['config']['repeats']} alternating rounds)"
     table = Table(title=title)
-    for column in ("engine (MAML) / arm (engine)", "train tasks/s", "s / meta-iter", "eval episodes/s", "313 eval eps (s)", "train GFLOP/s", "% of matmul", "RSS (MB)"):
+    for column in (
+        "engine (MAML) / arm (engine)",
+        "train tasks/s",
+        "s / meta-iter",
+        "eval episodes/s",
+        "313 eval eps (s)",
+        "train GFLOP/s",
+        "% of matmul",
+        "RSS (MB)",
+    ):
         table.add_column(column, justify="right" if not column.startswith("engine") else "left")
     for name, row in [*figures["engines"].items(), *figures["arms"].items()]:
         maml_flops = name in figures["engines"]  # the FLOP count is MAML's: not shown for the other arms
@@ -82,8 +91,7 @@ def engines_lines(figures: dict) -> list[str]:
     for name, arm in figures["arms"].items():
         versus = arm["vs_maml_same_engine"]
         lines.append(
-            f"{name}: seconds per meta-iteration {versus['meta_iteration']:.2f}x MAML's on {arm['engine']}, "
-            f"evaluation time {versus['eval']:.2f}x"
+            f"{name}: seconds per meta-iteration {versus['meta_iteration']:.2f}x MAML's on {arm['engine']}, evaluation time {versus['eval']:.2f}x"
         )
     rss = figures.get("rss_long_loop")
     if rss:
@@ -130,7 +138,13 @@ def full_table(dataset: str, repeats: int, val_episodes: int, data: dict) -> Tab
     for column in ("engine", "s / meta-iteration", f"s / validation ({val_episodes} val eps)", "train GFLOP/s", "% of matmul"):
         table.add_column(column, justify="left" if column == "engine" else "right")
     for name, row in data["engines"].items():
-        table.add_row(name, f"{row['seconds_per_iteration']:.3f}", f"{row['seconds_per_validation']:.2f}", f"{row['gflops']:.1f}", f"{100 * row['matmul_share']:.1f}%")
+        table.add_row(
+            name,
+            f"{row['seconds_per_iteration']:.3f}",
+            f"{row['seconds_per_validation']:.2f}",
+            f"{row['gflops']:.1f}",
+            f"{100 * row['matmul_share']:.1f}%",
+        )
     return table
 
 
@@ -180,7 +194,9 @@ def baselines_training_lines(training: dict) -> list[str]:
         for name, row in models.items()
     ]
     sasrec, gru4rec, pairs = models["sasrec"]["pairs_per_cpu_s"], models["gru4rec"]["pairs_per_cpu_s"], training["epoch_pairs"]
-    lines.append(f"sasrec/gru4rec throughput {sasrec / gru4rec:.2f}; one epoch of {pairs:,} train pairs: sasrec {pairs / sasrec:.0f} s, gru4rec {pairs / gru4rec:.0f} s")
+    lines.append(
+        f"sasrec/gru4rec throughput {sasrec / gru4rec:.2f}; one epoch of {pairs:,} train pairs: sasrec {pairs / sasrec:.0f} s, gru4rec {pairs / gru4rec:.0f} s"
+    )
     return lines
 
 

@@ -125,8 +125,16 @@ def _width(console: Console, table: Table) -> int:
     return console.measure(table, options=console.options.update_width(100_000)).maximum
 
 
-def fit(columns: list[C.Column], priority: list[str], required: int, title: str, console: Console, width: int | None = None,
-        row_styles=None, wide: bool = False) -> Fitted:
+def fit(
+    columns: list[C.Column],
+    priority: list[str],
+    required: int,
+    title: str,
+    console: Console,
+    width: int | None = None,
+    row_styles=None,
+    wide: bool = False,
+) -> Fitted:
     """The widest layout of ``columns`` that fits ``width`` (default: the console's), by ``priority``."""
     width = width or console.width
     by_key = {c.key: c for c in columns}
@@ -182,8 +190,9 @@ def questions_renderable(table: QuestionsTable, console: Console, width: int | N
     return Group(*parts), fitted
 
 
-def print_report(tables: list[LeaderboardTable], console: Console | None = None, questions: list[QuestionsTable] = (),
-                 wide: bool = False, header: list[str] = ()) -> None:
+def print_report(
+    tables: list[LeaderboardTable], console: Console | None = None, questions: list[QuestionsTable] = (), wide: bool = False, header: list[str] = ()
+) -> None:
     """``header`` lines (dataset diagnostics), the Questions tables, then the leaderboards: fitted to a
     terminal, markdown when not a terminal."""
     if console is None:

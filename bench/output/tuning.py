@@ -35,9 +35,7 @@ def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
             trials += f" ({s.running} unfinished)"
         if s.timed_out:
             trials += " (timed out)"
-        params = ", ".join(
-            f"{k}={_num(v)}" + ("" if s.untuned_params.get(k) != v else " (=grid)") for k, v in s.best_params.items()
-        ) or "-"
+        params = ", ".join(f"{k}={_num(v)}" + ("" if s.untuned_params.get(k) != v else " (=grid)") for k, v in s.best_params.items()) or "-"
         warm = "-"
         if s.warm_from:
             warm = f"{s.warm_from} best: " + (", ".join(f"{k}={_num(v)}" for k, v in s.warm_params.items()) or "not tuned yet")
@@ -48,7 +46,8 @@ def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
     if summaries:
         pruners = sorted({s.pruner for s in summaries})
         pruned = (
-            "no pruning: every trial ran its full budget" if pruners == ["none"]
+            "no pruning: every trial ran its full budget"
+            if pruners == ["none"]
             else "pruning: " + "; ".join(pruners) + " on each trial's val curve; a pruned trial counts toward N"
         )
         lines += ["", f"Trial 0 of each study is the grid's own settings (val untuned); {pruned}."]

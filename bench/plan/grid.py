@@ -114,7 +114,9 @@ def _is_int(value: Any) -> bool:
 def _grid_problems(raw: dict, where: str) -> list[str]:
     """One line per structural problem of a grid file: a key missing, an empty seed list, a K or Q
     below 1, a cell with an unknown key, no method, or a sweep that is not lists of values."""
-    problems = [f"{where} lacks {key!r} (declare datasets, seeds, shots and cells)" for key in ("datasets", "seeds", "shots", "cells") if key not in raw]
+    problems = [
+        f"{where} lacks {key!r} (declare datasets, seeds, shots and cells)" for key in ("datasets", "seeds", "shots", "cells") if key not in raw
+    ]
     if "datasets" in raw and (not isinstance(raw["datasets"], list) or not raw["datasets"] or not all(isinstance(d, str) for d in raw["datasets"])):
         problems.append(f"{where}: datasets = {raw['datasets']!r} must be a non-empty list of dataset names")
     if "seeds" in raw and (not isinstance(raw["seeds"], list) or not raw["seeds"] or not all(map(_is_int, raw["seeds"]))):
@@ -169,7 +171,9 @@ def _extend(raw: dict, where: str) -> dict:
         raise BenchError(f"{where}: extends = {base_name!r} names no preset grid", f"choose one of {', '.join(available_grids())}")
     base = _read_toml(base_path)
     if "extends" in base:
-        raise BenchError(f"{where}: extends grid {base_name!r}, which itself extends {base['extends']!r}", "extend a grid that declares its own cells")
+        raise BenchError(
+            f"{where}: extends grid {base_name!r}, which itself extends {base['extends']!r}", "extend a grid that declares its own cells"
+        )
     merged = {**{k: v for k, v in base.items() if k not in ("name", "description")}, **{k: v for k, v in raw.items() if k != "extends"}}
     merged["params"] = {**base.get("params", {}), **raw.get("params", {})}
     return merged
@@ -289,7 +293,9 @@ def expand(
         sweep = dict(cell.get("sweep", {}))
         unknown = sorted((set(cell.get("params", {})) | set(sweep)) - set(spec.defaults))
         if unknown:
-            problems.append(f"{grid.where} cell {n}: method {spec.name!r} has no param {', '.join(map(repr, unknown))} (its params are {', '.join(spec.defaults) or '(none)'})")
+            problems.append(
+                f"{grid.where} cell {n}: method {spec.name!r} has no param {', '.join(map(repr, unknown))} (its params are {', '.join(spec.defaults) or '(none)'})"
+            )
             continue
         sweep_keys = sorted(sweep)
         variants = []

@@ -30,8 +30,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-
-
 @dataclass
 class RunResult:
     """What one run produces: its run.json record, per-episode metrics and meta-training curve."""

@@ -142,7 +142,9 @@ def schedule(durations: list[float], workers: int) -> float:
     return max(loads)
 
 
-def project_grid(target_name: str, source_name: str, results_dir: str = "results", speedup: dict | None = None, seeds: list[int] | None = None) -> list[Projected]:
+def project_grid(
+    target_name: str, source_name: str, results_dir: str = "results", speedup: dict | None = None, seeds: list[int] | None = None
+) -> list[Projected]:
     """Every run of ``target_name``, projected from the complete runs of ``source_name`` in the store
     (with ``speedup``, see ``load_speedup``); refused in one line when a target run has no measured
     counterpart. ``seeds``: only those seeds of the source were run; a target run of another seed is
@@ -153,7 +155,10 @@ def project_grid(target_name: str, source_name: str, results_dir: str = "results
     records = store.complete_runs()
     versions = {r["config"]["dataset"]: r["config"]["dataset_hash"] for r in records if r["config"]["dataset"] in target.datasets}
     if set(versions) != set(target.datasets):
-        raise BenchError(f"no complete runs of dataset(s) {', '.join(sorted(set(target.datasets) - set(versions)))} in {store.root}", f"run `python -m bench run --grid {source_name}` first")
+        raise BenchError(
+            f"no complete runs of dataset(s) {', '.join(sorted(set(target.datasets) - set(versions)))} in {store.root}",
+            f"run `python -m bench run --grid {source_name}` first",
+        )
     source_hashes = {run.hash for run in expand(source, versions, seeds)}
     measured = {_record_key(r): r for r in records if r["hash"] in source_hashes}
     projected, missing = [], []

@@ -39,11 +39,7 @@ _LOCAL_TMP = "bench-ray"
 
 def pack_folder(folder: Path, skip: Callable[[Path], bool] = lambda p: False) -> dict[str, bytes]:
     """Every file under ``folder`` as {relative posix path: bytes}."""
-    return {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and not skip(path)
-    }
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file() and not skip(path)}
 
 
 def _is_scratch(path: Path) -> bool:
@@ -105,8 +101,14 @@ def _prerequisite_task(name: str, config: RunConfig, dataset_files: dict, thread
     try:
         before = set(pack_folder(cache, _is_scratch))
         ctx = RunContext(
-            dataset=open_dataset(config.dataset, data_dir), seed=config.seed, K=config.K, Q=config.Q,
-            params=config.params_dict, init=config.init, cache_dir=cache, device=torch.device(device),
+            dataset=open_dataset(config.dataset, data_dir),
+            seed=config.seed,
+            K=config.K,
+            Q=config.Q,
+            params=config.params_dict,
+            init=config.init,
+            cache_dir=cache,
+            device=torch.device(device),
         )
         PREREQUISITES[name].build(ctx)
         return _new_files(cache, before)
@@ -248,4 +250,3 @@ def shutdown() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
-

@@ -111,7 +111,9 @@ def summarize(study, store: Store) -> CellSummary:
         best_val=best.value if best else None,
         best_number=best.number if best else None,
         best_params={k: best.user_attrs.get("params", {}).get(k) for k in space} if best else {},
-        untuned_params={k: untuned.user_attrs.get("params", {}).get(k) for k in space} if untuned is not None and "params" in untuned.user_attrs else {},
+        untuned_params={k: untuned.user_attrs.get("params", {}).get(k) for k in space}
+        if untuned is not None and "params" in untuned.user_attrs
+        else {},
         warm_from=attrs.get("warm_from"),
         warm_params=attrs.get("warm_params") or {},
         timed_out=bool(attrs.get("timed_out")),

@@ -202,10 +202,22 @@ def describe_study(study, cell: TuneCell, grid_name: str, n_trials: int, warm_pa
     """Record what the study tunes (its user attrs) and, in a new study, enqueue trial 0: the grid's own
     settings, measured the same way."""
     attrs = {
-        "grid": grid_name, "cell": cell.base.cell, "dataset": cell.base.dataset, "dataset_hash": cell.base.dataset_hash,
-        "K": cell.base.K, "Q": cell.base.Q, "seed": cell.base.seed, "split": SPLIT, "metric": METRIC,
-        "mode": objective_mode(cell.base.method), "space": list(cell.space), "space_text": {k: v.describe() for k, v in cell.space.items()},
-        "warm_from": cell.warm_from, "warm_params": warm_params or {}, "n_trials": n_trials, "timed_out": False,
+        "grid": grid_name,
+        "cell": cell.base.cell,
+        "dataset": cell.base.dataset,
+        "dataset_hash": cell.base.dataset_hash,
+        "K": cell.base.K,
+        "Q": cell.base.Q,
+        "seed": cell.base.seed,
+        "split": SPLIT,
+        "metric": METRIC,
+        "mode": objective_mode(cell.base.method),
+        "space": list(cell.space),
+        "space_text": {k: v.describe() for k, v in cell.space.items()},
+        "warm_from": cell.warm_from,
+        "warm_params": warm_params or {},
+        "n_trials": n_trials,
+        "timed_out": False,
         "pruner": pruning.describe(pruner),
     }
     for key, value in attrs.items():
@@ -387,5 +399,3 @@ def tuned_params(grid: Grid, runs: list[RunConfig], results_dir) -> dict[tuple[s
             f"run `python -m bench tune --grid {grid.name} --trials N` first, with the same --results",
         )
     return tuned
-
-

@@ -293,8 +293,16 @@ class RunProblem:
             return cls(state.hash, words.get(state.state, state.state), what, repair, config.cell, config.seed, config.dataset, config.K)
         record = state.record or {}
         identity = record.get("config") if isinstance(record.get("config"), dict) else {}
-        return cls(state.hash, words.get(state.state, state.state), what, repair, record.get("cell"), identity.get("seed"),
-                   identity.get("dataset"), identity.get("K"))
+        return cls(
+            state.hash,
+            words.get(state.state, state.state),
+            what,
+            repair,
+            record.get("cell"),
+            identity.get("seed"),
+            identity.get("dataset"),
+            identity.get("K"),
+        )
 
 
 def problem_note(problems) -> list[str]:
@@ -336,7 +344,9 @@ class Results:
         subset = self.only(set(labels))
         problems = self._grid_problems(grid, grid_name, results_dir, any_code, dataset, {r["hash"] for r in subset.runs})
         if not subset.runs:
-            raise _no_runs(f"no complete runs of grid {grid_name!r} in {results_dir}", f"run `python -m bench run --grid {grid_name}` first", problems)
+            raise _no_runs(
+                f"no complete runs of grid {grid_name!r} in {results_dir}", f"run `python -m bench run --grid {grid_name}` first", problems
+            )
         runs = [{**r, "cell": labels[r["hash"]]} for r in subset.runs]
         episodes = subset.episodes.assign(cell=subset.episodes["run"].map(labels))
         return Results(runs, episodes, problems, self.states)
@@ -349,7 +359,9 @@ class Results:
 
         states = {state.hash: state for state in self.states}
         known = {p.hash: p for p in self.problems}
-        configs = [r["config"] for r in self.runs] + [s.record["config"] for s in self.states if s.record and isinstance(s.record.get("config"), dict)]
+        configs = [r["config"] for r in self.runs] + [
+            s.record["config"] for s in self.states if s.record and isinstance(s.record.get("config"), dict)
+        ]
         versions = sorted({(c["dataset"], c["dataset_hash"]) for c in configs if dataset is None or c.get("dataset") == dataset})
         codes = sorted({c.get("code", "") for c in configs}) if any_code else [code_fingerprint()]
         problems: dict[str, RunProblem] = {}
@@ -401,7 +413,9 @@ def load_results(results_dir: str | Path, dataset: str | None = None) -> Results
         frames.append(frame)
     if not runs:
         where = f" for dataset {dataset!r}" if dataset else ""
-        raise _no_runs(f"no complete runs in {store.root}{where}", "run `python -m bench run --grid NAME` first, or check --results/--dataset", problems)
+        raise _no_runs(
+            f"no complete runs in {store.root}{where}", "run `python -m bench run --grid NAME` first, or check --results/--dataset", problems
+        )
     return Results(runs=runs, episodes=pd.concat(frames, ignore_index=True), problems=tuple(problems), states=tuple(states))
 
 
@@ -412,9 +426,18 @@ def config_of(record: dict | None):
     try:
         c = record["config"]
         config = RunConfig(
-            dataset=c["dataset"], dataset_hash=c["dataset_hash"], method=c["method"], init=c.get("init"), seed=int(c["seed"]),
-            K=int(c["K"]), Q=int(c["Q"]), params=tuple(sorted(c["params"].items())), cell=record.get("cell") or c["method"],
-            code=c.get("code", ""), population_K=c.get("population_K"), eval_split=c.get("eval_split", "test"),
+            dataset=c["dataset"],
+            dataset_hash=c["dataset_hash"],
+            method=c["method"],
+            init=c.get("init"),
+            seed=int(c["seed"]),
+            K=int(c["K"]),
+            Q=int(c["Q"]),
+            params=tuple(sorted(c["params"].items())),
+            cell=record.get("cell") or c["method"],
+            code=c.get("code", ""),
+            population_K=c.get("population_K"),
+            eval_split=c.get("eval_split", "test"),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

@@ -43,9 +43,11 @@ class StoreCheck:
         """One line: runs complete / damaged / failed / orphaned (and pruned), then the cache and journals."""
         runs = self.complete + sum(f.kind == "run" for f in self.findings)
         pruned = f", {self.count('pruned')} pruned" if self.count("pruned") else ""
-        return (f"{self.root}: {runs} run(s): {self.complete} complete, {self.count('damaged')} damaged, {self.count('failed')} failed, "
-                f"{self.count('orphaned')} orphaned{pruned}; {self.cache_entries} cached model(s), {self.count('damaged', ('cache',))} damaged; "
-                f"{self.journals} tuning journal(s), {self.count('damaged', ('journal',))} damaged")
+        return (
+            f"{self.root}: {runs} run(s): {self.complete} complete, {self.count('damaged')} damaged, {self.count('failed')} failed, "
+            f"{self.count('orphaned')} orphaned{pruned}; {self.cache_entries} cached model(s), {self.count('damaged', ('cache',))} damaged; "
+            f"{self.journals} tuning journal(s), {self.count('damaged', ('journal',))} damaged"
+        )
 
 
 def stores_of(root: Path) -> list[Store]:

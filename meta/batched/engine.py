@@ -47,7 +47,9 @@ class BatchedMAML:
         stacked.fused = self.fused
         return stacked
 
-    def _adapt(self, stacked: StackedParams, batch: StackedBatch, lr: float, inner_steps: int, dropout: float, training: bool, plan: TaskPlan | None = None) -> StackedParams:
+    def _adapt(
+        self, stacked: StackedParams, batch: StackedBatch, lr: float, inner_steps: int, dropout: float, training: bool, plan: TaskPlan | None = None
+    ) -> StackedParams:
         """``inner_steps`` first-order steps on the support sets, all tasks at once.
 
         Gradients without create_graph (first-order, as l2l's adapt with first_order=True), then

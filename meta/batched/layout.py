@@ -85,7 +85,9 @@ def row_tables(unique_keys: torch.Tensor, n: int, vocab_size: int) -> tuple[torc
     return row_table.view(n, width), row_slot
 
 
-def side_layout(rows: torch.Tensor, mask: torch.Tensor, steps: tuple, row_table: torch.Tensor, row_slot: torch.Tensor, dtype=torch.float32) -> SideLayout:
+def side_layout(
+    rows: torch.Tensor, mask: torch.Tensor, steps: tuple, row_table: torch.Tensor, row_slot: torch.Tensor, dtype=torch.float32
+) -> SideLayout:
     """Cut a packed side (rows [n, M], mask [n, M, 1], step blocks) into SideLayout segments."""
     segments, local = [], []
     for tasks, block_rows, offset in steps:
@@ -137,7 +139,9 @@ def _sorted_side(tasks: Sequence, order: list[int], prefixes: str, lengths: str,
     width = max(max(ls) for ls in lists)
     device = getattr(tasks[0], prefixes).device
     perm_tensor = torch.tensor(perms, dtype=torch.long, device=device)
-    stacked = torch.stack([F.pad(getattr(tasks[i], prefixes)[:, :width], (0, width - min(width, getattr(tasks[i], prefixes).shape[-1]))) for i in order])
+    stacked = torch.stack(
+        [F.pad(getattr(tasks[i], prefixes)[:, :width], (0, width - min(width, getattr(tasks[i], prefixes).shape[-1]))) for i in order]
+    )
     stacked = torch.gather(stacked, 1, perm_tensor.unsqueeze(-1).expand_as(stacked))
     lengths_tensor = torch.gather(torch.stack([getattr(tasks[i], lengths) for i in order]).to(device), 1, perm_tensor)
     labels_tensor = torch.gather(torch.stack([getattr(tasks[i], labels) for i in order]), 1, perm_tensor)
@@ -152,8 +156,12 @@ def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
         raise ValueError("task-batched adaptation needs the same K and Q in every task of a batch")
     longest = [int(t.support_lengths.max()) for t in tasks]
     order = sorted(range(len(tasks)), key=lambda i: -longest[i])
-    support, support_mask, support_labels, _, support_steps, support_items, support_lengths = _sorted_side(tasks, order, "support_prefixes", "support_lengths", "support_labels")
-    query, query_mask, query_labels, query_order, query_steps, query_items, query_lengths = _sorted_side(tasks, order, "query_prefixes", "query_lengths", "query_labels")
+    support, support_mask, support_labels, _, support_steps, support_items, support_lengths = _sorted_side(
+        tasks, order, "support_prefixes", "support_lengths", "support_labels"
+    )
+    query, query_mask, query_labels, query_order, query_steps, query_items, query_lengths = _sorted_side(
+        tasks, order, "query_prefixes", "query_lengths", "query_labels"
+    )
     n = support.shape[0]
     offsets = torch.arange(n, device=support.device).view(n, 1) * vocab_size
     keys = torch.cat([(support + offsets).flatten(), (query + offsets).flatten()])

@@ -57,7 +57,13 @@ class StackedParams(nn.Module):
             tensors = [parameters[name] for name in ("embedding_rows", "weight_ih_l0", "bias_ih_l0", "weight_hh_l0", "bias_hh_l0")]
             needs_backward = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
             kernel_side = getattr(batch, f"{side}_kernel")
-            if self.fused and kernel_side is not None and tensors[0].device.type == "cpu" and all(t.dtype == torch.float32 for t in tensors) and load_fused() is not None:
+            if (
+                self.fused
+                and kernel_side is not None
+                and tensors[0].device.type == "cpu"
+                and all(t.dtype == torch.float32 for t in tensors)
+                and load_fused() is not None
+            ):
                 state = FusedGRU.apply(kernel_side, layout.row_table, layout.row_slot, needs_backward, *tensors)
             else:
                 state = SegmentedGRU.apply(layout, needs_backward, *tensors)
@@ -111,7 +117,13 @@ class StackedParams(nn.Module):
         return weight - self.lr * torch.bmm(self.step_logit_grads.transpose(1, 2), self.step_states)
 
 
-def update_in_place(stacked: StackedParams, lr: float, grads: Sequence[torch.Tensor | None], row_rates: torch.Tensor | None = None, task_rates: torch.Tensor | None = None) -> StackedParams:
+def update_in_place(
+    stacked: StackedParams,
+    lr: float,
+    grads: Sequence[torch.Tensor | None],
+    row_rates: torch.Tensor | None = None,
+    task_rates: torch.Tensor | None = None,
+) -> StackedParams:
     """learn2learn's ``maml_update`` arithmetic, p + (-lr * g), without fresh per-task copies.
 
     ``maml_update`` allocates two new [n, ...] tensors per parameter and step (-lr * g, then the

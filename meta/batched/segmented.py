@@ -134,7 +134,9 @@ class SegmentedGRU(torch.autograd.Function):
             else:
                 kept = block * rz[..., hidden:]
                 if hh_shared:
-                    grad[:tasks, :rows] = torch.addmm(kept.view(tasks * rows, hidden), grad_h.reshape(tasks * rows, gates), shared_hh).view(tasks, rows, hidden)
+                    grad[:tasks, :rows] = torch.addmm(kept.view(tasks * rows, hidden), grad_h.reshape(tasks * rows, gates), shared_hh).view(
+                        tasks, rows, hidden
+                    )
                 else:
                     grad[:tasks, :rows] = torch.baddbmm(kept, grad_h, weight_hh[:tasks])
         needs = ctx.needs_input_grad

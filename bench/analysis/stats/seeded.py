@@ -110,7 +110,19 @@ def compare_seeded(
             low, high, se, df = seed_t_interval(float(d.mean()), boot, parts, n_learners, confidence)
             p, test = t_p_value(float(d.mean()), se, df), "two-stage bootstrap t"
     return SeededComparison(
-        mean_diff=float(d.mean()), ci_low=low, ci_high=high, p_value=float(p), se=se,
-        wins=wins, ties=ties, losses=losses, n_episodes=int(n), n_learners=n_learners, n_seeds=int(n_seeds),
-        paired_seeds=bool(paired_seeds), per_seed_diffs=per_seed, test=test, df=df,
+        mean_diff=float(d.mean()),
+        ci_low=low,
+        ci_high=high,
+        p_value=float(p),
+        se=se,
+        wins=wins,
+        ties=ties,
+        losses=losses,
+        n_episodes=int(n),
+        n_learners=n_learners,
+        n_seeds=int(n_seeds),
+        paired_seeds=bool(paired_seeds),
+        per_seed_diffs=per_seed,
+        test=test,
+        df=df,
     )

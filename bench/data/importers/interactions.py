@@ -70,8 +70,10 @@ def import_interactions(
                 f"the columns are: {', '.join(map(str, raw.columns))}",
             )
     reasons = (
-        ("missing_user", "missing_item", "missing_time") + (("missing_session",) if session is not None else ())
-        + (("missing_event",) if event is not None else ()) + ("duplicate",)
+        ("missing_user", "missing_item", "missing_time")
+        + (("missing_session",) if session is not None else ())
+        + (("missing_event",) if event is not None else ())
+        + ("duplicate",)
     )
     account = RowAccount("row", reasons, strict)
     checks = [("missing_user", missing_values(raw[user])), ("missing_item", missing_values(raw[item])), ("missing_time", missing_values(raw[time]))]
@@ -97,9 +99,7 @@ def import_interactions(
         gap = 30.0 if session_gap is None else float(session_gap)
         sessions = sessions_by_gap(users, timestamps, gap)
         session_rule = {"gap_minutes": gap}
-    interactions = pd.DataFrame(
-        {"user": users, "item": raw[item].astype(str).to_numpy(dtype=object), "timestamp": timestamps, "session": sessions}
-    )
+    interactions = pd.DataFrame({"user": users, "item": raw[item].astype(str).to_numpy(dtype=object), "timestamp": timestamps, "session": sessions})
     if event is not None:
         interactions[pipeline.KIND] = raw[event].astype(str).str.strip().to_numpy(dtype=object)
     source = {
@@ -111,6 +111,12 @@ def import_interactions(
         "rows": account.to_json(),
     }
     return build.build_dataset(
-        interactions, name=name, data_dir=data_dir, source=source, config=config, force=force, progress=progress,
+        interactions,
+        name=name,
+        data_dir=data_dir,
+        source=source,
+        config=config,
+        force=force,
+        progress=progress,
         kinds_from=f"column {event!r} (distinct values per session)" if event is not None else None,
     )

@@ -25,7 +25,9 @@ def _find_seed_root(folder: Path) -> Path:
     if (folder / "episodes").is_dir() and (folder / "vocab").is_dir():
         return folder
     candidates = sorted(
-        p for pattern in ("*", "processed/*", "data/processed/*") for p in folder.glob(pattern)
+        p
+        for pattern in ("*", "processed/*", "data/processed/*")
+        for p in folder.glob(pattern)
         if (p / "episodes").is_dir() and (p / "vocab").is_dir()
     )
     if len(candidates) == 1:
@@ -97,9 +99,7 @@ def _rows_with_null(values: pa.Array, depth: int) -> np.ndarray:
 def _seed_row_checks(table: pa.Table, user_ids: pa.Array, needed: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
     """Drop checks for one seed episode file: missing user id, a missing id in any list, exact duplicate rows."""
     missing_user = missing_values(pd.Series(user_ids.to_pandas()))
-    missing_item = np.logical_or.reduce(
-        [_rows_with_null(table.column(c).combine_chunks(), 2 if c.endswith("prefixes") else 1) for c in needed]
-    )
+    missing_item = np.logical_or.reduce([_rows_with_null(table.column(c).combine_chunks(), 2 if c.endswith("prefixes") else 1) for c in needed])
     duplicate = np.zeros(table.num_rows, dtype=bool)
     seen = set()
     columns = [user_ids.to_pylist()] + [table.column(c).to_pylist() for c in needed]
@@ -191,9 +191,7 @@ def _pairs_from_episodes(episodes: pa.Table) -> tuple[pa.Table, dict]:
     columns = episodes.to_pydict()
     sequences = [
         [(tuple(p), int(l)) for p, l in zip(sp + qp, sl + ql)]
-        for sp, sl, qp, ql in zip(
-            columns["support_prefixes"], columns["support_labels"], columns["query_prefixes"], columns["query_labels"]
-        )
+        for sp, sl, qp, ql in zip(columns["support_prefixes"], columns["support_labels"], columns["query_prefixes"], columns["query_labels"])
     ]
     merged = _merge_user_sequences(columns["user_id"], sequences)
     users, prefixes, labels, order = [], [], [], []
@@ -231,11 +229,13 @@ def _seed_source(root: Path, vocab_path: Path, complete: dict, account: RowAccou
         "episode_files": {f"K{k}_Q{q}": sorted(files) for (k, q), files in complete.items()},
         "rows": account.to_json(),
         "original_files": {
-            p.relative_to(root).as_posix(): pipeline.sha256_file(p)
-            for p in [vocab_path, *(f for files in complete.values() for f in files.values())]
+            p.relative_to(root).as_posix(): pipeline.sha256_file(p) for p in [vocab_path, *(f for files in complete.values() for f in files.values())]
         },
         "repair": (
-            {"id_shift": 1, "reason": "course2id.json gave id 0 to a real course; every id (vocabulary, prefixes, labels) was shifted by +1 so 0 is padding only"}
+            {
+                "id_shift": 1,
+                "reason": "course2id.json gave id 0 to a real course; every id (vocabulary, prefixes, labels) was shifted by +1 so 0 is padding only",
+            }
             if shift
             else None
         ),
@@ -248,7 +248,13 @@ def _seed_source(root: Path, vocab_path: Path, complete: dict, account: RowAccou
 
 
 def import_seed_episodes(
-    folder, *, name: str, data_dir=None, force: bool = False, progress=None, test_episodes_per_user: int = 1,
+    folder,
+    *,
+    name: str,
+    data_dir=None,
+    force: bool = False,
+    progress=None,
+    test_episodes_per_user: int = 1,
     strict: bool = False,
 ):
     """The seed's episodes + course2id.json -> dataset; id 0 for a real course is repaired by +1 on every id.
@@ -294,12 +300,19 @@ def import_seed_episodes(
             name=name,
             source=_seed_source(root, vocab_path, complete, account, shift, primary),
             settings={
-                "max_prefix": None, "split_seed": None, "K": K, "Q": Q, "stride": 1,
-                "test_episodes_per_user": test_episodes_per_user, "episode_rules": pipeline.EPISODE_RULES,
+                "max_prefix": None,
+                "split_seed": None,
+                "K": K,
+                "Q": Q,
+                "stride": 1,
+                "test_episodes_per_user": test_episodes_per_user,
+                "episode_rules": pipeline.EPISODE_RULES,
                 # the seed's episodes are taken as given: the last prefix item is excluded only if no pair has it as label
                 "excluded_from_ranking": pipeline.exclusion_rule(
                     (pc.list_flatten(table.column(f"{part}_prefixes")), pc.list_flatten(table.column(f"{part}_labels")))
-                    for by_split in tables.values() for table in by_split.values() for part in ("support", "query")
+                    for by_split in tables.values()
+                    for table in by_split.values()
+                    for part in ("support", "query")
                 ),
             },
             counts={
@@ -314,9 +327,7 @@ def import_seed_episodes(
                 "splits": counts_split,
             },
             summaries=pipeline.summarise(pairs_by_split, n_items, 50),
-            srs=srs.unavailable(
-                "an episodes-only import: the seed's episodes hold no sessions, so no session has events, a duration or kinds"
-            ),
+            srs=srs.unavailable("an episodes-only import: the seed's episodes hold no sessions, so no session has events, a duration or kinds"),
             diagnostics=diagnostics.compute(pairs_by_split, tables[primary], n_items, max_prefix=None),
         )
     from bench.data.dataset import open_dataset

@@ -182,6 +182,14 @@ def import_xuetangx_activity(
     }
     say(f"{rows_line(source['rows'])}; {len(interactions):,} interactions after removing consecutive repeats")
     return build.build_dataset(
-        interactions, name=name, data_dir=data_dir, source=source, config=config, force=force, progress=progress,
-        session_stats=stats, kinds_from=SRS_KIND_UNITS[srs_kinds], kinds_seen=sorted(buckets.kinds),
+        interactions,
+        name=name,
+        data_dir=data_dir,
+        source=source,
+        config=config,
+        force=force,
+        progress=progress,
+        session_stats=stats,
+        kinds_from=SRS_KIND_UNITS[srs_kinds],
+        kinds_seen=sorted(buckets.kinds),
     )

@@ -105,9 +105,7 @@ def episode_starts(
     return pairs, starts
 
 
-def build_episodes(
-    pairs: pa.Table, split: str, K: int, Q: int, stride: int = 1, population_K: int | None = None, per_user: int = 1
-) -> pa.Table:
+def build_episodes(pairs: pa.Table, split: str, K: int, Q: int, stride: int = 1, population_K: int | None = None, per_user: int = 1) -> pa.Table:
     """Episodes of K support then Q query pairs, time-ordered; see EPISODE_RULES.
 
     ``population_K`` (>= K) and ``per_user`` shape val/test only; train is always sliding windows.

@@ -43,15 +43,19 @@ def content_hash(files: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(
-    folder: Path, *, name: str, source: dict, settings: dict, counts: dict, summaries: dict, srs: dict, diagnostics: dict
-) -> dict:
+def write_manifest(folder: Path, *, name: str, source: dict, settings: dict, counts: dict, summaries: dict, srs: dict, diagnostics: dict) -> dict:
     """Write ``folder``'s dataset.json, the one writer of every dataset's manifest: its sections in one order
     (schema, name, source, pipeline = ``settings``, counts, summaries, srs, diagnostics), then ``files``
     (sha256 of every file so far) and ``content_hash``. Returns the manifest written."""
     manifest = {
-        "schema": SCHEMA_VERSION, "name": name, "source": source, "pipeline": settings, "counts": counts,
-        "summaries": summaries, "srs": srs, "diagnostics": diagnostics,
+        "schema": SCHEMA_VERSION,
+        "name": name,
+        "source": source,
+        "pipeline": settings,
+        "counts": counts,
+        "summaries": summaries,
+        "srs": srs,
+        "diagnostics": diagnostics,
     }
     files = {}
     for path in sorted(Path(folder).rglob("*")):

@@ -26,8 +26,14 @@ KNOB_SOURCES = {
 # sanity_samples.top_event_types: the kept log has 8 types, 28,002,537 events); each event draws its
 # kind with these shares (or repeats the previous one, kind_repeat). They feed only the SRS's composition.
 XUETANGX_EVENT_TYPE_COUNTS = {
-    "pause_video": 10447067, "seek_video": 4878540, "problem_get": 4594062, "load_video": 3832977,
-    "problem_check": 1589086, "problem_check_correct": 1287667, "problem_check_incorrect": 717231, "problem_save": 655907,
+    "pause_video": 10447067,
+    "seek_video": 4878540,
+    "problem_get": 4594062,
+    "load_video": 3832977,
+    "problem_check": 1589086,
+    "problem_check_correct": 1287667,
+    "problem_check_incorrect": 717231,
+    "problem_save": 655907,
 }
 
 
@@ -37,59 +43,63 @@ EVENT_KINDS = tuple(XUETANGX_EVENT_TYPE_COUNTS)
 KIND_KNOBS = tuple(f"kind_{kind}" for kind in EVENT_KINDS)  # SynthConfig fields: each kind's share of events
 
 
-KNOB_SOURCES.update({
-    knob: (
-        f"share of {kind} among the real log's kept events: {XUETANGX_EVENT_TYPE_COUNTS[kind]:,} of 28,002,537 "
-        "(seed notebook 01_ingest_xuetangx cell 01-08 / its report.json top_event_types), rounded to 6 decimals; "
-        "drawn per event (unless it repeats the previous kind, kind_repeat); used only by the SRS's composition"
-    )
-    for kind, knob in zip(EVENT_KINDS, KIND_KNOBS)
-})
+KNOB_SOURCES.update(
+    {
+        knob: (
+            f"share of {kind} among the real log's kept events: {XUETANGX_EVENT_TYPE_COUNTS[kind]:,} of 28,002,537 "
+            "(seed notebook 01_ingest_xuetangx cell 01-08 / its report.json top_event_types), rounded to 6 decimals; "
+            "drawn per event (unless it repeats the previous kind, kind_repeat); used only by the SRS's composition"
+        )
+        for kind, knob in zip(EVENT_KINDS, KIND_KNOBS)
+    }
+)
 
 
 # Session statistics (issue 24): printed by the seed for real XuetangX (notebooks 02_sessionize, 03b_srs_scores,
 # 09_srs_validation); sessions of >= 2 events, as the seed keeps. At the real scale: a generated event is a logged
 # one (gap_parts 1), so events, seconds and kinds per session are compared with the printed figures directly.
-KNOB_SOURCES.update({
-    "mean_events": (
-        "events per session: 30.4 per session of >= 2 events at 60k learners against real XuetangX's 30.76 "
-        "(27,875,155 events in 906,341 sessions, seed notebook 02_sessionize_xuetangx cells 02-05 and 02-11); "
-        "its 95th percentile comes out 110 events where the seed's SRS cap is 115 (notebook 03b_srs_scores_xuetangx cell 03b-03)"
-    ),
-    "events_sigma": (
-        "the shape of events per session: the median at 0.0957 of the 95th percentile as on real XuetangX "
-        "(intensity p50 0.0957, seed notebook 09_srs_validation_xuetangx cell 09-05, of the cap 115 events, "
-        "notebook 03b_srs_scores_xuetangx cell 03b-03: median ~11 events); lognormal sigma = -ln(0.0957) / 1.645 = 1.43, "
-        "whose mean / median exp(sigma^2 / 2) = 2.78 agrees with the printed 30.76 / 11 = 2.80"
-    ),
-    "events_visits_power": (
-        "how a session's events grow with its course visits, pinned by the SRS of real pairs: mean 0.4887 over "
-        "pairs (seed notebook 03b_srs_scores_xuetangx cell 03b-05) against 0.3248 over sessions (cell 03b-04); "
-        "at the real event scale (mean_events 24, cap ~93 events, 60k learners) power 0 gives 0.51 over pairs "
-        "and power 1 gives 0.66, so beyond one event per visit a session's events do not grow with its visits"
-    ),
-    "gap_median_seconds": "median gap between consecutive events of a session, 4 s (seed notebook 02_sessionize_xuetangx cell 02-04 p50_sec)",
-    "gap_sigma": (
-        "lognormal sigma = ln(p90 / p50) / 1.2816 from the printed gaps p50 4 s and p90 205 s (seed notebook "
-        "02_sessionize_xuetangx cell 02-04; p95 504 s would give 2.94); it puts 2.3% of gaps above 30 min, "
-        "where the log has 2.17% (same cell)"
-    ),
-    "gap_max_seconds": (
-        "the seed's 30-min inactivity threshold (notebook 02_sessionize_xuetangx cell 02-05, gap_threshold_seconds "
-        "1800): a longer pause starts a new session, so no gap inside one exceeds it"
-    ),
-    "gap_parts": (
-        "1: a generated event is a logged one (the real scale), so a gap between events is one logged gap; "
-        "a scale of 4 (one generated event for 4 logged ones, a quarter of the rows) was tried first and left the "
-        "task SRS at 0.81 against the printed 0.6157 (seed notebook 10 cell 10-04): a session's events are at least "
-        "its visits, which a quarter-scale cap no longer clears"
-    ),
-    "kind_repeat": (
-        "set so that the composition's mean over sessions of >= 2 events is real XuetangX's 0.5123 (seed notebook "
-        "09_srs_validation_xuetangx cell 09-05): 0.5124 at 60k learners, 0.57 at kind_repeat 0.6, more with independent "
-        "kinds: real event types persist (a session of median ~11 events holds 3 distinct types, p50 0.5 in the same cell)"
-    ),
-})
+KNOB_SOURCES.update(
+    {
+        "mean_events": (
+            "events per session: 30.4 per session of >= 2 events at 60k learners against real XuetangX's 30.76 "
+            "(27,875,155 events in 906,341 sessions, seed notebook 02_sessionize_xuetangx cells 02-05 and 02-11); "
+            "its 95th percentile comes out 110 events where the seed's SRS cap is 115 (notebook 03b_srs_scores_xuetangx cell 03b-03)"
+        ),
+        "events_sigma": (
+            "the shape of events per session: the median at 0.0957 of the 95th percentile as on real XuetangX "
+            "(intensity p50 0.0957, seed notebook 09_srs_validation_xuetangx cell 09-05, of the cap 115 events, "
+            "notebook 03b_srs_scores_xuetangx cell 03b-03: median ~11 events); lognormal sigma = -ln(0.0957) / 1.645 = 1.43, "
+            "whose mean / median exp(sigma^2 / 2) = 2.78 agrees with the printed 30.76 / 11 = 2.80"
+        ),
+        "events_visits_power": (
+            "how a session's events grow with its course visits, pinned by the SRS of real pairs: mean 0.4887 over "
+            "pairs (seed notebook 03b_srs_scores_xuetangx cell 03b-05) against 0.3248 over sessions (cell 03b-04); "
+            "at the real event scale (mean_events 24, cap ~93 events, 60k learners) power 0 gives 0.51 over pairs "
+            "and power 1 gives 0.66, so beyond one event per visit a session's events do not grow with its visits"
+        ),
+        "gap_median_seconds": "median gap between consecutive events of a session, 4 s (seed notebook 02_sessionize_xuetangx cell 02-04 p50_sec)",
+        "gap_sigma": (
+            "lognormal sigma = ln(p90 / p50) / 1.2816 from the printed gaps p50 4 s and p90 205 s (seed notebook "
+            "02_sessionize_xuetangx cell 02-04; p95 504 s would give 2.94); it puts 2.3% of gaps above 30 min, "
+            "where the log has 2.17% (same cell)"
+        ),
+        "gap_max_seconds": (
+            "the seed's 30-min inactivity threshold (notebook 02_sessionize_xuetangx cell 02-05, gap_threshold_seconds "
+            "1800): a longer pause starts a new session, so no gap inside one exceeds it"
+        ),
+        "gap_parts": (
+            "1: a generated event is a logged one (the real scale), so a gap between events is one logged gap; "
+            "a scale of 4 (one generated event for 4 logged ones, a quarter of the rows) was tried first and left the "
+            "task SRS at 0.81 against the printed 0.6157 (seed notebook 10 cell 10-04): a session's events are at least "
+            "its visits, which a quarter-scale cap no longer clears"
+        ),
+        "kind_repeat": (
+            "set so that the composition's mean over sessions of >= 2 events is real XuetangX's 0.5123 (seed notebook "
+            "09_srs_validation_xuetangx cell 09-05): 0.5124 at 60k learners, 0.57 at kind_repeat 0.6, more with independent "
+            "kinds: real event types persist (a session of median ~11 events holds 3 distinct types, p50 0.5 in the same cell)"
+        ),
+    }
+)
 
 
 # The built-in datasets: names `bench run` builds on demand, as SynthConfig fields over the defaults.
@@ -147,23 +157,37 @@ class SynthConfig:
     kind_problem_save: float = 0.023423
 
     def __post_init__(self):
-        probabilities = (self.p_long_session, self.graph_link_prob, self.p_graph, self.p_popular, self.p_enrol_start, self.p_enrol_switch, self.p_return)
+        probabilities = (
+            self.p_long_session,
+            self.graph_link_prob,
+            self.p_graph,
+            self.p_popular,
+            self.p_enrol_start,
+            self.p_enrol_switch,
+            self.p_return,
+        )
         checks = [
             (self.users >= 10, "--users must be at least 10"),
             (self.n_courses >= self.n_topics >= 1, "--n-courses must be at least --n-topics, both positive"),
             (all(0.0 <= p <= 1.0 for p in probabilities), "probabilities must lie in [0, 1]"),
             (self.p_graph + self.p_popular <= 1.0, "--p-graph plus --p-popular must be at most 1"),
             (self.p_return + self.p_enrol_switch <= 1.0, "--p-return plus --p-enrol-switch must be at most 1"),
-            (min(self.sessions_tail, self.switch_tail, self.long_session_tail, self.long_session_scale, self.user_topic_alpha) > 0
-             and self.zipf >= 0,
-             "tails, zipf and alpha must be positive"),
+            (
+                min(self.sessions_tail, self.switch_tail, self.long_session_tail, self.long_session_scale, self.user_topic_alpha) > 0
+                and self.zipf >= 0,
+                "tails, zipf and alpha must be positive",
+            ),
             (self.graph_window >= 0, "--graph-window must be at least 0"),
             (self.mean_events >= 1 and self.max_sessions >= 1 and self.max_session_courses >= 1, "means and caps must be at least 1"),
-            (self.events_sigma >= 0 and self.gap_sigma >= 0 and 0 < self.gap_median_seconds <= self.gap_max_seconds and self.gap_parts >= 1,
-             "--events-sigma and --gap-sigma must be non-negative, --gap-median-seconds positive and at most --gap-max-seconds, --gap-parts at least 1"),
+            (
+                self.events_sigma >= 0 and self.gap_sigma >= 0 and 0 < self.gap_median_seconds <= self.gap_max_seconds and self.gap_parts >= 1,
+                "--events-sigma and --gap-sigma must be non-negative, --gap-median-seconds positive and at most --gap-max-seconds, --gap-parts at least 1",
+            ),
             (0.0 <= self.kind_repeat < 1.0, "--kind-repeat must lie in [0, 1)"),
-            (all(share >= 0 for share in self.kind_shares()) and sum(self.kind_shares()) > 0,
-             "event kind shares (--kind-*) must be non-negative with a positive sum"),
+            (
+                all(share >= 0 for share in self.kind_shares()) and sum(self.kind_shares()) > 0,
+                "event kind shares (--kind-*) must be non-negative with a positive sum",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -153,8 +153,7 @@ def simulate_visits(config: SynthConfig, rng: np.random.Generator, cat: Catalogu
     action = np.where(
         session_start,
         np.where(r < config.p_enrol_start, ENROL, RESUME),
-        np.where((position >= 2) & (r < config.p_return), RETURN,
-                 np.where(r < config.p_return + config.p_enrol_switch, ENROL, SWITCH)),
+        np.where((position >= 2) & (r < config.p_return), RETURN, np.where(r < config.p_return + config.p_enrol_switch, ENROL, SWITCH)),
     )
     action[user_start] = ENROL
     latest = segment_cumsum((action == ENROL).astype(np.int64), user_start) - 1  # index of the newest enrolment

@@ -70,7 +70,13 @@ def build_synthetic(
     sources = {key: KNOB_SOURCES.get(key, KNOB_SOURCES["default"]) for key in parameters if key not in ("users", "seed")}
     source = {"kind": "synth", "generator": "bench.data.synth", "parameters": parameters, "parameter_sources": sources}
     return build.build_dataset(
-        interactions, name=name, data_dir=data_dir, source=source, config=pipeline_config, force=force, progress=progress,
+        interactions,
+        name=name,
+        data_dir=data_dir,
+        source=source,
+        config=pipeline_config,
+        force=force,
+        progress=progress,
         kinds_from="the generator's event kind (the raw XuetangX event type, drawn per event by the kind_* shares or repeated, kind_repeat)",
     )
 
@@ -78,7 +84,9 @@ def build_synthetic(
 def build_builtin(name: str, data_dir=None, progress=None):
     """Build one of the ``BUILTIN`` datasets (refused in one line for any other name)."""
     if name not in BUILTIN:
-        raise BenchError(f"no built-in dataset {name!r}", f"choose one of {', '.join(BUILTIN)}, or import your data with `python -m bench data import`")
+        raise BenchError(
+            f"no built-in dataset {name!r}", f"choose one of {', '.join(BUILTIN)}, or import your data with `python -m bench data import`"
+        )
     return build_synthetic(name, data_dir, SynthConfig(**BUILTIN[name]), progress=progress)
 
 

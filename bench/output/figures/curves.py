@@ -40,7 +40,9 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
                 colour, marker = colours[cell]
                 per_seed = sub.pivot_table(index="iteration", columns="seed", values="val_acc@1", aggfunc="mean") * 100
                 mean = per_seed.mean(axis=1)
-                ax.plot(mean.index, mean.to_numpy(), color=colour, marker=marker, ms=2.5, label=cell, gid=f"curve|{dataset}|{K}|{Q}|{cell}")  # the marker tells cells apart where colours repeat
+                ax.plot(
+                    mean.index, mean.to_numpy(), color=colour, marker=marker, ms=2.5, label=cell, gid=f"curve|{dataset}|{K}|{Q}|{cell}"
+                )  # the marker tells cells apart where colours repeat
                 if per_seed.shape[1] > 1:
                     ax.fill_between(per_seed.index, per_seed.min(axis=1), per_seed.max(axis=1), color=colour, alpha=0.2, linewidth=0)
                 for seed, best in sub.drop_duplicates("seed")[["seed", "best_iteration"]].itertuples(index=False):

@@ -72,8 +72,10 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
         axes[0].legend()
         figure.tight_layout()
     stale = [
-        name for name in found
-        if inputs.manifests[name].get("content_hash") not in {r["config"].get("dataset_hash") for r in inputs.results.runs if r["config"]["dataset"] == name}
+        name
+        for name in found
+        if inputs.manifests[name].get("content_hash")
+        not in {r["config"].get("dataset_hash") for r in inputs.results.runs if r["config"]["dataset"] == name}
     ]
     caption = (
         f"Dataset diagnostics for {', '.join(sorted(found))}: share of (prefix, label) pairs by stored prefix length (the "

@@ -45,14 +45,24 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
                     ax.barh(y, 2 * row.mde * scale, left=-row.mde * scale, height=0.5, color="0.88", zorder=1)
                 significant = _finite(row.p_holm) and row.p_holm < ALPHA
                 drawn = ax.errorbar(
-                    [row.diff * scale], [y], xerr=[[(row.diff - row.ci_low) * scale], [(row.ci_high - row.diff) * scale]],
-                    fmt="o", color=PALETTE[0], mfc=PALETTE[0] if significant else "white", ms=5, capsize=3, zorder=3,
+                    [row.diff * scale],
+                    [y],
+                    xerr=[[(row.diff - row.ci_low) * scale], [(row.ci_high - row.diff) * scale]],
+                    fmt="o",
+                    color=PALETTE[0],
+                    mfc=PALETTE[0] if significant else "white",
+                    ms=5,
+                    capsize=3,
+                    zorder=3,
                 )
                 drawn.lines[0].set_gid(f"forest|{table.dataset}|{table.K}|{row.question.a}|{row.question.b}")
                 mde = f"{row.mde * scale:.2f}" if _finite(row.mde) else "—"
                 ax.annotate(
-                    f"Holm p {format_p(row.p_holm)}\nMDE ±{mde}", xy=(1.01, y), xycoords=("axes fraction", "data"),
-                    va="center", fontsize=6.5,
+                    f"Holm p {format_p(row.p_holm)}\nMDE ±{mde}",
+                    xy=(1.01, y),
+                    xycoords=("axes fraction", "data"),
+                    va="center",
+                    fontsize=6.5,
                 )
             ax.axvline(0, color="0.2", lw=0.8, zorder=2)
             ax.set_yticks(ys, [_label(row.question) for row in table.rows])
@@ -65,8 +75,7 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
     caption = (
         "The grid's declared comparisons: mean paired difference A − B with its CI per question (filled marker: "
         f"Holm-adjusted p < {ALPHA:g}, over the grid's declared family); grey band: ± the minimum detectable effect "
-        "(80% power) for the observed paired spread, so a CI inside it cannot tell 'no effect' from 'too few episodes'. "
-        + " ".join(first.notes)
+        "(80% power) for the observed paired spread, so a CI inside it cannot tell 'no effect' from 'too few episodes'. " + " ".join(first.notes)
     )
     sources = "; ".join(
         f"{t.dataset} K={t.K} Q={t.Q}: " + ", ".join(f"{r.question.a} vs {r.question.b} ({r.n_episodes} episodes, {r.n_seeds} seeds)" for r in t.rows)

@@ -36,8 +36,16 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
                 high = sub[f"{metric}_ci_high"].to_numpy() * scale - mean
                 colour, marker = colours.get(cell, ("0.3", "o"))
                 drawn = ax.errorbar(
-                    shots, mean, yerr=np.vstack([low, high]), color=colour, marker=marker, ms=3.5, capsize=2, elinewidth=0.8,
-                    ls=MODE_LINESTYLES.get(mode, "-."), label=f"{cell} · {mode}",
+                    shots,
+                    mean,
+                    yerr=np.vstack([low, high]),
+                    color=colour,
+                    marker=marker,
+                    ms=3.5,
+                    capsize=2,
+                    elinewidth=0.8,
+                    ls=MODE_LINESTYLES.get(mode, "-."),
+                    label=f"{cell} · {mode}",
                 )
                 drawn.lines[0].set_gid(f"shots|{dataset}|{Q}|{cell}|{mode}")  # the data line (not the caps) carries the id
             ks = [t.K for t in tables]

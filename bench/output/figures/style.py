@@ -70,4 +70,3 @@ def metric_scale(metric: str) -> tuple[float, str, str]:
     if metric in PERCENT_METRICS:
         return 100.0, f"{label} (%)", "percentage points"
     return 1.0, f"{label} (0–1)", f"{label} units"
-

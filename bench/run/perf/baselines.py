@@ -59,11 +59,22 @@ def time_memory_methods(dataset, names, episodes: int, K: int, Q: int, progress:
         method = spec.build(ctx)
         start, cpu = time.perf_counter(), time.process_time()
         info = method.fit(ctx)
-        row = {"method": name, "fit_wall_s": time.perf_counter() - start, "fit_cpu_s": time.process_time() - cpu, "support_weight": info["support_weight"], "modes": {}}
+        row = {
+            "method": name,
+            "fit_wall_s": time.perf_counter() - start,
+            "fit_cpu_s": time.process_time() - cpu,
+            "support_weight": info["support_weight"],
+            "modes": {},
+        }
         for mode in spec.modes:
             start, cpu = time.perf_counter(), time.process_time()
             rows = evaluate_method(method, test, mode)
-            row["modes"][mode] = {"episodes": len(test), "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu, "acc@1": float(np.mean([r["acc@1"] for r in rows]))}
+            row["modes"][mode] = {
+                "episodes": len(test),
+                "wall_s": time.perf_counter() - start,
+                "cpu_s": time.process_time() - cpu,
+                "acc@1": float(np.mean([r["acc@1"] for r in rows])),
+            }
         progress("method", row)
         results.append(row)
     return results

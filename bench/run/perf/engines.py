@@ -35,7 +35,20 @@ from bench.run.perf.common import (
 
 DEFAULT_ENGINES = "per-task,batched,notebook"
 DEFAULT_ARMS = "anil,metasgd"  # measured beside MAML on each of the engines that implements them
-CONFIG_KEYS = ("meta_batch", "embed_dim", "hidden_dim", "items", "K", "Q", "inner_steps", "repeats", "train_iterations", "eval_episodes", "mean_length", "seed")
+CONFIG_KEYS = (
+    "meta_batch",
+    "embed_dim",
+    "hidden_dim",
+    "items",
+    "K",
+    "Q",
+    "inner_steps",
+    "repeats",
+    "train_iterations",
+    "eval_episodes",
+    "mean_length",
+    "seed",
+)
 
 
 @dataclass
@@ -184,7 +197,10 @@ def measure_engines(settings: EnginesSettings, progress: Progress = no_progress)
     # Rows: MAML on every engine (named by the engine), then each arm on the engines that implement it.
     rows = [(name, "maml", name) for name in s.engines]
     rows += [(f"{arm} ({name})", arm, name) for arm in s.arms for name in s.engines if name in get_algorithm(arm).engines]
-    state = {label: {"engine": get_engine(name), "train_s": [], "eval_s": [], "train_gflops": [], "eval_gflops": [], "rss_mb": 0.0} for label, _, name in rows}
+    state = {
+        label: {"engine": get_engine(name), "train_s": [], "eval_s": [], "train_gflops": [], "eval_gflops": [], "rss_mb": 0.0}
+        for label, _, name in rows
+    }
     models = {}
     for label, algorithm, _ in rows:
         maml = build_maml(s, s.seed, algorithm)  # same initial weights for every row
@@ -204,8 +220,16 @@ def measure_engines(settings: EnginesSettings, progress: Progress = no_progress)
             entry["eval_s"].append(seconds / len(eval_tasks))
             entry["eval_gflops"].append(eval_flops / seconds / 1e9)
             entry["rss_mb"] = max(entry["rss_mb"], current_rss_mb())
-            progress("round", {"round": round_index + 1, "repeats": s.repeats, "label": label,
-                               "tasks_per_s": 1 / entry["train_s"][-1], "eval_episodes_per_s": 1 / entry["eval_s"][-1]})
+            progress(
+                "round",
+                {
+                    "round": round_index + 1,
+                    "repeats": s.repeats,
+                    "label": label,
+                    "tasks_per_s": 1 / entry["train_s"][-1],
+                    "eval_episodes_per_s": 1 / entry["eval_s"][-1],
+                },
+            )
         pairs_per_s.append(gru4rec_pairs_per_second(s))
         matmul.append(matmul_gflops(s.device))
 
@@ -245,7 +269,10 @@ def measure_engines(settings: EnginesSettings, progress: Progress = no_progress)
     for label, _, engine in rows[len(s.engines) :]:  # each arm against MAML on the same engine
         arm, maml_row = figures["arms"][label], figures["engines"][engine]
         arm["engine"] = engine
-        arm["vs_maml_same_engine"] = {"meta_iteration": arm["meta_iteration_s"] / maml_row["meta_iteration_s"], "eval": maml_row["eval_episodes_per_s"] / arm["eval_episodes_per_s"]}
+        arm["vs_maml_same_engine"] = {
+            "meta_iteration": arm["meta_iteration_s"] / maml_row["meta_iteration_s"],
+            "eval": maml_row["eval_episodes_per_s"] / arm["eval_episodes_per_s"],
+        }
     if s.rss_iterations > 0:
         fastest = max(s.engines, key=lambda name: figures["engines"][name]["train_tasks_per_s"])
         figures["rss_long_loop"] = {**rss_over_long_loop(state[fastest]["engine"], s), "engine": fastest}

@@ -48,7 +48,7 @@ def parse_thread_counts(text: str) -> tuple[int, ...]:
 
 
 def full_engine(name: str):
-    """"batched": the registry's engine (meta/engines.py); "batched-segmented":
+    """ "batched": the registry's engine (meta/engines.py); "batched-segmented":
     meta.batched.SegmentedBatchedMAML (SegmentedGRU, no compiled kernel)."""
     from meta.batched import SegmentedBatchedMAML
     from meta.engines import get_engine
@@ -100,7 +100,9 @@ def measure_full(settings: FullSettings, progress: Progress = no_progress) -> di
         val = val.iloc[: settings.val_episodes]
     rng = np.random.default_rng(settings.seed)
     iterations = settings.train_iterations * settings.repeats
-    batches = [tasks_from_episodes(train.iloc[rng.choice(len(train), size=min(s["meta_batch"], len(train)), replace=False)]) for _ in range(iterations + 1)]
+    batches = [
+        tasks_from_episodes(train.iloc[rng.choice(len(train), size=min(s["meta_batch"], len(train)), replace=False)]) for _ in range(iterations + 1)
+    ]
     V, E, H = dataset.n_items + 1, s["embed_dim"], s["hidden_dim"]
     flops = [sum(task_flops(t, E, H, V, s["inner_steps"], True) for t in batch) for batch in batches[1:]]
     capped = sum(1 for batch in batches[1:] if max(int(t.support_lengths.max()) for t in batch) >= MAX_PREFIX) / iterations
@@ -145,8 +147,17 @@ def measure_full(settings: FullSettings, progress: Progress = no_progress) -> di
                 entry["iteration_s"].append(seconds / settings.train_iterations)
                 entry["gflops"].append(round_flops / seconds / 1e9)
                 entry["validation_s"].append(validation_seconds(entry["engine"], entry["maml"], val, s["inner_steps"]))
-                progress("round", {"threads": threads, "round": round_index + 1, "repeats": settings.repeats, "engine": name,
-                                   "seconds_per_iteration": entry["iteration_s"][-1], "seconds_per_validation": entry["validation_s"][-1]})
+                progress(
+                    "round",
+                    {
+                        "threads": threads,
+                        "round": round_index + 1,
+                        "repeats": settings.repeats,
+                        "engine": name,
+                        "seconds_per_iteration": entry["iteration_s"][-1],
+                        "seconds_per_validation": entry["validation_s"][-1],
+                    },
+                )
             matmul.append(matmul_gflops("cpu"))
         rate = statistics.median(matmul)
         engines = {}
