@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
+from baselines.model import GRURecommender, ModelConfig
 from bench.core.atomic import atomic_write
 from bench.core.errors import BenchError
 from bench.core.metrics import ranks_from_scores
 from bench.core.provenance import code_fingerprint
-from baselines.model import GRURecommender, ModelConfig
 
 GRU4REC_DEFAULTS: dict = {
     "embed_dim": 64,

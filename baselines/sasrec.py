@@ -25,7 +25,7 @@ import learn2learn as l2l
 import torch
 from torch import nn
 
-from baselines.gru4rec import GRU4REC_DEFAULTS, Progress, Report, no_progress, no_report, cache_key, cached_training, train_on_pairs
+from baselines.gru4rec import GRU4REC_DEFAULTS, Progress, Report, cache_key, cached_training, no_progress, no_report, train_on_pairs
 from baselines.model import mask_padding
 from baselines.simple import CHUNK, check_mode
 from bench.core.errors import BenchError

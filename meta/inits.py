@@ -99,7 +99,8 @@ def checkpoint_vocab_shift(loaded: dict, dataset) -> int | None:
     if mapped != dict(dataset.vocab):
         differing = sorted(set(mapped.items()) ^ set((str(c), int(i)) for c, i in dataset.vocab.items()))
         raise BenchError(
-            f"checkpoint vocabulary does not match dataset {dataset.name!r} ({len(mapped)} vs {len(dataset.vocab)} courses; first difference {differing[0]})",
+            f"checkpoint vocabulary does not match dataset {dataset.name!r} ({len(mapped)} vs {len(dataset.vocab)} courses; first "
+            f"difference {differing[0]})",
             "use a checkpoint trained on this dataset's courses",
         )
     return shift

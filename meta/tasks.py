@@ -54,7 +54,7 @@ class TaskPlan:
     def __len__(self) -> int:
         return len(self.steps)
 
-    def take(self, indices) -> "TaskPlan":
+    def take(self, indices) -> TaskPlan:
         """The plan of the tasks at ``indices``, in that order."""
         return TaskPlan(*(tuple(values[i] for i in indices) for values in (self.rate_factors, self.steps, self.weights)))
 

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
 from baselines.model import GRURecommender, ModelConfig
+from bench.core.errors import BenchError
 from bench.data import importers
 from bench.data.pipeline import sha256_file
-from bench.core.errors import BenchError
 from bench.plan.grid import Grid, expand
 from meta.algorithms import ANIL, MetaSGD
 from meta.per_task import PerTaskEngine, adapt
@@ -276,8 +276,8 @@ def make_anil(seed: int, frozen_embedding: bool = False) -> ANIL:
 
 @pytest.mark.parametrize("frozen_embedding", [False, True])
 def test_batched_anil_equals_per_task(frozen_embedding):
-    from meta.engines import BatchedEngine
     from meta.batched_anil import _features, adapt_heads, dense_heads
+    from meta.engines import BatchedEngine
 
     tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=21)  # prefix lengths 1..50 in one batch
     inner_steps = 3
@@ -369,8 +369,8 @@ def make_metasgd(seed: int, frozen_embedding: bool = False, **sizes) -> MetaSGD:
 @pytest.mark.parametrize("frozen_embedding", [False, True])
 def test_batched_metasgd_equals_per_task(frozen_embedding):
     from meta.batched import stack_tasks
-    from meta.engines import BatchedEngine
     from meta.batched_metasgd import adapt_with_rates, stacked_with_rates
+    from meta.engines import BatchedEngine
 
     tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=31)
     inner_steps = 3

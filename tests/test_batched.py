@@ -18,6 +18,7 @@ from torch import nn
 
 import meta.batched.layout
 import meta.batched.segmented
+from meta import fused
 from meta.batched import (
     BatchedMAML,
     SegmentedBatchedMAML,
@@ -27,7 +28,6 @@ from meta.batched import (
     stack_tasks,
     step_blocks,
 )
-from meta import fused
 from meta.engines import BatchedEngine
 from meta.fused import FusedGRU
 from meta.per_task import PerTaskEngine, adapt
@@ -173,7 +173,7 @@ def test_stack_tasks_sorts_and_maps_back():
             theirs = sorted(tuple(p[:n].tolist()) for p, n in zip(prefixes, lengths.tolist()))
             assert mine == theirs, side
         # No running position lies outside its step's block.
-        for step, (tasks_running, rows_running, offset) in enumerate(steps):
+        for tasks_running, rows_running, offset in steps:
             assert int(mask[tasks_running:, offset : offset + rows_running].sum()) == 0
     for index, original in enumerate(batch.task_order.tolist()):
         for row, source in enumerate(batch.query_order[index].tolist()):

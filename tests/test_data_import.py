@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 
 from bench.commands.cli import main
+from bench.core.errors import BenchError
 from bench.data import importers, pipeline
 from bench.data.dataset import open_dataset
-from bench.core.errors import BenchError
 from tests.helpers import BASE, error_line, interaction_log, iso_time, no_leftovers, seed_episodes_folder
-
 
 # ----------------------------------------------------------------------------------------------
 # Interaction logs

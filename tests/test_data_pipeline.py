@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.core.errors import BenchError
 from bench.data import pipeline
 from bench.data.dataset import open_dataset
 from bench.data.synth import make_synthetic_dataset
-from bench.core.errors import BenchError
 
 
 @pytest.fixture(scope="module")

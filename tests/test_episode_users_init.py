@@ -71,7 +71,10 @@ def test_its_cache_key_and_seed_pairing_are_its_own():
     assert keys[plain] == keys[warm] != keys[episode_warm]  # plain GRU4Rec: shared across shots and methods
     assert keys[episode_gru4rec] == keys[episode_warm] != keys[other_shot]  # same weights; another K+Q, other users
     assert prerequisites_of(config("gru4rec", K=3)) == keys[plain]
-    pair = lambda a, b: shared_prerequisite(stored(a)) == shared_prerequisite(stored(b))
+
+    def pair(a, b):
+        return shared_prerequisite(stored(a)) == shared_prerequisite(stored(b))
+
     assert pair(episode_warm, episode_gru4rec) and pair(plain, warm)
     assert not pair(episode_warm, warm) and not pair(episode_gru4rec, plain) and not pair(episode_warm, other_shot)
     assert "train_users" not in METHODS["maml"].defaults  # the init says it, so MAML has one way to ask for it

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pytest
 
 from bench.commands.cli import main
+from bench.core.errors import BenchError
 from bench.data import pipeline
 from bench.data.dataset import open_dataset
 from bench.data.synth import SynthConfig, build_synthetic
-from bench.core.errors import BenchError
 from bench.plan.grid import RunConfig, expand, load_grid
 
 LENGTHS = [3, 11, 15, 16, 20, 24, 29, 35, 40]  # pairs per hand-made user

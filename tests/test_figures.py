@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.commands.cli import main
 from bench.analysis.questions import QuestionResult, QuestionsTable
+from bench.commands.cli import main
 from bench.plan.questions import Question
 from bench.store.integrity import file_digests
 

@@ -99,7 +99,7 @@ def test_width_estimate_never_falls_short_of_tex(default_grid, tmp_path):
     """The estimate the names are fitted by is at least TeX's width, less the margin it keeps."""
     table, _ = default_grid
     samples = []  # (LaTeX to measure, estimate)
-    for layout, spec in latex.LAYOUTS.items():
+    for spec in latex.LAYOUTS.values():
         for i, name in enumerate(table.rows["cell"]):
             row = table.rows.iloc[i]
             weight, star = latex._remarks(row)
@@ -108,7 +108,7 @@ def test_width_estimate_never_falls_short_of_tex(default_grid, tmp_path):
             samples.append((rf"{spec.font}{{{shown}}}", latex.text_width(name, spec.font_pt) + latex._marks_width(marks, spec)))
         for column in latex.C.leaderboard_columns(table):
             if column.key in ("acc@1", "delta", "ndcg@10"):
-                for i, cell in enumerate(column.cells):
+                for cell in column.cells:
                     samples.append((rf"{spec.font}{{{latex._cell(cell, stacked=True)}}}", latex._cell_width(cell, spec)))
     body = "\n".join(rf"\settowidth\w{{{tex}}}\typeout{{W{i}:\the\w}}" for i, (tex, _) in enumerate(samples))
     log = _compile(tmp_path, "\\newlength\\w\n" + body, "", "widths")

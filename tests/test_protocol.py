@@ -112,7 +112,7 @@ def test_a_dataset_without_the_key_is_decided_from_its_pairs(tiny_dataset, tmp_p
     manifest["pipeline"]["excluded_from_ranking"] = "first_prefix_item"
     (copy / pipeline.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(Exception, match="not a known rule"):
-        open_dataset("old", tmp_path).excluded_from_ranking
+        _ = open_dataset("old", tmp_path).excluded_from_ranking
 
 
 def test_exclusion_rule_from_pairs_and_query_excluded_from_prefixes():
@@ -201,7 +201,10 @@ def test_the_rule_baselines_gain_when_the_impossible_course_leaves_the_ranking(t
     top = np.concatenate([chunk.argmax(dim=-1).numpy().ravel() for chunk in method.score(test, "zero-shot")])
     last = np.concatenate([np.asarray(x) for x in test["query_excluded"]])
     assert (top == last).mean() > 0.3  # sr's self-rules put the course just taken first
-    acc = lambda frame: np.mean([row["acc@1"] for row in evaluate_method(method, frame, "zero-shot")])
+
+    def acc(frame):
+        return np.mean([row["acc@1"] for row in evaluate_method(method, frame, "zero-shot")])
+
     assert acc(test) > acc(test.drop(columns=["query_excluded"]))
 
 

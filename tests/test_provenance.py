@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 import baselines.gru4rec
-from bench.core import provenance
-from bench.commands.cli import main
-from bench.core.errors import BenchError
-from bench.plan.grid import expand, grid_run_labels, load_grid
-from bench.core.metrics import METRICS
 from bench.analysis.leaderboard import leaderboard
+from bench.commands.cli import main
+from bench.core import provenance
+from bench.core.errors import BenchError
+from bench.core.metrics import METRICS
+from bench.plan.grid import expand, grid_run_labels, load_grid
 from bench.store.results import Store, load_results
 
 

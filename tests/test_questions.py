@@ -7,12 +7,11 @@ import pandas as pd
 import pytest
 
 from bench.analysis import stats
-from bench.core.errors import BenchError
-from bench.plan.grid import load_grid
-from bench.core.metrics import METRICS
 from bench.analysis.episodes import seeds_paired
 from bench.analysis.questions import ONE_SEED_NOTE, answer_questions, verdict
-from bench.plan.grid import questions_for
+from bench.core.errors import BenchError
+from bench.core.metrics import METRICS
+from bench.plan.grid import load_grid, questions_for
 from bench.plan.questions import Question
 
 N = 60

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
-from bench.core.metrics import popularity_then_id
 from baselines.recency import recency_part, support_courses
+from bench.core.metrics import popularity_then_id
 from bench.methods.registry import METHODS, RunContext, evaluate_method
 
 N_ITEMS = 10

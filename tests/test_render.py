@@ -13,12 +13,12 @@ import pytest
 from rich.console import Console
 
 from bench.analysis import leaderboard as report
+from bench.analysis.questions import QuestionResult, QuestionsTable
 from bench.commands import common as commands_common
 from bench.commands.cli import main
 from bench.core.errors import BenchError
-from bench.analysis.questions import QuestionResult, QuestionsTable
-from bench.plan.questions import Question
 from bench.output import cells, csv, latex, markdown, terminal
+from bench.plan.questions import Question
 from bench.store.results import Store
 from tests.helpers import DEFAULT_GRID_EPISODES, default_grid_results
 

@@ -11,10 +11,10 @@ import pytest
 
 from bench.analysis import leaderboard as report
 from bench.analysis import stats
-from bench.output import cells, csv, latex, markdown, terminal
 from bench.commands.cli import main
 from bench.core.errors import BenchError
 from bench.core.metrics import METRICS
+from bench.output import cells, csv, latex, markdown, terminal
 from bench.store.results import Store
 from tests.helpers import N_EPISODES, POP, SHIFTS, TRAIN_SECONDS, Results, metric_values, run_episodes, run_record, shifted_results
 

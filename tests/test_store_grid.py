@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from bench.core.errors import BenchError, BenchErrors
-from bench.plan.grid import RunConfig, available_grids, expand, load_grid, parse_sets
 from bench.core.metrics import METRICS
+from bench.plan.grid import RunConfig, available_grids, expand, load_grid, parse_sets
 from bench.store.results import SCHEMA, Store, load_results
 
 
@@ -85,7 +85,10 @@ def test_full_grid_uses_the_seed_settings():
 
 def test_full_short_is_full_at_defaults_budget_and_shares_defaults_runs():
     full, short, default = (expand(load_grid(name), {"xuetangx-synth": "h"}) for name in ("full", "full-short", "default"))
-    strip = lambda r: (r.method, r.init, r.seed, tuple((k, v) for k, v in r.params if k not in ("meta_iterations", "val_every", "max_epochs")))
+
+    def strip(r):
+        return r.method, r.init, r.seed, tuple((k, v) for k, v in r.params if k not in ("meta_iterations", "val_every", "max_epochs"))
+
     assert sorted(map(strip, short)) == sorted(map(strip, full))  # every arm, init, sweep and seed of full
     budget = {(k, v) for r in short for k, v in r.params if k in ("meta_iterations", "val_every", "max_epochs")}
     assert budget == {("meta_iterations", 200), ("val_every", 50), ("max_epochs", 10)}  # the seed's epochs, early stopping

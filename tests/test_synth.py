@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.core.errors import BenchError
 from bench.data import synth
 from bench.data.diagnostics import XUETANGX_BANDS
 from bench.data.synth import ENROL, RESUME, RETURN, SWITCH, SynthConfig, build_synthetic, generate_interactions
-from bench.core.errors import BenchError
 from tests.helpers import lookup
 
 REDUCED_USERS = 20000  # the calibrated knobs at 1/9 of the default size: ~6 s of CPU to build
@@ -196,7 +196,10 @@ def test_kind_repeat_moves_only_the_kinds_and_lowers_distinct_kinds():
     a = generate_interactions(config)
     b = generate_interactions(dataclasses.replace(config, kind_repeat=0.6))
     pd.testing.assert_frame_equal(a.drop(columns="kind"), b.drop(columns="kind"))
-    distinct = lambda df: df.groupby("session")["kind"].nunique().mean()
+
+    def distinct(df):
+        return df.groupby("session")["kind"].nunique().mean()
+
     assert distinct(b) < distinct(a) - 0.2
     shares = b["kind"].value_counts(normalize=True)  # a repeat keeps each kind's share of events
     assert shares["pause_video"] == pytest.approx(config.kind_pause_video, abs=0.02)

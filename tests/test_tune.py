@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from bench.commands.cli import main
 from bench.core.params import Space
 from bench.methods.registry import METHODS, PARAMS
@@ -103,7 +102,7 @@ def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_da
 
     assert run_tune(run_data, tune_grid_file, results, 2) == 0
     studies = tuning_studies(results)
-    for cell, trials in studies.items():
+    for trials in studies.values():
         assert trials[0][2] == 0.0 and trials[1][2] == 1.0  # trial 0 ran the grid's own settings
     capsys.readouterr()
     assert main(base) == 0

@@ -9,8 +9,8 @@ import pytest
 
 from bench.commands.cli import main
 from bench.core.errors import BenchError
-from bench.plan.grid import expand, load_grid, parse_sets
 from bench.core.params import Param
+from bench.plan.grid import expand, load_grid, parse_sets
 
 GRID = """
 name = "check"

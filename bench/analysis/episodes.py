@@ -55,7 +55,8 @@ def episodes_with_identity(results: Any, allow_mixed_code: bool = False) -> tupl
         shown = ", ".join(sorted(code or "none recorded" for code in found))
         raise BenchError(
             f"cell {cell} ({dataset}, K={K}) has runs made by {len(found)} versions of the code (fingerprints {shown}); they cannot be pooled",
-            "show only the current code's runs with --grid NAME after rerunning it, remove the old runs from results/runs/, or pass --allow-mixed-code",
+            "show only the current code's runs with --grid NAME after rerunning it, remove the old runs from results/runs/, "
+            "or pass --allow-mixed-code",
         )
     if len(mixed):  # one run per seed: the newest
         finished = episodes["run"].map({h: str(runs_by_hash.get(h, {}).get("finished") or "") for h in configs})

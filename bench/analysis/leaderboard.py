@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis import stats
-from bench.core.errors import BenchError
-from bench.core.labels import METRIC_LABELS
 from bench.analysis.episodes import (
     STILL_IMPROVING,
     WEIGHT_ZERO,
@@ -31,7 +29,8 @@ from bench.analysis.episodes import (
     still_improving,
     support_weights,
 )
-from bench.core.labels import check_metric
+from bench.core.errors import BenchError
+from bench.core.labels import METRIC_LABELS, check_metric
 from bench.core.metrics import METRICS
 
 DEFAULT_REFERENCE = "gru4rec:zero-shot"
@@ -221,7 +220,8 @@ def _leaderboard_table(
         )
     elif reference is not None:
         notes.append(
-            f"No comparison columns: the reference {reference[0]}:{reference[1]} has no results in this table (choose one with --reference CELL:MODE)."
+            f"No comparison columns: the reference {reference[0]}:{reference[1]} has no results in this table (choose one with --reference "
+            f"CELL:MODE)."
         )
 
     frame = frame.sort_values([f"{metric}_mean", "cell", "mode"], ascending=[False, True, True], kind="stable").reset_index(drop=True)

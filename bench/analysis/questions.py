@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from bench.analysis import stats
-from bench.core.errors import BenchError
 from bench.analysis.episodes import STILL_IMPROVING, episodes_with_identity, label_variants, per_episode, seeds_paired, still_improving
+from bench.core.errors import BenchError
 from bench.core.labels import PERCENT_METRICS, check_metric
 from bench.plan.questions import Question
 
@@ -200,7 +200,8 @@ def _notes(tests: set[str], seed_counts: set[int], m: int, confidence: float, n_
         )
     notes.append(
         f"Δ: A minus B on the same test episodes (mean over seeds and episodes) with {confidence:.0%} bootstrap CI "
-        f"({n_resamples:,} resamples, by learner where a learner has several episodes); W/T/L: episodes (seed-averaged) where A beats / ties / loses to B."
+        f"({n_resamples:,} resamples, by learner where a learner has several episodes); W/T/L: episodes (seed-averaged) where A beats / "
+        f"ties / loses to B."
     )
     if tests:
         notes.append(

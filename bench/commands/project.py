@@ -40,11 +40,13 @@ def project_command(args: argparse.Namespace) -> int:
     durations = [r.projected_s for r in runs]
     total, longest = sum(durations), max(durations)
     console.print(
-        f"PROJECTION: {len(runs)} runs, {total / 3600:.1f} h of single-thread work; the longest run {longest / 60:.0f} min (a floor for any number of workers)"
+        f"PROJECTION: {len(runs)} runs, {total / 3600:.1f} h of single-thread work; the longest run {longest / 60:.0f} min (a floor for any "
+        f"number of workers)"
     )
     for workers in projection.WORKERS:
         console.print(
-            f"  on {workers:>2} single-thread workers (--jobs {workers} or a Ray cluster of {workers} CPUs): {projection.schedule(durations, workers) / 3600:5.1f} h wall at least"
+            f"  on {workers:>2} single-thread workers (--jobs {workers} or a Ray cluster of {workers} CPUs): "
+            f"{projection.schedule(durations, workers) / 3600:5.1f} h wall at least"
         )
     if speedup:
         ratios = ", ".join(
@@ -52,7 +54,8 @@ def project_command(args: argparse.Namespace) -> int:
             for t, r in sorted(speedup["by_threads"].items())
         )
         console.print(
-            f"PROJECTION, not a measurement: the {projection.SPEEDUP_ENGINE} runs' measured seconds per meta-iteration and per validation divided by the "
+            f"PROJECTION, not a measurement: the {projection.SPEEDUP_ENGINE} runs' measured seconds per meta-iteration and per validation "
+            f"divided by the "
             f"batched/batched-v1 ratios measured in {escape(speedup['path'])} ({ratios}; the run's thread count where the file has it), assuming "
             f"those runs were measured on batched-v1; their test evaluation as measured"
         )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.analysis.select import dataset_header
-from bench.commands.common import note_problems, questions_from_args, strict_status, results_from_args, selection_options, tables_from_args
+from bench.commands.common import note_problems, questions_from_args, results_from_args, selection_options, strict_status, tables_from_args
 from bench.commands.plot import export_figures
 from bench.core.atomic import atomic_write_text
 from bench.output import csv, latex, markdown

@@ -98,7 +98,8 @@ def repair(check: StoreCheck, damaged: list[Finding], args: argparse.Namespace) 
                 print(f"run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}) failed: {outcome.error}")
             else:
                 print(
-                    f"run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}): recomputed in {outcome.record['wall_seconds']:.1f} s"
+                    f"run {outcome.config.hash} ({outcome.config.cell}, seed {outcome.config.seed}): recomputed in "
+                    f"{outcome.record['wall_seconds']:.1f} s"
                 )
     return left
 

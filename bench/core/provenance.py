@@ -4,7 +4,6 @@ host, and the fingerprint of the code that can change its numbers."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import platform
 import subprocess
 from importlib import metadata

@@ -15,24 +15,26 @@ from bench.core.errors import BenchError
 from bench.data import srs
 from bench.data.dataset import open_dataset
 from bench.data.pipeline import (
-    PipelineConfig,
-    SPLITS,
     EPISODE_RULES,
+    KIND,
+    SPLITS,
+    PipelineConfig,
     atomic_dataset_dir,
-    collapse_sessions,
-    build_vocab,
-    make_pairs,
-    split_users,
-    write_json,
-    write_parquet,
     build_episodes,
+    build_vocab,
+    collapse_sessions,
     episodes_relpath,
     exclusion_rule,
+    make_pairs,
     pair_counts,
-    summarise,
-    write_manifest,
-    KIND,
     session_key,
+    split_users,
+    summarise,
+    write_json,
+    write_manifest,
+    write_parquet,
+)
+from bench.data.pipeline import (
     session_stats as compute_session_stats,
 )
 
@@ -112,7 +114,8 @@ def build_dataset(
         pairs, srs_manifest = attach_srs(pairs, session_stats, split["train"], kinds_from, kinds_seen or ())
         del session_stats
         say(
-            f"SRS caps from train sessions: {srs_manifest['cap_events']:g} events, {srs_manifest['cap_seconds']:g} s; components {', '.join(srs_manifest['components'])}"
+            f"SRS caps from train sessions: {srs_manifest['cap_events']:g} events, {srs_manifest['cap_seconds']:g} s; components "
+            f"{', '.join(srs_manifest['components'])}"
         )
         write_json(vocab, tmp / "vocab" / "course2id.json")
         users_col = pairs.column("user_id")

@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.data import pipeline, srs
 from bench.core.errors import BenchError
+from bench.data import pipeline, srs
 
 
 @functools.lru_cache(maxsize=64)
@@ -50,7 +50,7 @@ def list_datasets(data_dir=None) -> list[str]:
     return sorted(p.name for p in base.iterdir() if not p.name.startswith(".") and (p / pipeline.MANIFEST).is_file())
 
 
-def open_dataset(name: str, data_dir=None) -> "Dataset":
+def open_dataset(name: str, data_dir=None) -> Dataset:
     """Open ``<data-dir>/processed/<name>``; BenchError listing the datasets present if it is not there."""
     if isinstance(name, Dataset):
         return name

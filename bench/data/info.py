@@ -96,7 +96,8 @@ def show_info(name: str, data_dir=None, as_json: bool = False, console: Console 
     p = info["pipeline"]
     head.add_row(
         "pipeline",
-        f"max_prefix={p.get('max_prefix')} split_seed={p.get('split_seed')} K={p.get('K')} Q={p.get('Q')} stride={p.get('stride')} test_episodes_per_user={p.get('test_episodes_per_user', 1)}",
+        f"max_prefix={p.get('max_prefix')} split_seed={p.get('split_seed')} K={p.get('K')} Q={p.get('Q')} stride={p.get('stride')} "
+        f"test_episodes_per_user={p.get('test_episodes_per_user', 1)}",
     )
     console.print(head)
 

@@ -23,15 +23,15 @@ import torch
 
 from baselines.gru4rec import GRU4REC_DEFAULTS, TRAIN_USERS, TRAIN_USERS_DEFAULTS, no_progress, no_report, pretrained_gru4rec
 from baselines.knn import POSITION_WEIGHTS, SCORE_DECAYS, SIMILARITIES, SKNN_DEFAULTS, VSKNN_DEFAULTS, SessionKNNMethod
-from baselines.rules import MARKOV_DEFAULTS, SR_DEFAULTS, MarkovMethod, SequentialRulesMethod
 from baselines.recency import RECENCY_DEFAULTS, RECENCY_MARKOV_DEFAULTS, RecencyMarkovMethod, RecencyMethod
+from baselines.rules import MARKOV_DEFAULTS, SR_DEFAULTS, MarkovMethod, SequentialRulesMethod
 from baselines.sasrec import SASREC_DEFAULTS, SASRecMethod
 from baselines.simple import PopularityMethod, RandomMethod
 from bench.core.errors import BenchError
 from bench.core.metrics import evaluate_scores
 from bench.core.params import Param, Space
-from meta.engines import ENGINES, get_engine
 from meta.algorithms import check_engine
+from meta.engines import ENGINES, get_engine
 from meta.inits import INIT_PARAMS, INITS, check_init, resolve_init_params
 from meta.maml import INNER_DEFAULTS, MAML_DEFAULTS, GRU4RecMethod, MAMLMethod
 from meta.srs_maml import SRS_DEFAULTS, SRSMAMLMethod

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.core.metrics import METRICS
-from bench.analysis.questions import QuestionsTable
 from bench.analysis.leaderboard import LeaderboardTable
+from bench.analysis.questions import QuestionsTable
 from bench.core.labels import METRIC_LABELS, PERCENT_METRICS
+from bench.core.metrics import METRICS
 
 MISSING = "—"
 DAGGER = "†"  # marks a claimed difference (Holm p < alpha, 2+ seeds, signs agree)

@@ -7,8 +7,8 @@ import io
 
 import pandas as pd
 
-from bench.analysis.questions import QuestionsTable
 from bench.analysis.leaderboard import LeaderboardTable
+from bench.analysis.questions import QuestionsTable
 
 
 def to_frame(tables: list[LeaderboardTable]) -> pd.DataFrame:

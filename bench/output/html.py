@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import html
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from bench.core.labels import METRIC_LABELS
+from bench.output.cells import DAGGER, Column, leaderboard_columns, question_columns
 from bench.output.figures import Drawn, Skipped, svg_bytes
 from bench.output.figures.inputs import PlotInputs
-from bench.output.cells import DAGGER, Column, leaderboard_columns, question_columns
-from bench.core.labels import METRIC_LABELS
 from bench.store.results import problem_note
 
 CSS = """
@@ -255,7 +255,7 @@ def html_page(inputs: PlotInputs, drawn: dict[str, Drawn | Skipped], title: str 
     meta = (
         f"{len(inputs.results.runs)} complete run(s) from {inputs.results_dir}"
         f"{f' · grid {inputs.grid}' if inputs.grid else ''} · dataset(s) {', '.join(datasets)} · "
-        f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        f"generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
     nav = " ".join(f'<a href="#{key}">{_e(name)}</a>' for key, name, _ in SECTIONS)
     # each run the tables lack (damaged, failed, missing), above them as in every other output

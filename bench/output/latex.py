@@ -15,12 +15,12 @@ import math
 import re
 from dataclasses import dataclass
 
-from bench.core.errors import BenchError
-from bench.core.metrics import METRICS
-from bench.analysis.questions import QuestionsTable
-from bench.output import cells as C
 from bench.analysis.leaderboard import LeaderboardTable
+from bench.analysis.questions import QuestionsTable
+from bench.core.errors import BenchError
 from bench.core.labels import METRIC_LABELS, PERCENT_METRICS
+from bench.core.metrics import METRICS
+from bench.output import cells as C
 
 _SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -491,7 +491,7 @@ def questions_to_latex(tables: list[QuestionsTable], *, layout: str = "column", 
         head = [r"\begin{tabular}{@{}" + "r" * n + "@{}}", r"\toprule", " & ".join(heads) + r" \\", r"\midrule"]
         entries = []  # per question: its three rows, and their estimated height
         line = BASELINE[spec.font_pt]
-        for i, result in enumerate(table.rows):
+        for i in range(len(table.rows)):
             q = columns["question"].cells[i]
             verdict = columns["verdict"].cells[i]
             # \raggedright: a justified narrow cell stretches its spaces; it stays local to the cell

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from bench.analysis.leaderboard import LeaderboardTable
 from bench.analysis.questions import QuestionsTable
 from bench.output import cells as C
-from bench.analysis.leaderboard import LeaderboardTable
 from bench.output.cells import DAGGER
 
 

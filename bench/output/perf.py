@@ -115,11 +115,14 @@ def full_header(data: dict) -> str:
     """The line before `bench perf full` measures (its "start" event: the figures known by then)."""
     s = data["settings"]
     return (
-        f"bench perf full: dataset {data['dataset']} ({data['n_items']} items; {data['train_episodes']} train episodes, {data['val_episodes']} val episodes), "
+        f"bench perf full: dataset {data['dataset']} ({data['n_items']} items; {data['train_episodes']} train episodes, "
+        f"{data['val_episodes']} val episodes), "
         f"E={s['embed_dim']}, H={s['hidden_dim']}, dropout {s['dropout']}, meta-batch {s['meta_batch']}, K={s['K']}, Q={s['Q']}, "
         f"{s['inner_steps']} inner steps, first-order; {data['repeats'] * data['train_iterations']} sampled meta-batches "
-        f"({100 * data['capped_share']:.0f}% reach the {data['max_prefix']}-course prefix cap), {data['flops_per_meta_iteration'] / 1e9:.2f} useful GFLOP each; "
-        f"engines {', '.join(data['engine_names'])} alternating, {data['repeats']} rounds of {data['train_iterations']} meta-iterations + 1 validation; "
+        f"({100 * data['capped_share']:.0f}% reach the {data['max_prefix']}-course prefix cap), "
+        f"{data['flops_per_meta_iteration'] / 1e9:.2f} useful GFLOP each; "
+        f"engines {', '.join(data['engine_names'])} alternating, {data['repeats']} rounds of {data['train_iterations']} meta-iterations + 1 "
+        f"validation; "
         f"torch {data['torch']}"
     )
 
@@ -195,7 +198,8 @@ def baselines_training_lines(training: dict) -> list[str]:
     ]
     sasrec, gru4rec, pairs = models["sasrec"]["pairs_per_cpu_s"], models["gru4rec"]["pairs_per_cpu_s"], training["epoch_pairs"]
     lines.append(
-        f"sasrec/gru4rec throughput {sasrec / gru4rec:.2f}; one epoch of {pairs:,} train pairs: sasrec {pairs / sasrec:.0f} s, gru4rec {pairs / gru4rec:.0f} s"
+        f"sasrec/gru4rec throughput {sasrec / gru4rec:.2f}; one epoch of {pairs:,} train pairs: sasrec {pairs / sasrec:.0f} s, gru4rec "
+        f"{pairs / gru4rec:.0f} s"
     )
     return lines
 

@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bench.analysis.leaderboard import LeaderboardTable
 from bench.analysis.questions import QuestionsTable
 from bench.output import cells as C
 from bench.output import markdown
-from bench.analysis.leaderboard import LeaderboardTable
 from bench.output.cells import DAGGER
 
 # (CI under its number, width long names wrap at); tried in order until the required columns fit

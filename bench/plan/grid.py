@@ -294,7 +294,8 @@ def expand(
         unknown = sorted((set(cell.get("params", {})) | set(sweep)) - set(spec.defaults))
         if unknown:
             problems.append(
-                f"{grid.where} cell {n}: method {spec.name!r} has no param {', '.join(map(repr, unknown))} (its params are {', '.join(spec.defaults) or '(none)'})"
+                f"{grid.where} cell {n}: method {spec.name!r} has no param {', '.join(map(repr, unknown))} (its params are "
+                f"{', '.join(spec.defaults) or '(none)'})"
             )
             continue
         sweep_keys = sorted(sweep)

@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ Progress = Callable[[str, str, int, int], None]  # (run hash, phase, done, total
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -65,10 +65,10 @@ def compute_run(
     import torch
 
     from bench.core import provenance
+    from bench.core.threads import configure_threads
     from bench.data.dataset import open_dataset
     from bench.methods.prerequisites import training_budget
     from bench.methods.registry import METHODS, RunContext, evaluate_method
-    from bench.core.threads import configure_threads
     from meta.fused import kernel_status
 
     configure_threads(threads)

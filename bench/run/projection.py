@@ -123,7 +123,10 @@ def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict 
         seconds = per_iteration * iterations + per_validation * validations + evaluation
         how = f"{iterations} it x {per_iteration:.2f}s + {validations} val x {per_validation:.1f}s + test"
         if scaled is not None:
-            how += f" (measured costs / {scaled[0]['iteration']:.2f} per it, / {scaled[0]['validation']:.2f} per val: perf speed-up at {scaled[1]} thread(s))"
+            how += (
+                f" (measured costs / {scaled[0]['iteration']:.2f} per it, / {scaled[0]['validation']:.2f} per val: perf speed-up at "
+                f"{scaled[1]} thread(s))"
+            )
     elif budget == EPOCHS and "max_epochs" in params:  # its curve has one row per epoch
         per_epoch = float(record["train_seconds"]) / max(curve_rows, 1)
         epochs = int(params["max_epochs"])

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.core.atomic import atomic_write
-from bench.plan.grid import RunConfig
 from bench.methods.prerequisites import PREREQUISITES, prerequisites_of
+from bench.plan.grid import RunConfig
 from bench.run.execute import Outcome, Progress, compute_run, one_line, start_record, write_error
 from bench.store.results import Store
 
@@ -91,9 +91,9 @@ def _prerequisite_task(name: str, config: RunConfig, dataset_files: dict, thread
     """Build one prerequisite; returns the cache files it added (empty if it was shipped already)."""
     import torch
 
+    from bench.core.threads import configure_threads
     from bench.data.dataset import open_dataset
     from bench.methods.registry import RunContext
-    from bench.core.threads import configure_threads
 
     configure_threads(threads)
     data_dir = _node_dataset_dir(config.dataset, config.dataset_hash, dataset_files)

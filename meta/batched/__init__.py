@@ -58,26 +58,50 @@ The compiled kernel itself is meta/fused.py and meta/fused_gru.cpp.
 # The public names, re-exported (`X as X`: an explicit re-export) so that callers import from meta.batched.
 from meta.batched.engine import (
     EVAL_CHUNK as EVAL_CHUNK,
+)
+from meta.batched.engine import (
     BatchedMAML as BatchedMAML,
+)
+from meta.batched.engine import (
     SegmentedBatchedMAML as SegmentedBatchedMAML,
 )
 from meta.batched.layout import (
     SideLayout as SideLayout,
+)
+from meta.batched.layout import (
     StackedBatch as StackedBatch,
+)
+from meta.batched.layout import (
     pack_steps as pack_steps,
+)
+from meta.batched.layout import (
     row_tables as row_tables,
+)
+from meta.batched.layout import (
     side_layout as side_layout,
+)
+from meta.batched.layout import (
     stack_tasks as stack_tasks,
+)
+from meta.batched.layout import (
     step_blocks as step_blocks,
+)
+from meta.batched.layout import (
     unstack_scores as unstack_scores,
 )
 from meta.batched.packed import (
     MaskedGRURecurrence as MaskedGRURecurrence,
+)
+from meta.batched.packed import (
     batched_gru_layer as batched_gru_layer,
 )
 from meta.batched.params import (
     StackedParams as StackedParams,
+)
+from meta.batched.params import (
     task_loss as task_loss,
+)
+from meta.batched.params import (
     update_in_place as update_in_place,
 )
 from meta.batched.segmented import (

@@ -3,7 +3,7 @@ step counts and loss weights) and the same without the compiled kernel (Segmente
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

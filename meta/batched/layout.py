@@ -4,7 +4,8 @@ the sides as the compiled kernel reads them (meta/fused.py KernelSide); query sc
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F

@@ -4,7 +4,7 @@ meta weight plus low-rank steps), the in-place update and the summed per-task lo
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

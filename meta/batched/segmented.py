@@ -4,7 +4,7 @@ shared meta-weights; the compiled kernel's reference and the fallback where it d
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

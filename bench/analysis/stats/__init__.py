@@ -26,42 +26,86 @@ No I/O, no printing, no torch.
 """
 
 from bench.analysis.stats.bootstrap import (
-    N_RESAMPLES as N_RESAMPLES,
     CONFIDENCE as CONFIDENCE,
+)
+from bench.analysis.stats.bootstrap import (
+    N_RESAMPLES as N_RESAMPLES,
+)
+from bench.analysis.stats.bootstrap import (
     CIMethod as CIMethod,
+)
+from bench.analysis.stats.bootstrap import (
     as_1d as as_1d,
-    chunk_rows as chunk_rows,
-    bootstrap_means as bootstrap_means,
-    bootstrap_interval as bootstrap_interval,
-    check_ci_args as check_ci_args,
+)
+from bench.analysis.stats.bootstrap import (
     bootstrap_ci as bootstrap_ci,
+)
+from bench.analysis.stats.bootstrap import (
+    bootstrap_interval as bootstrap_interval,
+)
+from bench.analysis.stats.bootstrap import (
+    bootstrap_means as bootstrap_means,
+)
+from bench.analysis.stats.bootstrap import (
+    check_ci_args as check_ci_args,
+)
+from bench.analysis.stats.bootstrap import (
+    chunk_rows as chunk_rows,
+)
+from bench.analysis.stats.bootstrap import (
     seed_mean_episodes as seed_mean_episodes,
 )
-from bench.analysis.stats.two_stage import (
-    cluster_codes as cluster_codes,
-    seed_variance as seed_variance,
-    two_stage_means as two_stage_means,
+from bench.analysis.stats.intervals import (
+    minimum_detectable_effect as minimum_detectable_effect,
 )
 from bench.analysis.stats.intervals import (
     satterthwaite_df as satterthwaite_df,
-    seed_t_interval as seed_t_interval,
-    t_p_value as t_p_value,
-    minimum_detectable_effect as minimum_detectable_effect,
 )
-from bench.analysis.stats.summaries import (
-    CellSummary as CellSummary,
-    summarize_cells as summarize_cells,
-    summarize_cell as summarize_cell,
+from bench.analysis.stats.intervals import (
+    seed_t_interval as seed_t_interval,
+)
+from bench.analysis.stats.intervals import (
+    t_p_value as t_p_value,
 )
 from bench.analysis.stats.paired import (
     PairedComparison as PairedComparison,
-    paired_differences as paired_differences,
-    sign_flip_test as sign_flip_test,
-    win_tie_loss as win_tie_loss,
+)
+from bench.analysis.stats.paired import (
     compare_paired as compare_paired,
+)
+from bench.analysis.stats.paired import (
     holm as holm,
+)
+from bench.analysis.stats.paired import (
+    paired_differences as paired_differences,
+)
+from bench.analysis.stats.paired import (
+    sign_flip_test as sign_flip_test,
+)
+from bench.analysis.stats.paired import (
+    win_tie_loss as win_tie_loss,
 )
 from bench.analysis.stats.seeded import (
     SeededComparison as SeededComparison,
+)
+from bench.analysis.stats.seeded import (
     compare_seeded as compare_seeded,
+)
+from bench.analysis.stats.summaries import (
+    CellSummary as CellSummary,
+)
+from bench.analysis.stats.summaries import (
+    summarize_cell as summarize_cell,
+)
+from bench.analysis.stats.summaries import (
+    summarize_cells as summarize_cells,
+)
+from bench.analysis.stats.two_stage import (
+    cluster_codes as cluster_codes,
+)
+from bench.analysis.stats.two_stage import (
+    seed_variance as seed_variance,
+)
+from bench.analysis.stats.two_stage import (
+    two_stage_means as two_stage_means,
 )

@@ -60,8 +60,8 @@ def two_stage_means(
     bootstrap variance is :func:`seed_variance`, var(per-seed means, ddof=1) / S: a plain bootstrap
     of S values shrinks it by (S-1)/S (a third at S = 3). Resampling seeds and episodes of the raw
     matrix instead would count the seed-by-episode noise three times (Owen 2007); here it is
-    counted twice. With one seed this is the (cluster) bootstrap of episodes. Seeded: the learner draws come from stream 0 of ``seed``, cell i's seed draws from
-    stream i+1.
+    counted twice. With one seed this is the (cluster) bootstrap of episodes. Seeded: the learner
+    draws come from stream 0 of ``seed``, cell i's seed draws from stream i+1.
     """
     if n_resamples < 1:
         raise ValueError("n_resamples must be at least 1")

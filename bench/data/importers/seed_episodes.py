@@ -240,7 +240,7 @@ def _seed_source(root: Path, vocab_path: Path, complete: dict, account: RowAccou
             else None
         ),
         "pairs_derivation": (
-            "pairs_{split}.parquet are derived from the K%d_Q%d episodes: per user, each episode's K+Q pairs "
+            "pairs_{split}.parquet are derived from the K%d_Q%d episodes: per user, each episode's K+Q pairs "  # noqa: UP031
             "appended after their largest overlap with the pairs already known (exact for stride-1 windows); "
             "timestamp = the pair's position in the user's sequence, session_id = 'unknown'" % primary
         ),

@@ -129,7 +129,7 @@ def import_xuetangx_activity(
     n_courses = 0
     last_course = None
     try:
-        with open(path, "r", encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             for course, user, sessions in iter_activity(handle, path.name):
                 if course != last_course:
                     n_courses += 1

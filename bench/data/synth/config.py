@@ -181,7 +181,8 @@ class SynthConfig:
             (self.mean_events >= 1 and self.max_sessions >= 1 and self.max_session_courses >= 1, "means and caps must be at least 1"),
             (
                 self.events_sigma >= 0 and self.gap_sigma >= 0 and 0 < self.gap_median_seconds <= self.gap_max_seconds and self.gap_parts >= 1,
-                "--events-sigma and --gap-sigma must be non-negative, --gap-median-seconds positive and at most --gap-max-seconds, --gap-parts at least 1",
+                "--events-sigma and --gap-sigma must be non-negative, --gap-median-seconds positive and at most --gap-max-seconds, "
+                "--gap-parts at least 1",
             ),
             (0.0 <= self.kind_repeat < 1.0, "--kind-repeat must lie in [0, 1)"),
             (

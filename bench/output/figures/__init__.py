@@ -64,8 +64,8 @@ def write_figures(drawn: dict[str, Drawn | Skipped], out_dir: str | Path) -> lis
                 continue
             pdf, png, txt = (out / f"{name}.{ext}" for ext in ("pdf", "png", "txt"))
             # no creation date in the PDF: the same store gives the same bytes
-            atomic_write(pdf, lambda tmp: item.figure.savefig(tmp, format="pdf", metadata={"CreationDate": None}))
-            atomic_write(png, lambda tmp: item.figure.savefig(tmp, format="png", dpi=PNG_DPI))
+            atomic_write(pdf, lambda tmp: item.figure.savefig(tmp, format="pdf", metadata={"CreationDate": None}))  # noqa: B023 (called at once)
+            atomic_write(png, lambda tmp: item.figure.savefig(tmp, format="png", dpi=PNG_DPI))  # noqa: B023 (called at once)
             atomic_write_text(txt, f"{item.caption}\n\nDrawn from: {item.sources}\n")
             written.append(Written(name, pdf, png, txt, item.caption, item.wide))
     return written

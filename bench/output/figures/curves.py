@@ -33,7 +33,7 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
         return Skipped("no stored meta-training curve in the selected runs (no MAML run, or meta_iterations = 0)")
     colours = cell_colours(run["cell"] for run in inputs.results.runs)
     groups = list(data.groupby(["dataset", "dataset_hash", "K", "Q"], sort=True))
-    with paper_style() as plt:
+    with paper_style():
         figure, axes = panels(len(groups))
         for ax, ((dataset, dataset_hash, K, Q), group) in zip(axes, groups):
             for cell, sub in group.groupby("cell", sort=True):
@@ -64,6 +64,7 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
         f"Meta-training curves: validation Acc@1 (few-shot, on {'/'.join(map(str, n_val)) or 'the'} validation episodes) against "
         f"meta-iteration; line: mean over {len(seeds)} seed(s)"
         + ("; band: range over seeds" if len(seeds) > 1 else "")
-        + "; hollow marker: the checkpoint each seed kept (best validation Acc@1); dotted: GRU4Rec's Acc@1 on all validation pairs at its best epoch (zero-shot), for scale."
+        + "; hollow marker: the checkpoint each seed kept (best validation Acc@1); dotted: GRU4Rec's Acc@1 on all validation pairs "
+        "at its best epoch (zero-shot), for scale."
     )
     return Drawn(figure, caption, run_listing(runs), wide=len(groups) > 1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 
+from bench.analysis.questions import ALPHA
+from bench.output.cells import format_p
 from bench.output.figures.base import Drawn, Skipped, panels, wrap
 from bench.output.figures.inputs import PlotInputs
 from bench.output.figures.style import METRIC_LABELS, PALETTE, metric_scale, paper_style
-from bench.output.cells import format_p
-from bench.analysis.questions import ALPHA
 
 NAME = "questions-forest"
 LINE_HEIGHT = 0.14  # inches per line of a question's label (8 pt text plus leading)

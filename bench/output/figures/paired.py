@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bench.analysis.leaderboard import parse_reference
 from bench.output.figures.base import Drawn, Skipped, panels, wrap
 from bench.output.figures.inputs import PlotInputs
 from bench.output.figures.style import LOSS, TIE, WIN, metric_scale, paper_style
-from bench.analysis.leaderboard import parse_reference
 
 NAME = "main-question-episodes"
 TIE_ATOL = 1e-12  # as bench.analysis.stats.win_tie_loss
