@@ -13,7 +13,7 @@ import pytest
 
 from bench.analysis.leaderboard import leaderboard
 from bench.analysis.questions import answer_questions
-from bench.output import latex
+from bench.output import latex, latex_fit
 from bench.plan.grid import questions_for
 from tests.default_board import default_grid_results, reference_rows
 
@@ -105,11 +105,11 @@ def test_width_estimate_never_falls_short_of_tex(default_grid, tmp_path):
             weight, star = latex._remarks(row)
             marks = ",".join(m for m in (weight, star) if m)
             shown = latex.latex_escape(name) + (rf"$^{{{marks}}}$" if marks else "")
-            samples.append((rf"{spec.font}{{{shown}}}", latex.text_width(name, spec.font_pt) + latex._marks_width(marks, spec)))
+            samples.append((rf"{spec.font}{{{shown}}}", latex.text_width(name, spec.font_pt) + latex_fit.marks_width(marks, spec)))
         for column in latex.C.leaderboard_columns(table):
             if column.key in ("acc@1", "delta", "ndcg@10"):
                 for cell in column.cells:
-                    samples.append((rf"{spec.font}{{{latex._cell(cell, stacked=True)}}}", latex._cell_width(cell, spec)))
+                    samples.append((rf"{spec.font}{{{latex._cell(cell, stacked=True)}}}", latex_fit.cell_width(cell, spec)))
     body = "\n".join(rf"\settowidth\w{{{tex}}}\typeout{{W{i}:\the\w}}" for i, (tex, _) in enumerate(samples))
     log = _compile(tmp_path, "\\newlength\\w\n" + body, "", "widths")
     measured = {int(i): float(w) for i, w in re.findall(r"W(\d+):([\d.]+)pt", log)}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 from bench.analysis.leaderboard import LeaderboardTable
 from bench.analysis.questions import QuestionsTable
@@ -21,6 +20,19 @@ from bench.core.errors import BenchError
 from bench.core.labels import METRIC_LABELS, PERCENT_METRICS
 from bench.core.metrics import METRICS
 from bench.output import cells as C
+from bench.output.latex_fit import (
+    BASELINE,
+    FIT_MARGIN_PT,
+    LAYOUTS,
+    SCRIPT_PT,
+    Layout,
+    caption_height,
+    cell_width,
+    line_count,
+    marks_width,
+    pack_floats,
+    text_width,
+)
 
 _SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -55,99 +67,6 @@ _UNICODE = {
 # secondary metrics of the paper table, in order of preference (the primary metric is skipped)
 PAPER_SECONDARY = ("recall@10", "ndcg@10", "mrr", "recall@5", "acc@1")
 SHORT_METRIC = {"acc@1": "Acc@1", "recall@5": "R@5", "recall@10": "R@10", "mrr": "MRR", "ndcg@10": "N@10"}
-
-
-@dataclass(frozen=True)
-class Layout:
-    environment: str
-    width: str  # the length the table must fit
-    font: str
-    tabcolsep: str
-    name_limit: int  # cell names longer than this get a key explained in the caption
-    question_width: str
-    max_rows: int  # rows per float: a longer leaderboard continues in further floats, none taller than a page
-    fit_pt: float  # the narrowest `width` the table is made to fit (pt): an article's, narrower than acmart's or IEEEtran's
-    font_pt: float  # the size `font` stands for in a 10pt document
-
-
-LAYOUTS = {
-    # 229.5pt: \columnwidth of a two-column 10pt article; 345pt: \textwidth of a one-column one (table* spans it there)
-    "column": Layout("table", r"\columnwidth", r"\footnotesize", "3pt", 16, r"\columnwidth", 12, 229.5, 8.0),
-    "page": Layout("table*", r"\textwidth", r"\small", "4pt", 28, r"\textwidth", 12, 345.0, 9.0),
-}
-TEXT_HEIGHT_PT = 550.0  # an article's \textheight (one- and two-column)
-FLOAT_HEIGHT_PT = 0.7 * TEXT_HEIGHT_PT  # LaTeX's \topfraction: a taller [t] float finds no place at the top of a page
-BASELINE = {8.0: 9.5, 9.0: 11.0}  # \footnotesize / \small baselineskip (pt)
-FIT_MARGIN_PT = 1.0  # what the width estimate keeps free, for the glyphs and kerns it does not model
-
-# Glyph widths (pt) of Computer Modern at 10pt (pdflatex's default font), measured with \settowidth: enough to
-# tell, before TeX runs, whether a table fits its width. An unknown character counts as wide as an "m".
-_CM10 = {
-    **dict.fromkeys("0123456789ago/*", 5.0),
-    **dict.fromkeys("bdhnpqu", 5.56),
-    **dict.fromkeys("kvxy", 5.28),
-    **dict.fromkeys("ilj.,;:[]'!", 2.78),
-    "c": 4.44,
-    "e": 4.44,
-    "z": 4.44,
-    "f": 3.06,
-    "m": 8.33,
-    "r": 3.92,
-    "s": 3.94,
-    "t": 3.89,
-    "w": 7.22,
-    **dict.fromkeys("ABCDEGHKNOQRTUVXY", 7.78),
-    **dict.fromkeys("FLPSZIJ", 6.81),
-    "M": 9.17,
-    "W": 10.28,
-    " ": 3.33,
-    "-": 3.33,
-    "(": 3.89,
-    ")": 3.89,
-    "_": 3.6,
-    "?": 4.72,
-    "=": 7.78,
-    "+": 7.78,
-    "−": 7.78,
-    "<": 7.78,
-    ">": 7.78,
-    "@": 7.78,
-    "&": 7.78,
-    "%": 8.33,
-    "Δ": 8.33,
-    "—": 10.0,
-    "·": 2.78,
-    "±": 7.78,
-    "†": 4.44,
-    "α": 6.4,
-}
-# CM's smaller optical sizes are wider per em than cmr10 scaled down (measured, rounded up); bold is wider still
-_OPTICAL = {6.0: 1.22, 7.0: 1.15, 8.0: 1.07, 9.0: 1.04, 10.0: 1.0}
-_BOLD = 1.16
-SCRIPT_PT = 7.0  # \scriptsize, the CIs under the numbers
-SUPERSCRIPT_PT = 6.0  # math superscripts under \footnotesize and \small
-
-
-def text_width(text: str, size_pt: float, bold: bool = False) -> float:
-    """Estimated natural width (pt) of plain ``text`` set in Computer Modern at ``size_pt`` (6-10pt)."""
-    scale = size_pt / 10 * _OPTICAL.get(size_pt, 1.0) * (_BOLD if bold else 1.0)
-    return scale * sum(_CM10.get(ch, _CM10["m"]) for ch in str(text))
-
-
-def _cell_width(cell: C.Cell, layout: Layout) -> float:
-    """Estimated width of a rendered cell: its text (bold when best, dagger after), its CI stacked under it."""
-
-    def signed(text: str) -> str:  # as _number sets them: a sign before a digit is a math minus or plus
-        return re.sub(r"(?<![A-Za-z])-(?=\d)", "−", text) if cell.numeric else text
-
-    main = text_width(signed(cell.text), layout.font_pt, bold=cell.emphasis == "best") + (3.0 if cell.dagger else 0.0)
-    detail = text_width(signed(cell.detail.replace("+", "")), SCRIPT_PT) if cell.detail else 0.0
-    return max(main, detail)
-
-
-def _marks_width(marks: str, layout: Layout) -> float:
-    """Estimated width of a name's superscript marks ("w=0.01,*"), math italics and spacing included."""
-    return 2.0 + 1.05 * text_width(marks, SUPERSCRIPT_PT) if marks else 0.0
 
 
 HEADER = [
@@ -198,7 +117,7 @@ def _name_lines(name: str, row, layout_name: str, budget: float) -> list[str] | 
     weight, star = _remarks(row)
     under = weight if layout_name == "column" else ""
     sup = star if layout_name == "column" else ",".join(m for m in (weight, star) if m)
-    sup_tex, sup_width = (rf"$^{{{sup}}}$", _marks_width(sup, spec)) if sup else ("", 0.0)
+    sup_tex, sup_width = (rf"$^{{{sup}}}$", marks_width(sup, spec)) if sup else ("", 0.0)
 
     def fits(text: str, extra: float = 0.0) -> bool:
         return text_width(text, spec.font_pt) + extra <= budget
@@ -251,32 +170,6 @@ def parse_columns(text: str) -> list[str]:
     return keys
 
 
-def _lines(latex_text: str, size_pt: float, width_pt: float, ragged: float = 1.15) -> int:
-    """Estimated number of lines ``latex_text`` takes in a paragraph ``width_pt`` wide (commands dropped;
-    ``ragged``: what line breaks waste)."""
-    plain = re.sub(r"\\[A-Za-z]+\*?|[{}$^]", "", latex_text)
-    return max(1, math.ceil(ragged * text_width(plain, size_pt) / width_pt))
-
-
-def _caption_height(caption: str, spec: Layout) -> float:
-    """A float's caption: its lines plus "Table N:" and the skips around it (pt, estimated)."""
-    return _lines("Table 99: " + caption, spec.font_pt, spec.fit_pt) * BASELINE[spec.font_pt] + 14.0
-
-
-def _pack(heights: list[float], first: float, rest: float, most: int | None = None) -> list[list[int]]:
-    """Item indices cut, in order, into floats whose estimated heights stay under FLOAT_HEIGHT_PT: ``first``
-    and ``rest`` are the fixed heights (caption, heading row, rules) of the first and later floats."""
-    parts: list[list[int]] = [[]]
-    used = first
-    for i, height in enumerate(heights):
-        if parts[-1] and (used + height > FLOAT_HEIGHT_PT or (most is not None and len(parts[-1]) >= most)):
-            parts.append([])
-            used = rest
-        parts[-1].append(i)
-        used += height
-    return parts
-
-
 def _shown(column: C.Column, i: int, layout_name: str) -> C.Cell:
     """Row ``i`` of ``column`` as the table shows it (a cell name before its key replaces it)."""
     cell = column.cells[i]
@@ -294,7 +187,7 @@ def _name_budget(table: LeaderboardTable, chosen: list[C.Column], layout_name: s
         if column.key == "cell":
             continue
         heading = text_width(_header(column, layout_name, metric).replace(r"$\Delta$", "Δ").replace("\\", ""), spec.font_pt)
-        others += max([heading] + [_cell_width(_shown(column, i, layout_name), spec) for i in range(len(column.cells))])
+        others += max([heading] + [cell_width(_shown(column, i, layout_name), spec) for i in range(len(column.cells))])
     separators = 2 * float(spec.tabcolsep.removesuffix("pt")) * (len(chosen) - 1)
     return spec.fit_pt - FIT_MARGIN_PT - separators - others
 
@@ -445,7 +338,8 @@ def to_latex(
             for mode, i, spaced in lines
         ]
         fixed = 2 * line + 12.0  # the heading row, the rules, a continued mode's heading
-        parts = [[lines[k] for k in part] for part in _pack(heights, _caption_height(text, spec) + fixed, 3 * line + 12.0 + fixed, spec.max_rows)]
+        cuts = pack_floats(heights, caption_height(text, spec) + fixed, 3 * line + 12.0 + fixed, spec.max_rows)
+        parts = [[lines[k] for k in part] for part in cuts]
         current_mode = None
         for p, part in enumerate(parts):
             if p == 0:
@@ -503,10 +397,10 @@ def questions_to_latex(tables: list[QuestionsTable], *, layout: str = "column", 
                 + r" \\",
                 rf"{wide}{{\raggedright{said}}} \\",
             ]
-            lines = _lines(asked, spec.font_pt, spec.fit_pt) + 1 + _lines(said, spec.font_pt, spec.fit_pt)
+            lines = line_count(asked, spec.font_pt, spec.fit_pt) + 1 + line_count(said, spec.font_pt, spec.fit_pt)
             entries.append((rows, lines * line + 4.0))
         fixed = 2 * line + 12.0  # the heading row and the rules
-        parts = _pack([h for _, h in entries], _caption_height(caption, spec) + fixed, 3 * line + 12.0 + fixed)
+        parts = pack_floats([h for _, h in entries], caption_height(caption, spec) + fixed, 3 * line + 12.0 + fixed)
         for p, part in enumerate(parts):
             if p == 0:
                 out += _begin(spec, caption, f"{label}:questions" if label else None)
