@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import sys
+import textwrap
 
 from bench.analysis.leaderboard import DEFAULT_METRIC, DEFAULT_REFERENCE, LeaderboardTable, leaderboard, parse_reference
 from bench.analysis.questions import answer_questions, with_answers_by_dataset
@@ -66,11 +68,21 @@ def selection_options(reference: bool = True, mixed_code: bool = True) -> argpar
 def note_problems(results: Results, out=None) -> None:
     """Print the note naming each run the tables lack (damaged, failed, missing; see bench.store.results)
     to ``out`` (default stdout)."""
+    out = out or sys.stdout
     lines = problem_note(results.problems)
     for line in lines:
-        print(line, file=out or sys.stdout)
+        say(line, out, indent="  " if line.startswith("- ") else "")
     if lines:
-        print(file=out or sys.stdout)
+        print(file=out)
+
+
+def say(line: str, out=None, indent: str = "") -> None:
+    """Print ``line``; on a terminal, wrapped at its width between words (a hash, a number or a flag is
+    never cut), continuation lines indented by ``indent``; piped, as one line (for grep)."""
+    out = out or sys.stdout
+    width = shutil.get_terminal_size().columns if out.isatty() else 0
+    wrapped = textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False) if width > 20 else [line]
+    print("\n".join(wrapped) or line, file=out)
 
 
 def strict_status(results: Results, strict: bool) -> int:

@@ -138,7 +138,7 @@ def set_aside_damaged(runs: list[RunConfig], store: Store, console: Console) -> 
             console.print(
                 f"run {run.hash} ({run.cell}, seed {run.seed}) is damaged ({state.problem}): moved to {target}; recomputing it",
                 markup=False,
-                soft_wrap=True,
+                soft_wrap=not console.is_terminal,  # a terminal wraps it between words; a log keeps one line
                 style="yellow",
             )
 

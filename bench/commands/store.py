@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from bench.commands.common import say
 from bench.core.errors import BenchError
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.run.executors import run_grid
@@ -50,14 +51,14 @@ def describe(finding: Finding) -> str:
 
 def verify_command(args: argparse.Namespace) -> int:
     check = check_store(args.results)
-    print(f"store {check.summary()}")
+    say(f"store {check.summary()}")
     for finding in check.findings:
-        print(describe(finding))
+        say(describe(finding), indent="  ")
     damaged = [f for f in check.findings if f.state == "damaged"]
     if not damaged:
         return 0
     if not args.repair:
-        print(f"error: {len(damaged)} damaged (repair: python -m bench store verify --results {args.results} --repair)")
+        say(f"error: {len(damaged)} damaged (repair: python -m bench store verify --results {args.results} --repair)")
         return 1
     with StoreLock(check.stores[0]):
         left = repair(check, damaged, args)
@@ -88,7 +89,7 @@ def repair(check: StoreCheck, damaged: list[Finding], args: argparse.Namespace) 
             print(f"run {finding.run.hash}: moved to {target}; not recomputed: {reason}")
             left += 1
             continue
-        print(f"run {finding.run.hash} ({config.cell}, seed {config.seed}): moved to {target}; recomputing it")
+        say(f"run {finding.run.hash} ({config.cell}, seed {config.seed}): moved to {target}; recomputing it")
         todo.setdefault(n, []).append(config)
     for n, configs in todo.items():
         store = check.stores[n]
