@@ -8,7 +8,9 @@ plain fine-tuning (``gru4rec-finetune``) or, scored zero-shot, the global GRU4Re
 Meta-training: Adam on the meta parameters (those that require grad), gradient clipping, meta-batches
 sampled from a generator seeded with the run's seed, dropout active. Validation every ``val_every``
 iterations (and before the first, for the curve) by few-shot Acc@1 on val episodes; the best-by-val
-meta-trained checkpoint is kept, as in the seed's protocol. The initial weights are a candidate only
+meta-trained checkpoint is kept, as in the seed's protocol. With ``val_patience`` P (RecBole's
+``stopping_step``), meta-training stops after P validations in a row without a new best val Acc@1;
+unset (None or 0), it runs the whole ``meta_iterations`` budget. The initial weights are a candidate only
 with ``select_init=True``: otherwise warm-start MAML could return GRU4Rec unchanged, and the row
 would no longer measure meta-training. Scoring is deterministic (see meta/per_task.py).
 """
@@ -44,7 +46,43 @@ MAML_DEFAULTS: dict = {
     "val_episodes": None,  # cap on val episodes used for validation; None or 0: all
     "grad_clip": 10.0,
     "select_init": False,  # may best-by-val return the un-meta-trained initial weights?
+    # validations without a new best val Acc@1 before meta-training stops; None or 0: the whole budget.
+    # Not "patience": that name is already GRU4Rec's (epochs without a better val loss), which these
+    # methods carry from GRU4REC_DEFAULTS for the warm start's weights
+    "val_patience": None,
 }
+
+STOPPED_BY_PATIENCE, STOPPED_BY_BUDGET = "patience", "budget"  # fit info "stopped": why meta-training ended
+
+
+class ValPatience:
+    """The early-stopping rule on val Acc@1: ``update(acc)`` after each validation says whether it is a
+    new best and whether training stops (``patience`` validations in a row without a new best; never
+    with patience None or 0). ``best`` starts at the initial validation's Acc@1 with ``select_init``,
+    else at -inf (the first validation after training is always a new best)."""
+
+    def __init__(self, patience: int | None, best: float = float("-inf")):
+        self.patience, self.best, self.stale = int(patience or 0), best, 0
+
+    def update(self, acc: float) -> tuple[bool, bool]:
+        """(new best, stop now) after a validation scoring ``acc``."""
+        improved = acc > self.best
+        self.best, self.stale = (acc, 0) if improved else (self.best, self.stale + 1)
+        return improved, self.patience > 0 and self.stale >= self.patience
+
+
+def stop_iteration(curve: list[tuple[int, float]], patience: int | None, select_init: bool = False) -> int | None:
+    """The iteration at which a run with ``val_patience`` = ``patience`` stops, read from a measured
+    validation curve [(iteration, val Acc@1)], the initial validation (iteration 0) first, of a run
+    that is the same up to there (same seed and params; its budget and patience may differ); None when
+    it does not stop within the curve."""
+    if not curve:
+        return None
+    rule = ValPatience(patience, curve[0][1] if select_init else float("-inf"))
+    for iteration, acc in curve[1:]:
+        if rule.update(acc)[1]:
+            return iteration
+    return None
 
 
 def mean_acc1(score_chunks, episodes: pd.DataFrame) -> float:
@@ -104,10 +142,12 @@ class MAMLMethod:
 
         train_start = time.perf_counter()
         initial_acc = validate()
-        best_acc, best_iteration = (initial_acc, 0) if p["select_init"] else (float("-inf"), None)
+        rule = ValPatience(p.get("val_patience"), initial_acc if p["select_init"] else float("-inf"))
+        best_iteration = 0 if p["select_init"] else None
         best_state = copy.deepcopy(maml.state_dict())
         curve = [{"iteration": 0, "train_loss": None, "val_acc@1": initial_acc}]
         losses: list[float] = []
+        stopped, trained = STOPPED_BY_BUDGET, iterations
         maml.train()
         with seeded_rng(self.seed, self.device):  # dropout draws
             for iteration in range(1, iterations + 1):
@@ -122,20 +162,27 @@ class MAMLMethod:
                     acc = validate()
                     curve.append({"iteration": iteration, "train_loss": float(np.mean(losses)), "val_acc@1": acc})
                     losses = []
-                    if acc > best_acc:
-                        best_acc, best_iteration = acc, iteration
+                    improved, stop = rule.update(acc)
+                    if improved:
+                        best_iteration = iteration
                         best_state = copy.deepcopy(maml.state_dict())
-                    ctx.report(iteration, max(best_acc, acc))  # what the kept weights score on val so far
+                    ctx.report(iteration, rule.best)  # what the kept weights score on val so far
+                    if stop:
+                        stopped, trained = STOPPED_BY_PATIENCE, iteration
+                        break
         meta_seconds = time.perf_counter() - train_start
         maml.load_state_dict(best_state)  # the wrapper's state: Meta-SGD's inner rates too
         info = {
             "curve": curve,
             "best_iteration": best_iteration,
-            "still_improving": best_iteration == curve[-1]["iteration"],  # best-by-val is the last validation
-            "best_val_acc@1": best_acc,
+            # best-by-val is the last validation and the budget, not patience, ended training
+            "still_improving": best_iteration == curve[-1]["iteration"] and stopped == STOPPED_BY_BUDGET,
+            "best_val_acc@1": rule.best,
+            "stopped": stopped,
+            "stopped_at": trained,  # the last meta-iteration trained
             "meta_seconds": meta_seconds,
             "val_seconds": val_seconds,
-            "seconds_per_iteration": (meta_seconds - val_seconds) / iterations,
+            "seconds_per_iteration": (meta_seconds - val_seconds) / trained,
             "n_train_episodes": len(train),
             "n_val_episodes": len(val),
         }

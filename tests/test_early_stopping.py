@@ -95,3 +95,81 @@ def test_maml_still_improving_is_whether_the_last_validation_is_best(tiny_datase
     method = METHODS["maml"].build(ctx)
     info = method.fit(ctx)
     assert len(calls) == 3 and (info["best_iteration"], info["still_improving"]) == (best, improving)
+
+
+def scripted_maml(monkeypatch, accs, ctx):
+    """The maml method built on ``ctx``, its validation replaced: the i-th validation (the initial one
+    first) scores ``accs[i]``; the weights at each validation are kept in the returned list."""
+    method, snapshots = METHODS["maml"].build(ctx), []
+
+    def scripted_acc(score_chunks, episodes):
+        snapshots.append({k: v.detach().clone() for k, v in method.maml.state_dict().items()})
+        return accs[len(snapshots) - 1]
+
+    monkeypatch.setattr(maml_module, "mean_acc1", scripted_acc)
+    return method, snapshots
+
+
+MAML_FAST = {**FAST, "val_every": 1, "meta_batch": 2, "inner_steps": 1, "val_episodes": 2}
+
+
+def test_val_patience_stops_meta_training_and_keeps_the_best_validations_weights(tiny_dataset, tmp_path, monkeypatch):
+    # validations at 0 (initial), 1..6: best at 2, then 3 and 4 without a new best -> stop at 4
+    params = {**MAML_FAST, "meta_iterations": 6, "val_patience": 2}
+    ctx = RunContext(tiny_dataset, seed=0, params=params, init="random", cache_dir=tmp_path)
+    method, snapshots = scripted_maml(monkeypatch, [0.9, 0.2, 0.5, 0.4, 0.5, 0.6, 0.7], ctx)
+    info = method.fit(ctx)
+    assert len(snapshots) == 5 and [row["iteration"] for row in info["curve"]] == [0, 1, 2, 3, 4]
+    assert (info["stopped"], info["stopped_at"], info["best_iteration"], info["still_improving"]) == ("patience", 4, 2, False)
+    assert info["best_val_acc@1"] == 0.5  # a tie (iteration 4) is not a new best; the initial 0.9 is no candidate
+    kept = method.maml.state_dict()
+    assert same(kept, snapshots[2]) and not same(kept, snapshots[4])
+    assert maml_module.stop_iteration([(r["iteration"], r["val_acc@1"]) for r in info["curve"]], 2) == 4
+
+
+def test_val_patience_counts_from_the_initial_weights_with_select_init(tiny_dataset, tmp_path, monkeypatch):
+    params = {**MAML_FAST, "meta_iterations": 6, "val_patience": 2, "select_init": True}
+    ctx = RunContext(tiny_dataset, seed=0, params=params, init="random", cache_dir=tmp_path)
+    method, snapshots = scripted_maml(monkeypatch, [0.9, 0.2, 0.5, 0.4], ctx)
+    info = method.fit(ctx)
+    assert (info["stopped"], info["stopped_at"], info["best_iteration"]) == ("patience", 2, 0)
+    assert same(method.maml.state_dict(), snapshots[0])
+
+
+@pytest.mark.parametrize("patience", [None, 0, 10])
+def test_unset_or_unreached_val_patience_runs_the_whole_budget(tiny_dataset, tmp_path, monkeypatch, patience):
+    params = {**MAML_FAST, "meta_iterations": 5, "val_patience": patience}
+    ctx = RunContext(tiny_dataset, seed=0, params=params, init="random", cache_dir=tmp_path)
+    method, snapshots = scripted_maml(monkeypatch, [0.1, 0.5, 0.4, 0.3, 0.2, 0.1], ctx)
+    info = method.fit(ctx)
+    assert len(snapshots) == 6 and (info["stopped"], info["stopped_at"], info["best_iteration"], info["still_improving"]) == ("budget", 5, 1, False)
+
+
+def test_val_patience_is_declared_once_and_distinct_from_gru4recs_patience():
+    for name in ("maml", "anil", "metasgd", "srs-maml"):
+        defaults = METHODS[name].defaults
+        assert defaults["val_patience"] is None and defaults["patience"] == 2  # patience: the warm start's GRU4Rec epochs
+        assert METHODS[name].resolve_params({"val_patience": 0})["val_patience"] == 0
+    assert "val_patience" not in METHODS["gru4rec"].defaults
+    with pytest.raises(Exception, match="val_patience"):
+        METHODS["maml"].resolve_params({"val_patience": -1})
+
+
+def test_the_stop_is_recorded_in_run_json(run_data, tmp_path, monkeypatch):
+    from bench.commands.cli import main
+    from bench.store.results import load_results
+
+    monkeypatch.setattr(maml_module, "mean_acc1", lambda score_chunks, episodes: 0.1)  # never a new best after the first
+    grid = tmp_path / "patience.toml"
+    grid.write_text(
+        'name = "patience"\ndatasets = ["tiny"]\nseeds = [0]\nshots = [{ K = 3, Q = 4 }]\n[params]\nembed_dim = 8\nhidden_dim = 8\n'
+        "meta_iterations = 8\nmeta_batch = 2\nval_every = 2\nval_episodes = 2\ninner_steps = 1\nval_patience = 1\n"
+        '[[cells]]\nmethod = "maml"\ninit = "random"\n'
+    )
+    args = ["run", "--grid", str(grid), "--data-dir", str(run_data), "--results", str(tmp_path / "results"), "--quiet", "--jobs", "1"]
+    assert main(args) == 0
+    (record,) = load_results(tmp_path / "results").runs
+    fit = record["fit"]
+    assert (fit["stopped"], fit["stopped_at"], fit["best_iteration"], fit["still_improving"]) == ("patience", 4, 2, False)
+    assert record["config"]["params"]["val_patience"] == 1
+    assert fit["budget_pairs_meta"] == 4 * 2 * (3 + 4)  # the iterations trained, not the budget

@@ -181,6 +181,26 @@ def test_curve_lines_are_the_stored_curves_averaged_over_seeds(drawn, inputs, st
         np.testing.assert_allclose(line.get_ydata(), 100 * mean.to_numpy())
 
 
+def test_a_run_stopped_early_is_marked_where_it_stopped(inputs, store):
+    from bench.output.figures import close, curves
+
+    _, _, results = store
+    run = next(r for r in inputs.results.runs if r["config"]["method"] == "maml")
+    stopped = {**run, "fit": {**run["fit"], "stopped": "patience", "stopped_at": 4}}  # as if val_patience ended it at 4
+    runs = [stopped if r is run else r for r in inputs.results.runs]
+    plain = curves.draw(inputs)
+    marked = curves.draw(dataclasses.replace(inputs, results=dataclasses.replace(inputs.results, runs=runs)))
+    try:
+        assert not _lines(plain.figure, "stop|") and "stopped early" not in plain.caption
+        (line,) = _lines(marked.figure, "stop|").values()
+        assert line.get_gid() == f"stop|{run['cell']}|{run['config']['seed']}"
+        value = pd.read_parquet(results / "runs" / run["hash"] / "curve.parquet").set_index("iteration").loc[4, "val_acc@1"]
+        assert list(line.get_xdata()) == [4] and line.get_ydata()[0] == pytest.approx(100 * value)
+        assert "stopped early (val_patience" in marked.caption
+    finally:
+        close({"plain": plain, "marked": marked})
+
+
 def test_accuracy_vs_k_points_are_the_leaderboard_means(drawn, inputs):
     lines = _lines(drawn["accuracy-vs-k"].figure, "shots|")
     assert "shots|tiny|4|maml[gru4rec]|few-shot" in lines and "shots|tiny|4|gru4rec|zero-shot" in lines

@@ -105,3 +105,37 @@ def test_bad_seeds_are_refused_in_one_line_by_run_and_project(command, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --seeds '0,x' is not a comma-separated list of integers (write e.g. --seeds 0,1,2)"]
     assert not (tmp_path / "r").exists()
+
+
+def test_early_stopping_projects_from_measured_stop_points(tmp_path, capsys):
+    """A target with val_patience 2 projected from runs without it: a run whose measured curve shows
+    two validations without a new best within the target's budget stops there; the others run it all."""
+    from bench.commands.cli import main
+
+    source = tmp_path / "src.toml"
+    source.write_text('extends = "smoke"\n[params]\nmeta_iterations = 60\nval_every = 10\n')
+    target = tmp_path / "patient.toml"
+    target.write_text('extends = "smoke"\n[params]\nmeta_iterations = 60\nval_every = 10\nval_patience = 2\n')
+    store = Store(tmp_path / "store")
+    peaked, rising = [0.1, 0.2, 0.3, 0.25, 0.2, 0.4, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]  # validations at 0, 10, ..., 60
+    for run in expand(load_grid(str(source)), {"xuetangx-synth": "h"}):
+        fit, curve = {}, pd.DataFrame({"iteration": range(1)})
+        if run.method in ("maml", "anil", "metasgd"):
+            accs = peaked if run.cell == "maml[random]" else rising
+            fit = {"seconds_per_iteration": 2.0, "val_seconds": 7.0}
+            curve = pd.DataFrame({"iteration": range(0, 70, 10), "val_acc@1": accs})
+        record = _record(run, wall=130.0, train=127.0, evaluation=3.0, fit=fit)
+        store.start_run(run.hash, record)
+        store.finish_run(run.hash, record, pd.DataFrame({c: [] for c in EPISODE_COLUMNS}), curve)
+    projected = {r.cell: r for r in project_grid(str(target), str(source), str(tmp_path / "store"))}
+    stopped, full = projected["maml[random]"], projected["maml[gru4rec]"]
+    assert stopped.projected_s == pytest.approx(40 * 2.0 + (1 + 4) * 1.0 + 3.0)  # best at 20, none better at 30 and 40
+    assert stopped.stop == "projected from measured stop points" and "stops at 40 of 60" in stopped.how
+    assert full.projected_s == pytest.approx(60 * 2.0 + 7 * 1.0 + 3.0) and full.stop == "no measured stop point: the full budget"
+    assert projected["gru4rec"].stop is None and projected["random"].stop is None  # no meta-training: no early stopping
+    without = {r.cell: r for r in project_grid(str(source), str(source), str(tmp_path / "store"))}
+    assert without["maml[random]"].projected_s == pytest.approx(60 * 2.0 + 7 * 1.0 + 3.0) and without["maml[random]"].stop is None
+    assert main(["project", "--grid", str(target), "--from", str(source), "--results", str(tmp_path / "store")]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    n_meta = sum(r.stop is not None for r in projected.values())
+    assert f"early stopping (val_patience): 1 of {n_meta} runs projected from measured stop points" in printed

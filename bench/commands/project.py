@@ -48,6 +48,13 @@ def project_command(args: argparse.Namespace) -> int:
             f"  on {workers:>2} single-thread workers (--jobs {workers} or a Ray cluster of {workers} CPUs): "
             f"{projection.schedule(durations, workers) / 3600:5.1f} h wall at least"
         )
+    early = [r for r in runs if r.stop is not None]
+    if early:
+        n = sum(r.stop == projection.MEASURED_STOP for r in early)
+        console.print(
+            f"early stopping (val_patience): {n} of {len(early)} runs {projection.MEASURED_STOP} (where the source run's measured curve "
+            f"shows the patience running out); the other {len(early) - n}: {projection.FULL_BUDGET}"
+        )
     if speedup:
         ratios = ", ".join(
             f"{t} thread(s): x{r['iteration']:.2f} per meta-iteration, x{r['validation']:.2f} per validation"

@@ -135,10 +135,11 @@ def training_budget(method: str, ctx, fit: dict) -> dict:
     ``budget_pairs_pretraining``: GRU4Rec/SASRec epochs trained x train pairs, for the runs that are,
     fine-tune or start from them (0 for a random init or a method without gradient training; None
     for a checkpoint init: not trained here, unknown). ``budget_pairs_meta``: meta-iterations x
-    meta-batch x (K+Q). ``budget_pairs``: their sum (None when a part is unknown). ``pretraining``:
-    the pre-training's summary (``pretraining_summary``) or None. ``still_improving``: the flag of the
-    run's last training stage (meta-training where it ran, its own if the method recorded one; else
-    the pre-training's; None without training). ``ctx``: the run's RunContext, params resolved."""
+    meta-batch x (K+Q), the iterations trained (``stopped_at``) where patience stopped it.
+    ``budget_pairs``: their sum (None when a part is unknown). ``pretraining``: the pre-training's
+    summary (``pretraining_summary``) or None. ``still_improving``: the flag of the run's last training
+    stage (meta-training where it ran, its own if the method recorded one; else the pre-training's;
+    None without training). ``ctx``: the run's RunContext, params resolved."""
     from baselines.gru4rec import cached_info, gru4rec_folder
 
     init = ctx.init
@@ -162,7 +163,8 @@ def training_budget(method: str, ctx, fit: dict) -> dict:
     meta_pairs = 0
     if "n_train_episodes" in fit and int(ctx.params.get("meta_iterations", 0)) > 0:
         meta_batch = min(int(ctx.params["meta_batch"]), int(fit["n_train_episodes"]))
-        meta_pairs = int(ctx.params["meta_iterations"]) * meta_batch * (int(ctx.K) + int(ctx.Q))
+        iterations = int(fit.get("stopped_at", ctx.params["meta_iterations"]))  # val_patience may have stopped it sooner
+        meta_pairs = iterations * meta_batch * (int(ctx.K) + int(ctx.Q))
     still_improving = fit.get("still_improving") if meta_pairs else (pretraining or {}).get("still_improving")
     return {
         "budget_pairs": None if pre_pairs is None else pre_pairs + meta_pairs,

@@ -65,6 +65,7 @@ PARAMS: dict[str, Param] = {
     "val_episodes": Param.int(ge=0, optional=True),
     "grad_clip": Param.float(gt=0),
     "select_init": Param.bool(),
+    "val_patience": Param.int(ge=0, optional=True),  # validations without a new best val Acc@1 before stopping; None or 0: no stop
     # SRS-adaptive MAML (meta/srs_maml.py; notebook 10's TAU, K_MIN, K_MAX and its three parts, each switchable)
     "srs_tau": Param.float(ge=0, le=1),
     "srs_steps_high": Param.int(ge=0),
@@ -104,7 +105,7 @@ KNN_SPACE = {"k": Space.int(10, 500, log=True), "sample_size": Space.int(100, 50
 
 # A method's training budget (``MethodSpec.budget``), how bench/run/projection.py scales its cost.
 EPOCHS = "epochs"  # max_epochs; its curve has one row per epoch
-META_ITERATIONS = "meta-iterations"  # meta_iterations, validated every val_every
+META_ITERATIONS = "meta-iterations"  # meta_iterations, validated every val_every (val_patience may stop it sooner)
 
 # The shared pre-trained weights a run may be, fine-tune or start from (``MethodSpec.pretrains``;
 # bench/methods/prerequisites.py trains and caches each): their names there.

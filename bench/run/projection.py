@@ -8,7 +8,11 @@ K, Q and every parameter but the budget keys (``BUDGET_KEYS``); its measured cos
 - meta-learned runs (their MethodSpec's ``budget`` META_ITERATIONS: MAML, ANIL, Meta-SGD):
   measured seconds per meta-iteration (validation excluded, ``fit.seconds_per_iteration``) x the
   target's iterations, plus measured seconds per validation x the target's validations (one before
-  training and one every ``val_every``), plus the test evaluation as measured;
+  training and one every ``val_every``), plus the test evaluation as measured. Where the target
+  sets ``val_patience`` (early stopping, meta/maml.py) and the source run's measured validation
+  curve (same ``val_every``) shows where that patience runs out within the target's budget, the
+  target's iterations are that measured stop point ("projected from measured stop points": a run
+  stopped by patience trains exactly as the run without it up to its stop); otherwise the full budget;
 - runs that train by epochs (``budget`` EPOCHS: GRU4Rec, SASRec): measured seconds per epoch x the
   target's ``max_epochs`` (an upper bound: early stopping may end them sooner), plus evaluation as measured;
 - every other run (no budget parameter): as measured.
@@ -34,12 +38,15 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+import pandas as pd
+
 from bench.core.errors import BenchError
 from bench.methods.registry import EPOCHS, META_ITERATIONS, get_method
 from bench.plan.grid import RunConfig, expand, load_grid
 from bench.store.results import Store
+from meta.maml import stop_iteration
 
-BUDGET_KEYS = ("meta_iterations", "val_every", "max_epochs")
+BUDGET_KEYS = ("meta_iterations", "val_every", "max_epochs", "val_patience")  # val_patience: early stopping ends the budget sooner
 WORKERS = (2, 8, 16, 32, 64)
 
 
@@ -50,6 +57,11 @@ class Projected:
     measured_s: float  # the source run's wall seconds
     projected_s: float
     how: str  # which scaling applied
+    stop: str | None = None  # with val_patience: MEASURED_STOP or FULL_BUDGET; None without early stopping
+
+
+MEASURED_STOP = "projected from measured stop points"
+FULL_BUDGET = "no measured stop point: the full budget"
 
 
 def _match_key(method: str, init, seed: int, dataset: str, K: int, Q: int, params: dict) -> str:
@@ -104,14 +116,33 @@ def speedup_for(speedup: dict | None, record: dict) -> tuple[dict, int] | None:
     return speedup["by_threads"][threads], threads
 
 
-def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict | None = None) -> Projected:
+def measured_stop(target: RunConfig, record: dict, curve: pd.DataFrame | None) -> int | None:
+    """The meta-iteration at which ``target`` (its ``val_patience`` set) stops early, read from its
+    measured counterpart's validation curve (``record``'s, same ``val_every``: the same validations
+    up to the stop); None: no early stopping, another validation schedule, or no stop within the
+    target's budget in what was measured (the source's budget or patience ended its curve first)."""
+    params, source = target.params_dict, record["config"]["params"]
+    patience, val_every = params.get("val_patience"), int(params.get("val_every") or 0)
+    if not patience or curve is None or not {"iteration", "val_acc@1"} <= set(curve.columns):
+        return None
+    if val_every <= 0 or int(source.get("val_every") or 0) != val_every:
+        return None
+    budget = int(params["meta_iterations"])
+    points = [(int(i), float(a)) for i, a in zip(curve["iteration"], curve["val_acc@1"]) if int(i) % val_every == 0 and int(i) <= budget]
+    stop = stop_iteration(sorted(points), int(patience), bool(params.get("select_init")))
+    return stop if stop is not None and stop < budget else None
+
+
+def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict | None = None, curve: pd.DataFrame | None = None) -> Projected:
     """One target run's projected wall seconds from its measured counterpart ``record`` (run.json)
     and the number of rows of that run's curve (validations, or epochs); ``speedup``: see
-    ``load_speedup`` (meta-learned runs on engine "batched" only)."""
+    ``load_speedup`` (meta-learned runs on engine "batched" only); ``curve``: the counterpart's
+    stored curve, where a target with ``val_patience`` reads its stop point (``measured_stop``)."""
     fit, measured = record.get("fit", {}), float(record["wall_seconds"])
     evaluation = float(record.get("eval_seconds", 0.0))
     params, source = target.params_dict, record["config"]["params"]
     budget = get_method(target.method).budget
+    early = None  # with val_patience: whether a measured stop point or the full budget was projected
     if budget == META_ITERATIONS and "seconds_per_iteration" in fit:  # meta-learned (and meta-trained)
         per_iteration = float(fit["seconds_per_iteration"])
         per_validation = float(fit["val_seconds"]) / max(curve_rows, 1)
@@ -119,9 +150,15 @@ def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict 
         if scaled is not None:
             ratios, _ = scaled
             per_iteration, per_validation = per_iteration / ratios["iteration"], per_validation / ratios["validation"]
-        iterations, validations = int(params["meta_iterations"]), _validations(int(params["meta_iterations"]), int(params["val_every"]))
+        budget_iterations, stop = int(params["meta_iterations"]), measured_stop(target, record, curve)
+        iterations = budget_iterations if stop is None else stop
+        validations = _validations(iterations, int(params["val_every"]))
         seconds = per_iteration * iterations + per_validation * validations + evaluation
         how = f"{iterations} it x {per_iteration:.2f}s + {validations} val x {per_validation:.1f}s + test"
+        if params.get("val_patience"):
+            early = MEASURED_STOP if stop is not None else FULL_BUDGET
+            detail = f"stops at {stop} of {budget_iterations}" if stop is not None else f"{budget_iterations}"
+            how += f" (val_patience {params['val_patience']}: {early}, {detail})"
         if scaled is not None:
             how += (
                 f" (measured costs / {scaled[0]['iteration']:.2f} per it, / {scaled[0]['validation']:.2f} per val: perf speed-up at "
@@ -134,7 +171,7 @@ def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict 
         how = f"<= {epochs} epochs x {per_epoch:.0f}s + test (ran {curve_rows} of {source.get('max_epochs')})"
     else:
         seconds, how = measured, "as measured"
-    return Projected(target.cell, target.seed, measured, seconds, how)
+    return Projected(target.cell, target.seed, measured, seconds, how, early)
 
 
 def schedule(durations: list[float], workers: int) -> float:
@@ -171,8 +208,8 @@ def project_grid(
         if record is None:
             missing.append(f"{run.cell} seed={run.seed if not stand_in else seeds[0]}")
             continue
-        rows = len(store.read_curve(record["hash"]))  # checked against its run.json
-        result = project_run(run, record, rows, speedup)
+        curve = store.read_curve(record["hash"])  # checked against its run.json
+        result = project_run(run, record, len(curve), speedup, curve)
         projected.append(dataclasses.replace(result, how=f"{result.how} (seed {seeds[0]}'s run)") if stand_in else result)
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""

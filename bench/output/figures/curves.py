@@ -1,5 +1,6 @@
 """Figure 1: meta-training curves. Validation Acc@1 against meta-iteration per cell (mean over
-seeds, band = seed range), each seed's chosen checkpoint marked, GRU4Rec's validation level as a line."""
+seeds, band = seed range), each seed's chosen checkpoint marked, where val_patience stopped a seed
+early a cross, GRU4Rec's validation level as a line."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ from bench.output.figures.style import cell_colours, paper_style
 
 NAME = "curves"
 GRU4REC_LABEL = "GRU4Rec, val pairs (zero-shot, best epoch)"
+STOPPED_LABEL = "stopped early (val_patience, per seed)"
+
+
+def _at(iteration, per_seed) -> bool:
+    """Whether a recorded iteration (None or NaN where unrecorded) is one of the curve's validations."""
+    return iteration is not None and not np.isnan(iteration) and iteration in per_seed.index
 
 
 def gru4rec_level(runs: list[dict], dataset: str, dataset_hash: str) -> float | None:
@@ -45,13 +52,17 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
                 )  # the marker tells cells apart where colours repeat
                 if per_seed.shape[1] > 1:
                     ax.fill_between(per_seed.index, per_seed.min(axis=1), per_seed.max(axis=1), color=colour, alpha=0.2, linewidth=0)
-                for seed, best in sub.drop_duplicates("seed")[["seed", "best_iteration"]].itertuples(index=False):
-                    if best is not None and not np.isnan(best) and best in per_seed.index:
+                for seed, best, stop in sub.drop_duplicates("seed")[["seed", "best_iteration", "stopped_early"]].itertuples(index=False):
+                    if _at(best, per_seed):
                         ax.plot([best], [per_seed.loc[best, seed]], marker=marker, color=colour, mfc="white", ls="none", ms=6, zorder=3)
+                    if _at(stop, per_seed):
+                        ax.plot([stop], [per_seed.loc[stop, seed]], marker="x", color=colour, ls="none", ms=7, zorder=4, gid=f"stop|{cell}|{seed}")
             level = gru4rec_level(inputs.results.runs, dataset, dataset_hash)
             if level is not None:
                 ax.axhline(100 * level, color="0.35", ls=":", lw=1.0, label=GRU4REC_LABEL)
             ax.plot([], [], marker="o", color="0.2", mfc="white", ls="none", label="chosen checkpoint (per seed)")
+            if group["stopped_early"].notna().any():
+                ax.plot([], [], marker="x", color="0.2", ls="none", label=STOPPED_LABEL)
             ax.set_title(f"{dataset} · K={K} · Q={Q}")
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_xlabel("meta-iteration (outer steps)")
@@ -66,5 +77,6 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
         + ("; band: range over seeds" if len(seeds) > 1 else "")
         + "; hollow marker: the checkpoint each seed kept (best validation Acc@1); dotted: GRU4Rec's Acc@1 on all validation pairs "
         "at its best epoch (zero-shot), for scale."
+        + (f" Cross: {STOPPED_LABEL}, its patience of validations without a new best ran out." if data["stopped_early"].notna().any() else "")
     )
     return Drawn(figure, caption, run_listing(runs), wide=len(groups) > 1)

@@ -15,7 +15,7 @@ from bench.core.errors import BenchError
 from bench.data.dataset import open_dataset
 from bench.store.results import Results, Store
 
-CURVE_COLUMNS = ("run", "dataset", "dataset_hash", "K", "Q", "cell", "method", "seed", "best_iteration", "iteration", "val_acc@1")
+CURVE_COLUMNS = ("run", "dataset", "dataset_hash", "K", "Q", "cell", "method", "seed", "best_iteration", "stopped_early", "iteration", "val_acc@1")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ def load_inputs(
 
 def curves(inputs: PlotInputs) -> pd.DataFrame:
     """The meta-training validation curves (runs whose fit recorded the chosen ``best_iteration``),
-    long form (``CURVE_COLUMNS``); runs without a stored curve add nothing."""
+    long form (``CURVE_COLUMNS``; ``stopped_early``: the iteration val_patience stopped the run at,
+    None where its budget ended it); runs without a stored curve add nothing."""
     frames = []
     store = Store(inputs.results_dir, create=False)
     for run in inputs.results.runs:
@@ -81,7 +82,9 @@ def curves(inputs: PlotInputs) -> pd.DataFrame:
         frame["run"], frame["cell"] = run["hash"], run["cell"]
         for column in ("dataset", "dataset_hash", "K", "Q", "method", "seed"):
             frame[column] = config.get(column)
-        frame["best_iteration"] = (run.get("fit") or {}).get("best_iteration")
+        fit = run.get("fit") or {}
+        frame["best_iteration"] = fit.get("best_iteration")
+        frame["stopped_early"] = fit.get("stopped_at") if fit.get("stopped") == "patience" else None  # val_patience's stop
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=list(CURVE_COLUMNS))
