@@ -7,6 +7,14 @@ loss's gradient reaches the rates (first-order: g is a constant) and sums over t
 weight's steps can no longer be kept as low-rank factors (an elementwise rate breaks the rank-B
 form), so their sum D = sum over steps of G^T h is kept dense per task, [n, V, H], and the adapted
 weight is W0 - R * D (R: the output weight's rates).
+
+That dense D is Meta-SGD's extra cost over MAML (25 MB at meta-batch 32, V 1519, H 128): each step's
+products read it and, on CPU, every fresh [n, V, H] temporary page-faults (~10 ms). So D is one buffer
+updated in place, and the output product runs task by task (``RatedOutputSteps``): a step's G^T h is
+added into D_t, R * D_t formed in cache and used at once, and the rates' gradient (query side only:
+inner steps are first-order, so the support side's product never reaches R) summed task by task, with
+no [n, V, H] temporary. The other tensors' steps are in place after the first (as ``update_in_place``).
+Equal to per-task learn2learn within float tolerance (tests/test_arms.py).
 """
 
 from __future__ import annotations
@@ -15,7 +23,48 @@ from collections.abc import Sequence
 
 import torch
 
+from baselines.fused import shared_over_tasks
 from meta.batched import EVAL_CHUNK, BatchedMAML, StackedBatch, StackedParams, stack_tasks, task_loss, unstack_scores
+
+
+def apply_pending(steps: torch.Tensor, pending: tuple[torch.Tensor, torch.Tensor] | None, task: int) -> None:
+    """D_task += G_task^T h_task for a recorded step not yet added (``pending``: (G^T [n, V, B], h [n, B, H]))."""
+    if pending is not None:
+        steps[task].addmm_(pending[0][task], pending[1][task])
+
+
+class RatedOutputSteps(torch.autograd.Function):
+    """``bmm(features, (rate * steps)^T)``, task by task with that task's R * D_t [V, H] in cache
+    (formed, used, dropped: no [n, V, H] temporary), after adding a pending step into ``steps`` (D,
+    constant, updated in place). The features' gradient as autograd's; the rate's [V, H] summed over
+    tasks when asked (the query side)."""
+
+    @staticmethod
+    def forward(ctx, features, rate, steps, pending):
+        n, rows, _ = features.shape
+        out = features.new_empty(n, rows, rate.shape[0])
+        rated = torch.empty_like(rate)
+        for task in range(n):
+            apply_pending(steps, pending, task)
+            torch.mul(rate, steps[task], out=rated)
+            torch.mm(features[task], rated.t(), out=out[task])
+        ctx.save_for_backward(features, rate, steps)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        features, rate, steps = ctx.saved_tensors
+        need_features, need_rate = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_features = torch.empty_like(features) if need_features else None
+        grad_rate = torch.zeros_like(rate) if need_rate else None
+        rated = torch.empty_like(rate)
+        for task in range(steps.shape[0]):
+            if need_features:
+                torch.mul(rate, steps[task], out=rated)
+                torch.mm(grad[task], rated, out=grad_features[task])
+            if need_rate:
+                grad_rate.addcmul_(grad[task].t() @ features[task], steps[task])
+        return grad_features, grad_rate, None, None
 
 
 class RatedStackedParams(StackedParams):
@@ -25,22 +74,38 @@ class RatedStackedParams(StackedParams):
         super().__init__(dict(stacked._parameters), stacked.output_weight, stacked.n_layers, 0.0, stacked.layer_dropout)
         self.rates = rates  # name -> [n, ...] (graph back to the meta rates)
         self.__dict__["output_rate"] = output_rate  # [V, H]; kept out of _parameters (a Parameter would register)
-        self.output_steps: torch.Tensor | None = None  # D [n, V, H], constant
+        self.output_steps: torch.Tensor | None = None  # D [n, V, H], constant, updated in place
+        self.pending: tuple[torch.Tensor, torch.Tensor] | None = None  # the last step's (G^T, h), added at the next forward
 
     def forward(self, batch: StackedBatch, side: str, dropout: float, training: bool):
         logits, features = super().forward(batch, side, dropout, training)  # W0 and the adapted bias
         if self.output_steps is not None:
-            logits = logits - torch.bmm(features, (self.output_rate * self.output_steps).transpose(1, 2))
+            # inner steps are first-order: only the query side's product carries R's graph
+            rate = self.output_rate if side == "query" else self.output_rate.detach()
+            logits = logits - RatedOutputSteps.apply(features, rate, self.output_steps, self.pending)
+            self.pending = None
         return logits, features
 
     def record_output_step(self, features: torch.Tensor, logit_grads: torch.Tensor) -> None:
-        step = torch.bmm(logit_grads.detach().transpose(1, 2), features.detach())
-        self.output_steps = step if self.output_steps is None else self.output_steps + step
+        grads_t, features = logit_grads.detach().transpose(1, 2), features.detach()
+        if self.output_steps is None:
+            self.output_steps = torch.bmm(grads_t, features)
+        else:
+            self.settle()
+            self.pending = (grads_t, features)
+
+    def settle(self) -> None:
+        """Add a pending step into D now."""
+        if self.pending is not None:
+            for task in range(self.output_steps.shape[0]):
+                apply_pending(self.output_steps, self.pending, task)
+            self.pending = None
 
     def dense_output_weight(self) -> torch.Tensor:
         n = self._parameters["output_bias"].shape[0]
         if self.output_steps is None:
             return self.output_weight.expand(n, *self.output_weight.shape)
+        self.settle()
         return self.output_weight - self.output_rate * self.output_steps
 
 
@@ -74,7 +139,9 @@ def adapt_with_rates(stacked: RatedStackedParams, batch: StackedBatch, inner_ste
         if output_trained:
             stacked.record_output_step(features, grads[-1])
         for name, grad in zip(names, grads):
-            stacked._parameters[name] = stacked._parameters[name] - stacked.rates[name] * grad
+            tensor, step = stacked._parameters[name], stacked.rates[name] * grad
+            # in place once the task's own copy exists (as update_in_place): no fresh [n, ...] tensor per step
+            stacked._parameters[name] = tensor - step if shared_over_tasks(tensor) else tensor.sub_(step)
     return stacked
 
 

@@ -3,7 +3,7 @@
 Float32 throughout, dropout 0 (the only randomness): adapted parameters, query losses, outer
 gradients and query scores within 1e-5; with a trainable and a frozen embedding; with padding
 (prefix lengths 1..50 in one batch); at the `full` grid's sizes (E 64, H 128). The batched paths:
-today's (the compiled GRU kernel of meta/fused.py, the shared-weights first step, in-place
+today's (the compiled GRU kernel of baselines/fused.py, the shared-weights first step, in-place
 updates) and the same without the kernel (SegmentedGRU: SegmentedBatchedMAML, the fallback); the
 packed path of multi-layer GRUs. And the hand-written GRUs equal nn.GRU, the kernel equals SegmentedGRU.
 """
@@ -18,7 +18,8 @@ from torch import nn
 
 import meta.batched.layout
 import meta.batched.segmented
-from meta import fused
+from baselines import fused
+from baselines.fused import FusedGRU
 from meta.batched import (
     BatchedMAML,
     SegmentedBatchedMAML,
@@ -29,7 +30,6 @@ from meta.batched import (
     step_blocks,
 )
 from meta.engines import BatchedEngine
-from meta.fused import FusedGRU
 from meta.per_task import PerTaskEngine, adapt
 from tests.helpers import N_ITEMS, TOL, assert_close, grads_of, make_maml, make_tasks
 
@@ -363,7 +363,7 @@ def test_query_scores_in_length_sorted_chunks_come_back_in_order(inner_steps):
         assert_close(engine.query_scores(maml, tasks, inner_steps), reference, f"query scores, chunks of {chunk}")
 
 
-# The compiled kernel (meta/fused.py): it builds here, and it equals SegmentedGRU
+# The compiled kernel (baselines/fused.py): it builds here, and it equals SegmentedGRU
 
 
 def test_fused_kernel_builds_and_the_engine_uses_it():
@@ -499,9 +499,9 @@ def test_fused_gru_on_two_threads_equals_one_thread_bit_for_bit(shared):
 
 
 def exp_clamp() -> float:
-    """The larger bound of the kernel's exp clamp (meta/fused_gru.cpp's vexp: x into [-lo, hi]), read from the source."""
+    """The larger bound of the kernel's exp clamp (baselines/fused_gru.cpp's vexp: x into [-lo, hi]), read from the source."""
     found = re.search(r"lo = vf\{\} - ([0-9.]+)f, hi = vf\{\} \+ ([0-9.]+)f", fused.SOURCE.read_text())
-    assert found, "vexp's clamp not found in meta/fused_gru.cpp"
+    assert found, "vexp's clamp not found in baselines/fused_gru.cpp"
     return max(float(found.group(1)), float(found.group(2)))
 
 

@@ -82,8 +82,10 @@ def test_perf_baselines_writes_its_figures(tiny_dataset, tmp_path):
     assert main(argv) == 0
     figures = json.loads(out.read_text())
     assert [row["method"] for row in figures["methods"]] == ["markov"] and figures["methods"][0]["modes"]
-    assert set(figures["training"]["models"]) == {"sasrec", "gru4rec"}
+    assert set(figures["training"]["models"]) == {"sasrec", "gru4rec", "gru4rec-fused"}  # torch's GRU and the kernel, side by side
     assert all(row["pairs_per_cpu_s"] > 0 for row in figures["training"]["models"].values())
+    training = figures["training"]
+    assert training["gru4rec_speedup"] == training["models"]["gru4rec-fused"]["pairs_per_cpu_s"] / training["models"]["gru4rec"]["pairs_per_cpu_s"]
     assert main(["perf-baselines", *argv[2:-4], "--batches", "0", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["training"] is None
 

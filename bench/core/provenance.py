@@ -60,7 +60,8 @@ FINGERPRINT_SOURCES = (
     "bench/run/execute.py",
     "baselines/**/*.py",
     "meta/**/*.py",
-    "meta/**/*.cpp",  # the batched engine's compiled GRU kernel (meta/fused_gru.cpp)
+    "baselines/**/*.cpp",  # the compiled GRU kernel (baselines/fused_gru.cpp)
+    "meta/**/*.cpp",
 )
 FINGERPRINT_EXCLUDED = frozenset({"bench/data/info.py"})  # commands and summaries only
 

@@ -201,6 +201,12 @@ def baselines_training_lines(training: dict) -> list[str]:
         f"sasrec/gru4rec throughput {sasrec / gru4rec:.2f}; one epoch of {pairs:,} train pairs: sasrec {pairs / sasrec:.0f} s, gru4rec "
         f"{pairs / gru4rec:.0f} s"
     )
+    if "gru4rec-fused" in models:
+        fused = models["gru4rec-fused"]["pairs_per_cpu_s"]
+        lines.append(
+            f"gru4rec training forward ({training['gru4rec_kernel']}) vs torch's packed nn.GRU: {training['gru4rec_speedup']:.2f}x "
+            f"(medians); one epoch {pairs / fused:.0f} s"
+        )
     return lines
 
 

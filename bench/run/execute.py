@@ -64,12 +64,12 @@ def compute_run(
     """
     import torch
 
+    from baselines.fused import kernel_status
     from bench.core import provenance
     from bench.core.threads import configure_threads
     from bench.data.dataset import open_dataset
     from bench.methods.prerequisites import training_budget
     from bench.methods.registry import METHODS, RunContext, evaluate_method
-    from meta.fused import kernel_status
 
     configure_threads(threads)
     say = progress or (lambda *_: None)
@@ -132,7 +132,7 @@ def compute_run(
         n_test_episodes=len(test),
         **({"eval_split": config.eval_split} if config.eval_split != "test" else {}),
         modes=list(spec.modes),
-        gru_kernel=kernel_status(),  # what the batched engine's one-layer GRU ran on (meta/fused.py)
+        gru_kernel=kernel_status(),  # what the batched engine's one-layer GRU ran on (baselines/fused.py)
         fit={k: v for k, v in fit_info.items() if isinstance(v, (int, float, str, bool, list, dict, type(None)))},
     )
     return RunResult(record, pd.concat(frames, ignore_index=True), curve)

@@ -23,7 +23,7 @@ runs measured on engine "batched" have their seconds per meta-iteration and per 
 by that file's measured batched/batched-v1 ratios (at the run's thread count when the file has it,
 else at its first): a projection of what those runs would cost on today's engine, assuming they
 were measured on batched-v1; their test evaluation is kept as measured. Runs whose record says
-their GRU ran on the compiled kernel (``gru_kernel``, meta/fused.py) are today's engine already:
+their GRU ran on the compiled kernel (``gru_kernel``, baselines/fused.py) are today's engine already:
 never scaled.
 
 The runs are then placed longest first on the least loaded of W single-thread workers, the way

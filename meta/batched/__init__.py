@@ -25,7 +25,7 @@ How it is made fast (torch.profiler, one thread):
   one large matrix product for all tasks instead of n small ones; past a sequence's end the update
   gate is exactly 1 (no mask per step).
 - Updates in place (``update_in_place``): no fresh per-task copies per inner step.
-- The one-layer GRU itself runs on a compiled kernel (meta/fused.py, meta/fused_gru.cpp) where it
+- The one-layer GRU itself runs on a compiled kernel (baselines/fused.py, baselines/fused_gru.cpp) where it
   builds: each task's whole sequence with its own W_hh hot in cache, a register-blocked small
   product per step and the gate work fused per row, instead of SegmentedGRU's one batched product
   per step that streams every task's weights from memory (2.1x per meta-iteration at the `full`
@@ -52,7 +52,7 @@ The package, one job per module:
 - params.py: StackedParams (its forward picks the GRU path: kernel, SegmentedGRU or packed),
   update_in_place, task_loss;
 - engine.py: BatchedMAML and SegmentedBatchedMAML.
-The compiled kernel itself is meta/fused.py and meta/fused_gru.cpp.
+The compiled kernel itself is baselines/fused.py and baselines/fused_gru.cpp.
 """
 
 # The public names, re-exported (`X as X`: an explicit re-export) so that callers import from meta.batched.

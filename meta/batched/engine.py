@@ -21,7 +21,7 @@ class BatchedMAML:
     """Task-batched first-order MAML inner loop for GRURecommender (same contract as PerTaskEngine)."""
 
     name = "batched"
-    fused = True  # one-layer GRUs on the compiled kernel (meta/fused.py) where it loads
+    fused = True  # one-layer GRUs on the compiled kernel (baselines/fused.py) where it loads
     eval_chunk = EVAL_CHUNK  # tasks adapted together by query_scores
 
     def _stacked(self, model: nn.Module, batch: StackedBatch, n: int, detach: bool, lr: float) -> StackedParams:
@@ -122,7 +122,7 @@ class BatchedMAML:
 
 class SegmentedBatchedMAML(BatchedMAML):
     """The batched engine without the compiled kernel (SegmentedGRU for every one-layer GRU): the
-    engine before meta/fused.py, and the fallback where the kernel cannot be built; kept so
+    engine before baselines/fused.py, and the fallback where the kernel cannot be built; kept so
     `bench perf full` times the two in one process."""
 
     name = "batched-segmented"

@@ -1,6 +1,6 @@
 """Stacking a meta-batch for the batched engine: tasks stacked longest first, steps packed, the
 packed steps cut into segments (SideLayout), (task, item) pairs mapped to flat embedding rows, and
-the sides as the compiled kernel reads them (meta/fused.py KernelSide); query scores mapped back."""
+the sides as the compiled kernel reads them (baselines/fused.py KernelSide); query scores mapped back."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from meta.fused import KernelSide
+from baselines.fused import KernelSide
 
 
 class StackedBatch(NamedTuple):
@@ -38,7 +38,7 @@ class StackedBatch(NamedTuple):
     support_layout: SideLayout | None = None  # the same support side cut into segments (SegmentedGRU)
     query_layout: SideLayout | None = None
     row_tasks: torch.Tensor | None = None  # [R] stacked task of each flat row (per-task rates: meta/tasks.py TaskPlan)
-    support_kernel: KernelSide | None = None  # the same sides as the compiled kernel reads them (meta/fused.py)
+    support_kernel: KernelSide | None = None  # the same sides as the compiled kernel reads them (baselines/fused.py)
     query_kernel: KernelSide | None = None
 
 

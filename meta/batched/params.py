@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.fused import FusedGRU
+from baselines.fused import load as load_fused
+from baselines.fused import shared_over_tasks as _shared
 from meta.batched.layout import StackedBatch
 from meta.batched.packed import batched_gru_layer
 from meta.batched.segmented import SegmentedGRU
-from meta.fused import FusedGRU
-from meta.fused import load as load_fused
-from meta.fused import shared_over_tasks as _shared
 
 
 class StackedParams(nn.Module):
@@ -43,7 +43,7 @@ class StackedParams(nn.Module):
         self.__dict__["output_weight"] = output_weight
         self.step_states: torch.Tensor | None = None  # [n, steps * B, H] final states of past steps
         self.step_logit_grads: torch.Tensor | None = None  # [n, steps * B, V] their logit gradients
-        self.fused = True  # the compiled kernel (meta/fused.py) where it loads, else SegmentedGRU
+        self.fused = True  # the compiled kernel (baselines/fused.py) where it loads, else SegmentedGRU
         for name, tensor in tensors.items():
             self._parameters[name] = tensor
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from meta.fused import shared_over_tasks
+from baselines.fused import shared_over_tasks
 
 
 def _tanh_(x: torch.Tensor) -> torch.Tensor:
@@ -17,7 +17,7 @@ def _tanh_(x: torch.Tensor) -> torch.Tensor:
     return x.mul_(2).sigmoid_().mul_(2).sub_(1)
 
 
-_shared = shared_over_tasks  # (meta/fused.py) the meta-weights expanded over tasks: one product for all
+_shared = shared_over_tasks  # (baselines/fused.py) the meta-weights expanded over tasks: one product for all
 
 
 class SegmentedGRU(torch.autograd.Function):

@@ -3,11 +3,13 @@
 Per non-neural baseline: fit seconds (train counts or sessions, then the support weight's choice on
 val) and the seconds to score the first ``episodes`` test episodes in each mode; and SASRec's and
 GRU4Rec's training throughput (train pairs per CPU second, the same length-bucketed batches of the
-same pairs, alternating rounds, medians) on the threads given.
+same pairs, alternating rounds, medians) on the threads given; GRU4Rec on torch's packed nn.GRU and on
+the compiled kernel its training uses (baselines/fused_forward.py), side by side, with their ratio.
 """
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -16,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from baselines.fused import kernel_status
+from baselines.fused_forward import kernel_fits, training_forward
 from baselines.gru4rec import GRU4REC_DEFAULTS, PairTensors, length_batches, model_config
 from baselines.model import GRURecommender
 from baselines.sasrec import SASREC_DEFAULTS, SASRec, sasrec_config
@@ -82,34 +86,42 @@ def time_memory_methods(dataset, names, episodes: int, K: int, Q: int, progress:
 
 def time_training(dataset, batches: int, rounds: int) -> dict:
     """Train pairs per CPU second of SASRec and GRU4Rec (defaults) over the same ``batches`` batches,
-    alternating ``rounds`` times: per model the rates and their median, and one epoch's pairs."""
+    alternating ``rounds`` times: per model the rates and their median, and one epoch's pairs.
+    GRU4Rec twice, same initial weights: "gru4rec" on torch's packed nn.GRU (``model(...)``),
+    "gru4rec-fused" on the forward its training takes (baselines/fused_forward.py: the compiled
+    kernel, or torch's path where it cannot build: ``gru4rec_kernel`` says which); their ratio is
+    ``gru4rec_speedup`` (medians)."""
     train = PairTensors(dataset.pairs("train"), int(GRU4REC_DEFAULTS["max_prefix"]))
     order = length_batches(train.lengths, int(GRU4REC_DEFAULTS["batch_size"]), torch.Generator().manual_seed(0))[:batches]
     n_pairs = sum(len(index) for index in order)
     torch.manual_seed(0)
-    models = {
-        "sasrec": SASRec(sasrec_config(dataset.n_items, SASREC_DEFAULTS)),
-        "gru4rec": GRURecommender(model_config(dataset.n_items, GRU4REC_DEFAULTS)),
-    }
+    gru4rec = GRURecommender(model_config(dataset.n_items, GRU4REC_DEFAULTS))
+    fused = copy.deepcopy(gru4rec)
+    models = {"sasrec": SASRec(sasrec_config(dataset.n_items, SASREC_DEFAULTS)), "gru4rec": gru4rec, "gru4rec-fused": fused}
+    forwards = {"sasrec": models["sasrec"], "gru4rec": gru4rec, "gru4rec-fused": training_forward(fused)}
     rates: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
             model.train()
+            forward = forwards[name]
             start = time.process_time()  # CPU seconds: the machine may be shared
             for index in order:
                 prefixes, lengths, labels = train.batch(index, "cpu")
                 optimizer.zero_grad()
-                F.cross_entropy(model(prefixes, lengths), labels).backward()
+                F.cross_entropy(forward(prefixes, lengths), labels).backward()
                 optimizer.step()
             rates[name].append(n_pairs / (time.process_time() - start))
+    medians = {name: statistics.median(values) for name, values in rates.items()}
     return {
         "batches": len(order),
         "batch_size": int(GRU4REC_DEFAULTS["batch_size"]),
         "rounds": rounds,
         "threads": torch.get_num_threads(),
         "epoch_pairs": len(train),
-        "models": {name: {"pairs_per_cpu_s": statistics.median(values), "rounds": values} for name, values in rates.items()},
+        "models": {name: {"pairs_per_cpu_s": medians[name], "rounds": values} for name, values in rates.items()},
+        "gru4rec_kernel": "fused C++ kernel" if kernel_fits(fused) else kernel_status(),
+        "gru4rec_speedup": medians["gru4rec-fused"] / medians["gru4rec"],
     }
 
 

@@ -1,6 +1,6 @@
 """`python -m bench perf full`: the batched engine at the `full` grid's settings on a dataset's real
 train episodes: today's engine ("batched", its one-layer GRU on the compiled kernel of
-meta/fused.py) against the one before the kernel ("batched-segmented", SegmentedGRU), alternating
+baselines/fused.py) against the one before the kernel ("batched-segmented", SegmentedGRU), alternating
 in one process, at each of ``thread_counts``: seconds per meta-iteration, per validation (the
 dataset's val episodes, few-shot, scored in chunks as meta/maml.py scores them) and the share of
 the matmul rate. (The first batched engine, batched-v1, is gone: its figures stay in
@@ -82,10 +82,10 @@ def measure_full(settings: FullSettings, progress: Progress = no_progress) -> di
     engine's round, "threads" (that thread count's figures) after each thread count."""
     import numpy as np
 
+    from baselines.fused import kernel_status
     from baselines.model import GRURecommender, ModelConfig
     from bench.data.dataset import open_dataset
     from meta.algorithms import wrap
-    from meta.fused import kernel_status
     from meta.tasks import tasks_from_episodes
 
     if not settings.thread_counts or min(settings.thread_counts) < 1:

@@ -1,4 +1,4 @@
-"""The batched engine's compiled GRU recurrence (meta/fused_gru.cpp): loading it, and its autograd Function.
+"""The batched engine's compiled GRU recurrence (baselines/fused_gru.cpp): loading it, and its autograd Function.
 
 The kernel runs each task's whole sequence with its own W_hh hot in cache (a register-blocked small
 matrix product per step, the gate work fused per row), instead of one batched product per step
