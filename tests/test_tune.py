@@ -205,7 +205,7 @@ def test_failed_trials_are_reported_not_counted_and_a_timed_out_study_is_not_fin
     studies = tuning_studies(results)
     assert [s for s, _, _ in studies["gru4rec"]] == ["FAIL", "FAIL"]
     assert [s for s, _, _ in studies["maml[random]"]] == ["COMPLETE"]
-    assert "| gru4rec | tiny 3/4 | zero-shot | 0/2 | 0 | 2 |" in out and "1/2 (timed out)" in out
+    assert "| gru4rec | tiny 3/4 | zero-shot | 0/2 | 0 | 0 | 2 |" in out and "1/2 (timed out)" in out
     monkeypatch.delenv("BENCH_FAIL_CELL")
     base = ["run", "--grid", str(tune_grid_file), "--data-dir", str(run_data), "--results", str(results), "--dry-run", "--tuned"]
     assert main(base) == 2
@@ -229,3 +229,51 @@ def test_a_warm_start_takes_the_gru4rec_cell_trained_as_its_init_is():
     assert warm["maml[gru4rec]"] == ("gru4rec", ("lr", "dropout")) and warm["maml[random]"] == (None, ())
     order = [c.base.cell for c in cells]
     assert order.index("gru4rec train_users=episode-users") < order.index("maml[gru4rec-episode-users]")
+
+
+def test_tpe_leaves_its_start_up_at_the_requested_trials():
+    from bench.run.studies import make_sampler, sampler_settings, startup_trials
+
+    # trial 0 (the grid's settings, enqueued) counts toward the start-up: with N trials numbered 0..N-1,
+    # TPE proposes those numbered from its start-up count on; at least two of them from N = 4 on
+    for n in range(4, 201):
+        assert 2 <= startup_trials(n) < n - 1, n
+    assert startup_trials(8) == 2 and startup_trials(30) == 10 and startup_trials(300) == 10
+    settings = sampler_settings(8)
+    sampler = make_sampler(settings, seed=1)
+    assert sampler._n_startup_trials == settings["n_startup_trials"] == 2 and sampler._multivariate is True
+
+
+def test_trials_after_the_start_up_are_proposed_by_tpe_from_every_finished_trial(tune_grid_file, tmp_path, monkeypatch):
+    """The sampler is made anew at each ask (reseeded); TPE still reads every finished trial from the
+    study: its model (``_sample``) runs for every trial after the start-up and never before."""
+    import optuna
+    from optuna.samplers import TPESampler
+
+    from bench.run.studies import open_study, sampler_settings
+
+    grid = load_grid(str(tune_grid_file))
+    cells, _ = tune.tune_cells(grid, expand(grid, {"tiny": "h"}, [0]))
+    cell = next(c for c in cells if c.base.cell == "maml[random]")
+    modelled = []
+    sample = TPESampler._sample
+
+    def spying(self, study, trial, search_space):
+        finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        modelled.append((trial.number, len(finished), sorted(search_space)))
+        return sample(self, study, trial, search_space)
+
+    monkeypatch.setattr(TPESampler, "_sample", spying)
+    n = 6
+    settings = sampler_settings(n)
+    study = open_study(tmp_path / "study.log", cell.key)
+    tune.describe_study(study, cell, grid.name, n, None, {"name": "none"}, settings)
+    for number in range(n):
+        (pending,) = tune.ask(study, cell, grid.name, cell.base.params_dict, 1, settings)
+        assert pending.number == number
+        study.tell(number, 0.1 * ((number * 7) % 5))  # any objective: the test is who proposes
+    assert settings["n_startup_trials"] == 2
+    # one joint (multivariate) TPE proposal per trial after the start-up, built on all trials before it
+    assert modelled == [(k, k, sorted(cell.space)) for k in range(2, n)]
+    assert [t.user_attrs["sampled_by"] for t in study.trials] == ["grid", "random"] + ["tpe"] * (n - 2)
+    assert study.user_attrs["sampler"] == settings

@@ -16,9 +16,23 @@ from bench.run.tune import SPLIT, tune_cells, tune_grid
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("tune", help="tune each cell's declared search space on val (Optuna TPE, same N trials per cell); resumable")
+    parser = subparsers.add_parser(
+        "tune",
+        help="tune each cell's declared search space on val (Optuna TPE after a random start-up, same N trials per cell); resumable",
+        description=(
+            "Tune each cell's declared search space on the val episodes: N trials per cell, trial 0 the grid's own settings. "
+            "Sampler: Optuna's TPE (multivariate), its first min(10, max(2, N // 3)) trials random (trial 0 among them), "
+            "every later one proposed by TPE. Pruner (median): no trial is judged before half its budget (max_epochs or "
+            "meta_iterations) nor before half the cell's trials are complete. docs/tuning.md defines the budget."
+        ),
+    )
     parser.add_argument("--grid", default="default", help=f"preset ({', '.join(available_grids())}) or a .toml path")
-    parser.add_argument("--trials", type=int, required=True, help="trials per tuned cell (completed + pruned; trial 0 is the grid's own settings)")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        required=True,
+        help="trials per tuned cell (completed + pruned; trial 0 is the grid's own settings); 4 or more for TPE to propose at least two",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="trials of a cell in parallel processes (asked J at a time)")
     parser.add_argument(
         "--timeout-per-cell", type=float, default=None, metavar="S", help="stop asking a cell for trials once S seconds are spent on it"
@@ -27,7 +41,10 @@ def register(subparsers) -> None:
         "--pruner",
         choices=("median", "none"),
         default="median",
-        help="stop a trial whose val curve falls below the median of finished trials' (default), or run every trial whole",
+        help=(
+            "median (default): from half its budget on, stop a trial whose val curve is below the median of the complete "
+            "trials' at the same step, once half the cell's trials are complete; none: run every trial whole"
+        ),
     )
     parser.add_argument("--results", default=DEFAULT_RESULTS, help=f"result folder (default: {DEFAULT_RESULTS}/); trials go to RESULTS/{TUNING_DIR}/")
     parser.add_argument("--data-dir", default=default_data_dir(), help="data folder (default: data/ or $BENCH_DATA_DIR)")
@@ -70,7 +87,7 @@ def tune_command(args: argparse.Namespace) -> int:
             args.timeout_per_cell,
             args.device,
             notice=lambda line: print(line, flush=True),
-            pruner=pruning.PRUNER if args.pruner == "median" else {"name": "none"},
+            pruner=pruning.PRUNER if args.pruner == "median" else pruning.NONE,
         )
     print()
     print(tuning_markdown(summaries))

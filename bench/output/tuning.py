@@ -1,6 +1,8 @@
 """The tuning summary table (bench.run.studies.CellSummary rows), as markdown text: per tuned cell the
-trials run, pruned and failed, seconds spent, the untuned settings' val score beside the tuned best,
-and the best params (those that differ from the grid's marked)."""
+trials run, complete, pruned and failed, how many TPE proposed, the training its trials spent against
+what N whole trials would (and the pairs seen), the step from which a trial may be pruned, seconds,
+the untuned settings' val score beside the tuned best, and the best params (those that differ from the
+grid's marked); below it the sampler, the pruner, and whether every cell had the same budget."""
 
 from __future__ import annotations
 
@@ -19,6 +21,62 @@ def _score(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+UNITS = {"epochs": "epochs", "meta-iterations": "meta-it"}
+
+
+def _count(value) -> str:
+    """A pair count, short: 1.2M, 34k, 512."""
+    if value is None:
+        return "-"
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.3g}{suffix}"
+    return str(value)
+
+
+def _trained(s) -> str:
+    if s.unit is None:
+        return "-"
+    allotted = "?" if s.allotted is None else str(s.allotted)
+    return f"{_num(s.spent)}/{allotted} {UNITS.get(s.unit, s.unit)}"
+
+
+def _judged(s) -> str:
+    settings = s.pruner_settings
+    if settings.get("name") != "median" or "n_warmup_steps" not in settings:
+        return "-"
+    return f"step {settings['n_warmup_steps']} of {settings.get('budget', '?')}, after {settings['n_startup_trials']} complete"
+
+
+def same_budget_line(summaries) -> str:
+    """Whether every cell had the same budget (docs/tuning.md: the same N trials, each allowed its
+    whole training budget, judged by the same rule from the same share of it), and how they differ if
+    not. A cell without a training curve (kNN, SR, fine-tune) has nothing to prune: only its N counts."""
+    older = [s.cell for s in summaries if not s.sampler_settings]  # written before budgets were recorded
+    if older:
+        return f"Same budget: not recorded ({len(older)} studies from before tuning recorded its budget: re-run `tune`)."
+    groups = {}
+    for s in summaries:
+        terms = s.budget_terms if s.unit is not None else (s.target, None, None, None)
+        groups.setdefault(terms, []).append(s.cell)
+    trained = {terms for terms in groups if terms[1] is not None}
+    counts = {terms[0] for terms in groups}
+    if len(counts) == 1 and len(trained) <= 1:
+        (n,) = counts
+        rule = "none trained"
+        if trained:
+            ((_, name, warmup, complete),) = trained
+            rule = "never pruned"
+            if name != "none" and warmup is not None:
+                rule = f"none judged before {warmup:.0%} of it, at least {complete:.0%} of the trials complete"
+        return f"Same budget: yes (every cell {n} trials, each allowed its whole training budget, {rule})."
+    parts = []
+    for (n, name, warmup, _), cells in groups.items():
+        rule = "no training curve" if name is None else f"pruner {name}" + (f" from {warmup:.0%}" if warmup is not None else "")
+        parts.append(f"N={n}, {rule}: {', '.join(cells)}")
+    return "Same budget: no (" + "; ".join(parts) + ")."
+
+
 def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
     """One row per cell's study; ``skipped`` (label, why) listed below the table."""
     if not summaries and not skipped:
@@ -26,8 +84,9 @@ def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
     lines = [
         "Tuning on val (equal budget: the same N trials per cell; objective val Acc@1, few-shot where the cell adapts)",
         "",
-        "| cell | data K/Q | mode | trials | pruned | failed | seconds | val untuned | val tuned | best params | warm start |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| cell | data K/Q | mode | trials | complete | pruned | failed | by TPE | trained | pairs seen | judged from | seconds "
+        "| val untuned | val tuned | best params | warm start |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|",
     ]
     for s in summaries:
         trials = f"{s.complete + s.pruned}/{s.target}" if s.target is not None else str(s.complete + s.pruned)
@@ -40,17 +99,26 @@ def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
         if s.warm_from:
             warm = f"{s.warm_from} best: " + (", ".join(f"{k}={_num(v)}" for k, v in s.warm_params.items()) or "not tuned yet")
         lines.append(
-            f"| {s.cell} | {s.dataset} {s.K}/{s.Q} | {s.mode} | {trials} | {s.pruned} | {s.failed} | {s.seconds:.0f} | "
-            f"{_score(s.untuned_val)} | {_score(s.best_val)} | {params} | {warm} |"
+            f"| {s.cell} | {s.dataset} {s.K}/{s.Q} | {s.mode} | {trials} | {s.complete} | {s.pruned} | {s.failed} | {_num(s.by_tpe)} | "
+            f"{_trained(s)} | {_count(s.pairs)} | {_judged(s)} | {s.seconds:.0f} | {_score(s.untuned_val)} | {_score(s.best_val)} | "
+            f"{params} | {warm} |"
         )
     if summaries:
-        pruners = sorted({s.pruner for s in summaries})
+        pruners = sorted({s.pruner for s in summaries if s.unit is not None or s.pruner != "none"}) or ["none"]
         pruned = (
             "no pruning: every trial ran its full budget"
             if pruners == ["none"]
-            else "pruning: " + "; ".join(pruners) + " on each trial's val curve; a pruned trial counts toward N"
+            else "pruning: " + "; ".join(pruners) + "; a pruned trial counts toward N"
         )
-        lines += ["", f"Trial 0 of each study is the grid's own settings (val untuned); {pruned}."]
+        samplers = sorted({s.sampler for s in summaries if s.sampler})
+        lines += [
+            "",
+            f"Trial 0 of each study is the grid's own settings (val untuned); {pruned}.",
+            "Sampler: " + ("; ".join(samplers) or "not recorded") + ".",
+            "Trained: the steps its distinct complete and pruned trial runs trained / N x one trial's budget (max_epochs or "
+            "meta_iterations); pairs seen by those steps (meta-training's for MAML arms; a warm start's shared GRU4Rec not counted).",
+            same_budget_line(summaries),
+        ]
     for label, why in skipped:
         lines.append(f"not tuned: {label} ({why})")
     return "\n".join(lines)

@@ -1,12 +1,17 @@
 """Equal-budget hyperparameter search on validation only (`python -m bench tune`).
 
 Every tuned cell of a grid (one per dataset, K, Q and cell label, at the grid's first seed) gets the
-same N trials (completed + pruned; failed ones are reported, not counted) of Optuna's TPE sampler over
-the method's declared search space (its MethodSpec's ``space``, bench/methods/registry.py). A trial
+same N trials (completed + pruned; failed ones are reported, not counted) over the method's declared
+search space (its MethodSpec's ``space``, bench/methods/registry.py). A trial
 is a normal run (bench.plan.grid.RunConfig) whose identity carries ``eval_split = "val"``: compute_run
 scores it on the val episodes, so no trial ever opens a test episode, and its stored per-episode
 metrics are val metrics.
 The objective is the cell's mean val Acc@1 in few-shot mode where the method has one, else zero-shot.
+
+The sampler (bench.run.studies.sampler_settings): Optuna's TPE with its start-up count set from N (a
+third of N, at least 2, at most 10; trial 0 counts toward it): the start-up trials are random, every
+later one is proposed by TPE, which reads every finished trial from the study at each ask. Each trial
+records who proposed it (user attr ``sampled_by``: grid, random or tpe).
 
 Storage: trials are runs of their own store, ``<results>/tuning`` (runs/<hash>/, cache/), written by
 the normal run function through ``run_grid`` (so grid reports of ``<results>`` never see a val run);
@@ -24,10 +29,12 @@ params (its space's keys: lr, dropout) for the pretrained model.
 
 Pruning (bench/run/pruning.py): an iterative trial reports the val Acc@1 of the weights it would keep
 after each validation (MAML family: every val_every iterations; GRU4Rec, SASRec: every epoch) and stops
-when the median rule says so; a pruned trial counts toward N (as Optuna counts it) and its run is
-stored as "pruned". ``--pruner none`` runs every trial's whole budget. With jobs > 1, which trials are
-pruned can depend on timing (a trial compares with those finished when it reports). Trials run on the
-local executor, whose workers read the driver's study file.
+when the median rule says so, never before half its budget nor before half the cell's trials are
+complete; a pruned trial counts toward N (as Optuna counts it) and its run is stored as "pruned". The
+study records the cell's budget per trial and the summary what its trials trained (CellSummary).
+``--pruner none`` runs every trial's whole budget. With jobs > 1, which trials are pruned can depend
+on timing (a trial compares with those finished when it reports). Trials run on the local executor,
+whose workers read the driver's study file.
 """
 
 from __future__ import annotations
@@ -48,7 +55,19 @@ from bench.methods.registry import FEW_SHOT, ZERO_SHOT, get_method
 from bench.plan.grid import Grid, RunConfig, cell_fixed_keys, cell_label
 from bench.run import pruning
 from bench.run.executors import run_grid
-from bench.run.studies import TUNING_DIR, CellSummary, load_optuna, open_study, study_path, summarize, tuning_store
+from bench.run.studies import (
+    BUDGET_PARAM,
+    SAMPLED_BY,
+    TUNING_DIR,
+    CellSummary,
+    load_optuna,
+    make_sampler,
+    open_study,
+    sampler_settings,
+    study_path,
+    summarize,
+    tuning_store,
+)
 from bench.store.results import Store
 from meta.inits import INITS
 
@@ -74,6 +93,14 @@ class TuneCell:
     @property
     def unit(self) -> tuple[str, int, int, str]:
         return (self.base.dataset, self.base.K, self.base.Q, self.base.cell)
+
+    @property
+    def budget(self) -> tuple[str | None, int | None]:
+        """(MethodSpec.budget, the steps one trial may train: its max_epochs or meta_iterations); (None,
+        None) for a method without a training budget. Budgets are never tuned: every trial has the cell's."""
+        kind = get_method(self.base.method).budget
+        value = self.base.params_dict.get(BUDGET_PARAM.get(kind, ""))
+        return (kind, int(value)) if kind is not None and value is not None else (None, None)
 
 
 def warm_source(method: str, init: str | None) -> str | None:
@@ -178,13 +205,16 @@ def run_study(
 ) -> CellSummary:
     """Run (or resume) one cell's study until it has ``n_trials`` completed + pruned trials, or
     ``n_trials`` failed ones, or ``timeout`` seconds spent on it (all sessions together). ``pruner``:
-    bench.run.pruning's settings (default its PRUNER; ``{"name": "none"}``: every trial runs whole).
+    bench.run.pruning's rule (default its PRUNER; ``NONE``: every trial runs whole), made the cell's by
+    ``pruning.cell_pruner`` from its budget and N.
     Each pass recovers the trials a killed process left running, asks new ones, runs them, tells."""
     store = tuning_store(results_dir)
-    pruner = pruner or pruning.PRUNER
+    unit, budget = cell.budget
+    pruner = pruning.cell_pruner(pruner or pruning.PRUNER, budget, n_trials, unit)
+    sampler = sampler_settings(n_trials)
     path = study_path(results_dir, grid.name, cell.key)
     study = open_study(path, cell.key, pruner_settings=pruner)
-    describe_study(study, cell, grid.name, n_trials, warm_params, pruner)
+    describe_study(study, cell, grid.name, n_trials, warm_params, pruner, sampler)
     base_params = {**cell.base.params_dict, **(warm_params or {})}
     label, mode = cell.base.cell, objective_mode(cell.base.method)
     while True:
@@ -192,15 +222,15 @@ def run_study(
         if not stale and study_done(study, store, label, counted, n_trials, timeout, notice):
             break
         batch = recover(study, cell, stale, base_params)
-        batch += ask(study, cell, grid.name, base_params, max(0, min(jobs, n_trials - counted - len(stale))))
+        batch += ask(study, cell, grid.name, base_params, max(0, min(jobs, n_trials - counted - len(stale))), sampler)
         errors = run_trials(batch, store, path, cell.key, pruner, data_dir, jobs, device)
         tell(study, batch, store, mode, errors, label, notice)
     return summarize(study, store)
 
 
-def describe_study(study, cell: TuneCell, grid_name: str, n_trials: int, warm_params: dict | None, pruner: dict) -> None:
-    """Record what the study tunes (its user attrs) and, in a new study, enqueue trial 0: the grid's own
-    settings, measured the same way."""
+def describe_study(study, cell: TuneCell, grid_name: str, n_trials: int, warm_params: dict | None, pruner: dict, sampler: dict) -> None:
+    """Record what the study tunes, how (sampler, pruner) and each trial's budget (its user attrs) and,
+    in a new study, enqueue trial 0: the grid's own settings, measured the same way."""
     attrs = {
         "grid": grid_name,
         "cell": cell.base.cell,
@@ -219,6 +249,10 @@ def describe_study(study, cell: TuneCell, grid_name: str, n_trials: int, warm_pa
         "n_trials": n_trials,
         "timed_out": False,
         "pruner": pruning.describe(pruner),
+        "pruner_settings": pruner,
+        "sampler": sampler,
+        "budget_unit": cell.budget[0],
+        "budget": cell.budget[1],
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)
@@ -265,18 +299,22 @@ def recover(study, cell: TuneCell, stale: list, base_params: dict) -> list[Pendi
     return batch
 
 
-def ask(study, cell: TuneCell, grid_name: str, base_params: dict, count: int) -> list[Pending]:
-    """``count`` new trials, the sampler reseeded before each ask from (grid, cell, grid seed, trials so
-    far) so that an interrupted study asks what an uninterrupted one would; trial 0 keeps the grid's params."""
-    optuna = load_optuna()
+def ask(study, cell: TuneCell, grid_name: str, base_params: dict, count: int, sampler: dict) -> list[Pending]:
+    """``count`` new trials, the sampler (``sampler``: bench.run.studies.sampler_settings) made anew
+    before each ask with a seed from (grid, cell, grid seed, trials so far), so that an interrupted study
+    asks what an uninterrupted one would (TPE loses nothing: it reads every finished trial from the study
+    at each ask); trial 0 keeps the grid's params. Each trial records who proposed it (``SAMPLED_BY``)."""
+    states = load_optuna().trial.TrialState
     batch = []
     for _ in range(count):
         n_before = len(study.get_trials(deepcopy=False))
-        study.sampler = optuna.samplers.TPESampler(seed=cell_seed(grid_name, cell.base.cell, cell.base.seed, n_before))
+        finished = len(study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED)))  # what TPE's start-up counts
+        study.sampler = make_sampler(sampler, cell_seed(grid_name, cell.base.cell, cell.base.seed, n_before))
         trial = study.ask()
         values = _suggest(trial, cell.space)
         untuned = bool(trial.user_attrs.get("untuned"))
         config = trial_config(cell, values, cell.base.params_dict if untuned else base_params)
+        trial.set_user_attr(SAMPLED_BY, "grid" if untuned else "tpe" if finished >= sampler["n_startup_trials"] else "random")
         trial.set_user_attr("hash", config.hash)
         trial.set_user_attr("params", config.params_dict)
         batch.append(Pending(trial.number, trial._trial_id, config, trial))
@@ -358,6 +396,12 @@ def tune_grid(
     cells, skipped = tune_cells(grid, runs)
     for label, why in skipped:
         notice(f"not tuned: {label} ({why})")
+    startup = sampler_settings(n_trials)["n_startup_trials"]
+    if n_trials - startup < 2:
+        notice(
+            f"--trials {n_trials}: TPE proposes {max(0, n_trials - startup)} trial(s) per cell after its {startup} start-up trials "
+            "(trial 0 the grid's, the rest random); use --trials 4 or more for a model-based search"
+        )
     summaries = []
     for cell in cells:
         warm = best_warm_params(results_dir, grid, cells, cell)
