@@ -121,3 +121,16 @@ def test_memory_baselines_choose_on_the_learners_maml_validates_on(tiny_dataset,
     learners = maml_data.val_reads[0]
     assert memory_data.val_reads and all(read == learners for read in memory_data.val_reads)
     assert list(tiny_dataset.episodes("val", K, Q)["user_id"]) != learners  # the population matters here
+
+
+def test_the_curves_figure_draws_gru4rec_only_on_the_panels_val_episodes():
+    """One kind of number: GRU4Rec's level is its episode-level val Acc@1 at the panel's K and Q, never a pairs curve."""
+    from bench.output.figures.curves import gru4rec_level
+
+    def run(seed, measured, acc):
+        info = {"best_epoch": 1, "curve": [{"iteration": 1, "val_acc@1": acc}], **({"val_episodes": measured} if measured else {})}
+        return {"config": {"dataset": "d", "dataset_hash": "h", "seed": seed}, "fit": {"gru4rec": info}}
+
+    runs = [run(0, {"K": 5, "Q": 10}, 0.2), run(1, {"K": 5, "Q": 10}, 0.4), run(2, None, 0.9), run(3, {"K": 1, "Q": 10}, 0.7)]
+    assert gru4rec_level(runs, "d", "h", 5, 10) == pytest.approx(0.3)
+    assert gru4rec_level(runs, "d", "h", 3, 10) is None  # a cached curve of another K is not this panel's number
