@@ -2,7 +2,10 @@
 
 Adam, cross-entropy over the whole catalogue, batches of prefixes bucketed by length, early stopping
 on the val-split pairs' loss: evaluated after every epoch, the best epoch's weights kept, training
-stopped after ``patience`` epochs without a better val loss, at most ``max_epochs``. The info says
+stopped after ``patience`` epochs without a better val loss, at most ``max_epochs``. Each epoch's
+``val_acc@1`` (curve, tuning's report) is the tuning objective's number: zero-shot Acc@1 on the val
+episodes of the run's K, Q, population_K under the protocol (``episode_acc1``); the cache is shared
+across K and Q, so a cached curve holds those of the run that trained it (info ``val_episodes``). The info says
 which epoch was kept and whether training was still improving when the budget ran out
 (``still_improving``: the kept epoch is the last and ``max_epochs``, not patience, stopped it).
 Defaults are the seed's baseline.
@@ -23,17 +26,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
 from baselines.fused_forward import training_forward
-from baselines.model import GRURecommender, ModelConfig
+from baselines.model import GRURecommender, ModelConfig, deterministic, mask_padding
+from baselines.simple import CHUNK
 from bench.core.atomic import atomic_write
 from bench.core.errors import BenchError
-from bench.core.metrics import ranks_from_scores
+from bench.core.metrics import evaluate_scores, ranks_from_scores
 from bench.core.provenance import code_fingerprint
 
 GRU4REC_DEFAULTS: dict = {
@@ -147,13 +153,56 @@ def evaluate_pairs(model: GRURecommender, pairs: PairTensors, batch_size: int, d
     return loss_sum / len(pairs), correct / len(pairs)
 
 
+class ValEpisodes(NamedTuple):
+    """The val episodes a training's per-epoch Acc@1 is measured on, and which (K, Q, population_K) they are."""
+
+    episodes: pd.DataFrame
+    K: int
+    Q: int
+    population_K: int | None
+
+    def describe(self) -> dict:
+        return {"split": "val", "K": int(self.K), "Q": int(self.Q), "population_K": self.population_K, "n": len(self.episodes)}
+
+
+def val_episodes(ctx) -> ValEpisodes:
+    """``ctx.dataset.episodes("val", K, Q, population_K)`` of the run: the episodes tuning's objective reads."""
+    return ValEpisodes(ctx.dataset.episodes("val", ctx.K, ctx.Q, ctx.population_K), ctx.K, ctx.Q, ctx.population_K)
+
+
+@torch.no_grad()
+def episode_acc1(model, episodes: pd.DataFrame, device) -> float:
+    """Mean zero-shot Acc@1 of ``model`` over ``episodes`` by bench.core.metrics.evaluate_scores, each query's
+    ``query_excluded`` item left out: what a val-split run of the method scores for these weights (each
+    episode's queries padded and scored on their own, padding masked, in the engines' ``deterministic`` mode)."""
+
+    def chunks():
+        for start in range(0, len(episodes), CHUNK):
+            scores = []
+            for prefixes in episodes["query_prefixes"].iloc[start : start + CHUNK]:
+                padded, lengths = pad_prefixes(list(prefixes), device)
+                scores.append(model(padded, lengths))
+            yield mask_padding(torch.stack(scores)).cpu()
+
+    with deterministic(model):  # train mode, every dropout off: the per-task engine's zero-shot scores
+        rows = evaluate_scores(chunks(), list(episodes["query_labels"]), episodes.get("query_excluded"))
+    return float(np.mean([row["acc@1"] for row in rows]))
+
+
 def train_gru4rec(
-    dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu", selection: dict | None = None, report: Report = no_report
+    dataset,
+    params: dict,
+    seed: int,
+    progress: Progress = no_progress,
+    device="cpu",
+    selection: dict | None = None,
+    report: Report = no_report,
+    val: ValEpisodes | None = None,
 ) -> tuple[dict, dict]:
     """Train GRU4Rec on ``dataset.pairs("train")`` (those ``selection`` keeps); return (best-by-val state_dict on CPU, info)."""
     p = gru4rec_params(params)
     build = lambda: GRURecommender(model_config(dataset.n_items, p))  # noqa: E731
-    return train_on_pairs(build, dataset, p, seed, progress, device, "gru4rec", selection, report)
+    return train_on_pairs(build, dataset, p, seed, progress, device, "gru4rec", selection, report, val)
 
 
 def train_on_pairs(
@@ -166,6 +215,7 @@ def train_on_pairs(
     phase: str,
     selection: dict | None = None,
     report: Report = no_report,
+    val_episodes: ValEpisodes | None = None,
 ) -> tuple[dict, dict]:
     """Train ``build_model()`` (forward(prefixes, lengths) -> logits) on every train pair (or those of
     the users ``selection`` keeps, ``train_selection``) with GRU4Rec's schedule (``p``: lr, batch_size,
@@ -178,8 +228,10 @@ def train_on_pairs(
     ``n_train_users``, ``train_users``, ``budget_pairs`` (epochs_trained x n_train_pairs: pairs seen
     by gradient steps).
 
-    ``report(epoch, val Acc@1 of the best epoch so far)`` after every epoch: a tuning trial's pruner
-    (bench/run/pruning.py) may raise there to stop the training; nothing is cached then.
+    Each epoch's ``val_acc@1``: ``episode_acc1`` on ``val_episodes`` (zero-shot Acc@1 on the val episodes
+    under the protocol, the tuning objective's number; None without them: a model outside any run).
+    ``report(epoch, val_acc@1 of the best epoch so far)`` after every epoch with val episodes: a tuning
+    trial's pruner (bench/run/pruning.py) may raise there to stop the training; nothing is cached then.
 
     Deterministic for a given seed and device: weight init and dropout draw from a forked RNG
     seeded with ``seed``, and batch order from a generator seeded with ``seed``.
@@ -189,7 +241,7 @@ def train_on_pairs(
     if len(train_pairs) == 0:
         raise BenchError(f"no train pairs to train {phase} on ({selection})", 'pick a smaller K+Q or train_users = "all"')
     train = PairTensors(train_pairs, int(p["max_prefix"]))
-    val = PairTensors(dataset.pairs("val"), int(p["max_prefix"]))
+    val = PairTensors(dataset.pairs("val"), int(p["max_prefix"]))  # the loss that picks the kept epoch
     batch_size = int(p["batch_size"])
     generator = torch.Generator().manual_seed(seed)
     epochs: list[dict] = []
@@ -212,12 +264,14 @@ def train_on_pairs(
                 loss_sum += float(loss.detach()) * len(index)
                 steps += 1
                 progress(phase, steps, total_steps)
-            val_loss, val_acc = evaluate_pairs(model, val, batch_size, device)
+            val_loss, _ = evaluate_pairs(model, val, batch_size, device)
+            val_acc = None if val_episodes is None else episode_acc1(model, val_episodes.episodes, device)
             epochs.append({"iteration": epoch, "train_loss": loss_sum / len(train), "val_loss": val_loss, "val_acc@1": val_acc})
             improved = val_loss < best_loss
             if improved:
                 best_loss, best_state, best_epoch, best_acc = val_loss, copy.deepcopy(model.state_dict()), epoch, val_acc
-            report(epoch, best_acc)  # what the kept weights score on val so far
+            if val_episodes is not None:
+                report(epoch, best_acc)  # what the kept weights score on the objective's val episodes so far
             if not improved and epoch - best_epoch >= int(p["patience"]):
                 stopped = "patience"
                 break
@@ -237,6 +291,7 @@ def train_on_pairs(
         "train_users": (selection or {}).get("train_users", "all"),
         **({"min_user_pairs": int(selection["min_pairs"])} if selection else {}),
         "n_val_pairs": len(val),
+        "val_episodes": None if val_episodes is None else val_episodes.describe(),  # where the curve's val_acc@1 was measured
         "params": p,
         "seed": seed,
         "device": str(device),
@@ -294,10 +349,12 @@ def cached_info(folder: Path) -> dict | None:
 def load_or_train_gru4rec(ctx, report: Report = no_report) -> tuple[GRURecommender, dict]:
     """GRU4Rec for (ctx.dataset, ctx.params, ctx.seed): from ``gru4rec_folder(ctx)`` or trained once
     and cached (``cached_training``); ctx.params' ``train_users`` picks the train pairs. ``report``: the
-    training's val curve, for the run whose own model this is (the gru4rec cell's tuning trials)."""
+    training's val curve, for the run whose own model this is (the gru4rec cell's tuning trials); the
+    curve is measured on ``val_episodes(ctx)`` of the run that trains it (cached with the weights)."""
     selection = train_selection(ctx.params, ctx.K, ctx.Q)
     state, info = cached_training(
-        gru4rec_folder(ctx), lambda: train_gru4rec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device, selection, report)
+        gru4rec_folder(ctx),
+        lambda: train_gru4rec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device, selection, report, val_episodes(ctx)),
     )
     model = GRURecommender(model_config(ctx.dataset.n_items, ctx.params))
     model.load_state_dict(state)

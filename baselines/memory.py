@@ -4,11 +4,12 @@ Each query's scores are ``train_part / max + w * support_part / max`` (each part
 row maximum, as session-rec normalises): the train part is what the train split says (counts, rules
 or neighbour sessions); the support part is the same computation over the learner's own K support
 pairs only. Zero-shot uses w = 0. Few-shot uses the w chosen in fit(): of the candidates in the
-``support_weights`` param, the one with the highest mean Acc@1 over the val episodes (few-shot,
-the run's K and Q, through bench.core.metrics), ties to the smaller weight; fit() records the choice and
-every candidate's val Acc@1 (ranked under the dataset's protocol: the episodes' ``query_excluded``
-item leaves each ranking, as at test). Items the mix leaves tied (e.g. no rule fires) are ordered by train
-popularity, so every item gets a score; remaining ties count against the model in the evaluator.
+``support_weights`` param, the one with the highest mean Acc@1 over the val episodes (few-shot, the
+run's K, Q and population_K: the learners MAML validation and tuning read, through bench.core.metrics),
+ties to the smaller weight; fit() records the choice and every candidate's val Acc@1 (ranked under
+the dataset's protocol: the episodes' ``query_excluded`` item leaves each ranking, as at test). Items
+the mix leaves tied (e.g. no rule fires) are ordered by train popularity, so every item gets a score;
+remaining ties count against the model in the evaluator.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class MemoryMethod:
         if self.ties_by_id:
             self.popularity = popularity_then_id(self.popularity)
         info = dict(self.fit_train(ctx))
-        val = ctx.dataset.episodes("val", ctx.K, ctx.Q)
+        val = ctx.dataset.episodes("val", ctx.K, ctx.Q, ctx.population_K)  # the population MAML validation and tuning read
         val_acc = self.val_accuracy(val)
         self.support_weight = max(self.weights, key=lambda w: (val_acc[w], -w))  # ties: the smaller weight
         info.update(

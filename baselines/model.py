@@ -8,6 +8,8 @@ seed's ``gru_global.pth`` (``embedding.weight``, ``gru.weight_ih_l0``, ..., ``ou
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,3 +117,22 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     if "model_state_dict" in state:
         state = state["model_state_dict"]
     return state, loaded
+
+
+@contextmanager
+def deterministic(module: nn.Module) -> Iterator[None]:
+    """Train mode with every dropout off (Dropout modules in eval, RNN inter-layer dropout 0)."""
+    was_training = module.training
+    rnn_dropout = {rnn: rnn.dropout for rnn in module.modules() if isinstance(rnn, nn.RNNBase)}
+    module.train()
+    for child in module.modules():
+        if isinstance(child, nn.modules.dropout._DropoutNd):
+            child.eval()
+    for rnn in rnn_dropout:
+        rnn.dropout = 0.0
+    try:
+        yield
+    finally:
+        for rnn, p in rnn_dropout.items():
+            rnn.dropout = p
+        module.train(was_training)

@@ -14,7 +14,7 @@ so any w < 1/2 keeps every prefix candidate above every support-only one.
 
 ``recency-markov``: the recency part plus ``lambda`` x the first-order Markov row of the prefix's
 last item (train transition counts, as ``markov``), each divided by its row maximum; ``lambda`` is
-chosen on the val episodes, zero-shot (highest mean Acc@1, ties to the smaller), before the support
+chosen on the val episodes (the run's K, Q, population_K), zero-shot (highest mean Acc@1, ties to the smaller), before the support
 weight is chosen few-shot with it fixed. lambda = 0 is ``recency``.
 """
 
@@ -91,7 +91,7 @@ class RecencyMarkovMethod(RecencyMethod):
     def fit_train(self, ctx) -> dict:
         pairs = ctx.dataset.pairs("train")
         self.rules = rule_matrix(list(pairs["prefix"]), pairs["label"].to_numpy(), 1, self.vocab_size)
-        val = ctx.dataset.episodes("val", ctx.K, ctx.Q)
+        val = ctx.dataset.episodes("val", ctx.K, ctx.Q, ctx.population_K)  # the population MAML validation and tuning read
         val_acc = self.markov_val_accuracy(val)
         self.markov_weight = max(self.markov_weights, key=lambda lam: (val_acc[lam], -lam))  # ties: the smaller
         return {

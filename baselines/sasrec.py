@@ -10,7 +10,8 @@ is its own Linear (not tied to the item embedding) so learn2learn clones it like
 
 Trained on every train pair with GRU4Rec's schedule (baselines.gru4rec.train_on_pairs: batches of
 256 prefixes bucketed by length, Adam 1e-3, up to 10 epochs, early stopping on the val pairs' loss),
-cached once per (dataset hash, SASRec params, seed) with GRU4Rec's cache key and lock.
+cached once per (dataset hash, SASRec params, seed) with GRU4Rec's cache key and lock; its per-epoch
+val Acc@1 is GRU4Rec's too: zero-shot on the run's val episodes under the protocol.
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ import learn2learn as l2l
 import torch
 from torch import nn
 
-from baselines.gru4rec import GRU4REC_DEFAULTS, Progress, Report, cache_key, cached_training, no_progress, no_report, train_on_pairs
+from baselines.gru4rec import (
+    GRU4REC_DEFAULTS,
+    Progress,
+    Report,
+    ValEpisodes,
+    cache_key,
+    cached_training,
+    no_progress,
+    no_report,
+    train_on_pairs,
+    val_episodes,
+)
 from baselines.model import mask_padding
 from baselines.simple import CHUNK, check_mode
 from bench.core.errors import BenchError
@@ -134,17 +146,21 @@ class SASRec(nn.Module):
         return self.output(states[torch.arange(len(lengths), device=prefixes.device), lengths - 1])
 
 
-def train_sasrec(dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu", report: Report = no_report) -> tuple[dict, dict]:
-    """Train SASRec on ``dataset.pairs("train")``; return (best-by-val state_dict on CPU, info)."""
+def train_sasrec(
+    dataset, params: dict, seed: int, progress: Progress = no_progress, device="cpu", report: Report = no_report, val: ValEpisodes | None = None
+) -> tuple[dict, dict]:
+    """Train SASRec on ``dataset.pairs("train")``; return (best-by-val state_dict on CPU, info); per-epoch
+    val Acc@1 on ``val`` (baselines.gru4rec.train_on_pairs)."""
     config = sasrec_config(dataset.n_items, params)
-    return train_on_pairs(lambda: SASRec(config), dataset, sasrec_params(params), seed, progress, device, "sasrec", report=report)
+    return train_on_pairs(lambda: SASRec(config), dataset, sasrec_params(params), seed, progress, device, "sasrec", report=report, val_episodes=val)
 
 
 def load_or_train_sasrec(ctx, report: Report = no_report) -> tuple[SASRec, dict]:
     """SASRec for (ctx.dataset, ctx.params, ctx.seed): from ``cache_dir/sasrec/<sha256>/`` or trained once and
-    cached; ``report``: the training's val curve, for the run whose own model this is (the sasrec cell)."""
+    cached; ``report``: the training's val curve (on ``val_episodes(ctx)``), for the run whose own model this is (the sasrec cell)."""
     folder = Path(ctx.cache_dir) / "sasrec" / cache_key(ctx.dataset.content_hash, ctx.params, ctx.seed, select=sasrec_params)
-    state, info = cached_training(folder, lambda: train_sasrec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device, report))
+    train = lambda: train_sasrec(ctx.dataset, ctx.params, ctx.seed, ctx.progress, ctx.device, report, val_episodes(ctx))  # noqa: E731
+    state, info = cached_training(folder, train)
     model = SASRec(sasrec_config(ctx.dataset.n_items, ctx.params))
     model.load_state_dict(state)
     return model.to(ctx.device), info

@@ -9,10 +9,14 @@ params of every method that takes an init, set like any other (grid params, ``--
 ``resolve_init_params`` keeps them only in the runs whose init uses them (so they do not change
 other runs' identity) and adds what the identity needs (the checkpoint file's sha256).
 
-An init built from a pre-trained GRU4Rec may set how that GRU4Rec is trained (``InitSpec.pretraining``,
-e.g. ``gru4rec-episode-users``: ``train_users = "episode-users"``, GRU4Rec trained only on the train
-pairs of the users meta-training sees); ``pretraining_params`` applies it, for the build, the cache key
-and seed pairing alike (bench/methods/prerequisites.py), so the init is the gru4rec method's own code path.
+An init built from a pre-trained GRU4Rec has its pre-training entries apart from the method's own
+params (``PRETRAIN_KEYS``: ``init_lr``, ``init_dropout`` are the GRU4Rec's ``lr`` and ``dropout``; the
+method's ``dropout`` is meta-training's), so a warm start's regularisation and its initialisation are
+set and tuned separately (bench/run/tune.py fills the init entries from the tuned gru4rec cell). It may
+also set how that GRU4Rec is trained (``InitSpec.pretraining``, e.g. ``gru4rec-episode-users``:
+``train_users = "episode-users"``, GRU4Rec trained only on the train pairs of the users meta-training
+sees). ``pretraining_params`` applies both, for the build, the cache key and seed pairing alike
+(bench/methods/prerequisites.py), so the init is the gru4rec method's own code path.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from baselines.gru4rec import model_config, pretrained_gru4rec, seeded_rng
+from baselines.gru4rec import GRU4REC_DEFAULTS, model_config, pretrained_gru4rec, seeded_rng
 from baselines.model import GRURecommender, config_from_state_dict, read_checkpoint
 from bench.core.errors import BenchError
 
@@ -149,15 +153,23 @@ def check_checkpoint(params: dict, dataset) -> None:
 
 CHECKPOINT_PARAMS = {"init_checkpoint": None, "init_checkpoint_sha256": None}
 
+# A warm start's pre-training entries: init param -> the GRU4Rec param it trains the init's GRU4Rec with.
+# The method's own ``lr``/``dropout`` never reach that GRU4Rec (its ``dropout`` is meta-training's).
+PRETRAIN_KEYS = {"init_lr": "lr", "init_dropout": "dropout"}
+PRETRAIN_PARAMS = {key: GRU4REC_DEFAULTS[source] for key, source in PRETRAIN_KEYS.items()}
+
 INITS: dict[str, InitSpec] = {
     "random": InitSpec("random", random_init, False, "PyTorch default init (vanilla MAML)"),
-    "gru4rec": InitSpec("gru4rec", pretrained_gru4rec, False, "the trained GRU4Rec weights (warm start)"),
-    "gru4rec-frozen-embed": InitSpec("gru4rec-frozen-embed", pretrained_gru4rec, True, "GRU4Rec weights, embedding frozen in both loops"),
+    "gru4rec": InitSpec("gru4rec", pretrained_gru4rec, False, "the trained GRU4Rec weights (warm start)", params=PRETRAIN_PARAMS),
+    "gru4rec-frozen-embed": InitSpec(
+        "gru4rec-frozen-embed", pretrained_gru4rec, True, "GRU4Rec weights, embedding frozen in both loops", params=PRETRAIN_PARAMS
+    ),
     "gru4rec-episode-users": InitSpec(
         "gru4rec-episode-users",
         pretrained_gru4rec,
         False,
         "GRU4Rec weights trained only on the train pairs of the users meta-training sees (>= K+Q pairs)",
+        params=PRETRAIN_PARAMS,
         pretraining={"train_users": "episode-users"},
     ),
     "checkpoint": InitSpec(
@@ -182,18 +194,28 @@ def get_init(name: str) -> InitSpec:
 
 
 def pretraining_params(name: str | None, params: dict) -> dict:
-    """``params`` with init ``name``'s pre-training params (``InitSpec.pretraining``) applied: the params
-    the GRU4Rec it starts from is trained, cached and paired by. Unchanged for no init or an unknown one."""
+    """``params`` as the GRU4Rec init ``name`` starts from is trained, cached and paired by: its
+    pre-training entries (``PRETRAIN_KEYS``: init_lr -> lr, init_dropout -> dropout) and its
+    ``InitSpec.pretraining`` applied. Unchanged for no init or an unknown one; an entry a stored run's
+    params lack (recorded before the entries existed) leaves the run's own value, as it was trained then."""
     spec = INITS.get(name) if name is not None else None
-    return {**params, **spec.pretraining} if spec is not None and spec.pretraining else params
+    if spec is None:
+        return params
+    entries = {source: params[key] for key, source in PRETRAIN_KEYS.items() if key in spec.params and key in params}
+    return {**params, **entries, **spec.pretraining} if entries or spec.pretraining else params
 
 
 def build_init(name: str, ctx) -> GRURecommender:
-    """The init's model, with the embedding frozen (requires_grad=False) where the init says so."""
+    """The init's model, with the embedding frozen (requires_grad=False) where the init says so. A
+    pre-trained GRU4Rec's weights are trained with the init's entries, then carried into a model of the
+    run's own config (its ``dropout``: meta-training's, whatever the GRU4Rec was trained with)."""
     spec = get_init(name)
-    if spec.pretraining:
-        ctx = dataclasses.replace(ctx, params=pretraining_params(name, ctx.params))
-    model = spec.build(ctx)
+    pretrained = spec.pretraining or any(key in spec.params for key in PRETRAIN_KEYS)
+    model = spec.build(dataclasses.replace(ctx, params=pretraining_params(name, ctx.params)) if pretrained else ctx)
+    if pretrained:
+        own = GRURecommender(model_config(ctx.dataset.n_items, ctx.params))
+        own.load_state_dict(model.state_dict())
+        model = own.to(ctx.device)
     if spec.frozen_embedding:
         model.embedding.weight.requires_grad_(False)
     return model

@@ -9,13 +9,12 @@ so the same weights and support set always give the same scores.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from baselines.model import deterministic  # the scoring mode, shared with GRU4Rec's per-epoch validation
 from meta.tasks import Task, TaskPlan
 
 # learn2learn re-flattens nn.GRU weights on clone()/adapt(), touching .grad of non-leaf tensors: harmless.
@@ -34,25 +33,6 @@ def adapt(maml, task: Task, inner_steps: int, rate_factor: float = 1.0):
             support_logits = learner(task.support_prefixes, task.support_lengths)
             learner.adapt(F.cross_entropy(support_logits, task.support_labels))
     return learner
-
-
-@contextmanager
-def deterministic(module: nn.Module) -> Iterator[None]:
-    """Train mode with every dropout off (Dropout modules in eval, RNN inter-layer dropout 0)."""
-    was_training = module.training
-    rnn_dropout = {rnn: rnn.dropout for rnn in module.modules() if isinstance(rnn, nn.RNNBase)}
-    module.train()
-    for child in module.modules():
-        if isinstance(child, nn.modules.dropout._DropoutNd):
-            child.eval()
-    for rnn in rnn_dropout:
-        rnn.dropout = 0.0
-    try:
-        yield
-    finally:
-        for rnn, p in rnn_dropout.items():
-            rnn.dropout = p
-        module.train(was_training)
 
 
 class PerTaskEngine:

@@ -29,7 +29,7 @@ class Hand:
     def pairs(self, split: str) -> pd.DataFrame:
         return self.train
 
-    def episodes(self, split: str, K: int, Q: int) -> pd.DataFrame:
+    def episodes(self, split: str, K: int, Q: int, population_K: int | None = None) -> pd.DataFrame:
         return self._episodes
 
 

@@ -114,10 +114,11 @@ def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_da
         assert plain[cell] != tuned[cell]
     assert main(base + ["--tuned", "--set", "inner_lr=0.5"]) == 2  # a tuned value overridden: refused
     assert "--set inner_lr with --tuned" in capsys.readouterr().err
-    # the warm start's GRU4Rec takes the tuned gru4rec's best lr and dropout
+    # the warm start's GRU4Rec takes the tuned gru4rec's best lr and dropout, into its init entries only
     best = {cell: trials[1][1] for cell, trials in studies.items()}
     for key in ("lr", "dropout"):
-        assert best["maml[gru4rec]"][key] == best["gru4rec"][key]
+        assert best["maml[gru4rec]"]["init_" + key] == best["gru4rec"][key]
+    assert best["maml[gru4rec]"]["dropout"] == 0.2  # meta-training's dropout stays its own (the grid's)
     # the untuned and tuned grids run (on test, in results/); report --grid shows the tuning summary and
     # each declared question untuned vs tuned
     report = ["report", "--grid", str(tune_grid_file), "--results", str(results), "--data-dir", str(run_data)]
@@ -219,14 +220,14 @@ def test_a_warm_start_takes_the_gru4rec_cell_trained_as_its_init_is():
     assert warm_source("maml", "gru4rec") == "gru4rec"
     assert warm_source("maml", "gru4rec-episode-users") == "gru4rec train_users=episode-users"
     assert warm_source("sasrec-finetune", None) == "sasrec" and warm_source("maml", "random") is None
-    # and the default grid's tuning finds that cell: the warm start takes its best lr and dropout
+    # and the default grid's tuning finds that cell: the warm start takes its best lr and dropout (init entries)
     from bench.run.tune import tune_cells
 
     grid = load_grid("default")
     cells, _ = tune_cells(grid, expand(grid, dict.fromkeys(grid.datasets, "h"), [grid.seeds[0]]))
     warm = {c.base.cell: (c.warm_from, c.warm_keys) for c in cells}
-    assert warm["maml[gru4rec-episode-users]"] == ("gru4rec train_users=episode-users", ("lr", "dropout"))
-    assert warm["maml[gru4rec]"] == ("gru4rec", ("lr", "dropout")) and warm["maml[random]"] == (None, ())
+    assert warm["maml[gru4rec-episode-users]"] == ("gru4rec train_users=episode-users", ("init_lr", "init_dropout"))
+    assert warm["maml[gru4rec]"] == ("gru4rec", ("init_lr", "init_dropout")) and warm["maml[random]"] == (None, ())
     order = [c.base.cell for c in cells]
     assert order.index("gru4rec train_users=episode-users") < order.index("maml[gru4rec-episode-users]")
 

@@ -32,7 +32,7 @@ from bench.core.metrics import evaluate_scores
 from bench.core.params import Param, Space
 from meta.algorithms import check_engine
 from meta.engines import ENGINES, get_engine
-from meta.inits import INIT_PARAMS, INITS, check_init, resolve_init_params
+from meta.inits import INIT_PARAMS, INITS, PRETRAIN_KEYS, check_init, resolve_init_params
 from meta.maml import INNER_DEFAULTS, MAML_DEFAULTS, GRU4RecMethod, MAMLMethod
 from meta.srs_maml import SRS_DEFAULTS, SRSMAMLMethod
 from meta.tasks import tasks_from_episodes
@@ -88,6 +88,9 @@ PARAMS: dict[str, Param] = {
     # the checkpoint init (meta/inits.py): a GRURecommender file, and its sha256 recorded by expansion
     "init_checkpoint": Param.path(exists=True, optional=True),
     "init_checkpoint_sha256": Param("str", optional=True),
+    # a warm start's pre-training entries (meta/inits.py PRETRAIN_KEYS): the lr and dropout its GRU4Rec is trained with
+    "init_lr": Param.float(gt=0),
+    "init_dropout": Param.float(ge=0, lt=1),
     # SASRec (baselines/sasrec.py)
     "n_blocks": Param.int(ge=1),
     "n_heads": Param.int(ge=1),
@@ -448,6 +451,17 @@ def warm_source(method: str, init: str | None) -> str | None:
     if spec.pretrains is not None:
         return spec.warm_source
     return "gru4rec" if pretrained_model(method, init) == GRU4REC else None
+
+
+def warm_keys(method: str, init: str | None, source_keys) -> dict[str, str]:
+    """Own param -> the source cell's param it takes from the tuned source (``warm_source``;
+    bench/run/tune.py), of ``source_keys``: a method that is or fine-tunes the pre-trained model takes them
+    under their names; a warm start from an init takes them into the init's pre-training entries
+    (meta.inits.PRETRAIN_KEYS: init_lr <- lr, init_dropout <- dropout), never into its own params."""
+    if get_method(method).pretrains is not None:
+        return {key: key for key in source_keys}
+    entries = INITS[init].params if init in INITS else {}
+    return {own: source for own, source in PRETRAIN_KEYS.items() if own in entries and source in source_keys}
 
 
 def check_run(method: str, init: str | None, params: dict, dataset) -> None:

@@ -105,6 +105,7 @@ def _prerequisite_task(name: str, config: RunConfig, dataset_files: dict, thread
             seed=config.seed,
             K=config.K,
             Q=config.Q,
+            population_K=config.population_K,  # the val episodes its per-epoch Acc@1 is measured on
             params=config.params_dict,
             init=config.init,
             cache_dir=cache,

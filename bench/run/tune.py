@@ -25,7 +25,8 @@ enqueued, so the untuned val score is measured the same way.
 
 Warm starts: a cell whose weights start from a GRU4Rec (maml[gru4rec], gru4rec-finetune, ...) or from
 SASRec (sasrec-finetune) is tuned after the gru4rec (sasrec) cell, and its trials use that cell's best
-params (its space's keys: lr, dropout) for the pretrained model.
+params (its space's keys: lr, dropout) for the pretrained model: a warm start's init entries
+(init_lr, init_dropout; bench.methods.registry.warm_keys), its own dropout untouched.
 
 Pruning (bench/run/pruning.py): an iterative trial reports the val Acc@1 of the weights it would keep
 after each validation (MAML family: every val_every iterations; GRU4Rec, SASRec: every epoch) and stops
@@ -136,7 +137,8 @@ def tune_cells(grid: Grid, runs: list[RunConfig]) -> tuple[list[TuneCell], list[
             if match:
                 warm_from = source
                 source_space = get_method(match[0].method).space
-                warm_keys = tuple(k for k in source_space if k not in fixed.get(run.cell, set()) and k in run.params_dict)
+                own = registry.warm_keys(run.method, run.init, source_space)  # a warm start's init entries (init_lr, init_dropout)
+                warm_keys = tuple(k for k in own if k not in fixed.get(run.cell, set()) and k in run.params_dict)
         cells.append(TuneCell(run, space, key, warm_from, warm_keys))
     cells.sort(key=lambda c: c.warm_from is not None)  # stable: sources first
     return cells, list(dict.fromkeys(skipped))
@@ -375,7 +377,8 @@ def best_warm_params(results_dir, grid: Grid, cells: list[TuneCell], cell: TuneC
     if summary.best_number is None:
         return None
     params = study.trials[summary.best_number].user_attrs.get("params", {})
-    return {k: params[k] for k in cell.warm_keys if k in params}
+    sources = registry.warm_keys(cell.base.method, cell.base.init, params)
+    return {k: params[sources[k]] for k in cell.warm_keys if sources.get(k) in params}
 
 
 def tune_grid(

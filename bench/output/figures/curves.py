@@ -1,6 +1,7 @@
 """Figure 1: meta-training curves. Validation Acc@1 against meta-iteration per cell (mean over
 seeds, band = seed range), each seed's chosen checkpoint marked, where val_patience stopped a seed
-early a cross, GRU4Rec's validation level as a line."""
+early a cross, GRU4Rec's validation level as a line: one kind of number throughout, Acc@1 on the val
+episodes under the protocol (GRU4Rec zero-shot, on the panel's K and Q)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from bench.output.figures.inputs import PlotInputs, curves
 from bench.output.figures.style import cell_colours, paper_style
 
 NAME = "curves"
-GRU4REC_LABEL = "GRU4Rec, val pairs (zero-shot, best epoch)"
+GRU4REC_LABEL = "GRU4Rec, val episodes (zero-shot, best epoch)"
 STOPPED_LABEL = "stopped early (val_patience, per seed)"
 
 
@@ -20,13 +21,19 @@ def _at(iteration, per_seed) -> bool:
     return iteration is not None and not np.isnan(iteration) and iteration in per_seed.index
 
 
-def gru4rec_level(runs: list[dict], dataset: str, dataset_hash: str) -> float | None:
-    """Mean over seeds of GRU4Rec's val Acc@1 at its best epoch, from the runs' recorded fit info."""
+def gru4rec_level(runs: list[dict], dataset: str, dataset_hash: str, K: int, Q: int) -> float | None:
+    """Mean over seeds of GRU4Rec's val Acc@1 at its best epoch, from the runs' recorded fit info: only
+    a curve measured on the val episodes of this K and Q (info ``val_episodes``; the weights are cached
+    across K and Q, their curve on the episodes of the run that trained them). A curve without that
+    record (on val pairs, before issue 36) is another kind of number, never drawn."""
     per_seed = {}
     for run in runs:
         info = (run.get("fit") or {}).get("gru4rec")
         config = run["config"]
         if not info or config.get("dataset") != dataset or config.get("dataset_hash") != dataset_hash:
+            continue
+        measured = info.get("val_episodes") or {}
+        if (measured.get("K"), measured.get("Q")) != (K, Q):
             continue
         best = [row.get("val_acc@1") for row in info.get("curve", []) if row.get("iteration") == info.get("best_epoch")]
         if best and best[0] is not None:
@@ -57,7 +64,7 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
                         ax.plot([best], [per_seed.loc[best, seed]], marker=marker, color=colour, mfc="white", ls="none", ms=6, zorder=3)
                     if _at(stop, per_seed):
                         ax.plot([stop], [per_seed.loc[stop, seed]], marker="x", color=colour, ls="none", ms=7, zorder=4, gid=f"stop|{cell}|{seed}")
-            level = gru4rec_level(inputs.results.runs, dataset, dataset_hash)
+            level = gru4rec_level(inputs.results.runs, dataset, dataset_hash, K, Q)
             if level is not None:
                 ax.axhline(100 * level, color="0.35", ls=":", lw=1.0, label=GRU4REC_LABEL)
             ax.plot([], [], marker="o", color="0.2", mfc="white", ls="none", label="chosen checkpoint (per seed)")
@@ -75,8 +82,8 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
         f"Meta-training curves: validation Acc@1 (few-shot, on {'/'.join(map(str, n_val)) or 'the'} validation episodes) against "
         f"meta-iteration; line: mean over {len(seeds)} seed(s)"
         + ("; band: range over seeds" if len(seeds) > 1 else "")
-        + "; hollow marker: the checkpoint each seed kept (best validation Acc@1); dotted: GRU4Rec's Acc@1 on all validation pairs "
-        "at its best epoch (zero-shot), for scale."
+        + "; hollow marker: the checkpoint each seed kept (best validation Acc@1); dotted: GRU4Rec's zero-shot Acc@1 on the "
+        "validation episodes of the panel's K and Q at its best epoch (by validation loss), for scale."
         + (f" Cross: {STOPPED_LABEL}, its patience of validations without a new best ran out." if data["stopped_early"].notna().any() else "")
     )
     return Drawn(figure, caption, run_listing(runs), wide=len(groups) > 1)
