@@ -58,6 +58,25 @@ def no_leftovers(data_dir):
     return not processed.exists() or not [p for p in processed.iterdir() if p.name.startswith(".")]
 
 
+def window_episode(user_id: str, window: list, K: int) -> dict:
+    """One episode row in the seed's columns from a window of (prefix, label) pairs: the first K support."""
+    return {
+        "user_id": user_id,
+        "support_prefixes": [p for p, _ in window[:K]],
+        "support_labels": [l for _, l in window[:K]],
+        "query_prefixes": [p for p, _ in window[K:]],
+        "query_labels": [l for _, l in window[K:]],
+    }
+
+
+def tiny_perf_argv(out, rss_iterations: int = 0, *extra: str) -> list[str]:
+    """`bench perf engines` on a tiny config (1 thread, 30 items, E=H=8) with ``extra`` options, its figures
+    written to ``out`` (the last two arguments)."""
+    sizes = {"threads": 1, "items": 30, "embed-dim": 8, "hidden-dim": 8, "meta-batch": 2, "eval-episodes": 3, "repeats": 1}
+    sizes |= {"train-iterations": 1, "inner-steps": 1, "rss-iterations": rss_iterations}
+    return ["perf", "engines", *(x for key, value in sizes.items() for x in (f"--{key}", str(value))), *extra, "--json", str(out)]
+
+
 def seed_episodes_folder(root, first_id=0, n_items=20, K=2, Q=3):
     """Episodes as the seed wrote them: ids from ``first_id`` (0 collides with padding), stride-1 windows."""
     rng = np.random.default_rng(5)
@@ -78,15 +97,7 @@ def seed_episodes_folder(root, first_id=0, n_items=20, K=2, Q=3):
             sequences[(split, f"{split}{u}")] = seq
             for start in range(0, n - K - Q + 1):
                 window = seq[start : start + K + Q]
-                rows.append(
-                    {
-                        "user_id": f"{split}{u}",
-                        "support_prefixes": [p for p, _ in window[:K]],
-                        "support_labels": [l for _, l in window[:K]],
-                        "query_prefixes": [p for p, _ in window[K:]],
-                        "query_labels": [l for _, l in window[K:]],
-                    }
-                )
+                rows.append(window_episode(f"{split}{u}", window, K))
         pd.DataFrame(rows).to_parquet(root / "episodes" / f"episodes_{split}_K{K}_Q{Q}.parquet")
     return sequences
 
@@ -103,15 +114,7 @@ def one_based_seed_folder(root, K=2, Q=3, n_items=20):
             seq = [([int(x) for x in rng.integers(1, n_items + 1, size=2)], int(rng.integers(1, n_items + 1))) for _ in range(K + Q + 2)]
             for start in range(0, len(seq) - K - Q + 1):
                 window = seq[start : start + K + Q]
-                rows.append(
-                    {
-                        "user_id": f"{split}{u}",
-                        "support_prefixes": [p for p, _ in window[:K]],
-                        "support_labels": [l for _, l in window[:K]],
-                        "query_prefixes": [p for p, _ in window[K:]],
-                        "query_labels": [l for _, l in window[K:]],
-                    }
-                )
+                rows.append(window_episode(f"{split}{u}", window, K))
         pd.DataFrame(rows).to_parquet(root / "episodes" / f"episodes_{split}_K{K}_Q{Q}.parquet")
 
 

@@ -20,7 +20,7 @@ from bench.data.pipeline import sha256_file
 from bench.plan.grid import Grid, expand
 from meta.algorithms import ANIL, MetaSGD
 from meta.per_task import PerTaskEngine, adapt
-from tests.helpers import N_ITEMS, all_scores, assert_close, fitted, make_maml, make_tasks, random_task, seed_episodes_folder
+from tests.helpers import N_ITEMS, all_scores, assert_close, fitted, make_maml, make_tasks, random_task, seed_episodes_folder, tiny_perf_argv
 
 torch.set_num_threads(1)
 
@@ -315,34 +315,7 @@ def test_perf_times_the_arms_beside_maml(tmp_path):
     from bench.commands.cli import main
 
     out = tmp_path / "perf.json"
-    argv = [
-        "perf",
-        "engines",
-        "--threads",
-        "1",
-        "--items",
-        "30",
-        "--embed-dim",
-        "8",
-        "--hidden-dim",
-        "8",
-        "--meta-batch",
-        "2",
-        "--eval-episodes",
-        "3",
-        "--repeats",
-        "1",
-        "--train-iterations",
-        "1",
-        "--inner-steps",
-        "1",
-        "--rss-iterations",
-        "0",
-        "--engines",
-        "per-task,batched",
-        "--json",
-        str(out),
-    ]
+    argv = tiny_perf_argv(out, 0, "--engines", "per-task,batched")
     assert main(argv) == 0
     figures = json.loads(out.read_text())
     assert set(figures["engines"]) == {"per-task", "batched"}

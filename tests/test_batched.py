@@ -31,7 +31,7 @@ from meta.batched import (
 )
 from meta.engines import BatchedEngine
 from meta.per_task import PerTaskEngine, adapt
-from tests.helpers import N_ITEMS, TOL, assert_close, grads_of, make_maml, make_tasks
+from tests.helpers import N_ITEMS, TOL, assert_close, grads_of, make_maml, make_tasks, tiny_perf_argv
 
 
 @pytest.mark.parametrize("lengths_max", [1, 50])
@@ -201,32 +201,7 @@ def test_perf_command_smoke(tmp_path):
     from bench.commands.cli import main
 
     out = tmp_path / "perf.json"
-    argv = [
-        "perf",
-        "engines",
-        "--threads",
-        "1",
-        "--items",
-        "30",
-        "--embed-dim",
-        "8",
-        "--hidden-dim",
-        "8",
-        "--meta-batch",
-        "2",
-        "--eval-episodes",
-        "3",
-        "--repeats",
-        "1",
-        "--train-iterations",
-        "1",
-        "--inner-steps",
-        "1",
-        "--rss-iterations",
-        "2",
-        "--json",
-        str(out),
-    ]
+    argv = tiny_perf_argv(out, rss_iterations=2)
     assert main(argv) == 0
     figures = json.loads(out.read_text())
     assert set(figures["engines"]) == {"per-task", "batched", "notebook"}

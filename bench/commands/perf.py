@@ -10,6 +10,7 @@ full``) and ``perf-baselines`` (= ``perf baselines``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from bench.core.errors import BenchError
 from bench.output.perf import (
@@ -115,6 +116,13 @@ def baselines_options(parser) -> None:
     parser.add_argument("--json", dest="json_path", default=None, help="write the figures to this JSON file")
 
 
+def _settings(cls, args, **parsed):
+    """``cls`` (a perf settings dataclass) from the options of the same names, ``parsed`` ones given as parsed;
+    an option that is None (not given, no default) keeps the dataclass's default."""
+    given = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(cls)}
+    return cls(**{name: value for name, value in {**given, **parsed}.items() if value is not None})
+
+
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
@@ -130,25 +138,7 @@ def old_perf_command(args) -> int:
 
 def engines_command(args) -> int:
     console = perf_console()
-    settings = EnginesSettings(
-        engines=_names(args.engines),
-        arms=_names(args.arms),
-        threads=args.threads,
-        device=args.device,
-        meta_batch=args.meta_batch,
-        embed_dim=args.embed_dim,
-        hidden_dim=args.hidden_dim,
-        items=args.items,
-        K=args.K,
-        Q=args.Q,
-        inner_steps=args.inner_steps,
-        repeats=args.repeats,
-        train_iterations=args.train_iterations,
-        eval_episodes=args.eval_episodes,
-        rss_iterations=args.rss_iterations,
-        mean_length=args.mean_length,
-        seed=args.seed,
-    )
+    settings = _settings(EnginesSettings, args, engines=_names(args.engines), arms=_names(args.arms))
     figures = measure_engines(settings, print_engines_progress(console))
     print_engines_report(console, figures)
     if args.json_path:
@@ -158,15 +148,7 @@ def engines_command(args) -> int:
 
 def full_command(args) -> int:
     console = perf_console()
-    settings = FullSettings(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        thread_counts=parse_thread_counts(args.thread_counts),
-        repeats=args.repeats,
-        train_iterations=args.train_iterations,
-        val_episodes=args.val_episodes,
-        seed=args.seed,
-    )
+    settings = _settings(FullSettings, args, thread_counts=parse_thread_counts(args.thread_counts))
     figures = measure_full(settings, print_full_progress(console))
     if args.json_path:
         path = write_figures(args.json_path, {"full": figures})
@@ -176,18 +158,7 @@ def full_command(args) -> int:
 
 def baselines_command(args) -> int:
     console = perf_console()
-    chosen = {"methods": tuple(_names(args.methods))} if args.methods else {}
-    settings = BaselinesSettings(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        threads=args.threads,
-        episodes=args.episodes,
-        batches=args.batches,
-        rounds=args.rounds,
-        K=args.K,
-        Q=args.Q,
-        **chosen,
-    )
+    settings = _settings(BaselinesSettings, args, methods=tuple(_names(args.methods)) if args.methods else None)
     figures = measure_baselines(settings, print_baselines_progress(console))
     if figures["training"]:
         for line in baselines_training_lines(figures["training"]):
