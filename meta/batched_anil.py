@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from meta.per_task import deterministic
+from baselines.model import deterministic
 
 # Tasks adapted together at evaluation (bounds memory: C is tasks x K x V).
 EVAL_CHUNK = 64

@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.model import GRURecommender, ModelConfig
+from baselines.model import GRURecommender, ModelConfig, deterministic
 from bench.methods.registry import METHODS, RunContext
-from meta.per_task import PerTaskEngine, adapt, deterministic
+from meta.per_task import PerTaskEngine, adapt
 from meta.tasks import tasks_from_episodes
 from tests.conftest import SMALL_GRU4REC
 from tests.helpers import all_scores, fitted, random_task

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from baselines.batching import pad_prefixes
-from baselines.model import GRURecommender, ModelConfig, mask_padding
+from baselines.model import GRURecommender, ModelConfig, deterministic, mask_padding
 from bench.core.errors import BenchError
 from bench.core.metrics import ranks_from_scores
-from meta.per_task import adapt, deterministic
+from meta.per_task import adapt
 from meta.tasks import Task
 from tests.helpers import load_checkpoint
 
