@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from bench.data import diagnostics, pipeline
-from bench.data.diagnostics import compute, summary_lines
+from bench.data.diagnostics import compute, summary_items, summary_lines
 from tests.helpers import outside_bands, seed_episodes_folder
 
 KEYS = {
@@ -30,7 +30,8 @@ KEYS = {
     "label_share_curve",
     "excludes_last_prefix_item",
     "scored_queries",
-    "recency_acc@1",
+    "recency_rule_acc@1",
+    "scored_query_slices",
 }
 
 
@@ -167,10 +168,33 @@ def test_repeat_ceiling_and_scored_query_shares_by_hand():
     # labels in their prefix: [1, 2] -> 1, [3, 1, 2] -> 3, [1, 4, 3] -> 1: 3 of 4; the course before last: only the first
     assert d["scored_queries"] == {"n": 4, "label_in_prefix": 0.75, "label_is_before_last": 0.25}
     # recency: [1, 2] -> 1 hit; [3, 1, 2] -> 1 miss; [4] -> popularity 2 hit; [1, 4, 3] -> 4 miss
-    assert d["recency_acc@1"] == 0.5 and d["excludes_last_prefix_item"] is True
+    assert d["recency_rule_acc@1"] == 0.5 and d["excludes_last_prefix_item"] is True
     # popularity with the last item excluded: [1, 2] -> 2 is the last, so 1 (tied with 3, 4, 5: a miss) ...
     # [4] -> 2 hit; [3, 1, 2] -> 2 excluded, the rest tie: miss; [1, 4, 3] -> 2: miss (label 1)
     assert d["popularity_acc@1"] == 0.25
+
+
+def test_rules_on_repeat_and_explore_queries_by_hand():
+    d = _compute(test=RETURNS)["scored_query_slices"]
+    # repeat: [1, 2] -> 1, [3, 1, 2] -> 3, [1, 4, 3] -> 1; explore: [4] -> 2 (the recency rule's popularity fallback hits)
+    # Markov-1 rows: 2 -> 3 | 4 tie (miss on [1, 2] -> 1 and [3, 1, 2] -> 3), 3 -> 1 (hit on [1, 4, 3] -> 1), 4 -> 2 | 5 tie (miss)
+    assert d == {
+        "repeat": {"queries": 3, "share": 0.75, "popularity_acc@1": 0.0, "markov1_acc@1": round(1 / 3, 6), "recency_rule_acc@1": round(1 / 3, 6)},
+        "explore": {"queries": 1, "share": 0.25, "popularity_acc@1": 1.0, "markov1_acc@1": 0.0, "recency_rule_acc@1": 1.0},
+    }
+
+
+def test_a_slice_without_queries_has_no_accuracy():
+    d = _compute()["scored_query_slices"]  # TEST_EPISODES: no label is in its prefix
+    assert d["repeat"] == {"queries": 0, "share": 0.0, "popularity_acc@1": None, "markov1_acc@1": None, "recency_rule_acc@1": None}
+    assert d["explore"]["queries"] == 4 and d["explore"]["popularity_acc@1"] == _compute()["popularity_acc@1"]
+
+
+def test_slice_accuracies_pool_to_the_overall_figures():
+    d = _compute(test=RETURNS)
+    for key in ("popularity_acc@1", "markov1_acc@1", "recency_rule_acc@1"):
+        pooled = sum(s["queries"] * s[key] for s in d["scored_query_slices"].values()) / d["scored_queries"]["n"]
+        assert pooled == pytest.approx(d[key], abs=1e-6)
 
 
 def test_markov_support_bonus_counts_only_support_courses_outside_the_query_prefix():
@@ -226,14 +250,26 @@ def test_sessions_per_user_from_collapsed_interactions():
     assert sorted(diagnostics.sessions_per_user(collapsed).tolist()) == [1, 2, 2]
 
 
-def test_summary_lines_are_short_and_name_the_figures():
-    lines = summary_lines({"diagnostics": _compute()})
-    assert 3 <= len(lines) <= 8 and all(len(line) <= 100 for line in lines)
-    text = "\n".join(lines)
-    assert "users with pairs 50.0%" in text and "Markov-1 Acc@1 25.0%" in text and "+50.0 pts" in text
-    assert "repeat ceiling (recency rule, no parameters) Acc@1 25.0%" in text and "not in the prefix" in text
-    assert "(x-)" in text  # no ratio where no other learner's support holds a label
+def test_summary_lines_are_phrases_that_name_the_figures():
+    items = summary_items({"diagnostics": _compute(test=RETURNS)})
+    assert 3 <= len(items) <= 10 and all(len(item) <= 76 for line in items for item in line)  # each fits an 80-column line
+    text = "\n".join(summary_lines({"diagnostics": _compute(test=RETURNS)}))
+    assert "users with pairs 50.0%" in text and "Markov-1 Acc@1 25.0%" in text and "pts" in text
+    assert "repeat (label already in the prefix) 75.0%" in text and "explore (a course new to the prefix) 25.0%" in text
+    assert "a rule that only repeats prefix courses can score at most 75.0% Acc@1" in text
+    assert "recency rule, no parameters, Acc@1 50.0%" in text and "repeat ceiling" not in text
+    assert "popularity 0.0% | 100.0%;" in text and "recency rule 33.3% | 100.0% (its popularity fallback)" in text
+    assert "not in the prefix" in text and "(x-)" in summary_lines({"diagnostics": _compute()})[-1]  # no ratio without a label in another's support
     assert summary_lines({"counts": {}}) == []
+
+
+def test_a_dataset_built_before_the_slices_reads_and_says_how_to_get_them():
+    old = _compute(test=RETURNS)
+    old["recency_acc@1"] = old.pop("recency_rule_acc@1")
+    del old["scored_query_slices"]
+    text = "\n".join(summary_lines({"diagnostics": old}))
+    assert "recency rule, no parameters, Acc@1 50.0%" in text
+    assert "repeat | explore queries: not recorded" in text and "--force" in text
 
 
 def test_outside_bands_names_the_statistics_that_miss():
@@ -264,7 +300,7 @@ def test_seed_episode_imports_get_diagnostics_without_session_figures(tmp_path):
     assert d["markov1_acc@1"] is not None and d["support_signal"]["own"] is not None
 
 
-def test_the_headers_repeat_ceiling_is_the_recency_rows_acc1(tiny_dataset, tmp_path):
+def test_the_headers_recency_rule_is_the_recency_rows_acc1(tiny_dataset, tmp_path):
     """The header's figure and the leaderboard's recency row are one rule scored by one evaluator."""
     import numpy as np
 
@@ -277,5 +313,5 @@ def test_the_headers_repeat_ceiling_is_the_recency_rows_acc1(tiny_dataset, tmp_p
     rows = evaluate_method(method, tiny_dataset.episodes("test", 5, 10), "zero-shot")
     queries = sum(len(labels) for labels in tiny_dataset.episodes("test", 5, 10)["query_labels"])
     pooled = float(np.sum([row["acc@1"] for row in rows]) * 10 / queries)  # per-query, as the diagnostic pools
-    assert tiny_dataset.manifest["diagnostics"]["recency_acc@1"] == pytest.approx(pooled, abs=1e-6)
+    assert tiny_dataset.manifest["diagnostics"]["recency_rule_acc@1"] == pytest.approx(pooled, abs=1e-6)
     assert pooled > 0

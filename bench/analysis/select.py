@@ -34,10 +34,11 @@ def grid_questions(results: Results, grid: str | None, metric: str, dataset: str
     return tuple(answer_questions(results, questions, metric, dataset=dataset, grid=grid)), None
 
 
-def dataset_header(tables, data_dir) -> list[str]:
+def dataset_header(tables, data_dir) -> list[tuple[str, ...]]:
     """Diagnostics lines of each table's dataset, when the same data version is in ``data_dir``
-    (reports read the store; a dataset moved away or rebuilt simply has no header)."""
-    lines: list[str] = []
+    (reports read the store; a dataset moved away or rebuilt simply has no header). Each line is a
+    tuple of phrases (``bench.data.diagnostics.summary_items``): renderers wrap between them only."""
+    lines: list[tuple[str, ...]] = []
     for name, version in dict.fromkeys((t.dataset, t.dataset_hash) for t in tables):
         try:
             dataset = open_dataset(name, data_dir)
@@ -45,5 +46,5 @@ def dataset_header(tables, data_dir) -> list[str]:
             continue
         if dataset.content_hash != version or "diagnostics" not in dataset.manifest:
             continue
-        lines += [f"Dataset {name} (data {version[:8]}), model-free diagnostics:", *diagnostics.summary_lines(dataset.manifest)]
+        lines += [(f"Dataset {name} (data {version[:8]}),", "model-free diagnostics:"), *diagnostics.summary_items(dataset.manifest)]
     return lines

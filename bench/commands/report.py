@@ -125,10 +125,9 @@ def _export_command(args: argparse.Namespace) -> int:
             questions=questions,
         )
     elif args.format == "markdown":
-        header = "".join(f"{line}  \n" for line in dataset_header(tables, args.data_dir))
         text = (
             markdown.notes_to_markdown(note)
-            + (header + "\n" if header else "")
+            + markdown.header_to_markdown(dataset_header(tables, args.data_dir))
             + markdown.questions_to_markdown(questions)
             + markdown.to_markdown(tables)
         )

@@ -20,9 +20,15 @@ descriptive figures, never targets. Definitions (all shares are fractions):
 - scored_queries {n, label_in_prefix, label_is_before_last}: over the scored test queries (the test
   episodes' query pairs, what every leaderboard number is computed on): the share of labels found in
   the query's prefix, and equal to the course before its last.
-- recency_acc@1, the "repeat ceiling": Acc@1 on the scored test queries of the rule with no
-  parameters (the prefix's distinct items except its last, most recent first, then every other
-  course by train-label popularity, ties to the lower id): what repeating recent courses alone scores.
+  label_in_prefix is also the repeat-only ceiling: the best Acc@1 of any predictor that only
+  proposes prefix items (a label outside the prefix is always missed by it).
+- recency_rule_acc@1 (before: "recency_acc@1", shown as the "repeat ceiling", which it is not; read
+  by ``recency_rule_acc``): Acc@1 on the scored test queries of the rule with no parameters (the
+  prefix's distinct items except its last, most recent first, then every other course by
+  train-label popularity, ties to the lower id): what repeating recent courses alone scores.
+- scored_query_slices {repeat, explore}: the scored test queries split by whether the label is in the
+  query's prefix (repeat) or not (explore); each: queries, share, and popularity_acc@1, markov1_acc@1,
+  recency_rule_acc@1 on that slice (on explore queries the recency rule is its popularity fallback).
 - support_signal {own, shuffled, ratio}: share of test query labels that are among the episode's
   support items (prefixes and labels) but not in the query's prefix; shuffled: the same with
   another test episode's support (seeded pairing, no episode keeps its own); ratio = own / shuffled.
@@ -134,24 +140,27 @@ class _Queries:
         return np.isin(support_of[self.episode].astype(np.int64) * (1 << 32) + self.labels, self.support_keys)
 
 
-def _acc_at_1(score_rows, labels: np.ndarray, n_items: int, excluded: np.ndarray | None = None) -> float | None:
-    """Mean Acc@1 from scores built chunk by chunk: ``score_rows(lo, hi) -> Tensor [hi-lo, n_items+1]``,
-    ranked by the evaluator. ``excluded``: per query the item the dataset's protocol leaves out of the
-    ranking (the query prefix's last item where it can never be the label); None: none."""
-    if len(labels) == 0:
-        return None
-    hits = 0
+def _hits(score_rows, labels: np.ndarray, n_items: int, excluded: np.ndarray | None = None) -> np.ndarray:
+    """Per query, whether its label ranks first, from scores built chunk by chunk: ``score_rows(lo, hi) ->
+    Tensor [hi-lo, n_items+1]``, ranked by the evaluator. ``excluded``: per query the item the dataset's
+    protocol leaves out of the ranking (the query prefix's last item where it can never be the label); None: none."""
+    hits = np.zeros(len(labels), dtype=bool)
     step = max(1, SCORE_CELLS // (n_items + 1))
     for lo in range(0, len(labels), step):
         hi = min(lo + step, len(labels))
         left_out = None if excluded is None else torch.as_tensor(excluded[lo:hi], dtype=torch.long)
         ranks = ranks_from_scores(score_rows(lo, hi), torch.as_tensor(labels[lo:hi], dtype=torch.long), left_out)
-        hits += int((ranks == 1).sum())
-    return hits / len(labels)
+        hits[lo:hi] = (ranks == 1).numpy()
+    return hits
 
 
-def _recency_acc(queries: _Queries, popularity: torch.Tensor, n_items: int, excluded: np.ndarray | None) -> float | None:
-    """Acc@1 of the repeat rule with no parameters: the query prefix's distinct items except its last,
+def _mean(hits: np.ndarray) -> float | None:
+    """Acc@1 of per-query hits; None without a query."""
+    return float(hits.mean()) if len(hits) else None
+
+
+def _recency_hits(queries: _Queries, popularity: torch.Tensor, n_items: int, excluded: np.ndarray | None) -> np.ndarray:
+    """Per-query hits of the repeat rule with no parameters: the query prefix's distinct items except its last,
     most recent first, then every other course by train-label popularity (ties: the lower id first).
     The same rule as the `recency` baseline's zero-shot mode; scores are exact ranks (float32-safe)."""
     base = torch.as_tensor(popularity_then_id(popularity.numpy()), dtype=torch.float64)  # 0..V-1, no ties
@@ -169,7 +178,7 @@ def _recency_acc(queries: _Queries, popularity: torch.Tensor, n_items: int, excl
         scores[torch.arange(hi - lo), last] = base[last]  # "except its last": the last item is not a prefix candidate
         return scores
 
-    return _acc_at_1(rows, queries.labels, n_items, excluded)
+    return _hits(rows, queries.labels, n_items, excluded)
 
 
 def _markov_table(train: pa.Table, n_items: int) -> sp.csr_matrix:
@@ -183,8 +192,8 @@ def _markov_table(train: pa.Table, n_items: int) -> sp.csr_matrix:
     return sp.diags(np.where(totals > 0, 1.0 / np.maximum(totals, 1), 0.0)) @ counts
 
 
-def _markov_acc(table: sp.csr_matrix, queries: _Queries, n_items: int, bonus: float, excluded: np.ndarray | None = None) -> float | None:
-    """Markov-1 Acc@1, with ``bonus`` added to each support item that is NOT in the query's own prefix
+def _markov_hits(table: sp.csr_matrix, queries: _Queries, n_items: int, bonus: float, excluded: np.ndarray | None = None) -> np.ndarray:
+    """Markov-1 per-query hits, with ``bonus`` added to each support item that is NOT in the query's own prefix
     (a bonus on the prefix's items would measure revisits, not what the support tells)."""
     support = sp.csr_matrix(
         (np.ones(len(queries.support_item)), (queries.support_episode, queries.support_item)),
@@ -204,7 +213,7 @@ def _markov_acc(table: sp.csr_matrix, queries: _Queries, n_items: int, bonus: fl
             scores = scores + bonus * (own - own.multiply(in_prefix[lo:hi]))
         return torch.as_tensor(scores.toarray())
 
-    return _acc_at_1(rows, queries.labels, n_items, excluded)
+    return _hits(rows, queries.labels, n_items, excluded)
 
 
 def _label_stats(train_labels: np.ndarray, n_items: int) -> dict:
@@ -272,10 +281,13 @@ def compute(
     test_excluded = test.last if exclude_last else None
     val_excluded = val.last if exclude_last else None
     table = _markov_table(train, n_items)
-    val_acc = [_markov_acc(table, val, n_items, b, val_excluded) for b in BONUSES]
+    val_acc = [_mean(_markov_hits(table, val, n_items, b, val_excluded)) for b in BONUSES]
     best = BONUSES[int(np.argmax([-1.0 if a is None else a for a in val_acc]))]  # argmax: the first (smallest) on ties
-    without = _markov_acc(table, test, n_items, 0.0, test_excluded)
-    with_bonus = _markov_acc(table, test, n_items, best, test_excluded)
+    markov_hits = _markov_hits(table, test, n_items, 0.0, test_excluded)
+    without = _mean(markov_hits)
+    with_bonus = _mean(_markov_hits(table, test, n_items, best, test_excluded))
+    popularity_hits = _hits(lambda lo, hi: popularity.expand(hi - lo, -1), test.labels, n_items, test_excluded)
+    recency_hits = _recency_hits(test, popularity, n_items, test_excluded)
 
     in_prefix = test.in_prefix
     own = test.label_in_support(np.arange(test.n_episodes)) & ~in_prefix
@@ -294,7 +306,7 @@ def compute(
         "sessions_per_user": {**_quantiles(spu, (50, 90)), "mean": _r(spu.mean()) if len(spu) else None},
         **_prefix_stats(all_pairs, max_prefix, sessions_known=n_sessions is not None),
         **_label_stats(train_labels, n_items),
-        "popularity_acc@1": _r(_acc_at_1(lambda lo, hi: popularity.expand(hi - lo, -1), test.labels, n_items, test_excluded)),
+        "popularity_acc@1": _r(_mean(popularity_hits)),
         "test_episodes": test.n_episodes,
         "markov1_acc@1": _r(without),
         "excludes_last_prefix_item": exclude_last,
@@ -303,7 +315,8 @@ def compute(
             "label_in_prefix": _r(in_prefix.mean()) if len(in_prefix) else None,
             "label_is_before_last": _r((test.labels == test.before_last).mean()) if len(in_prefix) else None,
         },
-        "recency_acc@1": _r(_recency_acc(test, popularity, n_items, test_excluded)),
+        "recency_rule_acc@1": _r(_mean(recency_hits)),
+        "scored_query_slices": _slices(test.in_prefix, popularity_hits, markov_hits, recency_hits),
         "support_signal": {
             "own": _r(own_share),
             "shuffled": _r(shuffled_share),
@@ -316,6 +329,28 @@ def compute(
             "gain": _r(with_bonus - without) if without is not None and with_bonus is not None else None,
         },
     }
+
+
+SLICES = ("repeat", "explore")  # the label already in the query's prefix, or a course new to it
+
+
+def _slices(in_prefix: np.ndarray, popularity: np.ndarray, markov: np.ndarray, recency: np.ndarray) -> dict:
+    """The model-free rules' Acc@1 on the repeat and on the explore queries (None on an empty slice)."""
+    out = {}
+    for name, mask in zip(SLICES, (in_prefix, ~in_prefix)):
+        out[name] = {
+            "queries": int(mask.sum()),
+            "share": _r(mask.mean()) if len(mask) else None,
+            "popularity_acc@1": _r(_mean(popularity[mask])),
+            "markov1_acc@1": _r(_mean(markov[mask])),
+            "recency_rule_acc@1": _r(_mean(recency[mask])),
+        }
+    return out
+
+
+def recency_rule_acc(diagnostics: dict) -> float | None:
+    """The zero-shot recency rule's Acc@1, from datasets built before and after its key was renamed."""
+    return diagnostics.get("recency_rule_acc@1", diagnostics.get("recency_acc@1"))
 
 
 def sessions_per_user(collapsed: pd.DataFrame) -> np.ndarray:
@@ -331,34 +366,77 @@ def _num(value, fmt: str = "g") -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def summary_lines(manifest: dict) -> list[str]:
-    """A few short lines (<= 100 characters) for a report header; [] when the dataset has no diagnostics.
-    Each line says in words what its figures measure."""
+REBUILD = "rebuild the dataset (`python -m bench data synth --name NAME --force`, or its import again):"
+
+
+def summary_items(manifest: dict) -> list[tuple[str, ...]]:
+    """The header's lines, each a tuple of phrases that a renderer must never break (a figure stays
+    with its words); joined by a space they read as one line (markdown), and a terminal renderer wraps
+    a line between phrases only. Each line says in words what its figures measure; [] when the dataset
+    has no diagnostics."""
     d = manifest.get("diagnostics")
     if not d:
         return []
     ppu, pl, sig, ms = d["pairs_per_user"], d["prefix_length"], d["support_signal"], d["markov_support"]
     gain = None if ms["gain"] is None else 100 * ms["gain"]
     lines = [
-        f"users with pairs {_pct(d['users_with_pairs_share'])}; pairs/user p50 {_num(ppu['p50'])} p90 {_num(ppu['p90'])}; "
-        f"courses/session {_num(d['courses_per_session_mean'], '.2f')}; {d['test_episodes']:,} test episodes",
-        f"prefix length p50 {_num(pl['p50'])} p90 {_num(pl['p90'])} p99 {_num(pl['p99'])} (cut {_pct(pl['cut_share'])}); "
-        f"all pairs: label already in prefix {_pct(d['revisit_rate'])}",
-        f"train labels: top-1 {_pct(d['top1_label_share'])}, top-5 {_pct(d['top5_label_share'])}, "
-        f"Gini {_num(d['label_gini'], '.2f')}; popularity Acc@1 {_pct(d['popularity_acc@1'])}",
+        (
+            f"users with pairs {_pct(d['users_with_pairs_share'])};",
+            f"pairs/user p50 {_num(ppu['p50'])} p90 {_num(ppu['p90'])};",
+            f"courses/session {_num(d['courses_per_session_mean'], '.2f')};",
+            f"{d['test_episodes']:,} test episodes",
+        ),
+        (
+            f"prefix length p50 {_num(pl['p50'])} p90 {_num(pl['p90'])} p99 {_num(pl['p99'])} (cut {_pct(pl['cut_share'])});",
+            f"all pairs: label already in prefix {_pct(d['revisit_rate'])}",
+        ),
+        (
+            f"train labels: top-1 {_pct(d['top1_label_share'])}, top-5 {_pct(d['top5_label_share'])}, Gini {_num(d['label_gini'], '.2f')};",
+            f"popularity Acc@1 {_pct(d['popularity_acc@1'])}",
+        ),
     ]
     scored = d.get("scored_queries")
     if scored is not None:
+        share = scored["label_in_prefix"]
         lines += [
-            f"scored test queries: label in the prefix {_pct(scored['label_in_prefix'])}, "
-            f"the course before last {_pct(scored['label_is_before_last'])}",
-            f"repeat ceiling (recency rule, no parameters) Acc@1 {_pct(d.get('recency_acc@1'))}"
-            + ("; last prefix course not ranked" if d.get("excludes_last_prefix_item") else ""),
+            (
+                f"scored test queries: repeat (label already in the prefix) {_pct(share)},",
+                f"explore (a course new to the prefix) {_pct(None if share is None else 1 - share)};",
+                f"the course before last {_pct(scored['label_is_before_last'])}",
+            ),
+            (f"repeat-only ceiling {_pct(share)}:", f"a rule that only repeats prefix courses can score at most {_pct(share)} Acc@1"),
+            (
+                f"recency rule, no parameters, Acc@1 {_pct(recency_rule_acc(d))}" + (";" if d.get("excludes_last_prefix_item") else ""),
+                *(("last prefix course not ranked",) if d.get("excludes_last_prefix_item") else ()),
+            ),
         ]
+        slices = d.get("scored_query_slices")
+        if slices:
+            rep, exp = slices["repeat"], slices["explore"]
+            lines.append(
+                (
+                    "Acc@1 on repeat | explore queries:",
+                    f"popularity {_pct(rep['popularity_acc@1'])} | {_pct(exp['popularity_acc@1'])};",
+                    f"Markov-1 {_pct(rep['markov1_acc@1'])} | {_pct(exp['markov1_acc@1'])};",
+                    f"recency rule {_pct(rep['recency_rule_acc@1'])} | {_pct(exp['recency_rule_acc@1'])} (its popularity fallback)",
+                )
+            )
+        else:  # built before the slices were recorded
+            lines.append(("Acc@1 on repeat | explore queries: not recorded;", REBUILD, "its content hash stays the same"))
     lines += [
-        f"Markov-1 Acc@1 {_pct(ms['acc_without'])}; + bonus ({_num(ms['bonus'])}, val) on support courses not in "
-        f"the prefix {_pct(ms['acc_with'])}: {'-' if gain is None else f'{gain:+.1f}'} pts",
-        f"support signal: labels in own support, not in prefix {_pct(sig['own'])}; in another's {_pct(sig['shuffled'])} "
-        f"(x{_num(sig['ratio'], '.2f')})",
+        (
+            f"Markov-1 Acc@1 {_pct(ms['acc_without'])};",
+            f"+ bonus ({_num(ms['bonus'])}, val) on support courses not in the prefix {_pct(ms['acc_with'])}:",
+            f"{'-' if gain is None else f'{gain:+.1f}'} pts",
+        ),
+        (
+            f"support signal: labels in own support, not in prefix {_pct(sig['own'])};",
+            f"in another's {_pct(sig['shuffled'])} (x{_num(sig['ratio'], '.2f')})",
+        ),
     ]
     return lines
+
+
+def summary_lines(manifest: dict) -> list[str]:
+    """``summary_items``, each line's phrases joined by a space (plain text, markdown)."""
+    return [" ".join(items) for items in summary_items(manifest)]

@@ -169,16 +169,16 @@ def task_srs_table(tasks: dict) -> Table:
     return table
 
 
-def _flat(diagnostics: dict):
-    """(dotted name, value) for every scalar diagnostic; the plot lists are left out."""
+def _flat(diagnostics: dict, prefix: str = ""):
+    """(dotted name, value) for every scalar diagnostic, nested groups too (scored_query_slices.repeat.*);
+    the plot lists are left out."""
     for key, value in diagnostics.items():
         if key in ("prefix_length_hist", "label_share_curve"):
             continue
         if isinstance(value, dict):
-            for sub, inner in value.items():
-                yield f"{key}.{sub}", inner
+            yield from _flat(value, f"{prefix}{key}.")
         else:
-            yield key, value
+            yield f"{prefix}{key}", value
 
 
 def diagnostics_table(d: dict) -> Table:

@@ -33,6 +33,12 @@ def _table(title: str, columns: list[C.Column], notes) -> list[str]:
     return out
 
 
+def header_to_markdown(lines) -> str:
+    """The dataset header (lines of phrases, ``bench.analysis.select.dataset_header``), one line per
+    line with a hard break, then a blank line; "" without lines."""
+    return "".join(f"{' '.join(items)}  \n" for items in lines) + ("\n" if lines else "")
+
+
 def to_markdown(tables: list[LeaderboardTable]) -> str:
     """Pipe tables, one per leaderboard, each with its notes below it."""
     return "\n".join(line for table in tables for line in _table(table.title, C.leaderboard_columns(table), table.notes))

@@ -190,21 +190,47 @@ def questions_renderable(table: QuestionsTable, console: Console, width: int | N
     return Group(*parts), fitted
 
 
+HEADER_INDENT = "  "  # continuation lines of a wrapped header line
+
+
+def wrap_items(items: tuple[str, ...], width: int, indent: str = HEADER_INDENT) -> list[str]:
+    """One header line's phrases packed greedily into lines of at most ``width`` characters, broken only
+    between phrases (a phrase wider than a line alone is broken between its words, never inside one);
+    continuation lines start with ``indent``."""
+    lines: list[str] = []
+    for item in items:
+        room = width - (len(indent) if lines else 0)
+        if lines and len(lines[-1]) + 1 + len(item) <= width:
+            lines[-1] += " " + item
+        elif len(item) <= room:
+            lines.append((indent if lines else "") + item)
+        else:
+            first = indent if lines else ""
+            parts = textwrap.wrap(item, max(width, 8), initial_indent=first, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+            lines += parts
+    return lines
+
+
+def print_header(console: Console, header) -> None:
+    """The dataset header (lines of phrases) wrapped to the console's width between phrases, then a blank line."""
+    for items in header:
+        for line in wrap_items(tuple(items), console.width):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)  # already fitted: no rich re-wrap
+    if header:
+        console.print()
+
+
 def print_report(
-    tables: list[LeaderboardTable], console: Console | None = None, questions: list[QuestionsTable] = (), wide: bool = False, header: list[str] = ()
+    tables: list[LeaderboardTable], console: Console | None = None, questions: list[QuestionsTable] = (), wide: bool = False, header=()
 ) -> None:
-    """``header`` lines (dataset diagnostics), the Questions tables, then the leaderboards: fitted to a
-    terminal, markdown when not a terminal."""
+    """``header`` lines (dataset diagnostics, each a tuple of phrases), the Questions tables, then the
+    leaderboards: fitted to a terminal, markdown when not a terminal."""
     if console is None:
         console = Console()
         if not console.is_terminal:  # a pipe, a file, a CI log: plain markdown, no guessed width
-            head = "".join(f"{line}  \n" for line in header) + ("\n" if header else "")
-            sys.stdout.write(head + markdown.questions_to_markdown(list(questions)) + markdown.to_markdown(tables))
+            sys.stdout.write(markdown.header_to_markdown(header) + markdown.questions_to_markdown(list(questions)) + markdown.to_markdown(tables))
             return
-    for line in header:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if header:
-        console.print()
+    print_header(console, header)
     for qtable in questions:
         _print(console, *questions_renderable(qtable, console, wide=wide), wide)
     for table in tables:
