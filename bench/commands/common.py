@@ -34,7 +34,72 @@ def parse_seeds(text: str | None) -> list[int] | None:
     return seeds
 
 
-def selection_options(reference: bool = True, mixed_code: bool = True) -> argparse.ArgumentParser:
+SHOTS_HELP = "K:Q[,K:Q...], e.g. 3:2 or 1:5,5:5"
+
+
+def parse_shots(text: str | None) -> tuple[tuple[int, int], ...] | None:
+    """``--shots 3:2,5:2`` as ((3, 2), (5, 2)) (None when not given); anything else, or K or Q < 1, is
+    refused in one line."""
+    if text is None:
+        return None
+    from bench.core.errors import BenchError
+
+    shots = []
+    for part in text.split(","):
+        K, sep, Q = part.strip().partition(":")
+        try:
+            shot = (int(K), int(Q))
+        except ValueError:
+            shot = None
+        if not sep or shot is None:
+            raise BenchError(f"--shots {text!r}: {part.strip()!r} is not K:Q", f"write {SHOTS_HELP}")
+        if min(shot) < 1:
+            raise BenchError(f"--shots {text!r}: K={shot[0]}, Q={shot[1]}: both must be at least 1", f"write {SHOTS_HELP}")
+        shots.append(shot)
+    return tuple(dict.fromkeys(shots))  # a pair given twice is one pair of runs
+
+
+def with_shots(grid, shots: tuple[tuple[int, int], ...] | None, sets: dict | None = None):
+    """``grid`` with its shots replaced by ``--shots`` (for every dataset of the run); refused beside
+    --set K/Q, which replaces them too."""
+    if shots is None:
+        return grid
+    if sets and ({"K", "Q"} & set(sets)):
+        from bench.core.errors import BenchError
+
+        raise BenchError("--shots and --set K/Q both replace the grid's shots", "keep one: --shots K:Q")
+    return dataclasses.replace(grid, shots=shots)
+
+
+def check_shots(datasets: dict, runs, splits=("test", "val", "train")) -> None:
+    """Refuse, one line per (dataset, split, K, Q), shots at which a dataset has no episode of a split: no
+    learner of the split has the pairs such an episode needs (K + Q; on val and test the population K +
+    Q, ``bench.plan.grid.population_ks``). Only the first split short of a (K, Q) is named."""
+    from bench.core.errors import BenchErrors
+
+    problems = []
+    for name, dataset in datasets.items():
+        asked = sorted({(r.K, r.Q, r.population_K or r.K) for r in runs if r.dataset == name}, key=lambda s: (s[1], s[0]))
+        most = {}
+        for split in splits if asked else ():
+            pairs = dataset.pairs(split)
+            most[split] = int(pairs.groupby("user_id").size().max()) if len(pairs) else 0
+        for K, Q, population_K in asked:
+            for split in splits:
+                length = K + Q if split == "train" else population_K + Q
+                if length <= most[split]:
+                    continue
+                needs = f"K+Q={length}" if length == K + Q else f"{length} (the largest K at Q={Q} is {population_K})"
+                problems.append(
+                    f"dataset {name} can give no {split} episode at K={K}, Q={Q}: an episode needs {needs} pairs, a {split} learner "
+                    f"has at most {most[split]} (ask smaller shots: --shots K:Q with K+Q <= {most[split]})"
+                )
+                break
+    if problems:
+        raise BenchErrors(problems)
+
+
+def selection_options(reference: bool = True, mixed_code: bool = True, shots: bool = True) -> argparse.ArgumentParser:
     """The options that choose what a report shows, as a parent parser."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default {DEFAULT_RESULTS}/)")
@@ -42,6 +107,13 @@ def selection_options(reference: bool = True, mixed_code: bool = True) -> argpar
     common.add_argument(
         "--grid", default=None, help="only the runs this grid declares, with its declared questions (preset name or .toml path; default: every run)"
     )
+    if shots:
+        common.add_argument(
+            "--shots",
+            default=None,
+            metavar="K:Q,...",
+            help=f"only runs at these shots ({SHOTS_HELP}); with --grid, the grid's runs at these shots instead of its own (as `run --shots`)",
+        )
     if reference:
         common.add_argument(
             "--reference",
@@ -94,7 +166,8 @@ def strict_status(results: Results, strict: bool) -> int:
 
 
 def results_from_args(args: argparse.Namespace) -> Results:
-    results = select_results(args.results, args.grid, any_code=getattr(args, "allow_mixed_code", False))
+    shots = parse_shots(getattr(args, "shots", None))
+    results = select_results(args.results, args.grid, any_code=getattr(args, "allow_mixed_code", False), shots=shots)
     if args.dataset:  # the tables show one dataset: so does the note of the runs they lack
         results = dataclasses.replace(results, problems=tuple(p for p in results.problems if p.dataset in (None, args.dataset)))
     return results

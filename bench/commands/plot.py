@@ -53,7 +53,7 @@ def export_figures(args: argparse.Namespace, tables) -> Path:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "plot",
-        parents=[selection_options(reference=False, mixed_code=False)],
+        parents=[selection_options(reference=False, mixed_code=False, shots=False)],
         help="draw the paper's figures (PDF + PNG + caption) from the result store",
     )
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the figures (default {DEFAULT_OUT}/)")

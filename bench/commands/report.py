@@ -8,9 +8,19 @@ import sys
 from pathlib import Path
 
 from bench.analysis.select import dataset_header
-from bench.commands.common import note_problems, questions_from_args, results_from_args, selection_options, strict_status, tables_from_args
+from bench.commands.common import (
+    note_problems,
+    parse_shots,
+    questions_from_args,
+    results_from_args,
+    selection_options,
+    strict_status,
+    tables_from_args,
+    with_shots,
+)
 from bench.commands.plot import export_figures
 from bench.core.atomic import atomic_write_text
+from bench.core.errors import BenchError
 from bench.output import csv, latex, markdown
 from bench.output.figures import Skipped, close, draw_all
 from bench.output.figures.inputs import PlotInputs, read_manifests
@@ -64,7 +74,7 @@ def _report_command(args: argparse.Namespace) -> int:
         from bench.plan.grid import load_grid
         from bench.run.studies import grid_study_summaries
 
-        grid = load_grid(args.grid)
+        grid = with_shots(load_grid(args.grid), parse_shots(args.shots))  # the tuning changes at the shots shown
         summaries = grid_study_summaries(grid.name, args.results)
         if summaries:
             print()
@@ -105,6 +115,8 @@ def tuning_changes_text(args: argparse.Namespace, grid, results, questions) -> s
 
 
 def _export_command(args: argparse.Namespace) -> int:
+    if args.figures and args.shots:  # the figures select through bench.output.figures.inputs, which takes no shots
+        raise BenchError("export --figures does not take --shots", "drop --figures, or plot every shot's runs with `python -m bench plot`")
     columns = latex.parse_columns(args.columns) if args.columns else None
     results = results_from_args(args)
     tables = tables_from_args(args, results)

@@ -13,7 +13,7 @@ from rich.text import Text
 from bench.analysis.leaderboard import leaderboard
 from bench.analysis.questions import answer_questions, with_answers_by_dataset
 from bench.analysis.select import dataset_header
-from bench.commands.common import open_grid_datasets, parse_seeds
+from bench.commands.common import SHOTS_HELP, check_shots, open_grid_datasets, parse_seeds, parse_shots, with_shots
 from bench.core.errors import BenchError
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.output.terminal import print_report
@@ -28,7 +28,8 @@ from bench.store.results import ERROR_FILE, Store, load_results
 def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="run a grid of (dataset, method, init, seed, K/Q) runs; resumable")
     parser.add_argument("--grid", default="default", help=f"preset ({', '.join(available_grids())}) or a .toml path")
-    parser.add_argument("--dataset", action="append", help="dataset name (repeatable); replaces the grid's datasets")
+    parser.add_argument("--dataset", action="append", help="dataset name (repeatable); replaces the grid's datasets (keeping the grid's shots)")
+    parser.add_argument("--shots", metavar="K:Q,...", help=f"replaces the grid's shots for every dataset of the run ({SHOTS_HELP})")
     parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2; replaces the grid's seeds")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (torch threads split between them)")
     parser.add_argument("--results", default=DEFAULT_RESULTS, help=f"result store folder (default: {DEFAULT_RESULTS}/)")
@@ -54,8 +55,8 @@ def _open_datasets(names: list[str], data_dir: str, console: Console) -> dict:
 
 def run_command(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
-    grid = load_grid(args.grid)
     overrides = parse_sets(args.sets)
+    grid = with_shots(load_grid(args.grid), parse_shots(args.shots), overrides)
     if args.engine:
         overrides["engine"] = args.engine
     seeds = parse_seeds(args.seeds)
@@ -75,6 +76,7 @@ def run_command(args: argparse.Namespace) -> int:
         if clash:
             raise BenchError(f"--set {', '.join(clash)} with --tuned: tuning chose them", "drop --tuned or those --set values")
         runs = tuned_runs(runs, tuned)
+    check_shots(datasets, runs)  # a dataset without a test, val or train episode at some K, Q: refused in one line each
     for name, ds in datasets.items():  # refuse impossible K/Q before any run starts
         shots = sorted({(r.K, r.Q, r.population_K) for r in runs if r.dataset == name}, key=lambda s: (s[1], s[0]))
         for K, Q, population_K in shots:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.commands.common import open_grid_datasets
+from bench.commands.common import SHOTS_HELP, check_shots, open_grid_datasets, parse_shots, with_shots
 from bench.core.errors import BenchError
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.output.tuning import tuning_markdown
@@ -27,6 +27,7 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("--grid", default="default", help=f"preset ({', '.join(available_grids())}) or a .toml path")
+    parser.add_argument("--shots", metavar="K:Q,...", help=f"replaces the grid's shots for every dataset ({SHOTS_HELP}); as `run --shots`")
     parser.add_argument(
         "--trials",
         type=int,
@@ -62,11 +63,12 @@ def tune_command(args: argparse.Namespace) -> int:
         raise BenchError(f"--trials {args.trials} must be at least 1", "write e.g. --trials 8")
     if args.jobs < 1:
         raise BenchError(f"--jobs {args.jobs} must be at least 1", "write e.g. --jobs 2")
-    grid = load_grid(args.grid)
+    grid = with_shots(load_grid(args.grid), parse_shots(args.shots))
     seeds = [grid.seeds[0]]  # trials run at the grid's first seed
     expand(grid, dict.fromkeys(grid.datasets, ""), seeds)  # every value checked before a dataset is opened
     datasets = open_datasets(grid.datasets, args.data_dir)
     runs = expand(grid, {name: ds.content_hash for name, ds in datasets.items()}, seeds)
+    check_shots(datasets, runs, splits=(SPLIT, "train"))  # trials train on train, are scored on val: never test
     for run in runs:  # trials are scored on val: refuse an impossible K/Q there (test is never opened)
         datasets[run.dataset].episodes(SPLIT, run.K, run.Q, run.population_K)
     from bench.methods.registry import check_run

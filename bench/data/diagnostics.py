@@ -366,7 +366,17 @@ def _num(value, fmt: str = "g") -> str:
     return "-" if value is None else format(value, fmt)
 
 
-REBUILD = "rebuild the dataset (`python -m bench data synth --name NAME --force`, or its import again):"
+def _rebuild(manifest: dict) -> str:
+    """How to record what a dataset built by older code lacks (its files, so its content hash, stay the same)."""
+    if (manifest.get("source") or {}).get("kind") == "synth":
+        return f"rebuild: python -m bench data synth --name {manifest.get('name', 'NAME')} --force (same content hash)"
+    return "rebuild: import it again with --force"
+
+
+def _shots(manifest: dict) -> str:
+    """The dataset's own shots (" at K=5, Q=10"), at which the diagnostics' test episodes are drawn."""
+    counts = manifest.get("counts") or {}
+    return f" at K={counts['K']}, Q={counts['Q']}" if "K" in counts and "Q" in counts else ""
 
 
 def summary_items(manifest: dict) -> list[tuple[str, ...]]:
@@ -400,7 +410,7 @@ def summary_items(manifest: dict) -> list[tuple[str, ...]]:
         share = scored["label_in_prefix"]
         lines += [
             (
-                f"scored test queries: repeat (label already in the prefix) {_pct(share)},",
+                f"scored test queries{_shots(manifest)}: repeat (label already in the prefix) {_pct(share)},",
                 f"explore (a course new to the prefix) {_pct(None if share is None else 1 - share)};",
                 f"the course before last {_pct(scored['label_is_before_last'])}",
             ),
@@ -422,7 +432,7 @@ def summary_items(manifest: dict) -> list[tuple[str, ...]]:
                 )
             )
         else:  # built before the slices were recorded
-            lines.append(("Acc@1 on repeat | explore queries: not recorded;", REBUILD, "its content hash stays the same"))
+            lines.append(("Acc@1 on repeat | explore queries: not recorded (built before they were);", _rebuild(manifest)))
     lines += [
         (
             f"Markov-1 Acc@1 {_pct(ms['acc_without'])};",
