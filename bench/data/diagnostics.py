@@ -27,8 +27,11 @@ descriptive figures, never targets. Definitions (all shares are fractions):
   prefix's distinct items except its last, most recent first, then every other course by
   train-label popularity, ties to the lower id): what repeating recent courses alone scores.
 - scored_query_slices {repeat, explore}: the scored test queries split by whether the label is in the
-  query's prefix (repeat) or not (explore); each: queries, share, and popularity_acc@1, markov1_acc@1,
-  recency_rule_acc@1 on that slice (on explore queries the recency rule is its popularity fallback).
+  query's prefix (repeat) or not (explore); each: queries, share (of the scored queries), episodes (with
+  a query in the slice), and popularity_acc@1, markov1_acc@1, recency_rule_acc@1 on that slice (on
+  explore queries the recency rule is its popularity fallback), each as a leaderboard slice is averaged:
+  per episode the mean over its queries in the slice, then the mean over the episodes with any. The
+  overall figures pool every query (the same as the episode mean there: every episode has Q queries).
 - support_signal {own, shuffled, ratio}: share of test query labels that are among the episode's
   support items (prefixes and labels) but not in the query's prefix; shuffled: the same with
   another test episode's support (seeded pairing, no episode keeps its own); ratio = own / shuffled.
@@ -316,7 +319,7 @@ def compute(
             "label_is_before_last": _r((test.labels == test.before_last).mean()) if len(in_prefix) else None,
         },
         "recency_rule_acc@1": _r(_mean(recency_hits)),
-        "scored_query_slices": _slices(test.in_prefix, popularity_hits, markov_hits, recency_hits),
+        "scored_query_slices": _slices(test.episode, test.in_prefix, popularity_hits, markov_hits, recency_hits),
         "support_signal": {
             "own": _r(own_share),
             "shuffled": _r(shuffled_share),
@@ -334,16 +337,29 @@ def compute(
 SLICES = ("repeat", "explore")  # the label already in the query's prefix, or a course new to it
 
 
-def _slices(in_prefix: np.ndarray, popularity: np.ndarray, markov: np.ndarray, recency: np.ndarray) -> dict:
-    """The model-free rules' Acc@1 on the repeat and on the explore queries (None on an empty slice)."""
+def _episode_mean(hits: np.ndarray, episode: np.ndarray) -> float | None:
+    """Acc@1 as the leaderboard means it: per episode the mean over its queries given, then the mean over
+    the episodes that have any (an episode with no query here is left out); None without a query."""
+    if len(hits) == 0:
+        return None
+    counts = np.bincount(episode)
+    sums = np.bincount(episode, weights=hits.astype(np.float64))
+    kept = counts > 0
+    return float((sums[kept] / counts[kept]).mean())
+
+
+def _slices(episode: np.ndarray, in_prefix: np.ndarray, popularity: np.ndarray, markov: np.ndarray, recency: np.ndarray) -> dict:
+    """The model-free rules' Acc@1 on the repeat and on the explore queries, each a mean over the episodes
+    with a query in the slice of their means over those queries (None on an empty slice)."""
     out = {}
     for name, mask in zip(SLICES, (in_prefix, ~in_prefix)):
         out[name] = {
             "queries": int(mask.sum()),
             "share": _r(mask.mean()) if len(mask) else None,
-            "popularity_acc@1": _r(_mean(popularity[mask])),
-            "markov1_acc@1": _r(_mean(markov[mask])),
-            "recency_rule_acc@1": _r(_mean(recency[mask])),
+            "episodes": int(len(np.unique(episode[mask]))),
+            "popularity_acc@1": _r(_episode_mean(popularity[mask], episode[mask])),
+            "markov1_acc@1": _r(_episode_mean(markov[mask], episode[mask])),
+            "recency_rule_acc@1": _r(_episode_mean(recency[mask], episode[mask])),
         }
     return out
 
