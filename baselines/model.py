@@ -135,26 +135,30 @@ def repeat_mixture(
     - repeat: position t (age bucket a_t, ``repeat_ages``) scores s_t = recency[a_t] + beta z[x_t];
       P_r(i) = sum over the positions holding i of softmax_t(s) (padding positions masked).
     A prefix item scores log p + log P_r(i), any other real item log(1 - p) + log P_e(i), the padding
-    column -inf; every branch is computed on safe values and chosen by torch.where, so the gradient
-    never meets -inf or a log of 0 (e.g. when every position holds one item). Normalised: the scores'
+    column -inf; every branch is computed on safe (finite) values and chosen by a 0/1 mask, so the
+    gradient never meets -inf or a log of 0 (e.g. when every position holds one item). Normalised: the scores'
     exp sums to 1 over the real items (while some real item is outside the prefix).
     """
     gate = (features * gate_weight).sum(-1) + gate_bias  # [..., B]
     log_repeat, log_explore = F.logsigmoid(gate).unsqueeze(-1), F.logsigmoid(-gate).unsqueeze(-1)
-    in_prefix = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, prefixes, True)
-    in_prefix[..., 0] = False  # padding positions scatter into column 0: never a prefix item
-    real = torch.ones_like(in_prefix)
-    real[..., 0] = False
-    explore_items = real & ~in_prefix
-    log_p_explore = torch.log_softmax(torch.where(explore_items, logits, MASKED), dim=-1)
+    # Masks as 0/1 floats and the branches chosen by products (on CPU a bool-masked where costs ~10 adds).
+    in_prefix = torch.zeros_like(logits).scatter_(-1, prefixes, 1.0)
+    in_prefix[..., 0] = 0.0  # padding positions scatter into column 0: never a prefix item
+    outside = 1.0 - in_prefix
+    not_explored = in_prefix.clone()
+    not_explored[..., 0] = 1.0  # the explore softmax leaves out the prefix items and padding
+    log_p_explore = torch.log_softmax(logits + not_explored * MASKED, dim=-1)
     ages, inside = repeat_ages(lengths, prefixes.shape[-1], recency.shape[-1])
     recency_scores = torch.gather(recency.unsqueeze(-2).expand(*ages.shape[:-1], recency.shape[-1]), -1, ages)
     position_scores = recency_scores + logit_scale.unsqueeze(-1) * torch.gather(logits, -1, prefixes)
     attention = torch.softmax(torch.where(inside, position_scores, MASKED), dim=-1)
     p_repeat = torch.zeros_like(logits).scatter_add(-1, prefixes, attention)
-    log_p_repeat = torch.where(in_prefix, p_repeat, 1.0).clamp_min(torch.finfo(logits.dtype).tiny).log()
-    scores = torch.where(in_prefix, log_repeat + log_p_repeat, log_explore + log_p_explore)
-    return torch.where(real, scores, float("-inf"))
+    # log P_r on prefix items; log 1 = 0 elsewhere (clamped: an attention sum that underflows is never log 0)
+    log_p_repeat = (p_repeat * in_prefix + outside).clamp_min(torch.finfo(logits.dtype).tiny).log()
+    # each item's own branch exactly (the other branch times 0: no cancellation against MASKED)
+    scores = in_prefix * (log_repeat + log_p_repeat) + outside * (log_explore + log_p_explore)
+    scores[..., 0] = float("-inf")  # padding, as mask_padding
+    return scores
 
 
 def mask_padding(scores: torch.Tensor) -> torch.Tensor:

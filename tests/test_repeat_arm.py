@@ -116,3 +116,13 @@ def test_end_to_end_trained_once_for_the_method_and_every_arm(tiny_dataset, tmp_
     [folder] = (tmp_path / "cache" / "gru4rec").iterdir()
     state = torch.load(folder / "model.pt", weights_only=True)
     assert {"repeat.gate.weight", "repeat.recency", "repeat.logit_scale", "repeat.gate.bias"} <= set(state)
+
+
+def test_the_notebook_engine_refuses_a_repeat_model_it_would_run_without_its_head():
+    """A repeat-aware checkpoint reaches the notebook engine past the registry's check: refused at the loop."""
+    from meta.engines import get_engine
+    from tests.helpers import make_maml, make_tasks
+
+    maml = make_maml(0, False, repeat=True)
+    with pytest.raises(BenchError, match="repeat head"):
+        get_engine("notebook").query_scores(maml, make_tasks(1, K=2, Q=2, n_items=60, seed=0), 1)
