@@ -14,6 +14,7 @@ updated in place, and the output product runs task by task (``RatedOutputSteps``
 added into D_t, R * D_t formed in cache and used at once, and the rates' gradient (query side only:
 inner steps are first-order, so the support side's product never reaches R) summed task by task, with
 no [n, V, H] temporary. The other tensors' steps are in place after the first (as ``update_in_place``).
+A repeat-aware model's head tensors (REPEAT_TENSORS) have their own per-entry rates, as every parameter.
 Equal to per-task learn2learn within float tolerance (tests/test_arms.py).
 """
 
