@@ -49,8 +49,9 @@ def fused_features(model: GRURecommender, prefixes: torch.Tensor, lengths: torch
 
 
 def fused_logits(model: GRURecommender, prefixes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """``model(prefixes, lengths)`` on the kernel: logits [B, n_items + 1]."""
-    return model.output(fused_features(model, prefixes, lengths))
+    """``model(prefixes, lengths)`` on the kernel: logits [B, n_items + 1] (a repeat-aware model's
+    head applied after the features, as ``GRURecommender.scores``)."""
+    return model.scores(fused_features(model, prefixes, lengths), prefixes, lengths)
 
 
 def training_forward(model: nn.Module) -> Forward:

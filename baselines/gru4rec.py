@@ -13,6 +13,10 @@ Defaults are the seed's baseline.
 ``train_users`` (param of the gru4rec methods, set by the ``gru4rec-episode-users`` init): "all"
 trains on every train pair; "episode-users" only on the train pairs of the users meta-training sees
 at the run's K, Q (those with at least K+Q train pairs), its own cache entry (``train_selection``).
+
+``repeat`` (param of the gru4rec-repeat method, set by the ``gru4rec-repeat`` init): the repeat-aware
+GRURecommender (baselines/model.py RepeatHead), trained the same way on the same pairs. Part of the
+trained model's params (and so of the cache key) only when true, so every other key is unchanged.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ GRU4REC_DEFAULTS: dict = {
 # Which train users' pairs GRU4Rec trains on (param ``train_users`` of the gru4rec methods).
 TRAIN_USERS = ("all", "episode-users")
 TRAIN_USERS_DEFAULTS: dict = {"train_users": "all"}
+# The repeat-aware GRU4Rec's own default (method gru4rec-repeat); absent or false: the plain model.
+REPEAT_DEFAULTS: dict = {"repeat": True}
 
 Progress = Callable[[str, int, int], None]
 
@@ -83,8 +89,12 @@ def seeded_rng(seed: int, device="cpu") -> Iterator[None]:
 
 
 def gru4rec_params(params: dict) -> dict:
-    """The GRU4Rec training config out of a method's params (defaults filled in, other keys dropped)."""
-    return {key: params.get(key, default) for key, default in GRU4REC_DEFAULTS.items()}
+    """The GRU4Rec training config out of a method's params (defaults filled in, other keys dropped;
+    ``repeat`` kept only when true, so a plain GRU4Rec's config, and cache key, is what it always was)."""
+    config = {key: params.get(key, default) for key, default in GRU4REC_DEFAULTS.items()}
+    if params.get("repeat"):
+        config["repeat"] = True
+    return config
 
 
 def train_selection(params: dict, K: int, Q: int) -> dict | None:
@@ -110,7 +120,7 @@ def select_train_pairs(pairs: pd.DataFrame, selection: dict | None) -> pd.DataFr
 
 def model_config(n_items: int, params: dict) -> ModelConfig:
     p = gru4rec_params(params)
-    return ModelConfig(n_items, int(p["embed_dim"]), int(p["hidden_dim"]), int(p["n_layers"]), float(p["dropout"]))
+    return ModelConfig(n_items, int(p["embed_dim"]), int(p["hidden_dim"]), int(p["n_layers"]), float(p["dropout"]), bool(p.get("repeat", False)))
 
 
 def length_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:

@@ -49,14 +49,29 @@ class ANILLearner:
         return self._features
 
     def __call__(self, prefixes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(prefixes, lengths))
+        if getattr(self.module, "repeat", None) is None:
+            return self.head(self.features(prefixes, lengths))
+        return self.head(self.features(prefixes, lengths), prefixes, lengths)  # RepeatOutput reads the prefixes
 
     def adapt(self, loss: torch.Tensor) -> None:
         self.head.adapt(loss)
 
 
+class RepeatOutput(nn.Module):
+    """A repeat-aware model's head as one module: its output layer and RepeatHead (baselines/model.py),
+    the same tensors as the model's, so ANIL adapts both (forward as ``GRURecommender.scores``)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.output, self.repeat = model.output, model.repeat
+
+    def forward(self, features: torch.Tensor, prefixes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.repeat(self.output(features), features, prefixes, lengths)
+
+
 class ANIL(nn.Module):
-    """ANIL: learn2learn's ``MAML`` (first-order) around ``model.output``; the rest is the body.
+    """ANIL: learn2learn's ``MAML`` (first-order) around ``model.output`` (with a repeat-aware model's
+    RepeatHead: around both, ``RepeatOutput``); the rest is the body.
 
     ``parameters()`` are the whole model's (the body and the head are both meta-trained; the head's
     tensors are registered twice, under ``module`` and ``head``, and counted once).
@@ -65,7 +80,8 @@ class ANIL(nn.Module):
     def __init__(self, model: nn.Module, lr: float, first_order: bool = True):
         super().__init__()
         self.module = model
-        self.head = l2l.algorithms.MAML(model.output, lr=lr, first_order=first_order)
+        head = model.output if getattr(model, "repeat", None) is None else RepeatOutput(model)
+        self.head = l2l.algorithms.MAML(head, lr=lr, first_order=first_order)
         self.lr = lr
 
     @property

@@ -10,6 +10,12 @@ steps' G so far, the adapted head scores features X as
 so no per-task [V, H] weight is ever built: C [n, K, V] and the small [n, ., K] products suffice.
 First-order: S and C are constants; the query loss's gradient reaches W0, b0 and, through the
 query features, the body, exactly as learn2learn's first-order MAML around the head does.
+
+A repeat-aware model's head (baselines/model.py RepeatHead) is part of what ANIL adapts, with the
+output layer: its loss is no longer a plain cross-entropy of the logits, so each step's logit
+gradients G (still all the output layer's step needs: W <- W - lr G^T S) and the head tensors'
+gradients come from autograd on the mixture (``adapt_repeat_heads``); the head tensors' steps are
+kept per task as sums of -lr g ([n, ...], small), added to the meta tensors at the query.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from baselines.model import deterministic
+from baselines.model import deterministic, repeat_mixture
+from meta.batched.params import REPEAT_TENSORS
 
 # Tasks adapted together at evaluation (bounds memory: C is tasks x K x V).
 EVAL_CHUNK = 64
@@ -64,6 +71,51 @@ def adapt_heads(anil, support: torch.Tensor, labels: torch.Tensor, inner_steps: 
     return steps_sum
 
 
+def _prefixes(tasks: Sequence, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One side's prefixes [n, B, T] and lengths [n, B] (the rows of ``_features``), for the repeat head."""
+    prefixes, lengths = _cat_prefixes(tasks, side)
+    return prefixes.view(len(tasks), -1, prefixes.shape[-1]), lengths.view(len(tasks), -1)
+
+
+def repeat_tensors(anil) -> list[torch.Tensor]:
+    """The meta repeat-head tensors of ``anil``'s model, in ``REPEAT_TENSORS`` order (empty: no head)."""
+    if getattr(anil.module, "repeat", None) is None:
+        return []
+    named = dict(anil.module.named_parameters())
+    return [named[name] for name in REPEAT_TENSORS.values()]
+
+
+def _task_losses(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum over tasks of each task's mean cross-entropy (each task's slice gets its own gradient)."""
+    n, rows, vocab = scores.shape
+    return F.cross_entropy(scores.reshape(n * rows, vocab), labels.reshape(-1), reduction="none").view(n, rows).mean(1).sum()
+
+
+def adapt_repeat_heads(anil, support: torch.Tensor, labels: torch.Tensor, side: tuple, inner_steps: int) -> tuple:
+    """(C [n, K, V] or None, the repeat tensors' steps per task [n, ...] each): a repeat-aware head's
+    ``inner_steps`` first-order steps on the support sets (``side``: their prefixes and lengths)."""
+    head = anil.module.output
+    weight, bias = head.weight.detach(), head.bias.detach()
+    meta = [tensor.detach() for tensor in repeat_tensors(anil)]
+    n = support.shape[0]
+    steps = [tensor.new_zeros(n, *tensor.shape) for tensor in meta]
+    steps_sum = None
+    for _ in range(inner_steps):
+        with torch.enable_grad():
+            logits = _head_logits(support, weight, bias, support, steps_sum, anil.lr).requires_grad_()
+            tensors = [(tensor + step).requires_grad_() for tensor, step in zip(meta, steps)]
+            loss = _task_losses(repeat_mixture(logits, support, *side, *tensors), labels)
+            logit_grads, *grads = torch.autograd.grad(loss, [logits, *tensors])
+        steps_sum = logit_grads if steps_sum is None else steps_sum + logit_grads
+        steps = [step - anil.lr * grad for step, grad in zip(steps, grads)]
+    return steps_sum, steps
+
+
+def _repeat_scores(anil, logits: torch.Tensor, features: torch.Tensor, side: tuple, steps: list) -> torch.Tensor:
+    """The adapted repeat heads' scores over ``logits`` [n, B, V]: meta tensors plus each task's steps."""
+    return repeat_mixture(logits, features, *side, *(tensor + step for tensor, step in zip(repeat_tensors(anil), steps)))
+
+
 def dense_heads(anil, support: torch.Tensor, steps_sum) -> tuple[torch.Tensor, torch.Tensor]:
     """The adapted heads as dense tensors (weight [n, V, H], bias [n, V]), for tests and inspection."""
     head = anil.module.output
@@ -81,9 +133,15 @@ class BatchedANIL:
         with torch.no_grad():  # first-order: the support features only shape the (constant) steps
             support = _features(model, tasks, "support")
         labels = torch.stack([task.support_labels for task in tasks])
-        steps_sum = adapt_heads(anil, support, labels, inner_steps)
+        repeat = bool(repeat_tensors(anil))
+        if repeat:
+            steps_sum, steps = adapt_repeat_heads(anil, support, labels, _prefixes(tasks, "support"), inner_steps)
+        else:
+            steps_sum = adapt_heads(anil, support, labels, inner_steps)
         query = _features(model, tasks, "query")
         logits = _head_logits(query, model.output.weight, model.output.bias, support, steps_sum, anil.lr)
+        if repeat:
+            logits = _repeat_scores(anil, logits, query, _prefixes(tasks, "query"), steps)
         query_labels = torch.stack([task.query_labels for task in tasks])
         # Mean over tasks of each task's mean cross-entropy (equal sizes: the mean over all queries).
         query_loss = F.cross_entropy(logits.flatten(0, 1), query_labels.flatten())
@@ -97,6 +155,14 @@ class BatchedANIL:
             for start in range(0, len(tasks), EVAL_CHUNK):
                 part = tasks[start : start + EVAL_CHUNK]
                 support = _features(model, part, "support")
-                steps_sum = adapt_heads(anil, support, torch.stack([task.support_labels for task in part]), inner_steps)
-                chunks.append(_head_logits(_features(model, part, "query"), model.output.weight, model.output.bias, support, steps_sum, anil.lr))
+                labels = torch.stack([task.support_labels for task in part])
+                if repeat_tensors(anil):
+                    steps_sum, steps = adapt_repeat_heads(anil, support, labels, _prefixes(part, "support"), inner_steps)
+                else:
+                    steps_sum = adapt_heads(anil, support, labels, inner_steps)
+                query = _features(model, part, "query")
+                scores = _head_logits(query, model.output.weight, model.output.bias, support, steps_sum, anil.lr)
+                if repeat_tensors(anil):
+                    scores = _repeat_scores(anil, scores, query, _prefixes(part, "query"), steps)
+                chunks.append(scores)
         return torch.cat(chunks)

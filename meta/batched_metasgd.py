@@ -14,6 +14,7 @@ updated in place, and the output product runs task by task (``RatedOutputSteps``
 added into D_t, R * D_t formed in cache and used at once, and the rates' gradient (query side only:
 inner steps are first-order, so the support side's product never reaches R) summed task by task, with
 no [n, V, H] temporary. The other tensors' steps are in place after the first (as ``update_in_place``).
+A repeat-aware model's head tensors (REPEAT_TENSORS) have their own per-entry rates, as every parameter.
 Equal to per-task learn2learn within float tolerance (tests/test_arms.py).
 """
 
@@ -25,6 +26,7 @@ import torch
 
 from baselines.fused import shared_over_tasks
 from meta.batched import EVAL_CHUNK, BatchedMAML, StackedBatch, StackedParams, stack_tasks, task_loss, unstack_scores
+from meta.batched.params import REPEAT_TENSORS
 
 
 def apply_pending(steps: torch.Tensor, pending: tuple[torch.Tensor, torch.Tensor] | None, task: int) -> None:
@@ -120,8 +122,8 @@ def stacked_with_rates(metasgd, batch: StackedBatch, n: int, detach: bool) -> Ra
 
     rates = {"embedding_rows": source(by_name["embedding.weight"])[batch.row_items]}
     for name in stacked._parameters:
-        if name.startswith(("weight_", "bias_")):
-            rate = source(by_name[f"gru.{name}"])
+        if name.startswith(("weight_", "bias_")) or name in REPEAT_TENSORS:  # the GRU's and a repeat head's (each its own rates)
+            rate = source(by_name[REPEAT_TENSORS.get(name, f"gru.{name}")])
             rates[name] = rate.expand(n, *rate.shape)
     rates["output_bias"] = source(by_name["output.bias"]).expand(n, *by_name["output.bias"].shape)
     return RatedStackedParams(stacked, rates, source(by_name["output.weight"]))
@@ -132,7 +134,7 @@ def adapt_with_rates(stacked: RatedStackedParams, batch: StackedBatch, inner_ste
     (a frozen tensor, requires_grad False, gets no gradient and keeps its value)."""
     for _ in range(inner_steps):
         logits, features = stacked(batch, "support", dropout, training)
-        loss = task_loss(logits, batch.support_labels)
+        loss = task_loss(stacked.scores(batch, "support", logits, features), batch.support_labels)
         names = [name for name, p in stacked._parameters.items() if p.requires_grad]
         output_trained = stacked.output_weight.requires_grad
         grads = torch.autograd.grad(loss, [stacked._parameters[name] for name in names] + ([logits] if output_trained else []))
@@ -153,8 +155,8 @@ class BatchedMetaSGD:
         batch = stack_tasks(tasks, model.embedding.num_embeddings)
         dropout = float(model.dropout.p) if model.training else 0.0
         stacked = adapt_with_rates(stacked_with_rates(metasgd, batch, len(tasks), detach=False), batch, inner_steps, dropout, model.training)
-        logits = stacked(batch, "query", dropout, model.training)[0]
-        query_loss = task_loss(logits, batch.query_labels) / len(tasks)
+        logits, features = stacked(batch, "query", dropout, model.training)
+        query_loss = task_loss(stacked.scores(batch, "query", logits, features), batch.query_labels) / len(tasks)
         query_loss.backward()
         return float(query_loss.detach())
 
@@ -167,5 +169,6 @@ class BatchedMetaSGD:
             with torch.enable_grad():
                 stacked = adapt_with_rates(stacked_with_rates(metasgd, batch, len(part), detach=True), batch, inner_steps, 0.0, False)
             with torch.no_grad():
-                chunks.append(unstack_scores(batch, stacked(batch, "query", 0.0, False)[0].detach()))
+                logits, features = stacked(batch, "query", 0.0, False)
+                chunks.append(unstack_scores(batch, stacked.scores(batch, "query", logits, features).detach()))
         return torch.cat(chunks)

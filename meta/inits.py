@@ -17,6 +17,9 @@ also set how that GRU4Rec is trained (``InitSpec.pretraining``, e.g. ``gru4rec-e
 ``train_users = "episode-users"``, GRU4Rec trained only on the train pairs of the users meta-training
 sees). ``pretraining_params`` applies both, for the build, the cache key and seed pairing alike
 (bench/methods/prerequisites.py), so the init is the gru4rec method's own code path.
+``gru4rec-repeat`` sets ``repeat = true``: the repeat-aware GRU4Rec (baselines/model.py RepeatHead),
+the very weights the gru4rec-repeat method is (one training per dataset, config and seed), tuned
+with that method's cell (``InitSpec.warm_source``).
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ class InitSpec:
     params: dict = field(default_factory=dict)  # the init's own params and their defaults
     resolve: Callable[[dict], dict] | None = None  # params -> params with what the run identity needs
     check: Callable[[dict, object], None] | None = None  # (params, dataset): refuse before any run starts
-    pretraining: dict = field(default_factory=dict)  # GRU4Rec params its pre-trained weights are trained with (train_users)
+    pretraining: dict = field(default_factory=dict)  # GRU4Rec params its pre-trained weights are trained with (train_users, repeat)
+    warm_source: str = "gru4rec"  # a pre-trained init's: the method whose tuned best its GRU4Rec's training takes (bench/run/tune.py)
 
 
 def random_init(ctx) -> GRURecommender:
@@ -172,6 +176,15 @@ INITS: dict[str, InitSpec] = {
         params=PRETRAIN_PARAMS,
         pretraining={"train_users": "episode-users"},
     ),
+    "gru4rec-repeat": InitSpec(
+        "gru4rec-repeat",
+        pretrained_gru4rec,
+        False,
+        "the trained repeat-aware GRU4Rec (RepeatNet's repeat/explore head; the gru4rec-repeat method's weights)",
+        params=PRETRAIN_PARAMS,
+        pretraining={"repeat": True},
+        warm_source="gru4rec-repeat",
+    ),
     "checkpoint": InitSpec(
         "checkpoint",
         checkpoint_init,
@@ -213,7 +226,8 @@ def build_init(name: str, ctx) -> GRURecommender:
     pretrained = spec.pretraining or any(key in spec.params for key in PRETRAIN_KEYS)
     model = spec.build(dataclasses.replace(ctx, params=pretraining_params(name, ctx.params)) if pretrained else ctx)
     if pretrained:
-        own = GRURecommender(model_config(ctx.dataset.n_items, ctx.params))
+        # the run's own config (its dropout), the architecture the init's pre-training gave it (repeat)
+        own = GRURecommender(model_config(ctx.dataset.n_items, {**ctx.params, **spec.pretraining}))
         own.load_state_dict(model.state_dict())
         model = own.to(ctx.device)
     if spec.frozen_embedding:

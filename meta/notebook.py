@@ -61,6 +61,11 @@ def _check(model: nn.Module) -> None:
             "the notebook's functional GRU reads only layer 0 (gru.*_l0)",
             "use n_layers=1 with the notebook engine / maml-notebook",
         )
+    if getattr(model, "repeat", None) is not None:  # its forward has no repeat head: never ignore one silently
+        raise BenchError(
+            "the notebook's functional forward has no repeat head (a repeat-aware model, e.g. init gru4rec-repeat)",
+            "use maml with engine batched or per-task for a repeat-aware model",
+        )
 
 
 def _adapt(params: dict[str, torch.Tensor], task, lr: float, inner_steps: int, create_graph: bool) -> dict[str, torch.Tensor]:

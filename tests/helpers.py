@@ -145,15 +145,35 @@ def make_tasks(n: int, K: int, Q: int, n_items: int, seed: int, max_len: int = 5
     return tasks
 
 
-def make_maml(seed: int, frozen_embedding: bool, n_layers: int = 1, lr: float = 0.5, embed_dim: int = 8, hidden_dim: int = 12, dropout: float = 0.0):
+def make_maml(
+    seed: int,
+    frozen_embedding: bool,
+    n_layers: int = 1,
+    lr: float = 0.5,
+    embed_dim: int = 8,
+    hidden_dim: int = 12,
+    dropout: float = 0.0,
+    repeat: bool = False,
+):
     torch.manual_seed(seed)
-    model = GRURecommender(ModelConfig(N_ITEMS, embed_dim=embed_dim, hidden_dim=hidden_dim, n_layers=n_layers, dropout=dropout))
+    model = GRURecommender(ModelConfig(N_ITEMS, embed_dim=embed_dim, hidden_dim=hidden_dim, n_layers=n_layers, dropout=dropout, repeat=repeat))
     with torch.no_grad():  # larger weights than the default init, so the GRU's gates all matter
         for p in model.gru.parameters():
             p.mul_(3.0)
+    if repeat:
+        spread_repeat_head(model, seed)
     model.embedding.weight.requires_grad_(not frozen_embedding)
     model.train()
     return l2l.algorithms.MAML(model, lr=lr, first_order=True, allow_nograd=frozen_embedding)
+
+
+def spread_repeat_head(model, seed: int) -> None:
+    """A repeat head's tensors moved off their init (recency 0, beta 1), so every one of them matters."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.repeat.gate.weight.mul_(4.0)
+        model.repeat.recency.copy_(torch.randn(model.repeat.recency.shape, generator=generator))
+        model.repeat.logit_scale.fill_(1.7)
 
 
 def grads_of(maml) -> dict[str, torch.Tensor]:

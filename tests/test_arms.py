@@ -4,6 +4,7 @@ learns, a saved GRU4Rec reproduced exactly, the seed's layout shifted as the imp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -423,3 +424,64 @@ def test_a_checkpoint_that_does_not_fit_is_refused_before_any_run_starts(tiny_da
     assert not results.exists()  # nothing ran, nothing written
     assert main(argv + ["--set", f"init_checkpoint={path}", "--dry-run"]) == 0
     assert "anil[checkpoint]" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
+# A repeat-aware model (baselines/model.py RepeatHead) in ANIL and Meta-SGD, task-batched against per-task
+
+
+def test_anil_adapts_a_repeat_head_with_the_output_layer_and_batched_equals_per_task():
+    """ANIL's head is the output layer and the repeat head together (RepeatOutput): the inner loop
+    moves both, and the batched loop's query loss, outer gradients and scores equal per-task l2l."""
+    from meta.engines import BatchedEngine
+    from tests.helpers import spread_repeat_head
+
+    tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=51)
+
+    def make() -> ANIL:
+        anil = make_anil(52)
+        torch.manual_seed(53)
+        model = GRURecommender(dataclasses.replace(anil.module.config, repeat=True)).train()
+        model.load_state_dict({**model.state_dict(), **anil.module.state_dict()})
+        spread_repeat_head(model, 53)
+        return ANIL(model, lr=0.5)
+
+    reference, batched = make(), make()
+    moved = set()  # (recency and beta move only in a task with a support label in its prefix)
+    for task in tasks:
+        adapted = dict(adapt(reference, task, 2).head.module.named_parameters())
+        assert set(adapted) == {"output.weight", "output.bias", "repeat.gate.weight", "repeat.gate.bias", "repeat.recency", "repeat.logit_scale"}
+        moved |= {name for name in adapted if not torch.equal(adapted[name], reference.module.get_parameter(name))}
+    assert moved == set(adapted)
+    loss_reference = PerTaskEngine().meta_gradient(reference, tasks, 3)
+    loss_batched = BatchedEngine().meta_gradient(batched, tasks, 3)
+    assert abs(loss_reference - loss_batched) <= 1e-5
+    for (name, p), q in zip(reference.module.named_parameters(), batched.module.parameters()):
+        assert p.grad.abs().max() > 0, name
+        assert_close(q.grad, p.grad, f"outer gradient of {name}")
+    for steps in (0, 2):
+        ours, theirs = BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps)
+        assert_close(ours[..., 1:], theirs[..., 1:], f"query scores, {steps} steps")
+
+
+def test_batched_metasgd_with_a_repeat_head_equals_per_task():
+    """Meta-SGD: the repeat head's tensors have their own per-entry rates, which receive outer gradients."""
+    from meta.engines import BatchedEngine
+
+    tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=61)
+    reference, batched = (make_metasgd(62, repeat=True) for _ in range(2))
+    loss_reference = PerTaskEngine().meta_gradient(reference, tasks, 3)
+    loss_batched = BatchedEngine().meta_gradient(batched, tasks, 3)
+    assert abs(loss_reference - loss_batched) <= 1e-5
+    names = [name for name, _ in reference.module.named_parameters()]
+    assert {"repeat.gate.weight", "repeat.recency", "repeat.logit_scale", "repeat.gate.bias"} <= set(names)
+    pairs = [
+        *zip(names, reference.module.parameters(), batched.module.parameters()),
+        *zip([f"rate of {n}" for n in names], reference.lrs, batched.lrs),
+    ]
+    for name, p, q in pairs:
+        assert p.grad.abs().max() > 0, name
+        assert_close(q.grad, p.grad, f"outer gradient of {name}")
+    for steps in (0, 2):
+        ours, theirs = BatchedEngine().query_scores(batched, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps)
+        assert_close(ours[..., 1:], theirs[..., 1:], f"query scores, {steps} steps")

@@ -513,3 +513,55 @@ def test_fused_gru_past_the_exp_clamp_equals_segmented_gru_and_is_finite(shared)
         for index, (a, b) in enumerate(zip(got, expected)):
             assert torch.isfinite(a).all() and b.abs().max() > 0, f"{side} gradient {index}"
             assert_close(a, b, f"{side} gradient {index}")
+
+
+# ----------------------------------------------------------------------------------------------
+# A repeat-aware model (baselines/model.py RepeatHead): its head adapted per task in the stacked tensors
+
+
+def real_items(scores: torch.Tensor) -> torch.Tensor:
+    """Scores without the padding column (-inf in a repeat model's scores: no difference to take there)."""
+    return scores[..., 1:]
+
+
+@pytest.mark.parametrize("engine_class", [BatchedEngine, SegmentedBatchedMAML])
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_repeat_model_meta_gradient_and_query_scores_equal_per_task(engine_class, n_layers):
+    """The batched engine (kernel, SegmentedGRU, the packed multi-layer path) adapts the repeat head's
+    stacked tensors with the rest: the query loss, every outer gradient (the head's included) and the
+    query scores, zero-shot and adapted, equal per-task learn2learn."""
+    tasks = make_tasks(5, K=3, Q=4, n_items=N_ITEMS, seed=41, max_len=50 if n_layers == 1 else 12)
+    reference, batched = (make_maml(42, False, n_layers=n_layers, repeat=True) for _ in range(2))
+    loss_reference = PerTaskEngine().meta_gradient(reference, tasks, inner_steps=3)
+    loss_batched = engine_class().meta_gradient(batched, tasks, inner_steps=3)
+    assert abs(loss_reference - loss_batched) <= TOL
+    reference_grads, batched_grads = grads_of(reference), grads_of(batched)
+    assert {name for name in reference_grads if name.startswith("repeat.")} == {
+        "repeat.gate.weight",
+        "repeat.gate.bias",
+        "repeat.recency",
+        "repeat.logit_scale",
+    }
+    for name, grad in reference_grads.items():
+        assert grad.abs().max() > 0, name
+        assert_close(batched_grads[name], grad, f"outer gradient of {name}")
+    for steps in (0, 2):
+        ours, theirs = engine_class().query_scores(reference, tasks, steps), PerTaskEngine().query_scores(reference, tasks, steps)
+        assert torch.equal(torch.isinf(ours), torch.isinf(theirs))
+        assert_close(real_items(ours), real_items(theirs), f"query scores, {steps} steps")
+
+
+def test_repeat_model_with_a_task_plan_equals_per_task():
+    """SRS-adaptive MAML's TaskPlan (per-task rates, step counts, loss weights) on a repeat model."""
+    from meta.tasks import TaskPlan
+
+    tasks = make_tasks(4, K=3, Q=4, n_items=N_ITEMS, seed=43)
+    plan = TaskPlan((1.0, 0.5, 2.0, 0.3), (3, 1, 0, 2), (1.0, 0.2, 0.5, 2.0))
+    reference, batched = (make_maml(44, False, repeat=True) for _ in range(2))
+    loss_reference = PerTaskEngine().meta_gradient(reference, tasks, 3, plan=plan)
+    loss_batched = BatchedEngine().meta_gradient(batched, tasks, 3, plan=plan)
+    assert abs(loss_reference - loss_batched) <= TOL
+    for name, grad in grads_of(reference).items():
+        assert_close(grads_of(batched)[name], grad, f"outer gradient of {name}")
+    ours, theirs = BatchedEngine().query_scores(reference, tasks, 3, plan=plan), PerTaskEngine().query_scores(reference, tasks, 3, plan=plan)
+    assert_close(real_items(ours), real_items(theirs), "query scores with a plan")

@@ -35,7 +35,7 @@ def test_registries_refuse_unknown_names_listing_the_valid_ones(tiny_dataset, tm
     with pytest.raises(BenchError, match="gru4rec-frozen-embed"):
         get_init("frozen")
     ctx = RunContext(tiny_dataset, seed=0, init="warm", cache_dir=tmp_path)
-    with pytest.raises(BenchError, match="random, gru4rec, gru4rec-frozen-embed, gru4rec-episode-users, checkpoint"):
+    with pytest.raises(BenchError, match="random, gru4rec, gru4rec-frozen-embed, gru4rec-episode-users, gru4rec-repeat, checkpoint"):
         METHODS["maml"].build(ctx)
     with pytest.raises(BenchError, match="inner_steps"):  # a typo in a grid param is not ignored
         METHODS["maml"].build(RunContext(tiny_dataset, seed=0, params={"inner_step": 3}, cache_dir=tmp_path))
@@ -49,6 +49,7 @@ def test_declared_modes_and_defaults():
         "popularity": ("zero-shot",),
         "gru4rec": ("zero-shot",),
         "gru4rec-finetune": ("few-shot",),
+        "gru4rec-repeat": ("zero-shot",),
         "maml": ("zero-shot", "few-shot"),
         "anil": ("zero-shot", "few-shot"),
         "metasgd": ("zero-shot", "few-shot"),
@@ -66,7 +67,9 @@ def test_declared_modes_and_defaults():
     finetune = METHODS["gru4rec-finetune"].defaults
     assert (finetune["inner_lr"], finetune["inner_steps"]) == (maml["inner_lr"], maml["inner_steps"])
     assert METHODS["maml-notebook"].default_init == "gru4rec" and "engine" not in METHODS["maml-notebook"].defaults
-    assert set(INITS) == {"random", "gru4rec", "gru4rec-frozen-embed", "gru4rec-episode-users", "checkpoint"}
+    assert set(INITS) == {"random", "gru4rec", "gru4rec-frozen-embed", "gru4rec-episode-users", "gru4rec-repeat", "checkpoint"}
+    repeat = METHODS["gru4rec-repeat"].defaults  # gru4rec's settings plus the repeat head
+    assert {k: v for k, v in repeat.items() if k != "repeat"} == gru and repeat["repeat"] is True
     for name in ("anil", "metasgd"):  # the same settings as MAML, so the arms differ only in what adapts
         assert METHODS[name].defaults == maml and METHODS[name].default_init == "random"
     srs = METHODS["srs-maml"].defaults  # MAML's settings plus notebook 10's TAU, K_MIN, K_MAX, all parts on
@@ -184,8 +187,9 @@ def test_a_method_is_one_entry_holding_what_the_other_modules_ask():
     def having(attribute, value):
         return {name for name, spec in METHODS.items() if getattr(spec, attribute) == value}
 
-    assert having("pretrains", "gru4rec") == {"gru4rec", "gru4rec-finetune"} and having("pretrains", "sasrec") == {"sasrec", "sasrec-finetune"}
-    assert having("budget", EPOCHS) == {"gru4rec", "sasrec"}
+    assert having("pretrains", "gru4rec") == {"gru4rec", "gru4rec-finetune", "gru4rec-repeat"}
+    assert having("pretrains", "sasrec") == {"sasrec", "sasrec-finetune"}
+    assert having("budget", EPOCHS) == {"gru4rec", "gru4rec-repeat", "sasrec"}
     assert having("budget", META_ITERATIONS) == {"maml", "anil", "metasgd", "srs-maml", "maml-notebook"}
     assert having("warm_source", "gru4rec") == {"gru4rec-finetune"} and having("warm_source", "sasrec") == {"sasrec-finetune"}
 

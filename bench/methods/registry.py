@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from baselines.gru4rec import GRU4REC_DEFAULTS, TRAIN_USERS, TRAIN_USERS_DEFAULTS, no_progress, no_report, pretrained_gru4rec
+from baselines.gru4rec import GRU4REC_DEFAULTS, REPEAT_DEFAULTS, TRAIN_USERS, TRAIN_USERS_DEFAULTS, no_progress, no_report, pretrained_gru4rec
 from baselines.knn import POSITION_WEIGHTS, SCORE_DECAYS, SIMILARITIES, SKNN_DEFAULTS, VSKNN_DEFAULTS, SessionKNNMethod
 from baselines.recency import RECENCY_DEFAULTS, RECENCY_MARKOV_DEFAULTS, RecencyMarkovMethod, RecencyMethod
 from baselines.rules import MARKOV_DEFAULTS, SR_DEFAULTS, MarkovMethod, SequentialRulesMethod
@@ -54,6 +54,7 @@ PARAMS: dict[str, Param] = {
     "patience": Param.int(ge=1),
     "max_prefix": Param.int(ge=1),
     "train_users": Param.choice(*TRAIN_USERS),  # all train pairs, or those of the users meta-training sees
+    "repeat": Param.bool(),  # the repeat/explore head (baselines/model.py RepeatHead): gru4rec-repeat
     # inner loop and meta-training (meta/maml.py)
     "inner_lr": Param.float(gt=0),
     "inner_steps": Param.int(ge=0),
@@ -218,6 +219,11 @@ class MethodSpec:
         use left out (they are no part of its identity), its own resolved (a checkpoint's sha256)."""
         if self.algorithm is not None and "engine" in params:
             check_engine(self.algorithm, params["engine"])
+        if self.uses_init and INITS[init].pretraining.get("repeat") and (self.algorithm is None or params.get("engine") == "notebook"):
+            raise BenchError(
+                f"{self.name} from init {init!r}: the notebook engine runs its own forward, without the repeat head",
+                "use maml (or anil, metasgd, srs-maml) with engine batched or per-task for a repeat-aware init",
+            )
         return resolve_init_params(init, params) if self.uses_init else params
 
     def prepare(self, ctx: RunContext) -> RunContext:
@@ -280,6 +286,16 @@ METHODS: dict[str, MethodSpec] = {
             defaults={**GRU4REC_DEFAULTS, **TRAIN_USERS_DEFAULTS},
             description="global GRU4Rec, no adaptation",
             pretrains=GRU4REC,
+            budget=EPOCHS,
+            space=TRAINED_SPACE,
+        ),
+        MethodSpec(
+            name="gru4rec-repeat",
+            factory=_gru4rec,
+            modes=(ZERO_SHOT,),
+            defaults={**GRU4REC_DEFAULTS, **TRAIN_USERS_DEFAULTS, **REPEAT_DEFAULTS},
+            description="repeat-aware GRU4Rec (RepeatNet's repeat/explore head on the last state), no adaptation",
+            pretrains=GRU4REC,  # the weights the gru4rec-repeat init starts from (repeat in the cache key)
             budget=EPOCHS,
             space=TRAINED_SPACE,
         ),
@@ -450,7 +466,7 @@ def warm_source(method: str, init: str | None) -> str | None:
     spec = get_method(method)
     if spec.pretrains is not None:
         return spec.warm_source
-    return "gru4rec" if pretrained_model(method, init) == GRU4REC else None
+    return INITS[init].warm_source if pretrained_model(method, init) == GRU4REC else None
 
 
 def warm_keys(method: str, init: str | None, source_keys) -> dict[str, str]:

@@ -110,7 +110,9 @@ def warm_source(method: str, init: str | None) -> str | None:
     source = registry.warm_source(method, init)
     if source is None:
         return None
-    return cell_label(source, None, dict(INITS[init].pretraining) if init in INITS else {})
+    defaults = get_method(source).defaults  # what the source method already trains by default is no sweep of its cell
+    pretraining = INITS[init].pretraining if init in INITS else {}
+    return cell_label(source, None, {key: value for key, value in pretraining.items() if defaults.get(key) != value})
 
 
 def tune_cells(grid: Grid, runs: list[RunConfig]) -> tuple[list[TuneCell], list[tuple[str, str]]]:

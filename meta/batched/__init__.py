@@ -31,6 +31,11 @@ How it is made fast (torch.profiler, one thread):
   per step that streams every task's weights from memory (2.1x per meta-iteration at the `full`
   grid's settings, one thread). SegmentedGRU stays as the fallback (SegmentedBatchedMAML) and the
   kernel's reference; both equal per-task learn2learn (tests/test_batched.py).
+A repeat-aware model (baselines/model.py RepeatHead) has its head's tensors stacked per task like the
+rest (params.py REPEAT_TENSORS) and updated by update_in_place; StackedParams.scores applies the head
+to each side's base logits with the rows' own prefixes and lengths (StackedBatch carries them), and the
+output weight's low-rank steps are still formed from the base logits' gradients (the loss reads the
+mixture, autograd gives d loss / d logits through it), so the trick stays exact.
 Multi-layer GRUs take the packed [n, M] path (batched_gru_layer) for every layer. (The first batched
 engine, "batched-v1", which took that path for one layer too, is gone; its measured times stay in
 results/reference/perf-full.json.)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from meta.batched.layout import StackedBatch, stack_tasks, unstack_scores
-from meta.batched.params import StackedParams, task_loss, update_in_place
+from meta.batched.params import REPEAT_TENSORS, StackedParams, task_loss, update_in_place
 from meta.tasks import TaskPlan
 
 # Tasks adapted together at evaluation: bounds memory (logit gradients are tasks x steps*K x V);
@@ -43,6 +43,11 @@ class BatchedMAML:
                 tensors[f"{kind}_l{layer}"] = meta.expand(n, *meta.shape)
         bias = source(model.output.bias)
         tensors["output_bias"] = bias.expand(n, *bias.shape)
+        if getattr(model, "repeat", None) is not None:  # the repeat head's tensors, per task like the rest
+            named = dict(model.named_parameters())
+            for name, parameter in REPEAT_TENSORS.items():
+                meta = source(named[parameter])
+                tensors[name] = meta.expand(n, *meta.shape)
         stacked = StackedParams(tensors, source(model.output.weight), n_layers, lr, float(gru.dropout))
         stacked.fused = self.fused
         return stacked
@@ -60,7 +65,7 @@ class BatchedMAML:
         """
         for step in range(inner_steps if plan is None else max(plan.steps, default=0)):
             logits, features = stacked(batch, "support", dropout, training)
-            loss = task_loss(logits, batch.support_labels)
+            loss = task_loss(stacked.scores(batch, "support", logits, features), batch.support_labels)
             params = list(stacked.parameters())
             differentiable = [p for p in params if p.requires_grad]
             output_trained = stacked.output_weight.requires_grad
@@ -89,7 +94,8 @@ class BatchedMAML:
         stacked = self._stacked(model, batch, n, detach=False, lr=maml.lr)
         stacked = self._adapt(stacked, batch, maml.lr, inner_steps, dropout, model.training, stacked_plan)
         weights = None if plan is None else torch.tensor(stacked_plan.weights, dtype=torch.float32, device=batch.query_labels.device)
-        query_loss = task_loss(stacked(batch, "query", dropout, model.training)[0], batch.query_labels, weights) / n
+        logits, features = stacked(batch, "query", dropout, model.training)
+        query_loss = task_loss(stacked.scores(batch, "query", logits, features), batch.query_labels, weights) / n
         query_loss.backward()
         return float(query_loss.detach())
 
@@ -111,7 +117,8 @@ class BatchedMAML:
                 stacked = self._stacked(model, batch, len(part), detach=True, lr=maml.lr)
                 stacked = self._adapt(stacked, batch, maml.lr, inner_steps, 0.0, False, part_plan)
             with torch.no_grad():
-                chunks.append(unstack_scores(batch, stacked(batch, "query", 0.0, False)[0].detach()))
+                logits, features = stacked(batch, "query", 0.0, False)
+                chunks.append(unstack_scores(batch, stacked.scores(batch, "query", logits, features).detach()))
         scores = torch.cat(chunks)
         if order == sorted(order):
             return scores

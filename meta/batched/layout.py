@@ -40,6 +40,12 @@ class StackedBatch(NamedTuple):
     row_tasks: torch.Tensor | None = None  # [R] stacked task of each flat row (per-task rates: meta/tasks.py TaskPlan)
     support_kernel: KernelSide | None = None  # the same sides as the compiled kernel reads them (baselines/fused.py)
     query_kernel: KernelSide | None = None
+    # Each side's prefixes and lengths as the stacked rows hold them (each task's longest first), for
+    # the repeat head (baselines/model.py repeat_mixture), which reads a row's prefix items and ages.
+    support_prefixes: torch.Tensor | None = None  # [n, K, Ts] item ids, 0-padded
+    support_lengths: torch.Tensor | None = None  # [n, K]
+    query_prefixes: torch.Tensor | None = None  # [n, Q, Tq]
+    query_lengths: torch.Tensor | None = None  # [n, Q]
 
 
 class SideLayout(NamedTuple):
@@ -194,6 +200,10 @@ def stack_tasks(tasks: Sequence, vocab_size: int) -> StackedBatch:
         query_layout=side_layout(query_rows, query_mask, query_steps, row_table, row_slot),
         support_kernel=kernel_side(support_items, support_lengths),
         query_kernel=kernel_side(query_items, query_lengths),
+        support_prefixes=support_items,
+        support_lengths=support_lengths,
+        query_prefixes=query_items,
+        query_lengths=query_lengths,
     )
 
 

@@ -13,9 +13,18 @@ from torch import nn
 from baselines.fused import FusedGRU
 from baselines.fused import load as load_fused
 from baselines.fused import shared_over_tasks as _shared
+from baselines.model import repeat_mixture
 from meta.batched.layout import StackedBatch
 from meta.batched.packed import batched_gru_layer
 from meta.batched.segmented import SegmentedGRU
+
+# A repeat-aware model's head tensors (baselines/model.py RepeatHead): stacked name -> the model's parameter name.
+REPEAT_TENSORS = {
+    "repeat_gate_weight": "repeat.gate.weight",
+    "repeat_gate_bias": "repeat.gate.bias",
+    "repeat_recency": "repeat.recency",
+    "repeat_logit_scale": "repeat.logit_scale",
+}
 
 
 class StackedParams(nn.Module):
@@ -70,6 +79,22 @@ class StackedParams(nn.Module):
         else:
             state = self._packed_state(getattr(batch, f"{side}_rows"), getattr(batch, f"{side}_mask"), getattr(batch, f"{side}_steps"), training)
         return self._output(state, dropout, training)
+
+    def scores(self, batch: StackedBatch, side: str, logits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """What the loss and the ranking read for one side: the base ``logits`` [n, B, V], or, with a
+        repeat head's tensors stacked (``REPEAT_TENSORS``), the repeat/explore mixture over them
+        (baselines/model.py repeat_mixture, each task's own head on its rows' prefixes). The base
+        logits stay what the output weight's low-rank steps are formed from (their gradient)."""
+        if "repeat_gate_weight" not in self._parameters:
+            return logits
+        parameters = self._parameters
+        return repeat_mixture(
+            logits,
+            features,
+            getattr(batch, f"{side}_prefixes"),
+            getattr(batch, f"{side}_lengths"),
+            *(parameters[name] for name in REPEAT_TENSORS),
+        )
 
     def _packed_state(self, rows: torch.Tensor, mask: torch.Tensor, steps: tuple, training: bool) -> torch.Tensor:
         """The last layer's state [n, B, H] over the packed [n, M] layout (every layer count)."""
