@@ -96,7 +96,7 @@ def tuning_changes_text(args: argparse.Namespace, grid, results, questions) -> s
             changed |= tuned_hashes - {run.hash for run in runs}
     except BenchError as err:
         return f"what tuning changes: not shown ({str(err).splitlines()[0]})"
-    tuned = load_results(args.results).only(hashes)
+    tuned = load_results(args.results).only(hashes).sliced(getattr(args, "slice", "all"))
     if changed and not any(run["hash"] in changed for run in tuned.runs):
         return f"what tuning changes: not shown (no tuned runs yet: run `python -m bench run --grid {grid.name} --tuned`)"
     answers = answer_questions(tuned, grid.compare, metric=args.metric, dataset=args.dataset, grid=grid.name)
