@@ -98,8 +98,9 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
             shares.append(f"{table.dataset} K={table.K}: {note.split('(')[1].split(' of')[0]}")
     caption = (
         f"Each arm's {axis_label.split(' (')[0]} on repeat queries (filled circles: the label is already in the query's prefix) and on "
-        "explore queries (open squares: a course not in the prefix), with 95% CIs (two-stage bootstrap: seeds, then learners that have "
-        "a query in the slice); each episode is averaged over its queries in the slice and episodes with none are left out. "
+        "explore queries (open squares: a course not in the prefix), with 95% bootstrap CIs (over the learners that have a query "
+        "in the slice, and over seeds where there are several); each episode is averaged over its queries in the slice, "
+        "episodes with none left out. "
         + (f"Repeat share of the test queries: {'; '.join(shares)}. " if shares else "")
         + "Rows in the order of the leaderboard."
     )
