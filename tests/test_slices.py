@@ -274,6 +274,7 @@ def test_report_export_and_plot_on_a_slice(store, tmp_path, capsys):
     assert (tmp_path / "figures" / "repeat-explore.png").stat().st_size > 10_000
     caption = (tmp_path / "figures" / "repeat-explore.txt").read_text()
     assert "repeat queries" in caption and "explore queries" in caption and "Repeat share of the test queries" in caption
+    assert "markov:zero-shot − popularity:zero-shot [explore]" in (tmp_path / "figures" / "questions-forest.txt").read_text()
 
 
 def test_runs_stored_before_per_query_results_serve_all_and_are_named_for_a_slice(store, tmp_path, capsys):

@@ -68,6 +68,7 @@ class LeaderboardTable:
     confidence: float
     show_data_version: bool = False
     slice: str = "all"
+    repeat_share: float | None = None  # the share of this table's test queries whose label is in the prefix (None: unknown)
 
     @property
     def title(self) -> str:
@@ -262,6 +263,7 @@ def _leaderboard_table(
         n_resamples=n_resamples,
         confidence=confidence,
         slice=table_slice,
+        repeat_share=side.get("share") if side is not None else None,
     )
 
 

@@ -83,7 +83,8 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
             ax.grid(axis="y", visible=False)
             ax.set_xlabel(axis_label)
             dataset, _, K, Q = key
-            ax.set_title(f"{dataset} · K={K} · Q={Q}")
+            share = next((t.repeat_share for t in inputs.tables if (t.dataset, t.dataset_hash, t.K, t.Q) == key), None)
+            ax.set_title(f"{dataset} · K={K} · Q={Q}" + (f" · {100 * share:.0f}% of the queries are repeats" if share is not None else ""))
         handles = {}
         for ax in axes:
             for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -91,11 +92,7 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
         figure.tight_layout()
         if handles:
             figure.legend(list(handles.values()), list(handles), loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
-    shares = []
-    for table in inputs.tables:
-        note = next((n for n in table.notes if n.startswith("Repeat | Explore") and "% of" in n), "")
-        if note:
-            shares.append(f"{table.dataset} K={table.K}: {note.split('(')[1].split(' of')[0]}")
+    shares = [f"{t.dataset} K={t.K}: {100 * t.repeat_share:.1f}%" for t in inputs.tables if t.repeat_share is not None]
     caption = (
         f"Each arm's {axis_label.split(' (')[0]} on repeat queries (filled circles: the label is already in the query's prefix) and on "
         "explore queries (open squares: a course not in the prefix), with 95% bootstrap CIs (over the learners that have a query "
