@@ -178,7 +178,8 @@ def register(subparsers) -> None:
         "--columns",
         default=None,
         metavar="A,B,C",
-        help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, delta, wtl, episodes, seeds, seed-sd, train-s",
+        help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, repeat, explore, delta, wtl, "
+        "episodes, seeds, seed-sd, train-s",
     )
     export.add_argument("--all-columns", action="store_true", help="LaTeX: every column (wider than a page; see --scale)")
     export.add_argument("--scale", action="store_true", help="LaTeX: shrink the table to the layout's width with \\resizebox (needs graphicx)")
