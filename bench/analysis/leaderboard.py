@@ -51,7 +51,8 @@ class LeaderboardTable:
     the declared questions are the tests)
     (NaN / <NA> on the reference row, and everywhere when ``has_reference`` is false); for each slice
     ``s`` of SIDE_SLICES, ``s_mean`` (``metric`` over seeds and that slice's episodes; NaN where a run of
-    the row has no per-query results or no query is in the slice) and ``s_n_episodes``.
+    the row has no per-query results or no query is in the slice) and ``s_n_episodes``; ``slices_stored``
+    (False where a run of the row was stored before per-query results).
     ``slice`` is the queries the table's means are over (bench.core.metrics.SLICES).
     """
 
@@ -271,6 +272,7 @@ def _side_columns(sub: pd.DataFrame, side, lacking: frozenset[str], key: list[st
     """``s_mean`` and ``s_n_episodes`` of one row for each of SIDE_SLICES, from the same runs as ``sub``."""
     out: dict[str, Any] = {}
     runs, mode = set(sub["run"].unique()), sub["mode"].iloc[0]
+    out["slices_stored"] = side is not None and not runs & lacking  # False: a run of the row has no queries.parquet
     for name in SIDE_SLICES:
         rows = None if side is None or runs & lacking else side[name][side[name]["run"].isin(runs) & (side[name]["mode"] == mode)]
         complete = per_episode(rows, key, where)[0] if rows is not None and len(rows) else None
@@ -285,7 +287,9 @@ def _side_note(label: str, side, frame: pd.DataFrame) -> str:
     share = ""
     if side is not None and "share" in side:
         share = f" ({100 * side['share']:.1f}% of this table's test queries are repeats)"
-    missing = " — : a run of the row was stored before per-query results (rerun it)." if frame["repeat_n_episodes"].eq(0).any() else ""
+    missing = " —: a run of the row was stored before per-query results (rerun it)." if not frame["slices_stored"].all() else ""
+    if frame["slices_stored"].all() and frame[[f"{s}_n_episodes" for s in SIDE_SLICES]].eq(0).to_numpy().any():
+        missing = " —: no test query of the row's episodes is in that slice."
     return (
         f"Repeat | Explore: {label} over the queries whose label is already in the prefix{share} and over the others, each episode "
         f"averaged over its queries in the slice (episodes with none left out); `report --slice repeat|explore` gives whole tables.{missing}"
@@ -294,7 +298,7 @@ def _side_note(label: str, side, frame: pd.DataFrame) -> str:
 
 def _side_frames(results: Any, allow_mixed_code: bool) -> tuple[dict[str, pd.DataFrame] | None, frozenset[str]]:
     """The episode rows of each of SIDE_SLICES (identity columns as episodes_with_identity gives them),
-    and the runs without per-query results; (None, every run) when ``results`` carries none."""
+    and the runs without per-query results; (None, none) when ``results`` carries no per-query rows at all."""
     if not hasattr(results, "sliced") or results.queries is None:
         return None, frozenset()
     lacking = frozenset(r["hash"] for r in results.without_queries())
