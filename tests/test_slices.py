@@ -299,3 +299,13 @@ def test_runs_stored_before_per_query_results_serve_all_and_are_named_for_a_slic
     assert main(["report", *base, "--slice", "explore"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "1 run(s) stored before them lack (no queries.parquet): markov seed 0" in err[0] and "rerun" in err[0]
+
+
+def test_an_empty_slice_shows_a_dash_and_says_why():
+    results = _results(False)
+    only_explore = results.queries.assign(in_prefix=False)  # a data set where no label returns (p_return 0)
+    (table,) = leaderboard(Results(results.runs, results.episodes, queries=only_explore), reference=None, n_resamples=100)
+    assert table.rows["repeat_mean"].isna().all() and table.rows["explore_mean"].notna().all() and table.repeat_share == 0.0
+    assert table.rows["slices_stored"].all() and any("no test query of the row's episodes is in that slice" in n for n in table.notes)
+    with pytest.raises(BenchError, match="no test query of these runs is in the repeat slice"):
+        leaderboard(Results(results.runs, results.episodes, queries=only_explore).sliced("repeat"), reference=None)

@@ -343,6 +343,8 @@ def leaderboard(
     check_metric(metric)
     ref_key = parse_reference(reference) if reference is not None else None
     episodes, runs_by_hash = episodes_with_identity(results, allow_mixed_code)
+    if episodes.empty and getattr(results, "slice", "all") != "all":
+        raise BenchError(f"no test query of these runs is in the {results.slice} slice", "report another --slice")
     if episodes.empty:
         raise BenchError("no complete runs in the results", "run `python -m bench run --grid NAME` first, or check --results")
     datasets = sorted(episodes["dataset"].astype(str).unique())

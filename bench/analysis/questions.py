@@ -250,6 +250,8 @@ def answer_questions(
     base_slice = getattr(results, "slice", "all")
     asked = [q.slice if q.slice != "all" else base_slice for q in questions]  # each question's own slice
     episodes, runs_by_hash = episodes_with_identity(results)
+    if episodes.empty and getattr(results, "slice", "all") != "all":
+        raise BenchError(f"no test query of these runs is in the {results.slice} slice", "report another --slice")
     if episodes.empty:
         raise BenchError("no complete runs in the results", "run `python -m bench run --grid NAME` first, or check --results")
     by_slice = {base_slice: (episodes, None)}
