@@ -55,7 +55,7 @@ DIAGNOSTICS = {
     "label_gini": 0.6,
     "prefix_length": {"p50": 3, "p90": 8, "p99": 15, "cut_share": 0.01},
 }
-FIGURE_NAMES = ["curves", "accuracy-vs-k", "questions-forest", "main-question-episodes", "dataset-diagnostics"]
+FIGURE_NAMES = ["curves", "accuracy-vs-k", "questions-forest", "main-question-episodes", "repeat-explore", "dataset-diagnostics"]
 MAIN = Question("Does a warm start help MAML?", "maml[gru4rec]:few-shot", "maml[random]:few-shot")
 
 
@@ -252,6 +252,8 @@ def test_missing_inputs_skip_with_a_notice(inputs):
         assert isinstance(item, Skipped) and "\n" not in item.notice, name
     assert "no questions here" in FIGURES["questions-forest"](bare).notice
     assert "check --data-dir" in FIGURES["dataset-diagnostics"](bare).notice
+    no_queries = dataclasses.replace(inputs, results=dataclasses.replace(inputs.results, queries=None))
+    assert "per-query results" in FIGURES["repeat-explore"](no_queries).notice
 
 
 def test_cli_plot_on_a_store_without_curves_skips_the_curves_only(store, tmp_path, capsys):
@@ -290,9 +292,9 @@ def test_export_latex_figures_writes_figures_tex_including_each_drawn_figure(sto
     tex = (tmp_path / "figs" / "figures.tex").read_text()
     included = re.findall(r"\\includegraphics\[width=\\linewidth\]\{([^}]+)\}", tex)
     # no question is answered for this grid (it declares none), so the forest and per-episode figures are skipped
-    assert included == ["figs/curves", "figs/accuracy-vs-k", "figs/dataset-diagnostics"]
+    assert included == ["figs/curves", "figs/accuracy-vs-k", "figs/repeat-explore", "figs/dataset-diagnostics"]
     assert all((tmp_path / f"{path}.pdf").is_file() for path in included)
-    assert tex.count(r"\caption{") == 3 and r"\label{fig:curves}" in tex and r"\begin{figure*}" in tex
+    assert tex.count(r"\caption{") == 4 and r"\label{fig:curves}" in tex and r"\begin{figure*}" in tex
     assert "−" not in tex and "%" not in tex.replace(r"\%", "").split("\n", 2)[2]  # signs and percent escaped for LaTeX
     assert "skipped questions-forest" in capsys.readouterr().err
 
@@ -376,7 +378,7 @@ def test_cli_report_html(store, tmp_path, monkeypatch, capsys):
     assert main(["report", "--results", str(results), "--grid", str(grid), "--html", str(out)]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     page = _parse(out.read_text())
-    assert len(_decoded_svgs(page.images)) == 3  # no answered question: forest and per-episode figures say why instead
+    assert len(_decoded_svgs(page.images)) == 4  # no answered question: forest and per-episode figures say why instead
     assert "Figure questions-forest not drawn" in out.read_text()
     assert main(["report", "--results", str(results), "--html", str(tmp_path / "x.html"), "--reference", "nope:few-shot"]) == 2
     assert not (tmp_path / "x.html").exists()

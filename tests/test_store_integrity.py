@@ -61,9 +61,9 @@ def _run_of(results, cell: str) -> str:
     return next(json.loads(p.read_text())["hash"] for p in (results / "runs").glob("*/run.json") if json.loads(p.read_text())["cell"] == cell)
 
 
-def _valid_but_edited(path):
+def _valid_but_edited(path, column="acc@1"):
     frame = pd.read_parquet(path)
-    frame["acc@1"] = 1.0 - frame["acc@1"]  # a whole, readable parquet file with other numbers: only the checksum tells
+    frame[column] = 1 - frame[column]  # a whole, readable parquet file with other numbers: only the checksum tells
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     path.write_bytes(buffer.getvalue())
@@ -80,6 +80,9 @@ DAMAGE = {
     "curve garbage": lambda f: (f / "curve.parquet").write_bytes(b"PAR1 not parquet at all PAR1"),
     "checksum mismatch": lambda f: _valid_but_edited(f / "episodes.parquet"),
     "missing file": lambda f: (f / "episodes.parquet").unlink(),
+    "queries truncated": lambda f: (f / "queries.parquet").write_bytes((f / "queries.parquet").read_bytes()[:300]),
+    "queries checksum mismatch": lambda f: _valid_but_edited(f / "queries.parquet", "rank"),
+    "queries missing": lambda f: (f / "queries.parquet").unlink(),
 }
 
 
@@ -228,3 +231,16 @@ def test_without_a_grid_the_report_names_damaged_runs_and_the_api_sees_them(base
     assert "run.json is empty (0 bytes)" in line and f"repair: python -m bench store verify --results {results} --repair" in line
     selected = select_results(results)  # the Python API: the same note, as objects
     assert [(p.hash, p.state) for p in selected.problems] == [(markov, "damaged")] and markov not in set(selected.episodes["run"])
+
+
+def test_store_verify_names_a_damaged_or_missing_queries_table(base, tmp_path, capsys):
+    data_dir, _, results, _ = _copy(base, tmp_path)
+    store = Store(results)
+    popularity, recency = _run_of(results, "popularity"), _run_of(results, "recency")
+    DAMAGE["queries checksum mismatch"](store.run_dir(popularity))
+    DAMAGE["queries missing"](store.run_dir(recency))
+    capsys.readouterr()
+    assert main(["store", "verify", "--results", str(results), "--data-dir", str(data_dir)]) == 1
+    out = capsys.readouterr().out
+    assert "3 run(s): 1 complete, 2 damaged" in out
+    assert "queries.parquet fails its checksum" in out and "queries.parquet is missing" in out

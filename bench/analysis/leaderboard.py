@@ -30,8 +30,10 @@ from bench.analysis.episodes import (
     support_weights,
 )
 from bench.core.errors import BenchError
-from bench.core.labels import METRIC_LABELS, check_metric
+from bench.core.labels import METRIC_LABELS, SLICE_LABELS, check_metric
 from bench.core.metrics import METRICS
+
+SIDE_SLICES = ("repeat", "explore")  # every row's metric on each, beside its value on the table's slice
 
 DEFAULT_REFERENCE = "gru4rec:zero-shot"
 DEFAULT_METRIC = "acc@1"
@@ -47,7 +49,11 @@ class LeaderboardTable:
     ``m_mean, m_ci_low, m_ci_high, m_seed_std``; and, for ``metric`` against the reference,
     ``diff_mean, diff_ci_low, diff_ci_high, wins, ties, losses`` (descriptive: no test is made here;
     the declared questions are the tests)
-    (NaN / <NA> on the reference row, and everywhere when ``has_reference`` is false).
+    (NaN / <NA> on the reference row, and everywhere when ``has_reference`` is false); for each slice
+    ``s`` of SIDE_SLICES, ``s_mean`` (``metric`` over seeds and that slice's episodes; NaN where a run of
+    the row has no per-query results or no query is in the slice) and ``s_n_episodes``; ``slices_stored``
+    (False where a run of the row was stored before per-query results).
+    ``slice`` is the queries the table's means are over (bench.core.metrics.SLICES).
     """
 
     dataset: str
@@ -62,11 +68,14 @@ class LeaderboardTable:
     n_resamples: int
     confidence: float
     show_data_version: bool = False
+    slice: str = "all"
+    repeat_share: float | None = None  # the share of this table's test queries whose label is in the prefix (None: unknown)
 
     @property
     def title(self) -> str:
         version = f" · data {self.dataset_hash[:8]}" if self.show_data_version and self.dataset_hash else ""
-        return f"{self.dataset} · K={self.K} · Q={self.Q}{version}"
+        part = f" · {self.slice} queries" if self.slice != "all" else ""
+        return f"{self.dataset} · K={self.K} · Q={self.Q}{version}{part}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,8 +153,13 @@ def _leaderboard_table(
     n_resamples: int,
     confidence: float,
     seed: int,
+    side: dict[str, pd.DataFrame] | None = None,
+    lacking: frozenset[str] = frozenset(),
+    table_slice: str = "all",
 ) -> LeaderboardTable | None:
-    """The table of one (dataset, data version, K, Q); None when no row has a complete episode."""
+    """The table of one (dataset, data version, K, Q); None when no row has a complete episode.
+    ``side``: this table's episode rows of each of SIDE_SLICES (None: no per-query results at all);
+    ``lacking``: the runs stored without per-query results (their rows' slice cells are NaN)."""
     dataset, dataset_hash, K, Q = (group[c].iloc[0] for c in ("dataset", "dataset_hash", "K", "Q"))
     key = ["episode", "user_id"] if "user_id" in group.columns else ["episode"]
     group = group.copy()
@@ -175,6 +189,7 @@ def _leaderboard_table(
                 **_summary_row(complete, n_resamples, confidence, seed),
                 "train_seconds": float(np.mean(times)) if times else float("nan"),
                 **_fit_columns([runs_by_hash.get(h, {}) for h in sub["run"].unique()], mode),
+                **_side_columns(sub, side, lacking, key, metric, f"{label}:{mode}"),
             }
         )
         configs = {int(s): runs_by_hash.get(h, {}).get("config", {}) for s, h in sub.groupby("seed")["run"].first().items()}
@@ -227,9 +242,12 @@ def _leaderboard_table(
     frame = frame.sort_values([f"{metric}_mean", "cell", "mode"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     notes += _remark_notes(frame)
+    notes.append(_side_note(label, side, frame))
+    on_slice = f"On {SLICE_LABELS[table_slice]} only: each episode's mean over its queries in the slice, episodes with none left out. "
     notes.insert(
         0,
-        f"Sorted by {label}. Means over seeds and test episodes with {confidence:.0%} percentile bootstrap CIs "
+        (on_slice if table_slice != "all" else "")
+        + f"Sorted by {label}. Means over seeds and test episodes with {confidence:.0%} percentile bootstrap CIs "
         f"({n_resamples:,} resamples; {_ci_scope(frame)}); Acc@1 and Recall in %, MRR and NDCG@10 in [0, 1]; "
         f"seed sd: std of the per-seed means; train s: mean training seconds per run.",
     )
@@ -245,7 +263,61 @@ def _leaderboard_table(
         notes=tuple(notes),
         n_resamples=n_resamples,
         confidence=confidence,
+        slice=table_slice,
+        repeat_share=side.get("share") if side is not None else None,
     )
+
+
+def _side_columns(sub: pd.DataFrame, side, lacking: frozenset[str], key: list[str], metric: str, where: str) -> dict[str, Any]:
+    """``s_mean`` and ``s_n_episodes`` of one row for each of SIDE_SLICES, from the same runs as ``sub``."""
+    out: dict[str, Any] = {}
+    runs, mode = set(sub["run"].unique()), sub["mode"].iloc[0]
+    out["slices_stored"] = side is not None and not runs & lacking  # False: a run of the row has no queries.parquet
+    for name in SIDE_SLICES:
+        rows = None if side is None or runs & lacking else side[name][side[name]["run"].isin(runs) & (side[name]["mode"] == mode)]
+        complete = per_episode(rows, key, where)[0] if rows is not None and len(rows) else None
+        ok = complete is not None and not complete.empty
+        out[f"{name}_mean"] = float(complete[metric].to_numpy().mean()) if ok else float("nan")
+        out[f"{name}_n_episodes"] = len(complete) if ok else 0
+    return out
+
+
+def _side_note(label: str, side, frame: pd.DataFrame) -> str:
+    """The note saying what the repeat and explore columns are, and the repeat share of the queries."""
+    share = ""
+    if side is not None and "share" in side:
+        share = f" ({100 * side['share']:.1f}% of this table's test queries are repeats)"
+    missing = " —: a run of the row was stored before per-query results (rerun it)." if not frame["slices_stored"].all() else ""
+    if frame["slices_stored"].all() and frame[[f"{s}_n_episodes" for s in SIDE_SLICES]].eq(0).to_numpy().any():
+        missing = " —: no test query of the row's episodes is in that slice."
+    return (
+        f"Repeat | Explore: {label} over the queries whose label is already in the prefix{share} and over the others, each episode "
+        f"averaged over its queries in the slice (episodes with none left out); `report --slice repeat|explore` gives whole tables.{missing}"
+    )
+
+
+def _side_frames(results: Any, allow_mixed_code: bool) -> tuple[dict[str, pd.DataFrame] | None, frozenset[str]]:
+    """The episode rows of each of SIDE_SLICES (identity columns as episodes_with_identity gives them),
+    and the runs without per-query results; (None, none) when ``results`` carries no per-query rows at all."""
+    if not hasattr(results, "sliced") or results.queries is None:
+        return None, frozenset()
+    lacking = frozenset(r["hash"] for r in results.without_queries())
+    frames = {name: episodes_with_identity(results.sliced(name, partial=True), allow_mixed_code)[0] for name in SIDE_SLICES}
+    return frames, lacking
+
+
+def _table_side(frames: dict[str, pd.DataFrame] | None, queries, key: tuple) -> dict | None:
+    """One table's rows of each side slice (and ``share``: the repeat share of its test queries)."""
+    if frames is None:
+        return None
+    name, dataset_hash, K, Q = key
+    out: dict = {s: f[(f["dataset"] == name) & (f["dataset_hash"] == dataset_hash) & (f["K"] == K) & (f["Q"] == Q)] for s, f in frames.items()}
+    runs = set(out["repeat"]["run"]) | set(out["explore"]["run"])
+    mine = queries[queries["run"].isin(runs)]
+    if len(mine):  # every run of a table scores the same queries: one run's one mode says the share
+        first = mine[(mine["run"] == mine["run"].iloc[0]) & (mine["mode"] == mine["mode"].iloc[0])]
+        out["share"] = float(first["in_prefix"].mean())
+    return out
 
 
 def leaderboard(
@@ -271,6 +343,8 @@ def leaderboard(
     check_metric(metric)
     ref_key = parse_reference(reference) if reference is not None else None
     episodes, runs_by_hash = episodes_with_identity(results, allow_mixed_code)
+    if episodes.empty and getattr(results, "slice", "all") != "all":
+        raise BenchError(f"no test query of these runs is in the {results.slice} slice", "report another --slice")
     if episodes.empty:
         raise BenchError("no complete runs in the results", "run `python -m bench run --grid NAME` first, or check --results")
     datasets = sorted(episodes["dataset"].astype(str).unique())
@@ -280,10 +354,13 @@ def leaderboard(
         episodes = episodes[episodes["dataset"] == dataset]
 
     tables = []
+    frames, lacking = _side_frames(results, allow_mixed_code)
+    table_slice = getattr(results, "slice", "all")
     groups = episodes.groupby(["dataset", "dataset_hash", "K", "Q"], sort=True)
     versions = episodes.groupby("dataset")["dataset_hash"].nunique()
-    for (name, _, _, _), group in groups:
-        table = _leaderboard_table(group, runs_by_hash, metric, ref_key, n_resamples, confidence, seed)
+    for (name, dataset_hash, K, Q), group in groups:
+        side = _table_side(frames, getattr(results, "queries", None), (name, dataset_hash, K, Q))
+        table = _leaderboard_table(group, runs_by_hash, metric, ref_key, n_resamples, confidence, seed, side, lacking, table_slice)
         if table is None:
             continue
         if versions[name] > 1:

@@ -5,6 +5,10 @@ happens to be in the store. :func:`answer_questions` turns the store's per-episo
 one :class:`QuestionsTable` per (dataset, data version, K, Q); every renderer (terminal, LaTeX,
 markdown, CSV, HTML, plots) formats those same objects.
 
+Slices: each question is answered on its own slice of the test queries (``Question.slice``; a question
+declared on "all" is answered on the slice the results are read on, ``Results.slice``), from
+``Results.sliced``'s per-episode means; Holm adjusts over the whole declared family, slices included.
+
 Units: ``diff``, its CI and ``mde`` are in the metric's own units (fractions for Acc@1 and
 Recall, as in ``bench.core.metrics``); renderers scale them for display.
 """
@@ -49,6 +53,12 @@ class QuestionResult:
     per_seed_diffs: tuple[float, ...]  # mean A - B per seed (paired seeds) or per seed index
     signs_agree: bool  # every per-seed diff has the sign of ``diff``
     verdict: str  # plain words that never overstate
+    slice: str = "all"  # the queries it was answered on (bench.core.metrics.SLICES)
+
+    @property
+    def sides(self) -> str:
+        """ "A − B", with the slice it was answered on in brackets when not "all"."""
+        return f"{self.question.a} − {self.question.b}" + (f" [{self.slice}]" if self.slice != "all" else "")
 
 
 @dataclass(frozen=True)
@@ -237,22 +247,47 @@ def answer_questions(
     """
     check_metric(metric)
     questions = tuple(questions)
+    base_slice = getattr(results, "slice", "all")
+    asked = [q.slice if q.slice != "all" else base_slice for q in questions]  # each question's own slice
     episodes, runs_by_hash = episodes_with_identity(results)
+    if episodes.empty and getattr(results, "slice", "all") != "all":
+        raise BenchError(f"no test query of these runs is in the {results.slice} slice", "report another --slice")
     if episodes.empty:
         raise BenchError("no complete runs in the results", "run `python -m bench run --grid NAME` first, or check --results")
+    by_slice = {base_slice: (episodes, None)}
+    for name in dict.fromkeys(asked):
+        if name in by_slice:
+            continue
+        if not hasattr(results, "sliced"):  # a bare episode table carries no per-query ranks
+            by_slice[name] = (None, "no per-query results (pass a Results read from a store)")
+            continue
+        try:
+            by_slice[name] = (episodes_with_identity(results.sliced(name))[0], None)
+        except BenchError as err:
+            by_slice[name] = (None, str(err))
     if dataset is not None:
         episodes = episodes[episodes["dataset"] == dataset]
     m = len(questions)
     tables = []
     for (name, dataset_hash, K, Q), group in episodes.groupby(["dataset", "dataset_hash", "K", "Q"], sort=True):
         cells, notes, improving = _cell_results(group, runs_by_hash, metric)
-        answers = [_answer(q, cells, metric, confidence, n_resamples, seed) for q in questions]
+        cells_of = {base_slice: cells}
+        for slice_name, (frame, _) in by_slice.items():
+            if slice_name != base_slice and frame is not None:
+                sub = frame[(frame["dataset"] == name) & (frame["dataset_hash"] == dataset_hash) & (frame["K"] == K) & (frame["Q"] == Q)]
+                cells_of[slice_name] = _cell_results(sub, runs_by_hash, metric)[0] if len(sub) else {}
+        answers = [
+            _answer(q, cells_of[s], metric, confidence, n_resamples, seed)
+            if s in cells_of
+            else (_missing_row(q, metric, f"slice {s}: {by_slice[s][1]}"), None)
+            for q, s in zip(questions, asked)
+        ]
         p_values = [np.nan if isinstance(r, QuestionResult) else r.p_value for r, _ in answers]
         p_holm = stats.holm(np.array(p_values, dtype=float), family_size=m) if m else []
         rows, tests, seed_counts = [], set(), set()
-        for question, (result, extra), adjusted in zip(questions, answers, p_holm):
+        for question, slice_name, (result, extra), adjusted in zip(questions, asked, answers, p_holm):
             if isinstance(result, QuestionResult):
-                rows.append(result)
+                rows.append(dataclasses.replace(result, slice=slice_name))
                 continue
             tests.add(result.test)
             seed_counts.add(result.n_seeds)
@@ -299,6 +334,7 @@ def answer_questions(
                         identical,
                     )
                     + _improving_clause(question, improving),
+                    slice=slice_name,
                 )
             )
         tables.append(

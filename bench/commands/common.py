@@ -13,7 +13,7 @@ from bench.analysis.leaderboard import DEFAULT_METRIC, DEFAULT_REFERENCE, Leader
 from bench.analysis.questions import answer_questions, with_answers_by_dataset
 from bench.analysis.select import select_results
 from bench.core.labels import check_metric
-from bench.core.metrics import METRICS
+from bench.core.metrics import METRICS, SLICES
 from bench.core.paths import DEFAULT_RESULTS, default_data_dir
 from bench.plan.grid import questions_for
 from bench.store.results import Results, problem_note
@@ -132,6 +132,13 @@ def selection_options(reference: bool = True, mixed_code: bool = True, shots: bo
     )
     common.add_argument("--metric", default=DEFAULT_METRIC, help=f"sort and compare by ({', '.join(METRICS)}; default {DEFAULT_METRIC})")
     common.add_argument(
+        "--slice",
+        default="all",
+        choices=SLICES,
+        help="the test queries every table and question is on: all, repeat (label already in the prefix) or explore (a course "
+        "not in the prefix); a question declared on a slice keeps its own (default all)",
+    )
+    common.add_argument(
         "--strict", action="store_true", help="exit 1 when a run is damaged or, with --grid, any run of the grid is missing (for CI and papers)"
     )
     return common
@@ -166,11 +173,12 @@ def strict_status(results: Results, strict: bool) -> int:
 
 
 def results_from_args(args: argparse.Namespace) -> Results:
+    """The selection (select_results, at ``--shots``), on the queries of ``--slice`` (Results.sliced)."""
     shots = parse_shots(getattr(args, "shots", None))
     results = select_results(args.results, args.grid, any_code=getattr(args, "allow_mixed_code", False), shots=shots)
     if args.dataset:  # the tables show one dataset: so does the note of the runs they lack
         results = dataclasses.replace(results, problems=tuple(p for p in results.problems if p.dataset in (None, args.dataset)))
-    return results
+    return results.sliced(getattr(args, "slice", "all"))
 
 
 def tables_from_args(args: argparse.Namespace, results: Results | None = None) -> list[LeaderboardTable]:

@@ -32,7 +32,9 @@ def _write(inputs, out_dir: str, say) -> list:
 
 
 def _plot_command(args: argparse.Namespace) -> int:
-    inputs = load_inputs(args.results, grid=args.grid, dataset=args.dataset, data_dir=args.data_dir, metric=check_metric(args.metric))
+    inputs = load_inputs(
+        args.results, grid=args.grid, dataset=args.dataset, data_dir=args.data_dir, metric=check_metric(args.metric), slice=args.slice
+    )
     note_problems(inputs.results)  # each run the figures lack
     _write(inputs, args.out, print)
     return strict_status(inputs.results, args.strict)
@@ -41,7 +43,9 @@ def _plot_command(args: argparse.Namespace) -> int:
 def export_figures(args: argparse.Namespace, tables) -> Path:
     """The figures of the exported selection into ``args.figures``, and ``figures.tex`` including them."""
     data_dir = getattr(args, "data_dir", None) or default_data_dir()
-    inputs = load_inputs(args.results, grid=args.grid, dataset=args.dataset, data_dir=data_dir, metric=args.metric, tables=tables)
+    inputs = load_inputs(
+        args.results, grid=args.grid, dataset=args.dataset, data_dir=data_dir, metric=args.metric, tables=tables, slice=getattr(args, "slice", "all")
+    )
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731  stdout may be carrying the LaTeX table
     written = _write(inputs, args.figures, say)
     tex = Path(args.figures) / "figures.tex"

@@ -106,7 +106,7 @@ def tuning_changes_text(args: argparse.Namespace, grid, results, questions) -> s
             changed |= tuned_hashes - {run.hash for run in runs}
     except BenchError as err:
         return f"what tuning changes: not shown ({str(err).splitlines()[0]})"
-    tuned = load_results(args.results).only(hashes)
+    tuned = load_results(args.results).only(hashes).sliced(getattr(args, "slice", "all"))
     if changed and not any(run["hash"] in changed for run in tuned.runs):
         return f"what tuning changes: not shown (no tuned runs yet: run `python -m bench run --grid {grid.name} --tuned`)"
     answers = answer_questions(tuned, grid.compare, metric=args.metric, dataset=args.dataset, grid=grid.name)
@@ -189,7 +189,8 @@ def register(subparsers) -> None:
         "--columns",
         default=None,
         metavar="A,B,C",
-        help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, delta, wtl, episodes, seeds, seed-sd, train-s",
+        help="LaTeX columns, from: rank, cell, mode, acc@1, recall@5, recall@10, mrr, ndcg@10, repeat, explore, delta, wtl, "
+        "episodes, seeds, seed-sd, train-s",
     )
     export.add_argument("--all-columns", action="store_true", help="LaTeX: every column (wider than a page; see --scale)")
     export.add_argument("--scale", action="store_true", help="LaTeX: shrink the table to the layout's width with \\resizebox (needs graphicx)")

@@ -28,7 +28,7 @@ from baselines.rules import MARKOV_DEFAULTS, SR_DEFAULTS, MarkovMethod, Sequenti
 from baselines.sasrec import SASREC_DEFAULTS, SASRecMethod
 from baselines.simple import PopularityMethod, RandomMethod
 from bench.core.errors import BenchError
-from bench.core.metrics import evaluate_scores
+from bench.core.metrics import episode_metrics, evaluate_ranks
 from bench.core.params import Param, Space
 from meta.algorithms import check_engine
 from meta.engines import ENGINES, get_engine
@@ -488,10 +488,15 @@ def check_run(method: str, init: str | None, params: dict, dataset) -> None:
         dataset.require_srs(method)
 
 
-def evaluate_method(method: Method, episodes: pd.DataFrame, mode: str) -> list[dict]:
-    """Per-episode metrics (bench.core.metrics.evaluate_scores) of ``method``'s scores in ``mode``.
+def method_ranks(method: Method, episodes: pd.DataFrame, mode: str) -> list:
+    """Per episode, the rank of each query (bench.core.metrics.evaluate_ranks) under ``method``'s scores in ``mode``.
 
     One protocol for every method: each query's ranking leaves out the item in the episodes'
     ``query_excluded`` column (the dataset's ``excluded_from_ranking``; Dataset.episodes adds it);
     episodes without that column exclude nothing."""
-    return evaluate_scores(method.score(episodes, mode), list(episodes["query_labels"]), episodes.get("query_excluded"))
+    return evaluate_ranks(method.score(episodes, mode), list(episodes["query_labels"]), episodes.get("query_excluded"))
+
+
+def evaluate_method(method: Method, episodes: pd.DataFrame, mode: str) -> list[dict]:
+    """Per-episode metrics (bench.core.metrics.episode_metrics) of ``method_ranks``'s ranks."""
+    return [episode_metrics(ranks) for ranks in method_ranks(method, episodes, mode)]

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.analysis.leaderboard import LeaderboardTable
 from bench.analysis.questions import QuestionsTable
-from bench.core.labels import METRIC_LABELS, PERCENT_METRICS
+from bench.core.labels import METRIC_LABELS, PERCENT_METRICS, SLICE_NAMES
 from bench.core.metrics import METRICS
 
 MISSING = "—"
@@ -107,6 +107,8 @@ def leaderboard_columns(table: LeaderboardTable) -> list[Column]:
         details = [interval(format_value, m, lo, hi) if j == 0 else "" for lo, hi in zip(frame[f"{m}_ci_low"], frame[f"{m}_ci_high"])]
         header = f"{unit(m)} {ci}" if j == 0 else unit(m)
         columns.append(Column(m, header, "r", tuple(Cell(t, d, e) for t, d, e in zip(texts, details, marks))))
+        if j == 0:
+            columns += slice_columns(table)
     if table.has_reference:
         m = table.metric
         diff, wtl = [], []
@@ -134,6 +136,26 @@ def leaderboard_columns(table: LeaderboardTable) -> list[Column]:
     return columns
 
 
+SLICE_KEYS = ("repeat", "explore")  # bench.analysis.leaderboard.SIDE_SLICES, as column keys
+
+
+def has_slices(table: LeaderboardTable) -> bool:
+    """Whether any row has a value on a slice (runs stored before per-query results have none)."""
+    return any(f"{key}_mean" in table.rows.columns and table.rows[f"{key}_mean"].notna().any() for key in SLICE_KEYS)
+
+
+def slice_columns(table: LeaderboardTable) -> list[Column]:
+    """The primary metric on repeat queries and on explore queries, one column each ("—" where a row's
+    runs have no per-query results, or no query is in the slice)."""
+    columns = []
+    for key in SLICE_KEYS:
+        values = table.rows[f"{key}_mean"] if f"{key}_mean" in table.rows.columns else [float("nan")] * len(table.rows)
+        texts = [format_value(table.metric, v) for v in values]
+        marks = emphasis(texts) if len(texts) > 1 else [None] * len(texts)
+        columns.append(Column(key, f"{SLICE_NAMES[key]} {unit(table.metric)}", "r", tuple(Cell(t, emphasis=e) for t, e in zip(texts, marks))))
+    return columns
+
+
 def format_count(value: float) -> str:
     """A count of pairs, short: 238k, 1.2M."""
     if missing(value):
@@ -158,13 +180,14 @@ def short_remark(row) -> str:
     return "; ".join(parts) if parts else ""
 
 
-LEADERBOARD_KEYS = ("rank", "cell", "mode", *METRICS, "delta", "wtl", "episodes", "seeds", "seed-sd", "train-s", "budget", "remarks")
+LEADERBOARD_KEYS = ("rank", "cell", "mode", *METRICS, *SLICE_KEYS, "delta", "wtl", "episodes", "seeds", "seed-sd", "train-s", "budget", "remarks")
 
 
 def leaderboard_priority(table: LeaderboardTable) -> list[str]:
     """Columns in the order a narrow display keeps them (issue 14): the answer first, the bookkeeping last."""
     others = [m for m in metric_order(table.metric)[1:]]
-    return ["cell", "mode", table.metric, "delta", "wtl", "remarks", "rank", *others, "episodes", "seeds", "seed-sd", "train-s", "budget"]
+    bookkeeping = ["episodes", "seeds", "seed-sd", "train-s", "budget"]
+    return ["cell", "mode", table.metric, *SLICE_KEYS, "delta", "wtl", "remarks", "rank", *others, *bookkeeping]
 
 
 def seed_signs(diffs: tuple[float, ...]) -> str:
@@ -182,7 +205,7 @@ def question_columns(table: QuestionsTable, alpha: float = 0.05) -> list[Column]
     for r in table.rows:
         ok = r.status == "ok"
         significant = ok and not missing(r.p_holm) and r.p_holm < alpha
-        question.append(Cell(r.question.question, f"{r.question.a} − {r.question.b}", numeric=False))
+        question.append(Cell(r.question.question, r.sides, numeric=False))
         diff.append(
             Cell(
                 format_diff(m, r.diff) if ok else MISSING,
@@ -209,7 +232,10 @@ def question_columns(table: QuestionsTable, alpha: float = 0.05) -> list[Column]
 
 
 def questions_title(table: QuestionsTable) -> str:
-    return f"Questions of grid {table.grid} · {table.dataset} · K={table.K} · Q={table.Q}"
+    """The title; the slices the questions were answered on, when any is not "all"."""
+    slices = [s for s in dict.fromkeys(r.slice for r in table.rows) if s != "all"]
+    on = f" · on {', '.join(slices)} queries" if len(slices) == 1 and all(r.slice != "all" for r in table.rows) else ""
+    return f"Questions of grid {table.grid} · {table.dataset} · K={table.K} · Q={table.Q}{on}"
 
 
 __all__ = ["Cell", "Column", "DAGGER", "MISSING", "format_value", "format_diff", "format_p", "leaderboard_columns", "question_columns"]

@@ -17,6 +17,7 @@ def to_frame(tables: list[LeaderboardTable]) -> pd.DataFrame:
     for table in tables:
         frame = table.rows.copy()
         frame.insert(2, "dataset_hash", table.dataset_hash)
+        frame.insert(3, "slice", table.slice)  # the queries the means are over (repeat_mean, explore_mean: always those slices)
         frame["sort_metric"] = table.metric
         frame["reference"] = table.reference if table.has_reference else ""
         frames.append(frame)
@@ -51,7 +52,7 @@ def questions_to_frame(tables: list[QuestionsTable]) -> pd.DataFrame:
                     "question": result.question.question,
                     "a": result.question.a,
                     "b": result.question.b,
-                    **fields,
+                    **fields,  # slice: the queries the question was answered on
                 }
             )
     return pd.DataFrame(rows)

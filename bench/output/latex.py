@@ -1,7 +1,7 @@
 """LaTeX tables for a paper: booktabs only, sized for a column or a page without hand editing.
 
 The default table has the columns a results table in a paper shows (cell, mode, the primary metric
-with its CI, two secondary metrics, Δ with its CI and significance mark); ``columns`` or
+with its CI, the primary metric on repeat and on explore queries, a secondary metric, Δ with its CI); ``columns`` or
 ``all_columns`` choose others. ``layout="column"`` fits ``\\columnwidth`` of a two-column paper,
 ``"page"`` is a ``table*`` across ``\\textwidth``. CIs sit under their numbers; the widths are
 estimated in Computer Modern before TeX runs, so a cell name too wide for what the other columns leave
@@ -67,6 +67,7 @@ _UNICODE = {
 # secondary metrics of the paper table, in order of preference (the primary metric is skipped)
 PAPER_SECONDARY = ("recall@10", "ndcg@10", "mrr", "recall@5", "acc@1")
 SHORT_METRIC = {"acc@1": "Acc@1", "recall@5": "R@5", "recall@10": "R@10", "mrr": "MRR", "ndcg@10": "N@10"}
+SLICE_HEADERS = {"column": {"repeat": "Rep.", "explore": "Expl."}, "page": {"repeat": "Repeat", "explore": "Explore"}}
 
 
 HEADER = [
@@ -155,10 +156,13 @@ def _slug(text: str) -> str:
 
 
 def paper_keys(table: LeaderboardTable) -> list[str]:
-    """The default columns: cell, primary metric, two secondary metrics, Δ (when compared); the
-    mode is a heading over its block of rows, which saves a column a two-column paper lacks."""
-    secondary = [m for m in PAPER_SECONDARY if m != table.metric][:2]
-    return ["cell", table.metric, *secondary, *(["delta"] if table.has_reference else [])]
+    """The default columns: cell, primary metric, the primary metric on repeat and on explore queries,
+    a secondary metric, Δ (when compared); without per-query results two secondary metrics instead of
+    the slices. The mode is a heading over its block of rows, which saves a column a two-column paper lacks."""
+    if not C.has_slices(table):  # runs stored before per-query results: the two secondary metrics, as before
+        return ["cell", table.metric, *[m for m in PAPER_SECONDARY if m != table.metric][:2], *(["delta"] if table.has_reference else [])]
+    secondary = [m for m in PAPER_SECONDARY if m != table.metric][:1]
+    return ["cell", table.metric, *C.SLICE_KEYS, *secondary, *(["delta"] if table.has_reference else [])]
 
 
 def parse_columns(text: str) -> list[str]:
@@ -215,6 +219,8 @@ def _header(column: C.Column, layout_name: str, metric: str) -> str:
         return latex_escape(SHORT_METRIC[column.key] if layout_name == "column" else METRIC_LABELS[column.key])
     if column.key == "delta":
         return rf"$\Delta$ {latex_escape(SHORT_METRIC[metric] if layout_name == 'column' else METRIC_LABELS[metric])}"
+    if column.key in C.SLICE_KEYS:
+        return SLICE_HEADERS[layout_name][column.key]
     return latex_escape(column.header.split(" (")[0])
 
 
@@ -244,6 +250,10 @@ def _caption(
     if percent:
         parts.append(rf"{', '.join(latex_escape(p) for p in percent)} in \%.")
     parts.append("Best in bold, second underlined.")
+    shown_slices = [k for k in keys if k in C.SLICE_KEYS]
+    if shown_slices:
+        words = {"repeat": "label already in the prefix", "explore": "a course not in the prefix"}
+        parts.append("; ".join(f"{SLICE_HEADERS[layout_name][k]}: queries with {words[k]}" for k in shown_slices) + ".")
     if "delta" in keys and table.has_reference:
         parts.append(
             rf"$\Delta$: {latex_escape(METRIC_LABELS[table.metric])} minus the reference {latex_escape(table.reference)} on the same episodes, "

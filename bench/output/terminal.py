@@ -29,7 +29,7 @@ _LAYOUTS = ((False, None), (True, None), (True, 22), (True, 16), (True, 12), (Tr
 _PROSE = {"question", "verdict"}  # wrapped at spaces; cell names wrap at [ - , and spaces
 _PROSE_WIDTH = 34
 _NAME_BREAKS = re.compile(r"(?<=[\[\-,: ])|(?=\[)")  # where a cell name may break: after [ - , : or a space
-_REQUIRED = {"leaderboard": 6, "questions": 4}  # how many of the priority columns must be shown
+_REQUIRED = {"leaderboard": 7, "questions": 4}  # how many of the priority columns must be shown
 
 
 @dataclass(frozen=True)

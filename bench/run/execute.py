@@ -32,11 +32,13 @@ def _now() -> str:
 
 @dataclass
 class RunResult:
-    """What one run produces: its run.json record, per-episode metrics and meta-training curve."""
+    """What one run produces: its run.json record, per-episode metrics, meta-training curve and per-query
+    ranks (the per-episode metrics are slice_metrics(queries, "all") of them)."""
 
     record: dict
     episodes: pd.DataFrame
     curve: pd.DataFrame
+    queries: pd.DataFrame | None = None
 
 
 def start_record(config: RunConfig, threads: int) -> dict:
@@ -66,10 +68,11 @@ def compute_run(
 
     from baselines.fused import kernel_status
     from bench.core import provenance
+    from bench.core.metrics import query_rows, slice_metrics
     from bench.core.threads import configure_threads
     from bench.data.dataset import open_dataset
     from bench.methods.prerequisites import training_budget
-    from bench.methods.registry import METHODS, RunContext, evaluate_method
+    from bench.methods.registry import METHODS, RunContext, method_ranks
 
     configure_threads(threads)
     say = progress or (lambda *_: None)
@@ -114,12 +117,13 @@ def compute_run(
     eval0 = time.perf_counter()
     for mode in spec.modes:
         say(config.hash, f"eval {mode}", 0, len(test))
-        rows = pd.DataFrame(evaluate_method(method, test, mode))
-        rows.insert(0, "mode", mode)
-        rows.insert(0, "user_id", test["user_id"].astype(str).to_numpy())
-        rows.insert(0, "episode", np.arange(len(test)))
-        frames.append(rows)
+        ranks = method_ranks(method, test, mode)
+        frames.append(pd.DataFrame(query_rows(ranks, list(test["query_labels"]), list(test["query_prefixes"]), mode)))
         say(config.hash, f"eval {mode}", len(test), len(test))
+    queries = pd.concat(frames, ignore_index=True)
+    # the per-episode table is the "all" slice of the stored ranks: one derivation for every number
+    episodes = slice_metrics(queries, "all").drop(columns="n_queries")
+    episodes.insert(1, "user_id", test["user_id"].astype(str).to_numpy()[episodes["episode"].to_numpy()])
     curve = pd.DataFrame(fit_info.pop("curve", []), columns=None)
     if curve.empty:
         curve = pd.DataFrame({"iteration": pd.Series(dtype="int64")})
@@ -135,7 +139,7 @@ def compute_run(
         gru_kernel=kernel_status(),  # what the batched engine's one-layer GRU ran on (baselines/fused.py)
         fit={k: v for k, v in fit_info.items() if isinstance(v, (int, float, str, bool, list, dict, type(None)))},
     )
-    return RunResult(record, pd.concat(frames, ignore_index=True), curve)
+    return RunResult(record, episodes, curve, queries)
 
 
 def write_error(store: Store, run_hash: str, text: str) -> None:
@@ -165,7 +169,7 @@ def execute_run(config: RunConfig, data_dir: str, results_dir: str, threads: int
     except Exception:
         write_error(store, config.hash, traceback.format_exc())
         raise
-    store.finish_run(config.hash, result.record, result.episodes, result.curve)
+    store.finish_run(config.hash, result.record, result.episodes, result.curve, result.queries)
     return result.record
 
 

@@ -231,7 +231,7 @@ def run_grid_ray(
                 outcome = Outcome(config, None, one_line(getattr(error, "cause", None) or error))
             else:
                 save_cache(files)
-                store.finish_run(config.hash, result.record, result.episodes, result.curve)
+                store.finish_run(config.hash, result.record, result.episodes, result.curve, result.queries)
                 outcome = Outcome(config, result.record)
             outcomes.append(outcome)
             on_done(outcome)

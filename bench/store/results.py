@@ -6,6 +6,9 @@ Layout::
     <results>/runs/<hash>/run.json       config, provenance, timings, status
     <results>/runs/<hash>/episodes.parquet   one row per test episode and mode, every metric
     <results>/runs/<hash>/curve.parquet      meta-training curve (iteration, train_loss, val_acc@1)
+    <results>/runs/<hash>/queries.parquet    one row per test query and mode: its rank, label, whether the
+                                             label is in the prefix, the prefix length (runs stored before
+                                             per-query results have none; they serve the "all" slice only)
     <results>/cache/                     shared prerequisites (GRU4Rec weights), never results
 
 A run is complete only when its run.json says ``"status": "complete"`` and every file it lists
@@ -29,12 +32,12 @@ import pandas as pd
 
 from bench.core.atomic import atomic_write, atomic_write_text
 from bench.core.errors import BenchError, BenchErrors
-from bench.core.metrics import METRICS
+from bench.core.metrics import METRICS, QUERY_COLUMNS, SLICES, slice_metrics
 from bench.store import integrity
 
 SCHEMA = 1
 EPISODE_COLUMNS = ("episode", "user_id", "mode", *METRICS)
-EPISODES, CURVE = "episodes.parquet", "curve.parquet"
+EPISODES, CURVE, QUERIES = "episodes.parquet", "curve.parquet", "queries.parquet"
 RUN_TABLES = (EPISODES, CURVE)  # the files a complete run has beside run.json (checksummed there)
 ERROR_FILE = "error.txt"  # in the run's folder: the traceback of a run that failed at run time
 DAMAGED_DIR = "damaged"  # <results>/damaged/<hash>-<time>: damaged runs moved aside, never deleted
@@ -185,6 +188,14 @@ class Store:
         """The run's per-episode metrics (``episodes.parquet``), checked."""
         return self.read_table(run_hash, EPISODES, record)
 
+    def read_queries(self, run_hash: str, record: dict | None = None) -> pd.DataFrame | None:
+        """The run's per-query ranks (``queries.parquet``), checked; None for a run stored before them
+        (run.json's ``files`` does not list it)."""
+        record = self.read_run(run_hash) if record is None else record
+        if QUERIES not in ((record or {}).get("files") or {}):
+            return None
+        return self.read_table(run_hash, QUERIES, record)
+
     def read_curve(self, run_hash: str) -> pd.DataFrame:
         """The run's meta-training curve (``curve.parquet``), checked; empty when the run stored none."""
         record = self.read_run(run_hash)
@@ -223,16 +234,21 @@ class Store:
         folder.mkdir(parents=True)
         atomic_write_json(folder / "run.json", {**record, "schema": SCHEMA, "status": "running"})
 
-    def finish_run(self, run_hash: str, record: dict, episodes: pd.DataFrame, curve: pd.DataFrame) -> None:
-        """Write the run's tables, then run.json with status complete (last, atomically)."""
+    def finish_run(self, run_hash: str, record: dict, episodes: pd.DataFrame, curve: pd.DataFrame, queries: pd.DataFrame | None = None) -> None:
+        """Write the run's tables (``queries``: the per-query ranks, QUERY_COLUMNS; None writes no
+        queries.parquet), then run.json with status complete (last, atomically)."""
         missing = [c for c in EPISODE_COLUMNS if c not in episodes.columns]
         if missing:
             raise ValueError(f"episode table lacks columns {missing}")
+        if queries is not None and [c for c in QUERY_COLUMNS if c not in queries.columns]:
+            raise ValueError(f"query table lacks columns {[c for c in QUERY_COLUMNS if c not in queries.columns]}")
         folder = self.run_dir(run_hash)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_parquet(folder / EPISODES, episodes.loc[:, list(EPISODE_COLUMNS)])
         atomic_write_parquet(folder / CURVE, curve)
-        files = integrity.file_digests(folder, RUN_TABLES)
+        if queries is not None:
+            atomic_write_parquet(folder / QUERIES, queries.loc[:, list(QUERY_COLUMNS)])
+        files = integrity.file_digests(folder, RUN_TABLES + ((QUERIES,) if queries is not None else ()))
         atomic_write_json(folder / "run.json", {**record, "schema": SCHEMA, "status": "complete", "files": files})
 
     def prune_run(self, run_hash: str, record: dict) -> None:
@@ -326,12 +342,56 @@ class Results:
     episodes: pd.DataFrame  # one row per run x test episode x mode, with the run's identity columns
     problems: tuple[RunProblem, ...] = ()  # runs these lack: damaged ones (and a grid's missing ones), each named
     states: tuple[RunState, ...] = field(default=(), repr=False, compare=False)  # every run folder's, when read from a store
+    # one row per run x test query x mode (``run`` and QUERY_COLUMNS); runs stored before per-query results have none
+    queries: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    slice: str = "all"  # which queries ``episodes`` averages over (bench.core.metrics.SLICES)
+    whole: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # the "all" episodes, when sliced
 
     def only(self, run_hashes: set[str]) -> Results:
         """The subset made of the given runs (e.g. one grid's)."""
         runs = [r for r in self.runs if r["hash"] in run_hashes]
         problems = tuple(p for p in self.problems if p.hash in run_hashes)
-        return Results(runs, self.episodes[self.episodes["run"].isin(run_hashes)].reset_index(drop=True), problems, self.states)
+        return replace(
+            self,
+            runs=runs,
+            episodes=_rows_of(self.episodes, run_hashes),
+            problems=problems,
+            queries=_rows_of(self.queries, run_hashes),
+            whole=_rows_of(self.whole, run_hashes),
+        )
+
+    def without_queries(self) -> list[dict]:
+        """run.json of each run stored before per-query results (no queries.parquet): it serves the "all" slice only."""
+        have = set() if self.queries is None else set(self.queries["run"].unique())
+        return [r for r in self.runs if r["hash"] not in have]
+
+    def sliced(self, name: str, partial: bool = False) -> Results:
+        """These results with ``episodes`` averaged over the queries of slice ``name`` only
+        (bench.core.metrics.slice_metrics; same identity columns, an episode with no query in the slice
+        absent), so every table and question reads a slice as it reads "all". A run stored before
+        per-query results is refused in one line naming them, unless ``partial`` (then left out)."""
+        if name not in SLICES:
+            raise BenchError(f"unknown slice {name!r}", f"choose one of: {', '.join(SLICES)}")
+        base = self.episodes if self.whole is None else self.whole
+        if name == "all":
+            return replace(self, episodes=base, slice="all", whole=None)
+        lacking = self.without_queries()
+        if lacking and not partial:
+            shown = ", ".join(f"{r.get('cell')} seed {(r.get('config') or {}).get('seed')} ({r['hash'][:12]})" for r in lacking[:4])
+            more = f" and {len(lacking) - 4} more" if len(lacking) > 4 else ""
+            raise BenchError(
+                f"slice {name!r} needs per-query results, which {len(lacking)} run(s) stored before them lack (no queries.parquet): {shown}{more}",
+                "rerun their grid with this code (python -m bench run --grid NAME), or report the 'all' slice",
+            )
+        frames = [] if self.queries is None else [slice_metrics(q, name).assign(run=run) for run, q in self.queries.groupby("run", sort=False)]
+        have = {r["hash"] for r in self.runs} - {r["hash"] for r in lacking}
+        identity = base.loc[base["run"].isin(have), [c for c in base.columns if c not in METRICS]]
+        if frames:
+            metrics = pd.concat(frames, ignore_index=True).drop(columns="n_queries")
+            episodes = identity.merge(metrics, on=["run", "episode", "mode"], how="inner", validate="one_to_one")
+        else:
+            episodes = identity.iloc[:0].assign(**{m: pd.Series(dtype="float64") for m in METRICS})
+        return replace(self, episodes=episodes.reset_index(drop=True), slice=name, whole=base)
 
     def of_grid(self, grid_name: str, results_dir, any_code: bool = False, dataset: str | None = None) -> Results:
         """The runs grid ``grid_name`` declares, each under that grid's cell label (a run shared with
@@ -348,8 +408,11 @@ class Results:
                 f"no complete runs of grid {grid_name!r} in {results_dir}", f"run `python -m bench run --grid {grid_name}` first", problems
             )
         runs = [{**r, "cell": labels[r["hash"]]} for r in subset.runs]
-        episodes = subset.episodes.assign(cell=subset.episodes["run"].map(labels))
-        return Results(runs, episodes, problems, self.states)
+
+        def relabel(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+            return None if frame is None else frame.assign(cell=frame["run"].map(labels))
+
+        return replace(subset, runs=runs, episodes=relabel(subset.episodes), problems=problems, whole=relabel(subset.whole))
 
     def _grid_problems(self, grid, grid_name: str, results_dir, any_code: bool, dataset: str | None, complete: set[str]) -> tuple[RunProblem, ...]:
         """Every run of ``grid`` not in ``complete``, for each dataset version and code the grid has any
@@ -389,7 +452,7 @@ def load_results(results_dir: str | Path, dataset: str | None = None) -> Results
     store = Store(results_dir, create=False)
     states = store.scan()
     repair = f"python -m bench store verify --results {results_dir} --repair"
-    runs, frames, problems = [], [], []
+    runs, frames, problems, query_frames = [], [], [], []
     for state in states:
         record = state.record
         if dataset is not None and record is not None and (record.get("config") or {}).get("dataset") != dataset:
@@ -401,6 +464,7 @@ def load_results(results_dir: str | Path, dataset: str | None = None) -> Results
             continue
         try:
             frame = store.read_episodes(state.hash, record)
+            queries = store.read_queries(state.hash, record)
         except DamagedRun as err:  # changed since it was checked
             problems.append(RunProblem.of(RunState(state.hash, "damaged", record, err.problem), repair))
             continue
@@ -411,12 +475,26 @@ def load_results(results_dir: str | Path, dataset: str | None = None) -> Results
         frame["cell"] = record["cell"]
         runs.append(record)
         frames.append(frame)
+        if queries is not None:
+            queries.insert(0, "run", record["hash"])
+            query_frames.append(queries)
     if not runs:
         where = f" for dataset {dataset!r}" if dataset else ""
         raise _no_runs(
             f"no complete runs in {store.root}{where}", "run `python -m bench run --grid NAME` first, or check --results/--dataset", problems
         )
-    return Results(runs=runs, episodes=pd.concat(frames, ignore_index=True), problems=tuple(problems), states=tuple(states))
+    return Results(
+        runs=runs,
+        episodes=pd.concat(frames, ignore_index=True),
+        problems=tuple(problems),
+        states=tuple(states),
+        queries=pd.concat(query_frames, ignore_index=True) if query_frames else None,
+    )
+
+
+def _rows_of(frame: pd.DataFrame | None, run_hashes: set[str]) -> pd.DataFrame | None:
+    """The rows of ``frame`` (long form with ``run``) of the given runs; None stays None."""
+    return None if frame is None else frame[frame["run"].isin(run_hashes)].reset_index(drop=True)
 
 
 def config_of(record: dict | None):

@@ -16,6 +16,13 @@ Conventions shared by every function here:
 - Paired comparisons use the same episodes for both arms: the paired bootstrap resamples episode
   differences; the paired permutation test flips the sign of each difference (two-sided).
 - Holm's step-down procedure adjusts the p-values of one declared family of comparisons.
+- A slice of the test queries (repeat: the label is in the query's prefix; explore: it is not) is read
+  as the whole set is: each episode's value is the mean over its queries in the slice, and an episode
+  with no query in the slice is left out (it is not a zero). The learner bootstrap then resamples the
+  learners that have at least one episode left: a learner with no query in the slice is not a cluster
+  of that slice, so it changes nothing in the slice's intervals. Slice membership belongs to the query
+  (its label and prefix), the same for every arm, so a paired comparison on a slice pairs the same
+  episodes on both sides.
 
 The modules: ``bootstrap`` (episode bootstrap, percentile and BCa intervals), ``two_stage`` (the
 hierarchical bootstrap over seeds and learners), ``intervals`` (t intervals, p-values, the minimum

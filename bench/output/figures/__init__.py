@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.atomic import atomic_write, atomic_write_text
-from bench.output.figures import curves, diagnostics, forest, paired, shots
+from bench.output.figures import curves, diagnostics, forest, paired, shots, slices
 from bench.output.figures.base import Drawn, Skipped
 from bench.output.figures.inputs import PlotInputs, load_inputs
 from bench.output.figures.style import paper_style, pyplot
 
 # Paper order: training, then results, then the data they rest on.
-FIGURES = {module.NAME: module.draw for module in (curves, shots, forest, paired, diagnostics)}
+FIGURES = {module.NAME: module.draw for module in (curves, shots, forest, paired, slices, diagnostics)}
 PNG_DPI = 300
 _LATEX_EXTRA = {"−": "$-$", "×": r"$\times$", "–": "--"}  # signs bench.analysis.leaderboard.latex_escape leaves as they are
 

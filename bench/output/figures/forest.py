@@ -19,9 +19,12 @@ def _finite(*values: float) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
-def _label(question) -> str:
-    """The question in words, then A − B (on two lines when long, so the plot keeps its width)."""
-    sides = f"{question.a} − {question.b}" if len(question.a) + len(question.b) <= 44 else f"{question.a}\n− {question.b}"
+def _label(row) -> str:
+    """The question in words, then A − B (on two lines when long, so the plot keeps its width) and the
+    slice it was answered on when not "all"."""
+    question = row.question
+    on = f" [{row.slice}]" if row.slice != "all" else ""
+    sides = f"{question.a} − {question.b}{on}" if len(question.a) + len(question.b) + len(on) <= 44 else f"{question.a}\n− {question.b}{on}"
     return f"{wrap(question.question, 46)}\n{sides}"
 
 
@@ -30,7 +33,7 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
     if not tables:
         return Skipped(f"no answered questions: {inputs.questions_notice or 'the grid declares none'}")
     n_rows = max(len(table.rows) for table in tables)
-    n_lines = max(_label(row.question).count("\n") + 1 for table in tables for row in table.rows)
+    n_lines = max(_label(row).count("\n") + 1 for table in tables for row in table.rows)
     row_height = max(0.42, LINE_HEIGHT * n_lines + 0.1)  # labels of neighbouring rows never overlap
     with paper_style():
         figure, axes = panels(len(tables), max_cols=1, height=0.55 + row_height * n_rows, wide=True)
@@ -65,7 +68,7 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
                     fontsize=6.5,
                 )
             ax.axvline(0, color="0.2", lw=0.8, zorder=2)
-            ax.set_yticks(ys, [_label(row.question) for row in table.rows])
+            ax.set_yticks(ys, [_label(row) for row in table.rows])
             ax.set_ylim(-0.7, len(table.rows) - 0.3)
             ax.grid(axis="y", visible=False)
             ax.set_title(f"{table.dataset} · K={table.K} · Q={table.Q}")
@@ -78,7 +81,6 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
         "(80% power) for the observed paired spread, so a CI inside it cannot tell 'no effect' from 'too few episodes'. " + " ".join(first.notes)
     )
     sources = "; ".join(
-        f"{t.dataset} K={t.K} Q={t.Q}: " + ", ".join(f"{r.question.a} vs {r.question.b} ({r.n_episodes} episodes, {r.n_seeds} seeds)" for r in t.rows)
-        for t in tables
+        f"{t.dataset} K={t.K} Q={t.Q}: " + ", ".join(f"{r.sides} ({r.n_episodes} episodes, {r.n_seeds} seeds)" for r in t.rows) for t in tables
     )
     return Drawn(figure, caption, f"grid {first.grid}: {sources}.", wide=True)

@@ -55,9 +55,11 @@ def load_inputs(
     reference: str | None = DEFAULT_REFERENCE,
     tables: list[LeaderboardTable] | None = None,
     require_reference: bool = False,
+    slice: str = "all",
 ) -> PlotInputs:
-    """Everything a figure or the HTML page reads; ``tables``: the leaderboard already computed for this selection."""
-    results = select_results(results_dir, grid, dataset)
+    """Everything a figure or the HTML page reads; ``tables``: the leaderboard already computed for this
+    selection; ``slice``: the queries the tables and questions are on (bench.store.results.Results.sliced)."""
+    results = select_results(results_dir, grid, dataset).sliced(slice)
     if tables is None:
         tables = leaderboard(results, reference=reference, metric=metric, dataset=dataset, require_reference=require_reference)
     questions, notice = grid_questions(results, grid, metric)

@@ -15,9 +15,13 @@ NAME = "main-question-episodes"
 TIE_ATOL = 1e-12  # as bench.analysis.stats.win_tie_loss
 
 
-def episode_differences(inputs: PlotInputs, table, question) -> pd.Series:
-    """A − B per test episode (each side averaged over its seeds first), on the episodes both sides cover."""
-    episodes = inputs.results.episodes
+def episode_differences(inputs: PlotInputs, table, question, slice_name: str = "all") -> pd.Series:
+    """A − B per test episode (each side averaged over its seeds first), on the episodes both sides cover,
+    each episode averaged over its queries in ``slice_name`` (the slice the question was answered on)."""
+    results = inputs.results
+    if getattr(results, "slice", "all") != slice_name:
+        results = results.sliced(slice_name, partial=True)
+    episodes = results.episodes
     hashes = {run["hash"] for run in inputs.results.runs if run["config"].get("dataset_hash") == table.dataset_hash}
     here = episodes[(episodes["dataset"] == table.dataset) & (episodes["K"] == table.K) & (episodes["Q"] == table.Q) & episodes["run"].isin(hashes)]
     key = ["episode", "user_id"] if "user_id" in here.columns else ["episode"]
@@ -35,7 +39,7 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
     mains = [(table, table.rows[0]) for table in inputs.questions if table.rows and table.rows[0].status == "ok"]
     if not mains:
         return Skipped(f"no answered main question: {inputs.questions_notice or 'the first declared question has no results'}")
-    diffs = [episode_differences(inputs, table, row.question) for table, row in mains]
+    diffs = [episode_differences(inputs, table, row.question, row.slice) for table, row in mains]
     if all(d.empty for d in diffs):
         return Skipped("the main question's two sides share no test episode in the selected runs")
     summaries = []
@@ -53,13 +57,14 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
                 ax.axhline(values.mean(), color="0.2", ls="--", lw=0.8, label=f"mean {values.mean():+.2f}")
             wins, ties = int((colours == WIN).sum()), int((colours == TIE).sum())
             losses = len(values) - wins - ties
-            ax.set_title(wrap(f"{row.question.question} · {table.dataset} · K={table.K}", 60))
+            on = f" · {row.slice} queries" if row.slice != "all" else ""
+            ax.set_title(wrap(f"{row.question.question} · {table.dataset} · K={table.K}{on}", 60))
             ax.text(0.02, 0.97, f"W/T/L {wins}/{ties}/{losses}\n{row.n_learners} learners", transform=ax.transAxes, va="top", fontsize=7)
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_xlabel("test episode, sorted by Δ (count)")
             ax.set_ylabel(f"Δ per episode ({unit})")
             ax.legend(loc="lower right")
-            summaries.append(f"{table.dataset} K={table.K}: {row.question.a} − {row.question.b}, W/T/L {wins}/{ties}/{losses}")
+            summaries.append(f"{table.dataset} K={table.K}: {row.sides}, W/T/L {wins}/{ties}/{losses}")
         figure.tight_layout()
     caption = (
         "The main question (the grid's first) episode by episode: A − B on each test episode (seeds averaged per episode "
