@@ -49,7 +49,7 @@ def test_every_row_and_question_is_shown_once(default_grid, layout):
     tex = latex.to_latex([table], label="tab:main", layout=layout, questions=questions)
     parts = _floats(tex, latex.LAYOUTS[layout].environment)
     asked = [p for p in parts if r"Holm $p$" in p]
-    assert sum(p.count(r"\textbf{Q") for p in asked) == len(questions[0].rows) == 15
+    assert sum(p.count(r"\textbf{Q") for p in asked) == len(questions[0].rows) == 26
     board = [p for p in parts if p not in asked]
     body = [line for p in board for line in p.split("\\midrule\n", 1)[1].split("\\bottomrule", 1)[0].splitlines()]
     assert sum(1 for line in body if not line.startswith((r"\multicolumn", r"\addlinespace"))) == len(table.rows)

@@ -74,7 +74,7 @@ def test_unknown_grid_lists_presets():
 def test_full_grid_uses_the_seed_settings():
     runs = expand(load_grid("full"), {"xuetangx-synth": "h"})
     maml = [r for r in runs if r.method == "maml"]
-    assert {r.init for r in maml} == {"random", "gru4rec", "gru4rec-frozen-embed", "gru4rec-episode-users"}
+    assert {r.init for r in maml} == {"random", "gru4rec", "gru4rec-frozen-embed", "gru4rec-episode-users", "gru4rec-repeat"}
     assert {r.seed for r in maml} == {0, 1, 2}
     params = maml[0].params_dict
     assert params["meta_iterations"] == 3000 and params["meta_batch"] == 32
