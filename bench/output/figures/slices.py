@@ -1,7 +1,7 @@
-"""Figure: every arm on repeat queries and on explore queries, side by side (a paired dot plot): the
-primary metric with its CI on the queries whose label is already in the prefix (filled) and on the
-others (open), one row per arm, one panel per (dataset, K, Q); the gap between the two markers is how
-much of an arm's score is re-finding a course the learner has just left."""
+"""Figure: every arm on repeat queries and on explore queries, side by side: the primary metric with its
+CI on the queries whose label is already in the prefix (left panel, filled) and on the others (right
+panel, open), one row per arm in the leaderboard's order, each panel on its own scale (explore scores
+are a few points where repeat scores are tens), two panels per (dataset, K, Q)."""
 
 from __future__ import annotations
 
@@ -47,28 +47,30 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
     n_rows = max(len(next((t for (s, k), t in tables.items() if k == key and s == "repeat"), tables[next(iter(tables))]).rows) for key in keys)
     scale, axis_label, _ = metric_scale(inputs.metric)
     with paper_style():
-        figure, axes = panels(len(keys), max_cols=2, height=0.7 + ROW_HEIGHT * n_rows, wide=True)
-        for ax, key in zip(axes, keys):
+        # two panels per (dataset, K, Q), repeat left and explore right, each on its own x scale: explore scores are
+        # a few points where repeat scores are tens, and one shared axis would flatten every explore difference
+        figure, axes = panels(2 * len(keys), max_cols=2, height=0.7 + ROW_HEIGHT * n_rows, wide=True)
+        for index, key in enumerate(keys):
             arms = {name: tables.get((name, key)) for name in SIDE_SLICES}
             labels = list(order.get(key, []))
             for table in arms.values():
                 if table is not None:
                     labels += [f"{c}:{m}" for c, m in zip(table.rows["cell"], table.rows["mode"]) if f"{c}:{m}" not in labels]
             ys = {label: len(labels) - 1 - i for i, label in enumerate(labels)}  # the table's best row on top
-            for offset, name in zip((0.17, -0.17), SIDE_SLICES):
+            dataset, _, K, Q = key
+            share = next((t.repeat_share for t in inputs.tables if (t.dataset, t.dataset_hash, t.K, t.Q) == key), None)
+            for ax, name in zip(axes[2 * index : 2 * index + 2], SIDE_SLICES):
                 table = arms[name]
-                if table is None:
-                    continue
                 colour, marker, filled = STYLE[name]
                 m = inputs.metric
-                for _, row in table.rows.iterrows():
+                rows = table.rows.iterrows() if table is not None else ()
+                for _, row in rows:
                     mean, low, high = row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"]
                     if not _finite(mean, low, high):
                         continue
-                    y = ys[f"{row['cell']}:{row['mode']}"] + offset
                     ax.errorbar(
                         [mean * scale],
-                        [y],
+                        [ys[f"{row['cell']}:{row['mode']}"]],
                         xerr=[[(mean - low) * scale], [(high - mean) * scale]],
                         fmt=marker,
                         color=colour,
@@ -76,26 +78,26 @@ def draw(inputs: PlotInputs) -> Drawn | Skipped:
                         ms=3.5,
                         capsize=1.5,
                         lw=0.8,
-                        label=f"{SLICE_NAMES[name]} queries",
                     )
-            ax.set_yticks(list(ys.values()), list(ys))
-            ax.set_ylim(-0.7, len(labels) - 0.3)
-            ax.grid(axis="y", visible=False)
-            ax.set_xlabel(axis_label)
-            dataset, _, K, Q = key
-            share = next((t.repeat_share for t in inputs.tables if (t.dataset, t.dataset_hash, t.K, t.Q) == key), None)
-            ax.set_title(f"{dataset} · K={K} · Q={Q}" + (f" · {100 * share:.0f}% of the queries are repeats" if share is not None else ""))
-        handles = {}
-        for ax in axes:
-            for handle, label in zip(*ax.get_legend_handles_labels()):
-                handles.setdefault(label, handle)
+                ax.set_yticks(list(ys.values()), list(ys) if name == SIDE_SLICES[0] else [])
+                ax.set_ylim(-0.7, len(labels) - 0.3)
+                ax.grid(axis="y", visible=False)
+                ax.set_xlim(left=0)
+                ax.set_xlabel(f"{axis_label}, {SLICE_NAMES[name]} queries")
+                if name == SIDE_SLICES[0]:
+                    part = f"{100 * share:.0f}% of the queries" if share is not None else "queries"
+                else:
+                    part = f"{100 * (1 - share):.0f}% of the queries" if share is not None else "queries"
+                ax.set_title(f"{SLICE_NAMES[name]} ({part})" + (f"\n{dataset} · K={K} · Q={Q}" if name == SIDE_SLICES[0] and len(keys) > 1 else ""))
+        if len(keys) == 1:
+            dataset, _, K, Q = keys[0]
+            figure.suptitle(f"{dataset} · K={K} · Q={Q}")
         figure.tight_layout()
-        if handles:
-            figure.legend(list(handles.values()), list(handles), loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     shares = [f"{t.dataset} K={t.K}: {100 * t.repeat_share:.1f}%" for t in inputs.tables if t.repeat_share is not None]
     caption = (
-        f"Each arm's {axis_label.split(' (')[0]} on repeat queries (filled circles: the label is already in the query's prefix) and on "
-        "explore queries (open squares: a course not in the prefix), with 95% bootstrap CIs (over the learners that have a query "
+        f"Each arm's {axis_label.split(' (')[0]} on repeat queries (left, filled circles: the label is already in the query's prefix) and on "
+        "explore queries (right, open squares: a course not in the prefix; its own scale), with 95% bootstrap CIs "
+        "(over the learners that have a query "
         "in the slice, and over seeds where there are several); each episode is averaged over its queries in the slice, "
         "episodes with none left out. "
         + (f"Repeat share of the test queries: {'; '.join(shares)}. " if shares else "")
