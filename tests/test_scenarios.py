@@ -60,3 +60,31 @@ def test_answers_by_dataset_put_each_question_on_every_dataset_side_by_side():
     by_name = {t.dataset: t for t in tables}
     assert combined.rows[1].diff == by_name["returns-35"].rows[0].diff and combined.rows[1].verdict == by_name["returns-35"].rows[0].verdict
     assert by_dataset(tables[:1]) is None
+
+
+def test_data_synth_under_a_builtin_name_builds_that_builtin(tmp_path, monkeypatch, capsys):
+    """`data synth --name xuetangx-synth-return-0` once built the default knobs (p_return 0.35) under the
+    variant's name, so the scenarios grid compared three copies of one dataset."""
+    from bench.commands.cli import main
+
+    built = []
+
+    def fake_build(name, data_dir, config, *args, **kwargs):
+        built.append((name, config))
+        raise SystemExit(0)  # stop before any data is made: the config is what this test checks
+
+    monkeypatch.setattr(synth, "build_synthetic", fake_build)
+    try:
+        main(["data", "synth", "--name", "xuetangx-synth-return-0", "--data-dir", str(tmp_path)])
+    except SystemExit:
+        pass
+    assert built and built[0][1].p_return == 0.0
+    assert main(["data", "synth", "--name", "xuetangx-synth-return-0", "--p-return", "0.2", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "xuetangx-synth-return-0 is a built-in dataset" in err and "--p-return" in err and len(err.strip().splitlines()) == 1
+    built.clear()
+    try:  # another name keeps the flags
+        main(["data", "synth", "--name", "mine", "--p-return", "0.2", "--data-dir", str(tmp_path)])
+    except SystemExit:
+        pass
+    assert built and built[0][1].p_return == 0.2

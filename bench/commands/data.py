@@ -81,6 +81,7 @@ def _report(dataset, started: float) -> int:
 
 
 def _synth(args) -> int:
+    from bench.core.errors import BenchError
     from bench.data import pipeline, synth
 
     started = time.perf_counter()
@@ -89,6 +90,19 @@ def _synth(args) -> int:
         print(f"dataset {args.name} exists at {root}; nothing to do (--force rebuilds it)")
         return 0
     knobs = {f.name: getattr(args, f.name) for f in dataclasses.fields(synth.SynthConfig)}
+    if args.name in synth.BUILTIN:
+        # a built-in name means the built-in's knobs (grids name these datasets and build them on first use):
+        # a flag that contradicts one would store other data under the name every grid trusts
+        builtin = {**{f.name: f.default for f in dataclasses.fields(synth.SynthConfig)}, **synth.BUILTIN[args.name]}
+        defaults = {f.name: f.default for f in dataclasses.fields(synth.SynthConfig)}
+        clash = [k for k, v in knobs.items() if v != defaults[k] and v != builtin[k]]
+        if clash:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in clash)
+            raise BenchError(
+                f"{args.name} is a built-in dataset ({synth.BUILTIN[args.name] or 'the default knobs'}); {flags} would change it",
+                "drop those flags to build the built-in, or choose another --name",
+            )
+        knobs = builtin
     dataset = synth.build_synthetic(
         args.name, args.data_dir, synth.SynthConfig(**knobs), _pipeline_config(args), force=args.force, progress=_progress
     )
