@@ -40,30 +40,36 @@ def _pairs(text: str) -> float | None:
 
 
 def reference_rows(path: Path = REFERENCE) -> list[ReferenceRow]:
-    """The leaderboard rows of the committed default reference, in its order."""
+    """The leaderboard rows of the committed default reference, in its order (columns found by their
+    headers, so a column added to the leaderboard does not shift what is read)."""
     rows = []
+    header: dict[str, int] | None = None
     for line in path.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 16 or not cells[0].isdigit():
+        if cells and cells[0] == "#":
+            header = {name: i for i, name in enumerate(cells)}
             continue
+        if header is None or len(cells) != len(header) or not cells[0].isdigit():
+            continue
+        column = lambda prefix: cells[next(i for name, i in header.items() if name.startswith(prefix))]  # noqa: E731
         number = lambda text: float(re.sub(r"<[^>]+>|\*", "", text).split()[0])  # noqa: E731
         means = {
-            "acc@1": number(cells[3]) / 100,
-            "recall@5": number(cells[4]) / 100,
-            "recall@10": number(cells[5]) / 100,
-            "mrr": number(cells[6]),
-            "ndcg@10": number(cells[7]),
+            "acc@1": number(column("Acc@1 %")) / 100,
+            "recall@5": number(column("Recall@5")) / 100,
+            "recall@10": number(column("Recall@10")) / 100,
+            "mrr": number(column("MRR")),
+            "ndcg@10": number(column("NDCG@10")),
         }
-        remark = cells[15]
+        remark = column("Remarks")
         weight = re.search(r"w=([\d.]+)", remark)
         rows.append(
             ReferenceRow(
-                cells[1],
-                cells[2],
+                column("Cell"),
+                column("Mode"),
                 means,
-                int(cells[10]),
-                float(cells[13]),
-                _pairs(cells[14]),
+                int(column("Episodes")),
+                float(column("Train s")),
+                _pairs(column("Pairs seen")),
                 float(weight.group(1)) if weight else None,
                 "still improving" in remark,
             )
