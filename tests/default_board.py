@@ -51,7 +51,7 @@ def reference_rows(path: Path = REFERENCE) -> list[ReferenceRow]:
             continue
         if header is None or len(cells) != len(header) or not cells[0].isdigit():
             continue
-        column = lambda prefix: cells[next(i for name, i in header.items() if name.startswith(prefix))]  # noqa: E731
+        column = lambda prefix, cells=cells, header=header: cells[next(i for name, i in header.items() if name.startswith(prefix))]  # noqa: E731
         number = lambda text: float(re.sub(r"<[^>]+>|\*", "", text).split()[0])  # noqa: E731
         means = {
             "acc@1": number(column("Acc@1 %")) / 100,
