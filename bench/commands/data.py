@@ -93,8 +93,8 @@ def _synth(args) -> int:
     if args.name in synth.BUILTIN:
         # a built-in name means the built-in's knobs (grids name these datasets and build them on first use):
         # a flag that contradicts one would store other data under the name every grid trusts
-        builtin = {**{f.name: f.default for f in dataclasses.fields(synth.SynthConfig)}, **synth.BUILTIN[args.name]}
-        defaults = {f.name: f.default for f in dataclasses.fields(synth.SynthConfig)}
+        builtin = dataclasses.asdict(synth.SynthConfig(**synth.BUILTIN[args.name]))  # what build_builtin builds
+        defaults = dataclasses.asdict(synth.SynthConfig())
         clash = [k for k, v in knobs.items() if v != defaults[k] and v != builtin[k]]
         if clash:
             flags = ", ".join(f"--{k.replace('_', '-')}" for k in clash)
