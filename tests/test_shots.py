@@ -85,6 +85,9 @@ def test_a_run_at_shots_stores_those_shots_and_the_reports_pick_them(run_data, s
     assert main(["report", *base, "--data-dir", str(run_data), "--shots", "2:2"]) == 0
     out = capsys.readouterr().out
     assert "popularity" in out and "random" in out and "K=2" in out
+    # the grid's runs at those shots keep their per-query results: a slice of them reports
+    assert main(["report", *base, "--data-dir", str(run_data), "--shots", "2:2", "--slice", "repeat"]) == 0
+    assert "repeat queries" in capsys.readouterr().out
     assert main(["report", *base, "--data-dir", str(run_data)]) == 2  # the grid's own shots (K=3, Q=4) never ran
     assert "no complete runs of grid" in capsys.readouterr().err
     assert main(["export", "markdown", "--results", str(results), "--data-dir", str(run_data), "--shots", "2:2"]) == 0

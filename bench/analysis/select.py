@@ -4,15 +4,14 @@ declared questions on them, and find the diagnostics of their datasets. Every co
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from bench.analysis.questions import QuestionsTable, answer_questions
 from bench.core.errors import BenchError
 from bench.data import diagnostics
 from bench.data.dataset import open_dataset
-from bench.plan.grid import expand, grid_run_labels, load_grid, questions_for
-from bench.store.results import Results, RunProblem, RunState, load_results
+from bench.plan.grid import questions_for
+from bench.store.results import Results, load_results
 
 Shots = tuple[tuple[int, int], ...]  # (K, Q) pairs, as `--shots` gives them
 
@@ -26,37 +25,11 @@ def select_results(
     `--shots`): only runs at those shots; with ``grid``, the grid's runs with its shots replaced by
     them, as `run --shots` makes them."""
     results = load_results(results_dir, dataset=dataset)
-    if grid and shots:
-        return _grid_at_shots(results, grid, shots, results_dir, any_code)
     if grid:
-        results = results.of_grid(grid, results_dir, any_code=any_code, dataset=dataset)
+        return results.of_grid(grid, results_dir, any_code=any_code, dataset=dataset, shots=shots)
     if shots:
         results = results.only({r["hash"] for r in results.runs if (r["config"]["K"], r["config"]["Q"]) in set(shots)})
     return results
-
-
-def _grid_at_shots(results: Results, grid_name: str, shots, results_dir, any_code: bool) -> Results:
-    """``Results.of_grid`` for the grid with its shots replaced: its complete runs at ``shots`` under its
-    cell labels, and each of its runs at ``shots`` that is not complete (for every data version and code
-    it has a complete run of) named in ``problems``; refused in one line when none is complete."""
-    grid = dataclasses.replace(load_grid(grid_name), shots=tuple(shots))
-    labels = grid_run_labels(grid, results.runs, any_code=any_code)
-    subset = results.only(set(labels))
-    flag = ",".join(f"{K}:{Q}" for K, Q in shots)
-    if not subset.runs:
-        fix = f"run `python -m bench run --grid {grid_name} --shots {flag}` first"
-        raise BenchError(f"no complete runs of grid {grid_name!r} at --shots {flag} in {results_dir}", fix)
-    states = {state.hash: state for state in results.states}
-    complete = {r["hash"] for r in subset.runs}
-    problems: dict[str, RunProblem] = {}
-    for name, version, code in sorted({(r["config"]["dataset"], r["config"]["dataset_hash"], r["config"].get("code", "")) for r in subset.runs}):
-        repair = f"python -m bench run --grid {grid_name} --dataset {name} --shots {flag} --results {results_dir}"
-        for run in expand(grid, {name: version}, code=code):
-            if run.hash not in complete and run.hash not in problems:
-                problems[run.hash] = RunProblem.of(states.get(run.hash, RunState(run.hash, "missing")), repair, run)
-    runs = [{**r, "cell": labels[r["hash"]]} for r in subset.runs]
-    episodes = subset.episodes.assign(cell=subset.episodes["run"].map(labels))
-    return Results(runs, episodes, tuple(problems.values()), results.states)
 
 
 def grid_questions(results: Results, grid: str | None, metric: str, dataset: str | None = None) -> tuple[tuple[QuestionsTable, ...], str | None]:

@@ -393,19 +393,27 @@ class Results:
             episodes = identity.iloc[:0].assign(**{m: pd.Series(dtype="float64") for m in METRICS})
         return replace(self, episodes=episodes.reset_index(drop=True), slice=name, whole=base)
 
-    def of_grid(self, grid_name: str, results_dir, any_code: bool = False, dataset: str | None = None) -> Results:
+    def of_grid(self, grid_name: str, results_dir, any_code: bool = False, dataset: str | None = None, shots=None) -> Results:
         """The runs grid ``grid_name`` declares, each under that grid's cell label (a run shared with
         another grid keeps one hash but may have been stored under the other grid's label), with each
-        of its runs that is not complete named in ``problems``; refused in one line when there is none."""
+        of its runs that is not complete named in ``problems``; refused in one line when there is none.
+        ``shots`` ((K, Q) pairs, `--shots`): the grid with its shots replaced, as `run --shots` makes it."""
         from bench.plan.grid import grid_run_labels, load_grid
 
         grid = load_grid(grid_name)
+        flag = ""
+        if shots:
+            grid = replace(grid, shots=tuple(shots))
+            flag = " --shots " + ",".join(f"{K}:{Q}" for K, Q in shots)
         labels = grid_run_labels(grid, self.runs, any_code=any_code)
         subset = self.only(set(labels))
-        problems = self._grid_problems(grid, grid_name, results_dir, any_code, dataset, {r["hash"] for r in subset.runs})
+        problems = self._grid_problems(grid, grid_name, results_dir, any_code, dataset, {r["hash"] for r in subset.runs}, flag)
         if not subset.runs:
+            where = f" at{flag}" if flag else ""
             raise _no_runs(
-                f"no complete runs of grid {grid_name!r} in {results_dir}", f"run `python -m bench run --grid {grid_name}` first", problems
+                f"no complete runs of grid {grid_name!r}{where} in {results_dir}",
+                f"run `python -m bench run --grid {grid_name}{flag}` first",
+                problems,
             )
         runs = [{**r, "cell": labels[r["hash"]]} for r in subset.runs]
 
@@ -414,7 +422,9 @@ class Results:
 
         return replace(subset, runs=runs, episodes=relabel(subset.episodes), problems=problems, whole=relabel(subset.whole))
 
-    def _grid_problems(self, grid, grid_name: str, results_dir, any_code: bool, dataset: str | None, complete: set[str]) -> tuple[RunProblem, ...]:
+    def _grid_problems(
+        self, grid, grid_name: str, results_dir, any_code: bool, dataset: str | None, complete: set[str], flag: str = ""
+    ) -> tuple[RunProblem, ...]:
         """Every run of ``grid`` not in ``complete``, for each dataset version and code the grid has any
         run of in the store (a never-run cell of a grid that has run is named, another grid's data is not)."""
         from bench.core.provenance import code_fingerprint
@@ -435,7 +445,7 @@ class Results:
                 continue
             if not any(run.hash in states or run.hash in complete for run in runs):
                 continue
-            repair = f"python -m bench run --grid {grid_name} --dataset {name} --results {results_dir}"
+            repair = f"python -m bench run --grid {grid_name} --dataset {name}{flag} --results {results_dir}"
             for run in runs:
                 if run.hash in complete or run.hash in problems:
                     continue
