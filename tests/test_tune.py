@@ -84,6 +84,26 @@ def test_tune_reads_val_only_same_n_per_cell_and_resumes_without_recomputing(run
     assert run_tune(run_data, tune_grid_file, fresh, 3) == 0
     assert tuning_studies(fresh) == resumed
 
+    # the journals alone (as results/reference/tuning/ commits them): the training spent is unknown, shown "-", not 0
+    import shutil
+
+    from bench.output.tuning import tuning_markdown
+    from bench.run.studies import grid_study_summaries
+
+    grid_name = load_grid(str(tune_grid_file)).name
+    journals = tmp_path / "journals"
+    shutil.copytree(results / "tuning" / grid_name, journals / "tuning" / grid_name)
+    with_runs = {s.cell: s for s in grid_study_summaries(grid_name, results)}
+    alone = {s.cell: s for s in grid_study_summaries(grid_name, journals)}
+    assert set(alone) == set(with_runs) and all(s.missing_runs == 0 and s.seconds > 0 for s in with_runs.values())
+    assert all(s.missing_runs == 3 and (s.best_val, s.complete) == (with_runs[c].best_val, with_runs[c].complete) for c, s in alone.items())
+
+    def rows(summaries):
+        return [line.split(" | ") for line in tuning_markdown(summaries).splitlines() if line.startswith("| ") and "data K/Q" not in line]
+
+    assert rows(list(alone.values())) and all(row[8] == row[9] == row[11] == "-" for row in rows(list(alone.values())))  # trained, pairs, seconds
+    assert all(row[11] != "-" for row in rows(list(with_runs.values())))
+
 
 def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_data, tune_grid_file, tmp_path, monkeypatch, capsys):
     grid = load_grid(str(tune_grid_file))
@@ -133,6 +153,24 @@ def test_trial_zero_is_the_grid_settings_and_tuned_runs_have_other_hashes(run_da
     assert main(report) == 0
     shown = capsys.readouterr().out
     assert "What tuning changes" in shown and "| Does a warm start help MAML? | tiny 3/4 |" in shown
+    assert "Not in this table" not in shown
+    # the grid's cells also run on a dataset it was never tuned on (as `scenarios` puts default's cells on
+    # other datasets): the table still shows the tuned dataset, and names the other as left out
+    import shutil
+
+    from bench.data.synth import make_synthetic_dataset
+
+    both = tmp_path / "both"
+    shutil.copytree(run_data, both)
+    make_synthetic_dataset(both, name="tiny2", users=300, seed=1)
+    assert main(["run", "--grid", str(tune_grid_file), "--data-dir", str(both), "--results", str(results), "--dataset", "tiny2", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(report[:-1] + [str(both)]) == 0
+    shown = capsys.readouterr().out
+    changes = shown[shown.index("What tuning changes") :]
+    assert "Dataset tiny2" in shown[: shown.index("What tuning changes")]  # the report itself has both datasets
+    assert "| tiny 3/4 |" in changes and "| tiny2 3/4 |" not in changes
+    assert "Not in this table (grid not tuned on them): tiny2." in changes
 
 
 def _dry_hashes(out: str) -> dict:

@@ -98,20 +98,27 @@ def tuning_changes_text(args: argparse.Namespace, grid, results, questions) -> s
     versions = {(run["config"]["dataset"], run["config"]["dataset_hash"]) for run in results.runs}
     hashes: set[str] = set()
     changed: set[str] = set()  # the runs tuning gave other params
-    try:
-        for dataset, dataset_hash in sorted(versions):
-            runs = expand(grid, {dataset: dataset_hash})
+    untuned: list[tuple[str, BenchError]] = []  # dataset versions the grid's studies were not made on
+    for dataset, dataset_hash in sorted(versions):
+        runs = expand(grid, {dataset: dataset_hash})
+        try:
             tuned_hashes = {run.hash for run in tuned_runs(runs, tuned_params(grid, runs, args.results))}
-            hashes |= tuned_hashes
-            changed |= tuned_hashes - {run.hash for run in runs}
-    except BenchError as err:
-        return f"what tuning changes: not shown ({str(err).splitlines()[0]})"
+        except BenchError as err:
+            untuned.append((dataset, err))
+            continue
+        hashes |= tuned_hashes
+        changed |= tuned_hashes - {run.hash for run in runs}
+    if len(untuned) == len(versions):  # no dataset of the selection was tuned: say why for the first
+        return f"what tuning changes: not shown ({str(untuned[0][1]).splitlines()[0]})" if untuned else "what tuning changes: not shown (no runs)"
+    names = {dataset for dataset, _ in versions} - {dataset for dataset, _ in untuned}
     tuned = load_results(args.results).only(hashes).sliced(getattr(args, "slice", "all"))
     if changed and not any(run["hash"] in changed for run in tuned.runs):
         return f"what tuning changes: not shown (no tuned runs yet: run `python -m bench run --grid {grid.name} --tuned`)"
     answers = answer_questions(tuned, grid.compare, metric=args.metric, dataset=args.dataset, grid=grid.name)
-    names = {dataset for dataset, _ in versions}
-    return changes_markdown(tuning_changes([t for t in questions if t.dataset in names], answers))
+    text = changes_markdown(tuning_changes([t for t in questions if t.dataset in names], answers))
+    if untuned:  # the datasets left out, named, so a table of one dataset is not read as the selection's
+        text += "\n\nNot in this table (grid not tuned on them): " + ", ".join(sorted({dataset for dataset, _ in untuned})) + "."
+    return text
 
 
 def _export_command(args: argparse.Namespace) -> int:

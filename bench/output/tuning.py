@@ -35,7 +35,7 @@ def _count(value) -> str:
 
 
 def _trained(s) -> str:
-    if s.unit is None:
+    if s.unit is None or s.missing_runs:
         return "-"
     allotted = "?" if s.allotted is None else str(s.allotted)
     return f"{_num(s.spent)}/{allotted} {UNITS.get(s.unit, s.unit)}"
@@ -98,9 +98,10 @@ def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
         warm = "-"
         if s.warm_from:
             warm = f"{s.warm_from} best: " + (", ".join(f"{k}={_num(v)}" for k, v in s.warm_params.items()) or "not tuned yet")
+        pairs, seconds = ("-", "-") if s.missing_runs else (_count(s.pairs), f"{s.seconds:.0f}")  # unknown without the runs
         lines.append(
             f"| {s.cell} | {s.dataset} {s.K}/{s.Q} | {s.mode} | {trials} | {s.complete} | {s.pruned} | {s.failed} | {_num(s.by_tpe)} | "
-            f"{_trained(s)} | {_count(s.pairs)} | {_judged(s)} | {s.seconds:.0f} | {_score(s.untuned_val)} | {_score(s.best_val)} | "
+            f"{_trained(s)} | {pairs} | {_judged(s)} | {seconds} | {_score(s.untuned_val)} | {_score(s.best_val)} | "
             f"{params} | {warm} |"
         )
     if summaries:
@@ -119,6 +120,11 @@ def tuning_markdown(summaries, skipped: list[tuple[str, str]] = ()) -> str:
             "meta_iterations); pairs seen by those steps (meta-training's for MAML arms; a warm start's shared GRU4Rec not counted).",
             same_budget_line(summaries),
         ]
+        if any(s.missing_runs for s in summaries):
+            lines.append(
+                'Trained, pairs seen, seconds: "-" where the cell\'s trial runs are not in this store (its journal alone, '
+                "e.g. results/reference/tuning/): the counts and values come from the journal, the training spent from the runs."
+            )
     for label, why in skipped:
         lines.append(f"not tuned: {label} ({why})")
     return "\n".join(lines)

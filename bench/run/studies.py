@@ -129,6 +129,7 @@ class CellSummary:
     budget: int | None = None
     spent: int | None = None
     pairs: int | None = None  # pairs seen by those steps' gradient updates (None: not known)
+    missing_runs: int = 0  # counted trials whose run is not in the store (the journals alone): seconds and spent unknown
 
     @property
     def finished(self) -> bool:
@@ -196,10 +197,13 @@ def summarize(study, store: Store) -> CellSummary:
     best = max(done, key=lambda t: (t.value, -t.number)) if done else None
     untuned = next((t for t in trials if t.user_attrs.get("untuned")), None)
     hashes = {}
+    missing = set()
     for t in trials:
         if "hash" in t.user_attrs and t.user_attrs["hash"] not in hashes:
-            record = store.read_run(t.user_attrs["hash"]) or {}
-            hashes[t.user_attrs["hash"]] = float(record.get("wall_seconds") or 0.0)
+            record = store.read_run(t.user_attrs["hash"])
+            if record is None and t.state in (states.COMPLETE, states.PRUNED):
+                missing.add(t.user_attrs["hash"])
+            hashes[t.user_attrs["hash"]] = float((record or {}).get("wall_seconds") or 0.0)
     space = attrs.get("space", [])
     unit = attrs.get("budget_unit")
     spent, pairs = training_spent(study, store, unit)
@@ -236,6 +240,7 @@ def summarize(study, store: Store) -> CellSummary:
         budget=attrs.get("budget"),
         spent=spent,
         pairs=pairs,
+        missing_runs=len(missing),
     )
 
 

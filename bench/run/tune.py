@@ -417,7 +417,8 @@ def tune_grid(
         notice(
             f"tuned {cell.base.cell}: {summary.complete + summary.pruned} trials ({summary.failed} failed), "
             f"best val {METRIC} {summary.best_val if summary.best_val is not None else float('nan'):.4f} "
-            f"(untuned {summary.untuned_val if summary.untuned_val is not None else float('nan'):.4f}) in {time.perf_counter() - t0:.1f} s"
+            f"(untuned {summary.untuned_val if summary.untuned_val is not None else float('nan'):.4f}); "
+            f"trial runs {summary.seconds:.1f} s, this call {time.perf_counter() - t0:.1f} s"
         )
         summaries.append(summary)
     return summaries
