@@ -108,9 +108,9 @@ def tuning_changes_text(args: argparse.Namespace, grid, results, questions) -> s
             continue
         hashes |= tuned_hashes
         changed |= tuned_hashes - {run.hash for run in runs}
-    if len(untuned) == len(versions):  # no dataset of the selection was tuned: say why for the first
-        return f"what tuning changes: not shown ({str(untuned[0][1]).splitlines()[0]})" if untuned else "what tuning changes: not shown (no runs)"
     names = {dataset for dataset, _ in versions} - {dataset for dataset, _ in untuned}
+    if untuned and not names:  # no dataset of the selection was tuned: say why for the first
+        return f"what tuning changes: not shown ({str(untuned[0][1]).splitlines()[0]})"
     tuned = load_results(args.results).only(hashes).sliced(getattr(args, "slice", "all"))
     if changed and not any(run["hash"] in changed for run in tuned.runs):
         return f"what tuning changes: not shown (no tuned runs yet: run `python -m bench run --grid {grid.name} --tuned`)"

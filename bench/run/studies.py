@@ -164,20 +164,15 @@ def _steps_and_pairs(store: Store, run_hash: str, record: dict, unit: str | None
     return steps, per_step
 
 
-def training_spent(study, store: Store, unit: str | None) -> tuple[int | None, int | None]:
-    """(steps, pairs) the study's distinct complete and pruned trial runs trained, summed (each run
-    once, as seconds are: a config asked again is read, not retrained); (None, None) without a budget,
-    pairs None where a run's pairs per step is not known. A pruned run's pairs per step is its cell's
-    (every trial of a cell has the same data, meta-batch, K and Q: read from a complete one)."""
+def training_spent(counted: dict[str, dict | None], store: Store, unit: str | None) -> tuple[int | None, int | None]:
+    """(steps, pairs) the study's distinct complete and pruned trial runs (``counted``: hash -> its stored
+    record, None when absent) trained, summed (each run once, as seconds are: a config asked again is
+    read, not retrained); (None, None) without a budget, pairs None where a run's pairs per step is not
+    known. A pruned run's pairs per step is its cell's (every trial of a cell has the same data,
+    meta-batch, K and Q: read from a complete one)."""
     if unit is None:
         return None, None
-    states = load_optuna().trial.TrialState
-    runs = {}
-    for t in study.get_trials(deepcopy=False):
-        if t.state in (states.COMPLETE, states.PRUNED) and "hash" in t.user_attrs:
-            record = store.read_run(t.user_attrs["hash"])
-            if record is not None and record.get("status") in ("complete", "pruned"):
-                runs.setdefault(t.user_attrs["hash"], record)
+    runs = {h: record for h, record in counted.items() if record is not None and record.get("status") in ("complete", "pruned")}
     measured = {h: _steps_and_pairs(store, h, record, unit) for h, record in runs.items()}
     known = [per for _, per in measured.values() if per]
     steps = sum(s for s, _ in measured.values() if s is not None)
@@ -196,18 +191,15 @@ def summarize(study, store: Store) -> CellSummary:
     done = [t for t in trials if t.state == states.COMPLETE]
     best = max(done, key=lambda t: (t.value, -t.number)) if done else None
     untuned = next((t for t in trials if t.user_attrs.get("untuned")), None)
-    hashes = {}
-    missing = set()
+    records = {}  # each distinct trial run's stored record, read once (None: not in this store)
     for t in trials:
-        if "hash" in t.user_attrs and t.user_attrs["hash"] not in hashes:
-            record = store.read_run(t.user_attrs["hash"])
-            if record is None and t.state in (states.COMPLETE, states.PRUNED):
-                missing.add(t.user_attrs["hash"])
-            hashes[t.user_attrs["hash"]] = float((record or {}).get("wall_seconds") or 0.0)
+        if "hash" in t.user_attrs and t.user_attrs["hash"] not in records:
+            records[t.user_attrs["hash"]] = store.read_run(t.user_attrs["hash"])
+    counted = [t for t in trials if t.state in (states.COMPLETE, states.PRUNED)]
+    counted_runs = {t.user_attrs["hash"]: records[t.user_attrs["hash"]] for t in counted if "hash" in t.user_attrs}
     space = attrs.get("space", [])
     unit = attrs.get("budget_unit")
-    spent, pairs = training_spent(study, store, unit)
-    counted = [t for t in trials if t.state in (states.COMPLETE, states.PRUNED)]
+    spent, pairs = training_spent(counted_runs, store, unit)
     by_tpe = sum(t.user_attrs.get(SAMPLED_BY) == "tpe" for t in counted) if all(SAMPLED_BY in t.user_attrs for t in counted) else None
     return CellSummary(
         cell=attrs.get("cell", study.study_name),
@@ -220,7 +212,7 @@ def summarize(study, store: Store) -> CellSummary:
         pruned=sum(t.state == states.PRUNED for t in trials),
         failed=sum(t.state == states.FAIL for t in trials),
         running=sum(t.state == states.RUNNING for t in trials),
-        seconds=sum(hashes.values()),
+        seconds=sum(float((record or {}).get("wall_seconds") or 0.0) for record in records.values()),
         untuned_val=untuned.value if untuned is not None and untuned.state == states.COMPLETE else None,
         best_val=best.value if best else None,
         best_number=best.number if best else None,
@@ -240,7 +232,7 @@ def summarize(study, store: Store) -> CellSummary:
         budget=attrs.get("budget"),
         spent=spent,
         pairs=pairs,
-        missing_runs=len(missing),
+        missing_runs=sum(record is None for record in counted_runs.values()),
     )
 
 
