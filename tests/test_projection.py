@@ -139,3 +139,49 @@ def test_early_stopping_projects_from_measured_stop_points(tmp_path, capsys):
     printed = " ".join(capsys.readouterr().out.split())
     n_meta = sum(r.stop is not None for r in projected.values())
     assert f"early stopping (val_patience): 1 of {n_meta} runs projected from measured stop points" in printed
+
+
+def test_patience_replay_counts_the_runs_a_patience_cuts_and_what_they_lose_on_val(tmp_path, capsys):
+    """--patience replays each val_patience on the source runs' measured curves: a run whose curve later
+    beats its best up to the stop is cut (lost = the difference); one that only declines is stopped, not
+    cut; one still rising is not stopped; a curve that ends before the target's budget is unmeasured."""
+    from bench.commands.cli import main
+    from bench.run.projection import replay_patience, val_lost
+
+    source = tmp_path / "src.toml"
+    source.write_text('extends = "smoke"\n[params]\nmeta_iterations = 60\nval_every = 10\n')
+    curves = {
+        "maml[random]": [0.1, 0.2, 0.3, 0.25, 0.2, 0.4, 0.5],  # P=2 stops at 40 (best 0.3), later 0.5: cut, lost 0.2
+        "anil[random]": [0.1, 0.3, 0.3, 0.2, 0.25, 0.2, 0.1],  # P=2 stops at 30 (a tie is no new best), never better: not cut
+    }
+    store = Store(tmp_path / "store")
+    for run in expand(load_grid(str(source)), {"xuetangx-synth": "h"}):
+        fit, curve = {}, pd.DataFrame({"iteration": range(1)})
+        if run.method in ("maml", "anil", "metasgd"):
+            accs = curves.get(run.cell, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])  # rising: never stopped
+            fit = {"seconds_per_iteration": 2.0, "val_seconds": 7.0}
+            curve = pd.DataFrame({"iteration": range(0, 70, 10), "val_acc@1": accs})
+        record = _record(run, wall=130.0, train=127.0, evaluation=3.0, fit=fit)
+        store.start_run(run.hash, record)
+        store.finish_run(run.hash, record, pd.DataFrame({c: [] for c in EPISODE_COLUMNS}), curve)
+    unset, two, five = replay_patience(str(source), str(source), [2, 5], str(tmp_path / "store"))
+    meta = unset.meta_runs
+    assert meta >= 3 and unset.patience is None and not unset.stopped and unset.trained == unset.budget == 60 * meta
+    assert {(r.cell, r.stop_at) for r in two.stopped} == {("maml[random]", 40), ("anil[random]", 30)}
+    assert [(r.cell, r.lost) for r in two.cut] == [("maml[random]", pytest.approx(0.2))] and two.unknown == 0
+    assert two.trained == 60 * meta - 20 - 30 and sum(two.durations) < sum(unset.durations)
+    assert not five.stopped and five.trained == five.budget
+    frame = pd.DataFrame({"iteration": range(0, 70, 10), "val_acc@1": curves["maml[random]"]})
+    assert val_lost(frame, 40, 60) == pytest.approx(0.2) and val_lost(frame, 40, 100) is None  # the curve ends at 60 of 100
+    high_start = frame.assign(**{"val_acc@1": [0.9, 0.2, 0.3, 0.25, 0.2, 0.4, 0.5]})
+    assert val_lost(high_start, 40, 60) == pytest.approx(0.2)  # the start is no candidate without select_init
+    assert val_lost(high_start, 40, 60, select_init=True) == 0  # with it, the start stays the best
+    bigger = tmp_path / "bigger.toml"
+    bigger.write_text('extends = "smoke"\n[params]\nmeta_iterations = 100\nval_every = 10\n')
+    assert replay_patience(str(bigger), str(source), [2], str(tmp_path / "store"))[1].unknown == 2  # stopped within 60 of 100
+    assert main(["project", "--grid", str(source), "--from", str(source), "--results", str(tmp_path / "store"), "--patience", "2,5"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "PATIENCE REPLAY" in printed and "val_patience 2 cuts: maml[random] seed 0 at 40 (-20.00)" in printed
+    with pytest.raises(SystemExit):
+        main(["project", "--grid", str(source), "--from", str(source), "--results", str(tmp_path / "store"), "--patience", "0"])
+    assert "a patience is at least 1 validation" in capsys.readouterr().err

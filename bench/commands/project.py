@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 from collections import defaultdict
 
 from bench.commands.common import parse_seeds
@@ -70,7 +71,45 @@ def project_command(args: argparse.Namespace) -> int:
         "measured costs carry the conditions of the source runs (threads, machine, processes beside them); "
         "GRU4Rec/SASRec at their epoch limit (early stopping can end them sooner)"
     )
+    if args.patience:
+        print_patience_replay(console, args, projection.replay_patience(args.grid, args.source, args.patience, args.results, speedup, seeds))
     return 0
+
+
+def print_patience_replay(console, args: argparse.Namespace, rows: list) -> None:
+    """The grid as declared, then each ``--patience`` as its val_patience, replayed on the source's curves."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(
+        title=f"PATIENCE REPLAY (a projection from measured curves): val_patience on grid {escape(args.grid)}'s meta-learned runs, "
+        f"replayed on the validation curves of grid {escape(args.source)}'s runs"
+    )
+    columns = ("val_patience", "stopped early", "cut (later better on val)", "val Acc@1 lost by cut runs", "meta-its trained")
+    for column in (*columns, "h single-thread", "h on 2 workers"):
+        table.add_column(column, justify="right", overflow="fold")
+    for row in rows:
+        lost = sorted(100 * r.lost for r in row.cut)
+        median = statistics.median(lost) if lost else None
+        table.add_row(
+            "unset" if row.patience is None else str(row.patience),
+            f"{len(row.stopped)} of {row.meta_runs}",
+            f"{len(row.cut)}" + (f" (+{row.unknown} unmeasured)" if row.unknown else ""),
+            f"median {median:.2f}, max {lost[-1]:.2f} points" if lost else "-",
+            f"{100 * row.trained / max(row.budget, 1):.0f}%",
+            f"{sum(row.durations) / 3600:.2f}",
+            f"{projection.schedule(list(row.durations), 2) / 3600:.2f}",
+        )
+    console.print(table)
+    for row in rows:
+        if row.cut:
+            cut = ", ".join(f"{escape(r.cell)} seed {r.seed} at {r.stop_at} (-{100 * r.lost:.2f})" for r in sorted(row.cut, key=lambda r: -r.lost))
+            console.print(f"val_patience {row.patience} cuts: {cut}")
+    console.print(
+        "cut: the run's measured curve (no early stopping) later beats its best val Acc@1 up to the stop; lost: by how much, in "
+        "points of val Acc@1 (the checkpoint the test scores is the best on val); unmeasured: the source curve ends before the "
+        "target's budget. Hours: a lower bound, longest first on the workers (as above)"
+    )
 
 
 def register(subparsers) -> None:
@@ -90,4 +129,22 @@ def register(subparsers) -> None:
         help="results/reference/perf-full.json (a perf file that timed batched-v1): scale the batched runs' measured "
         "meta-iteration and validation costs by its measured speed-up (a PROJECTION)",
     )
+    parser.add_argument(
+        "--patience",
+        default=None,
+        type=_patiences,
+        metavar="P[,P...]",
+        help="replay each val_patience (validations without a new best before meta-training stops) on the source runs' "
+        "measured curves: runs stopped, runs cut while a later validation was better, val Acc@1 lost, cost",
+    )
     parser.set_defaults(func=project_command)
+
+
+def _patiences(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers (write e.g. --patience 5,10,20)") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: a patience is at least 1 validation (write e.g. --patience 5,10,20)")
+    return values

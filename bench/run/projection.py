@@ -58,6 +58,9 @@ class Projected:
     projected_s: float
     how: str  # which scaling applied
     stop: str | None = None  # with val_patience: MEASURED_STOP or FULL_BUDGET; None without early stopping
+    stop_at: int | None = None  # the measured stop point (meta-iteration), where one was projected
+    budget: int | None = None  # the target's meta_iterations (meta-learned runs only)
+    lost: float | None = None  # with a stop: val Acc@1 the measured curve reaches after it, above its best up to it (0: none); None: unknown
 
 
 MEASURED_STOP = "projected from measured stop points"
@@ -133,6 +136,19 @@ def measured_stop(target: RunConfig, record: dict, curve: pd.DataFrame | None) -
     return stop if stop is not None and stop < budget else None
 
 
+def val_lost(curve: pd.DataFrame, stop: int, budget: int, select_init: bool = False) -> float | None:
+    """What stopping at ``stop`` costs in val Acc@1, read from a measured curve of the same run without
+    early stopping: its best validation up to ``budget`` minus its best up to ``stop`` (both among the
+    checkpoint candidates: the start only with ``select_init``); 0 when nothing later beats the stop's
+    best; None when the curve does not reach ``budget`` (what came after was not measured)."""
+    points = [(int(i), float(a)) for i, a in zip(curve["iteration"], curve["val_acc@1"]) if int(i) <= budget]
+    if not points or max(i for i, _ in points) < budget:
+        return None
+    candidates = [(i, a) for i, a in points if i > 0 or select_init]
+    before = max((a for i, a in candidates if i <= stop), default=float("-inf"))
+    return max(a for _, a in candidates) - before  # >= 0: the later best includes the earlier
+
+
 def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict | None = None, curve: pd.DataFrame | None = None) -> Projected:
     """One target run's projected wall seconds from its measured counterpart ``record`` (run.json)
     and the number of rows of that run's curve (validations, or epochs); ``speedup``: see
@@ -143,6 +159,7 @@ def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict 
     params, source = target.params_dict, record["config"]["params"]
     budget = get_method(target.method).budget
     early = None  # with val_patience: whether a measured stop point or the full budget was projected
+    stop = budget_iterations = lost = None
     if budget == META_ITERATIONS and "seconds_per_iteration" in fit:  # meta-learned (and meta-trained)
         per_iteration = float(fit["seconds_per_iteration"])
         per_validation = float(fit["val_seconds"]) / max(curve_rows, 1)
@@ -152,6 +169,8 @@ def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict 
             per_iteration, per_validation = per_iteration / ratios["iteration"], per_validation / ratios["validation"]
         budget_iterations, stop = int(params["meta_iterations"]), measured_stop(target, record, curve)
         iterations = budget_iterations if stop is None else stop
+        if stop is not None:
+            lost = val_lost(curve, stop, budget_iterations, bool(params.get("select_init")))
         validations = _validations(iterations, int(params["val_every"]))
         seconds = per_iteration * iterations + per_validation * validations + evaluation
         how = f"{iterations} it x {per_iteration:.2f}s + {validations} val x {per_validation:.1f}s + test"
@@ -171,7 +190,7 @@ def project_run(target: RunConfig, record: dict, curve_rows: int, speedup: dict 
         how = f"<= {epochs} epochs x {per_epoch:.0f}s + test (ran {curve_rows} of {source.get('max_epochs')})"
     else:
         seconds, how = measured, "as measured"
-    return Projected(target.cell, target.seed, measured, seconds, how, early)
+    return Projected(target.cell, target.seed, measured, seconds, how, early, stop, budget_iterations, lost)
 
 
 def schedule(durations: list[float], workers: int) -> float:
@@ -183,13 +202,19 @@ def schedule(durations: list[float], workers: int) -> float:
 
 
 def project_grid(
-    target_name: str, source_name: str, results_dir: str = "results", speedup: dict | None = None, seeds: list[int] | None = None
+    target_name: str,
+    source_name: str,
+    results_dir: str = "results",
+    speedup: dict | None = None,
+    seeds: list[int] | None = None,
+    overrides: dict | None = None,
 ) -> list[Projected]:
     """Every run of ``target_name``, projected from the complete runs of ``source_name`` in the store
     (with ``speedup``, see ``load_speedup``); refused in one line when a target run has no measured
     counterpart. ``seeds``: only those seeds of the source were run; a target run of another seed is
     projected from the first of them's run of the same cell (seeds change draws, not the work),
-    and says so."""
+    and says so. ``overrides``: parameters set in every target method that has them (``run --set``),
+    e.g. {"val_patience": 10} to replay a patience on the source runs' curves."""
     target, source = load_grid(target_name), load_grid(source_name)
     store = Store(results_dir, create=False)
     records = store.complete_runs()
@@ -202,7 +227,7 @@ def project_grid(
     source_hashes = {run.hash for run in expand(source, versions, seeds)}
     measured = {_record_key(r): r for r in records if r["hash"] in source_hashes}
     projected, missing = [], []
-    for run in expand(target, versions):
+    for run in expand(target, versions, overrides=overrides):
         stand_in = seeds is not None and run.seed not in seeds
         record = measured.get(_key(dataclasses.replace(run, seed=seeds[0]) if stand_in else run))
         if record is None:
@@ -218,3 +243,54 @@ def project_grid(
             f"run `python -m bench run --grid {source_name}` to the end, or project from a grid that declares the same runs",
         )
     return projected
+
+
+@dataclass(frozen=True)
+class PatienceReplay:
+    """One ``val_patience`` replayed on a grid's measured curves (``replay_patience``): a PROJECTION of
+    which meta-learned runs it stops, what the measured curves show they would lose, and the cost."""
+
+    patience: int | None  # None: the grid as declared
+    meta_runs: int  # meta-learned runs (those a patience can stop)
+    stopped: tuple[Projected, ...]  # runs it stops before their budget (measured stop points)
+    trained: int  # meta-iterations trained over the meta-learned runs
+    budget: int  # their budget of meta-iterations
+    durations: tuple[float, ...]  # every run's projected seconds
+
+    @property
+    def cut(self) -> tuple[Projected, ...]:
+        """Stopped runs whose measured curve later beats their best up to the stop (on val)."""
+        return tuple(r for r in self.stopped if r.lost is not None and r.lost > 0)
+
+    @property
+    def unknown(self) -> int:
+        """Stopped runs whose measured curve ends before the budget: what they would lose is unmeasured."""
+        return sum(r.lost is None for r in self.stopped)
+
+
+def replay_patience(
+    target_name: str,
+    source_name: str,
+    patiences: list[int],
+    results_dir: str = "results",
+    speedup: dict | None = None,
+    seeds: list[int] | None = None,
+) -> list[PatienceReplay]:
+    """The grid as declared, then with each of ``patiences`` as its ``val_patience``, projected from the
+    source runs' measured curves: which runs stop, what they lose on val, what the grid costs."""
+    rows = []
+    for patience in [None, *patiences]:
+        overrides = {"val_patience": patience} if patience is not None else None
+        runs = project_grid(target_name, source_name, results_dir, speedup, seeds, overrides)
+        meta = [r for r in runs if r.budget is not None]
+        rows.append(
+            PatienceReplay(
+                patience,
+                len(meta),
+                tuple(r for r in meta if r.stop_at is not None),
+                sum(r.stop_at if r.stop_at is not None else r.budget for r in meta),
+                sum(r.budget for r in meta),
+                tuple(r.projected_s for r in runs),
+            )
+        )
+    return rows
