@@ -85,8 +85,7 @@ def print_patience_replay(console, args: argparse.Namespace, rows: list) -> None
         title=f"PATIENCE REPLAY (a projection from measured curves): val_patience on grid {escape(args.grid)}'s meta-learned runs, "
         f"replayed on the validation curves of grid {escape(args.source)}'s runs"
     )
-    columns = ("val_patience", "stopped early", "cut (later better on val)", "val Acc@1 lost by cut runs", "meta-its trained")
-    for column in (*columns, "h single-thread", "h on 2 workers"):
+    for column in ("val_patience", "stopped early", "cut", "val lost: median / max", "meta-its trained", "h of work", "h on 2 workers"):
         table.add_column(column, justify="right", overflow="fold")
     for row in rows:
         lost = sorted(100 * r.lost for r in row.cut)
@@ -95,7 +94,7 @@ def print_patience_replay(console, args: argparse.Namespace, rows: list) -> None
             "unset" if row.patience is None else str(row.patience),
             f"{len(row.stopped)} of {row.meta_runs}",
             f"{len(row.cut)}" + (f" (+{row.unknown} unmeasured)" if row.unknown else ""),
-            f"median {median:.2f}, max {lost[-1]:.2f} points" if lost else "-",
+            f"{median:.2f} / {lost[-1]:.2f}" if lost else "-",
             f"{100 * row.trained / max(row.budget, 1):.0f}%",
             f"{sum(row.durations) / 3600:.2f}",
             f"{projection.schedule(list(row.durations), 2) / 3600:.2f}",
@@ -106,9 +105,9 @@ def print_patience_replay(console, args: argparse.Namespace, rows: list) -> None
             cut = ", ".join(f"{escape(r.cell)} seed {r.seed} at {r.stop_at} (-{100 * r.lost:.2f})" for r in sorted(row.cut, key=lambda r: -r.lost))
             console.print(f"val_patience {row.patience} cuts: {cut}")
     console.print(
-        "cut: the run's measured curve (no early stopping) later beats its best val Acc@1 up to the stop; lost: by how much, in "
-        "points of val Acc@1 (the checkpoint the test scores is the best on val); unmeasured: the source curve ends before the "
-        "target's budget. Hours: a lower bound, longest first on the workers (as above)"
+        "cut: stopped runs whose measured curve (no early stopping) later beats their best val Acc@1 up to the stop; val lost: by "
+        "how much, in points of val Acc@1, over the cut runs (the test scores the checkpoint best on val); unmeasured: the source "
+        "curve ends before the target's budget. Hours: single-thread work, and a lower bound on 2 workers (longest first, as above)"
     )
 
 
