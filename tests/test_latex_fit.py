@@ -120,3 +120,23 @@ def test_width_estimate_never_falls_short_of_tex(default_grid, tmp_path):
     short = [(samples[i][0], round(measured[i] - samples[i][1], 2)) for i in measured if samples[i][1] < measured[i] - latex.FIT_MARGIN_PT]
     assert not short, short
     assert not math.isinf(max(estimate for _, estimate in samples))
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason=NO_TEX)
+@pytest.mark.parametrize("layout", ["column", "page"])
+def test_three_seed_questions_as_wide_as_full_gets_still_fit(default_grid, tmp_path, layout):
+    """`full`'s Questions (3 seeds: "−−−" signs, wide negative CIs, three-digit W/T/L) overflowed a column by 3pt
+    when every CI sat beside its Δ; the numbers' row is measured and the CIs go under their Δ where it would not fit."""
+    _, questions = default_grid
+    wide = dataclasses.replace(
+        questions[0],
+        rows=tuple(
+            dataclasses.replace(r, diff=-0.1988, ci_low=-0.2177, ci_high=-0.1798, wins=382, ties=354, losses=379, per_seed_diffs=(-0.2, -0.19, -0.2))
+            for r in questions[0].rows
+        ),
+    )
+    tex = "\n".join(latex.questions_to_latex([wide], layout=layout))
+    log = _compile(tmp_path, tex, "twocolumn", f"questions-{layout}")
+    assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox.*", log)
+    assert "Float too large" not in log, re.findall(r"Float too large.*", log)
+    assert (r"\begin{tabular}[t]" in tex) == (layout == "column")  # stacked where the column is too narrow, beside it on a page

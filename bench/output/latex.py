@@ -28,6 +28,7 @@ from bench.output.latex_fit import (
     Layout,
     caption_height,
     cell_width,
+    inline_width,
     line_count,
     marks_width,
     pack_floats,
@@ -392,6 +393,12 @@ def questions_to_latex(tables: list[QuestionsTable], *, layout: str = "column", 
             + r" $\Delta$: A minus B; MDE: minimum detectable $|\Delta|$ at 80\% power; seeds: sign of $\Delta$ per seed; $^\dagger$: Holm $p<0.05$."
         )
         heads = [rf"$\Delta$ {latex_escape(SHORT_METRIC[table.metric])}", r"Holm $p$", "W/T/L", "MDE", "Seeds"]
+        # the numbers' row, each CI beside its Δ; where the widest column entries would not fit the width, the CIs go under
+        shown = [f"Δ {SHORT_METRIC[table.metric]}", "Holm p", "W/T/L", "MDE", "Seeds"]
+        row_width = sum(
+            max([text_width(head, spec.font_pt)] + [inline_width(cell, spec) for cell in column.cells]) for head, column in zip(shown, numbers)
+        ) + 2 * float(spec.tabcolsep.removesuffix("pt")) * (n - 1)
+        stacked = row_width > spec.fit_pt - FIT_MARGIN_PT
         head = [r"\begin{tabular}{@{}" + "r" * n + "@{}}", r"\toprule", " & ".join(heads) + r" \\", r"\midrule"]
         entries = []  # per question: its three rows, and their estimated height
         line = BASELINE[spec.font_pt]
@@ -403,11 +410,14 @@ def questions_to_latex(tables: list[QuestionsTable], *, layout: str = "column", 
             said = rf"\emph{{{latex_escape(verdict.text)}}}{(' ' + latex_escape(verdict.detail)) if verdict.detail else ''}"
             rows = [
                 rf"{wide}{{\raggedright{asked}}} \\",
-                " & ".join(_cell(c.cells[i], stacked=False) if c.key != "seeds" else _number(c.cells[i].text).replace("−", "$-$") for c in numbers)
+                " & ".join(
+                    _cell(c.cells[i], stacked=stacked and c.key == "delta") if c.key != "seeds" else _number(c.cells[i].text).replace("−", "$-$")
+                    for c in numbers
+                )
                 + r" \\",
                 rf"{wide}{{\raggedright{said}}} \\",
             ]
-            lines = line_count(asked, spec.font_pt, spec.fit_pt) + 1 + line_count(said, spec.font_pt, spec.fit_pt)
+            lines = line_count(asked, spec.font_pt, spec.fit_pt) + (2 if stacked else 1) + line_count(said, spec.font_pt, spec.fit_pt)
             entries.append((rows, lines * line + 4.0))
         fixed = 2 * line + 12.0  # the heading row and the rules
         parts = pack_floats([h for _, h in entries], caption_height(caption, spec) + fixed, 3 * line + 12.0 + fixed)

@@ -3,6 +3,7 @@ widths, cell and caption sizes, and how a tall table is cut into floats (bench/o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -96,6 +97,14 @@ def cell_width(cell: C.Cell, layout: Layout) -> float:
     main = text_width(signed(cell.text), layout.font_pt, bold=cell.emphasis == "best") + (3.0 if cell.dagger else 0.0)
     detail = text_width(signed(cell.detail.replace("+", "")), SCRIPT_PT) if cell.detail else 0.0
     return max(main, detail)
+
+
+def inline_width(cell: C.Cell, layout: Layout) -> float:
+    """Estimated width of a cell set on one line: its text, then its CI beside it (the Questions table's numbers)."""
+    if not cell.detail:
+        return cell_width(cell, layout)
+    stacked = cell_width(dataclasses.replace(cell, detail=""), layout)
+    return stacked + text_width(" ", layout.font_pt) + cell_width(dataclasses.replace(cell, text="", dagger=False), layout)
 
 
 def marks_width(marks: str, layout: Layout) -> float:
