@@ -19,7 +19,9 @@ def project_command(args: argparse.Namespace) -> int:
     console = Console()
     speedup = projection.load_speedup(args.speedup_from) if args.speedup_from else None
     seeds = parse_seeds(args.seeds)
-    runs = projection.project_grid(args.grid, args.source, args.results, speedup, seeds)
+    patiences = args.patience or []
+    variants = projection.project_grids(args.grid, args.source, projection.patience_variants(patiences), args.results, speedup, seeds)
+    runs = variants[0]  # the grid as declared; the others replay each --patience
     by_cell: dict[str, list[projection.Projected]] = defaultdict(list)
     for run in runs:
         by_cell[run.cell].append(run)
@@ -71,8 +73,9 @@ def project_command(args: argparse.Namespace) -> int:
         "measured costs carry the conditions of the source runs (threads, machine, processes beside them); "
         "GRU4Rec/SASRec at their epoch limit (early stopping can end them sooner)"
     )
-    if args.patience:
-        print_patience_replay(console, args, projection.replay_patience(args.grid, args.source, args.patience, args.results, speedup, seeds))
+    if patiences:
+        replays = [projection.summarize_patience(p, v) for p, v in zip([None, *patiences], variants)]
+        print_patience_replay(console, args, replays)
     return 0
 
 

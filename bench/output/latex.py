@@ -32,6 +32,7 @@ from bench.output.latex_fit import (
     line_count,
     marks_width,
     pack_floats,
+    separators_width,
     text_width,
 )
 
@@ -191,10 +192,14 @@ def _name_budget(table: LeaderboardTable, chosen: list[C.Column], layout_name: s
     for column in chosen:
         if column.key == "cell":
             continue
-        heading = text_width(_header(column, layout_name, metric).replace(r"$\Delta$", "Δ").replace("\\", ""), spec.font_pt)
+        heading = text_width(_plain(_header(column, layout_name, metric)), spec.font_pt)
         others += max([heading] + [cell_width(_shown(column, i, layout_name), spec) for i in range(len(column.cells))])
-    separators = 2 * float(spec.tabcolsep.removesuffix("pt")) * (len(chosen) - 1)
-    return spec.fit_pt - FIT_MARGIN_PT - separators - others
+    return spec.fit_pt - FIT_MARGIN_PT - separators_width(spec, len(chosen)) - others
+
+
+def _plain(heading: str) -> str:
+    """A LaTeX heading as the text it prints, for its width: Δ for $\\Delta$, no math shifts or backslashes."""
+    return heading.replace(r"$\Delta$", "Δ").replace("$", "").replace("\\", "")
 
 
 def _abbreviations(tables: list[LeaderboardTable], budgets: list[float | None], layout_name: str) -> dict[str, str]:
@@ -394,10 +399,8 @@ def questions_to_latex(tables: list[QuestionsTable], *, layout: str = "column", 
         )
         heads = [rf"$\Delta$ {latex_escape(SHORT_METRIC[table.metric])}", r"Holm $p$", "W/T/L", "MDE", "Seeds"]
         # the numbers' row, each CI beside its Δ; where the widest column entries would not fit the width, the CIs go under
-        shown = [f"Δ {SHORT_METRIC[table.metric]}", "Holm p", "W/T/L", "MDE", "Seeds"]
-        row_width = sum(
-            max([text_width(head, spec.font_pt)] + [inline_width(cell, spec) for cell in column.cells]) for head, column in zip(shown, numbers)
-        ) + 2 * float(spec.tabcolsep.removesuffix("pt")) * (n - 1)
+        widest = [max([text_width(_plain(h), spec.font_pt)] + [inline_width(c, spec) for c in column.cells]) for h, column in zip(heads, numbers)]
+        row_width = sum(widest) + separators_width(spec, n)
         stacked = row_width > spec.fit_pt - FIT_MARGIN_PT
         head = [r"\begin{tabular}{@{}" + "r" * n + "@{}}", r"\toprule", " & ".join(heads) + r" \\", r"\midrule"]
         entries = []  # per question: its three rows, and their estimated height

@@ -3,7 +3,6 @@ widths, cell and caption sizes, and how a tall table is cut into floats (bench/o
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -88,23 +87,31 @@ def text_width(text: str, size_pt: float, bold: bool = False) -> float:
     return scale * sum(_CM10.get(ch, _CM10["m"]) for ch in str(text))
 
 
-def cell_width(cell: C.Cell, layout: Layout) -> float:
-    """Estimated width of a rendered cell: its text (bold when best, dagger after), its CI stacked under it."""
+def _cell_parts(cell: C.Cell, layout: Layout) -> tuple[float, float]:
+    """Estimated widths of a rendered cell's text (bold when best, dagger after) and of its CI (0 without one)."""
 
     def signed(text: str) -> str:  # as _number sets them: a sign before a digit is a math minus or plus
         return re.sub(r"(?<![A-Za-z])-(?=\d)", "−", text) if cell.numeric else text
 
     main = text_width(signed(cell.text), layout.font_pt, bold=cell.emphasis == "best") + (3.0 if cell.dagger else 0.0)
     detail = text_width(signed(cell.detail.replace("+", "")), SCRIPT_PT) if cell.detail else 0.0
-    return max(main, detail)
+    return main, detail
+
+
+def cell_width(cell: C.Cell, layout: Layout) -> float:
+    """Estimated width of a rendered cell: its text, its CI stacked under it."""
+    return max(_cell_parts(cell, layout))
 
 
 def inline_width(cell: C.Cell, layout: Layout) -> float:
     """Estimated width of a cell set on one line: its text, then its CI beside it (the Questions table's numbers)."""
-    if not cell.detail:
-        return cell_width(cell, layout)
-    stacked = cell_width(dataclasses.replace(cell, detail=""), layout)
-    return stacked + text_width(" ", layout.font_pt) + cell_width(dataclasses.replace(cell, text="", dagger=False), layout)
+    main, detail = _cell_parts(cell, layout)
+    return main + text_width(" ", layout.font_pt) + detail if cell.detail else main
+
+
+def separators_width(layout: Layout, columns: int) -> float:
+    """The inter-column space of a ``@{}...@{}`` tabular of ``columns`` columns (pt)."""
+    return 2 * float(layout.tabcolsep.removesuffix("pt")) * (columns - 1)
 
 
 def marks_width(marks: str, layout: Layout) -> float:

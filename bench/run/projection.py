@@ -215,6 +215,19 @@ def project_grid(
     projected from the first of them's run of the same cell (seeds change draws, not the work),
     and says so. ``overrides``: parameters set in every target method that has them (``run --set``),
     e.g. {"val_patience": 10} to replay a patience on the source runs' curves."""
+    return project_grids(target_name, source_name, [overrides], results_dir, speedup, seeds)[0]
+
+
+def project_grids(
+    target_name: str,
+    source_name: str,
+    variants: list[dict | None],
+    results_dir: str = "results",
+    speedup: dict | None = None,
+    seeds: list[int] | None = None,
+) -> list[list[Projected]]:
+    """``project_grid`` once per entry of ``variants`` (its ``overrides``), reading the store and each
+    source run's curve once for all of them."""
     target, source = load_grid(target_name), load_grid(source_name)
     store = Store(results_dir, create=False)
     records = store.complete_runs()
@@ -226,23 +239,29 @@ def project_grid(
         )
     source_hashes = {run.hash for run in expand(source, versions, seeds)}
     measured = {_record_key(r): r for r in records if r["hash"] in source_hashes}
-    projected, missing = [], []
-    for run in expand(target, versions, overrides=overrides):
-        stand_in = seeds is not None and run.seed not in seeds
-        record = measured.get(_key(dataclasses.replace(run, seed=seeds[0]) if stand_in else run))
-        if record is None:
-            missing.append(f"{run.cell} seed={run.seed if not stand_in else seeds[0]}")
-            continue
-        curve = store.read_curve(record["hash"])  # checked against its run.json
-        result = project_run(run, record, len(curve), speedup, curve)
-        projected.append(dataclasses.replace(result, how=f"{result.how} (seed {seeds[0]}'s run)") if stand_in else result)
-    if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise BenchError(
-            f"{len(missing)} run(s) of grid {target_name!r} have no complete counterpart in grid {source_name!r}: {', '.join(missing[:3])}{more}",
-            f"run `python -m bench run --grid {source_name}` to the end, or project from a grid that declares the same runs",
-        )
-    return projected
+    curves: dict[str, pd.DataFrame] = {}  # source run hash -> its curve, read (checked against its run.json) once
+    out = []
+    for overrides in variants:
+        projected, missing = [], []
+        for run in expand(target, versions, overrides=overrides):
+            stand_in = seeds is not None and run.seed not in seeds
+            record = measured.get(_key(dataclasses.replace(run, seed=seeds[0]) if stand_in else run))
+            if record is None:
+                missing.append(f"{run.cell} seed={run.seed if not stand_in else seeds[0]}")
+                continue
+            if record["hash"] not in curves:
+                curves[record["hash"]] = store.read_curve(record["hash"])
+            curve = curves[record["hash"]]
+            result = project_run(run, record, len(curve), speedup, curve)
+            projected.append(dataclasses.replace(result, how=f"{result.how} (seed {seeds[0]}'s run)") if stand_in else result)
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise BenchError(
+                f"{len(missing)} run(s) of grid {target_name!r} have no complete counterpart in grid {source_name!r}: {', '.join(missing[:3])}{more}",
+                f"run `python -m bench run --grid {source_name}` to the end, or project from a grid that declares the same runs",
+            )
+        out.append(projected)
+    return out
 
 
 @dataclass(frozen=True)
@@ -278,19 +297,23 @@ def replay_patience(
 ) -> list[PatienceReplay]:
     """The grid as declared, then with each of ``patiences`` as its ``val_patience``, projected from the
     source runs' measured curves: which runs stop, what they lose on val, what the grid costs."""
-    rows = []
-    for patience in [None, *patiences]:
-        overrides = {"val_patience": patience} if patience is not None else None
-        runs = project_grid(target_name, source_name, results_dir, speedup, seeds, overrides)
-        meta = [r for r in runs if r.budget is not None]
-        rows.append(
-            PatienceReplay(
-                patience,
-                len(meta),
-                tuple(r for r in meta if r.stop_at is not None),
-                sum(r.stop_at if r.stop_at is not None else r.budget for r in meta),
-                sum(r.budget for r in meta),
-                tuple(r.projected_s for r in runs),
-            )
-        )
-    return rows
+    variants = project_grids(target_name, source_name, patience_variants(patiences), results_dir, speedup, seeds)
+    return [summarize_patience(patience, runs) for patience, runs in zip([None, *patiences], variants)]
+
+
+def patience_variants(patiences: list[int]) -> list[dict | None]:
+    """``project_grids``'s variants for a replay: the grid as declared, then each patience."""
+    return [None, *({"val_patience": patience} for patience in patiences)]
+
+
+def summarize_patience(patience: int | None, runs: list[Projected]) -> PatienceReplay:
+    """One replay row from a grid's projected runs with that ``val_patience`` (None: as declared)."""
+    meta = [r for r in runs if r.budget is not None]
+    return PatienceReplay(
+        patience,
+        len(meta),
+        tuple(r for r in meta if r.stop_at is not None),
+        sum(r.stop_at if r.stop_at is not None else r.budget for r in meta),
+        sum(r.budget for r in meta),
+        tuple(r.projected_s for r in runs),
+    )
